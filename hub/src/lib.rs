@@ -1,0 +1,1 @@
+//! scalehub: one process that autoscales many Kubernetes workloads.
