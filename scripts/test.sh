@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every scalehub test on a fresh Debian machine, doing its own set-up:
+#   1. installs the system packages the tests use (kubectl fallback, python3 for CPA example hooks),
+#   2. builds (or reuses the cached) real kube-apiserver v1.20.2 and starts it with etcd,
+#   3. runs the whole cargo test suite against the simulator and the real apiserver,
+#   4. stops everything it started.
+# Usage: scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*"; }
+
+need_apt=()
+command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+log "building the real kube-apiserver (cached after the first time)"
+scripts/real-apiserver.sh build
+
+real_dir=$(mktemp -d "${TMPDIR:-/tmp}/scalehub-real.XXXXXX")
+cleanup() { scripts/real-apiserver.sh stop "$real_dir" >/dev/null 2>&1 || true; rm -rf "$real_dir"; }
+trap cleanup EXIT INT TERM
+
+log "starting etcd + kube-apiserver (+ controller-manager)"
+scripts/real-apiserver.sh start "$real_dir" --controller-manager
+export SCALEHUB_REAL_KUBECONFIG="$real_dir/kubeconfig"
+
+log "running the test suite (simulator always, real kube-apiserver via SCALEHUB_REAL_KUBECONFIG)"
+cargo test --workspace --locked "$@"
