@@ -143,8 +143,12 @@ async fn walkthrough(k: &Kubectl, dir: &Path, is_real: bool) -> anyhow::Result<(
     let version = k.json(&["version", "-o", "json"]).await?;
     ensure!(version["serverVersion"]["major"] == "1", "kubectl version shows {}", version["serverVersion"]);
 
-    let out = k.ok(&["create", "namespace", &k.ns]).await?;
-    ensure!(out.contains(&format!("namespace/{} created", k.ns)), "create namespace printed {out:?}");
+    // `kubectl create namespace` would send protobuf; a manifest goes as JSON.
+    let ns_manifest = dir.join(format!("{}.yaml", k.ns));
+    std::fs::write(&ns_manifest, format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {}\n", k.ns))
+        .context("write namespace manifest")?;
+    let out = k.ok(&["apply", "-f", &ns_manifest.to_string_lossy()]).await?;
+    ensure!(out.trim() == format!("namespace/{} created", k.ns), "namespace apply printed {out:?}");
 
     let manifest = dir.join("web.yaml");
     std::fs::write(&manifest, DEPLOYMENT_YAML).context("write manifest")?;

@@ -95,13 +95,22 @@ async fn replace_with_a_stale_resource_version_is_a_409_conflict() {
         let status = api_error("stale replace", within("replace", api.replace("web", &PostParams::default(), &stale)).await?)?;
         check_status("stale replace", &status, 409, "Conflict")?;
 
-        // The same replace with the current rv goes through.
-        let mut fresh = within("get", api.get("web")).await??;
-        fresh.labels_mut().insert("fresh".into(), "write".into());
-        let replaced = within("replace", api.replace("web", &PostParams::default(), &fresh)).await??;
-        ensure!(replaced.labels().get("fresh").map(String::as_str) == Some("write"), "replace lost the label");
-        ensure!(replaced.resource_version() != fresh.resource_version(), "replace kept the rv");
-        Ok(())
+        // The same replace with the current rv goes through; controllers may
+        // write status in between, so retry on conflict as client-go does.
+        for _ in 0..10 {
+            let mut fresh = within("get", api.get("web")).await??;
+            fresh.labels_mut().insert("fresh".into(), "write".into());
+            match within("replace", api.replace("web", &PostParams::default(), &fresh)).await? {
+                Ok(replaced) => {
+                    ensure!(replaced.labels().get("fresh").map(String::as_str) == Some("write"), "replace lost the label");
+                    ensure!(replaced.resource_version() != fresh.resource_version(), "replace kept the rv");
+                    return Ok(());
+                }
+                Err(kube::Error::Api(s)) if s.is_conflict() => continue,
+                Err(e) => return Err(e).context("replace with the current rv"),
+            }
+        }
+        anyhow::bail!("a replace with the current rv conflicted 10 times in a row")
     })
     .await;
 }

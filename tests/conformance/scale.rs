@@ -115,7 +115,9 @@ async fn check_scale_rv_matches_parent<K: Workload>(api: &Api<K>, name: &str) ->
     bail!("the workload never held still long enough to compare rvs (last: {last})")
 }
 
-async fn scale_round_trip<K: Workload>(ctx: &Ctx, plural: &str) -> anyhow::Result<()> {
+/// `not_found_kind` is the Status `details.kind` for a missing workload's scale:
+/// v1.20 says `deployments/scale` and `replicasets/scale` but plain `statefulsets`.
+async fn scale_round_trip<K: Workload>(ctx: &Ctx, not_found_kind: &str) -> anyhow::Result<()> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ctx.ns);
     let name = "web";
     let created = within("create", api.create(&PostParams::default(), &K::fixture(name, 1))).await??;
@@ -182,13 +184,15 @@ async fn scale_round_trip<K: Workload>(ctx: &Ctx, plural: &str) -> anyhow::Resul
     check_status("scale of a missing workload", &missing, 404, "NotFound")?;
     let details = missing.details.as_ref().context("NotFound has no details")?;
     ensure!(details.name == "nope" && details.group == "apps", "details are {details:?}");
-    ensure!(details.kind == format!("{plural}/scale"), "details.kind is {:?}, expected {plural}/scale", details.kind);
+    ensure!(details.kind == not_found_kind, "details.kind is {:?}, expected {not_found_kind}", details.kind);
+    let message = format!("{not_found_kind}.apps \"nope\" not found");
+    ensure!(missing.message == message, "message is {:?}, expected {message:?}", missing.message);
     Ok(())
 }
 
 #[tokio::test]
 async fn deployment_scale_reads_and_writes_the_deployment() {
-    on_every_server("scale-deployment", async |ctx: &Ctx| scale_round_trip::<Deployment>(ctx, "deployments").await)
+    on_every_server("scale-deployment", async |ctx: &Ctx| scale_round_trip::<Deployment>(ctx, "deployments/scale").await)
         .await;
 }
 
@@ -200,6 +204,6 @@ async fn statefulset_scale_reads_and_writes_the_statefulset() {
 
 #[tokio::test]
 async fn replicaset_scale_reads_and_writes_the_replicaset() {
-    on_every_server("scale-replicaset", async |ctx: &Ctx| scale_round_trip::<ReplicaSet>(ctx, "replicasets").await)
+    on_every_server("scale-replicaset", async |ctx: &Ctx| scale_round_trip::<ReplicaSet>(ctx, "replicasets/scale").await)
         .await;
 }

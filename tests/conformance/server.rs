@@ -60,7 +60,12 @@ impl TestServer {
 ///
 /// Panics on set-up failure: a test without its servers cannot say anything useful.
 pub async fn servers() -> Vec<TestServer> {
-    let mut out = vec![sim_server().await.expect("start the in-process simulator")];
+    servers_tuned(|_| {}).await
+}
+
+/// [`servers`], with the simulator's options adjusted by `tune` first.
+pub async fn servers_tuned(tune: impl FnOnce(&mut SimOptions)) -> Vec<TestServer> {
+    let mut out = vec![sim_server(tune).await.expect("start the in-process simulator")];
     if let Ok(path) = std::env::var(REAL_KUBECONFIG_ENV) {
         let real = real_server(&path)
             .await
@@ -70,12 +75,13 @@ pub async fn servers() -> Vec<TestServer> {
     out
 }
 
-async fn sim_server() -> anyhow::Result<TestServer> {
-    let opts = SimOptions {
+async fn sim_server(tune: impl FnOnce(&mut SimOptions)) -> anyhow::Result<TestServer> {
+    let mut opts = SimOptions {
         // Short enough that tests needing Ready pods wait a moment only.
         pod_ready_delay: Duration::from_millis(200),
         ..SimOptions::default()
     };
+    tune(&mut opts);
     let sim = scalehub_sim::start(opts).await.context("start simulator")?;
     let kubeconfig: Kubeconfig =
         serde_saphyr::from_str(&sim.kubeconfig_yaml()).context("parse the simulator's kubeconfig")?;
@@ -164,8 +170,16 @@ pub async fn on_every_server<F>(test: &str, body: F)
 where
     F: AsyncFn(&Ctx) -> anyhow::Result<()>,
 {
+    on_every_server_tuned(test, |_| {}, body).await;
+}
+
+/// [`on_every_server`], with the simulator's options adjusted by `tune`.
+pub async fn on_every_server_tuned<F>(test: &str, tune: impl FnOnce(&mut SimOptions), body: F)
+where
+    F: AsyncFn(&Ctx) -> anyhow::Result<()>,
+{
     let mut failures = Vec::new();
-    for server in servers().await {
+    for server in servers_tuned(tune).await {
         let name = server.name;
         if let Err(e) = run_one(test, &server, &body).await {
             failures.push(format!("[{name}] {test}: {e:#}"));
