@@ -8,7 +8,7 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchPar
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use crate::fixtures::{deployment, lease, names, pod, sorted};
+use crate::fixtures::{api_error, check_status, deployment, lease, names, pod, sorted};
 use crate::server::{Ctx, on_every_server, within};
 use crate::watching::{describe, event_name, is_added, is_deleted, is_modified, list_rv, wait_for, watch_from};
 
@@ -48,6 +48,23 @@ async fn label_selectors_filter_lists_with_every_operator() {
                 "labelSelector {selector:?} listed {:?}, expected {expected:?}",
                 names(&list.items)
             );
+        }
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_or_unsupported_selectors_are_400_bad_request() {
+    on_every_server("bad-selectors", async |ctx: &Ctx| {
+        let api: Api<Deployment> = ctx.api();
+        for lp in [
+            ListParams::default().labels("app in ("),
+            ListParams::default().fields("spec.replicas=1"),
+        ] {
+            let what = format!("list with {:?} / {:?}", lp.label_selector, lp.field_selector);
+            let status = api_error(&what, within("list", api.list(&lp)).await?)?;
+            check_status(&what, &status, 400, "BadRequest")?;
         }
         Ok(())
     })
