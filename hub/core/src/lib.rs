@@ -1,1 +1,3 @@
-//! placeholder
+//! scalehub's pure decision logic.
+pub mod duration;
+pub mod quantity;
