@@ -15,10 +15,14 @@ readonly PROCESSES=(etcd kube-apiserver kube-controller-manager)
 # A port that is taken anyway makes the process fail to bind; the caller then
 # retries with fresh ports.
 port_in_use() {
-  local hex
+  local hex tables=() table
   hex="$(printf '%04X' "$1")"
+  # tcp6 is missing when IPv6 is disabled, and mawk stops at a missing file.
+  for table in /proc/net/tcp /proc/net/tcp6; do
+    [[ -r "${table}" ]] && tables+=("${table}")
+  done
   awk -v port="${hex}" 'FNR > 1 { split($2, a, ":"); if (a[2] == port) found = 1 }
-    END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+    END { exit !found }' "${tables[@]}"
 }
 
 # Prints a free loopback port that is none of "$@".
