@@ -91,9 +91,18 @@ mod tests {
     #[test]
     fn garbage_empty_and_negative_values_are_rejected() {
         assert_eq!(parse_duration("  "), Err(DurationError::Empty));
-        assert!(matches!(parse_duration("abc"), Err(DurationError::Invalid { .. })));
-        assert!(matches!(parse_duration("-5s"), Err(DurationError::Invalid { .. })));
-        assert!(matches!(parse_duration("5 parsecs"), Err(DurationError::Invalid { .. })));
+        assert!(matches!(
+            parse_duration("abc"),
+            Err(DurationError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse_duration("-5s"),
+            Err(DurationError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse_duration("5 parsecs"),
+            Err(DurationError::Invalid { .. })
+        ));
     }
 
     #[test]

@@ -39,11 +39,16 @@ struct Parsed {
 /// Parses a quantity to a floating-point number of base units (`250m` → 0.25, `1Ki` → 1024).
 pub fn parse_quantity(input: &str) -> Result<f64, QuantityError> {
     let parsed = parse(input)?;
-    let magnitude = parsed.mantissa as f64 * 10f64.powi(parsed.exp10) * 2f64.powi(parsed.exp2 as i32);
+    let magnitude =
+        parsed.mantissa as f64 * 10f64.powi(parsed.exp10) * 2f64.powi(parsed.exp2 as i32);
     if !magnitude.is_finite() {
         return Err(QuantityError::Overflow(input.to_owned()));
     }
-    Ok(if parsed.negative { -magnitude } else { magnitude })
+    Ok(if parsed.negative {
+        -magnitude
+    } else {
+        magnitude
+    })
 }
 
 /// Parses a quantity to whole milli-units, rounding away from zero (`12345678n` → 13, `1` → 1000).
@@ -54,7 +59,9 @@ pub fn parse_milli(input: &str) -> Result<i64, QuantityError> {
     let scaled = parsed.mantissa.checked_mul(binary).ok_or_else(overflow)?;
     let exp = parsed.exp10 + 3;
     let magnitude = if exp >= 0 {
-        let factor = 10u128.checked_pow(exp.unsigned_abs()).ok_or_else(overflow)?;
+        let factor = 10u128
+            .checked_pow(exp.unsigned_abs())
+            .ok_or_else(overflow)?;
         scaled.checked_mul(factor).ok_or_else(overflow)?
     } else {
         // A divisor beyond u128 means the value is far below one milli-unit: it rounds up to 1.
@@ -64,7 +71,11 @@ pub fn parse_milli(input: &str) -> Result<i64, QuantityError> {
         }
     };
     let magnitude = i64::try_from(magnitude).map_err(|_| overflow())?;
-    Ok(if parsed.negative { -magnitude } else { magnitude })
+    Ok(if parsed.negative {
+        -magnitude
+    } else {
+        magnitude
+    })
 }
 
 fn parse(input: &str) -> Result<Parsed, QuantityError> {
@@ -87,7 +98,12 @@ fn parse(input: &str) -> Result<Parsed, QuantityError> {
         input: text.to_owned(),
         suffix: suffix.to_owned(),
     })?;
-    Ok(Parsed { negative, mantissa, exp10: suffix_exp10 - fraction_digits, exp2 })
+    Ok(Parsed {
+        negative,
+        mantissa,
+        exp10: suffix_exp10 - fraction_digits,
+        exp2,
+    })
 }
 
 /// Reads `<digits>`, `<digits>.<digits>`, `<digits>.` or `.<digits>` as an integer mantissa plus
@@ -99,7 +115,9 @@ fn parse_decimal(number: &str) -> Option<(u128, i32)> {
     }
     let mut mantissa: u128 = 0;
     for digit in whole.bytes().chain(fraction.bytes()) {
-        mantissa = mantissa.checked_mul(10)?.checked_add(u128::from(digit - b'0'))?;
+        mantissa = mantissa
+            .checked_mul(10)?
+            .checked_add(u128::from(digit - b'0'))?;
     }
     Some((mantissa, i32::try_from(fraction.len()).ok()?))
 }
@@ -161,7 +179,10 @@ mod tests {
         ];
         for (input, expected) in cases {
             let value = parse_quantity(input).unwrap();
-            assert!((value - expected).abs() < 1e-12, "{input}: {value} != {expected}");
+            assert!(
+                (value - expected).abs() < 1e-12,
+                "{input}: {value} != {expected}"
+            );
         }
     }
 
@@ -182,13 +203,34 @@ mod tests {
     #[test]
     fn malformed_quantities_say_what_is_wrong() {
         assert_eq!(parse_milli(""), Err(QuantityError::Empty));
-        assert!(matches!(parse_milli("abc"), Err(QuantityError::BadNumber(_))));
-        assert!(matches!(parse_milli("1.2.3"), Err(QuantityError::BadNumber(_))));
+        assert!(matches!(
+            parse_milli("abc"),
+            Err(QuantityError::BadNumber(_))
+        ));
+        assert!(matches!(
+            parse_milli("1.2.3"),
+            Err(QuantityError::BadNumber(_))
+        ));
         assert!(matches!(parse_milli("."), Err(QuantityError::BadNumber(_))));
-        assert!(matches!(parse_milli("5Xi"), Err(QuantityError::BadSuffix { .. })));
-        assert!(matches!(parse_milli("5e"), Err(QuantityError::BadSuffix { .. })));
-        assert!(matches!(parse_milli("1Ei1"), Err(QuantityError::BadSuffix { .. })));
-        assert!(matches!(parse_milli("100E"), Err(QuantityError::Overflow(_))));
-        assert!(matches!(parse_quantity("1e999"), Err(QuantityError::Overflow(_))));
+        assert!(matches!(
+            parse_milli("5Xi"),
+            Err(QuantityError::BadSuffix { .. })
+        ));
+        assert!(matches!(
+            parse_milli("5e"),
+            Err(QuantityError::BadSuffix { .. })
+        ));
+        assert!(matches!(
+            parse_milli("1Ei1"),
+            Err(QuantityError::BadSuffix { .. })
+        ));
+        assert!(matches!(
+            parse_milli("100E"),
+            Err(QuantityError::Overflow(_))
+        ));
+        assert!(matches!(
+            parse_quantity("1e999"),
+            Err(QuantityError::Overflow(_))
+        ));
     }
 }
