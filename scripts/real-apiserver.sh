@@ -26,7 +26,9 @@ set -euo pipefail
 readonly K8S_VERSION=1.20.2
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 readonly HERE
-readonly CACHE_ROOT="${SCALEHUB_CACHE:-${HOME:?HOME is not set}/.cache/scalehub}"
+# `~` falls back to the passwd entry when HOME is unset (as in some CI shells).
+USER_HOME=~
+readonly CACHE_ROOT="${SCALEHUB_CACHE:-${USER_HOME}/.cache/scalehub}"
 readonly K8S_CACHE="${CACHE_ROOT}/kubernetes-${K8S_VERSION}"
 readonly BIN_DIR="${K8S_CACHE}/bin"
 
