@@ -18,6 +18,12 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// The database URL is not a `sqlite:` URL.
+    #[error("database url {url:?} is not a sqlite: url (e.g. sqlite://scalehub.db)")]
+    NotSqlite {
+        /// The URL as given.
+        url: String,
+    },
     /// The database could not be opened or configured.
     #[error("cannot open database {url:?}")]
     Open {

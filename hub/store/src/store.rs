@@ -86,6 +86,10 @@ impl Store {
     /// Opens the database with explicit tuning.
     pub async fn open_with(url: &str, options: StoreOptions) -> Result<Store> {
         let open_err = |source| StoreError::Open { url: url.to_owned(), source };
+        // sqlx would take any other URL for a file name.
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::NotSqlite { url: url.to_owned() });
+        }
         let base = SqliteConnectOptions::from_str(url)
             .map_err(|source| StoreError::InvalidUrl { url: url.to_owned(), source })?
             .busy_timeout(options.busy_timeout)
@@ -145,6 +149,24 @@ impl Store {
         done.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Queues several writes, then waits for all their commits; they share
+    /// batches instead of paying one transaction each. Returns their results
+    /// in order, or the first error.
+    pub(crate) async fn write_all(&self, ops: impl IntoIterator<Item = Write>) -> Result<Vec<i64>> {
+        let mut pending = Vec::new();
+        for op in ops {
+            let (ack, done) = oneshot::channel();
+            let command = Command::Write { op, ack: Some(ack) };
+            self.inner.tx.send(command).await.map_err(|_| StoreError::Closed)?;
+            pending.push(done);
+        }
+        let mut results = Vec::with_capacity(pending.len());
+        for done in pending {
+            results.push(done.await.map_err(|_| StoreError::Closed)??);
+        }
+        Ok(results)
+    }
+
     /// Waits until every write queued before this call is committed (or failed).
     pub async fn flush(&self) -> Result<()> {
         let (ack, done) = oneshot::channel();
@@ -190,5 +212,17 @@ impl Store {
             .fetch_one(self.pool())
             .await
             .map_err(crate::error::query_err("read journal mode"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_read_pool_refuses_writes() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let result = sqlx::query("DELETE FROM targets").execute(store.pool()).await;
+        assert!(result.is_err(), "a reader connection could write");
     }
 }

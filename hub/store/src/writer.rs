@@ -1,8 +1,8 @@
 //! The single writer task: drains the write queue and commits batches.
 //!
 //! One batch is one `BEGIN IMMEDIATE` transaction of up to `max_batch` writes.
-//! Each write runs inside its own savepoint, so one bad write (a constraint
-//! violation) is rejected alone while the rest of its batch commits. If the
+//! One bad write (a constraint violation) is rejected alone while the rest of
+//! its batch commits (see `try_commit`). If the
 //! transaction itself fails (disk full, lock timeout), the whole batch is
 //! retried a few times and then reported as failed — to the waiting caller,
 //! or in the log and `WriterStats::failed` for fire-and-forget writes — never
@@ -207,8 +207,40 @@ impl Writer {
         }
     }
 
-    /// One attempt: a transaction with a savepoint per write.
+    /// One attempt. The fast path runs the writes straight in the
+    /// transaction; if one of them fails, it is rolled back and rerun with a
+    /// savepoint per write so that only the bad write is rejected. Savepoints
+    /// cost two extra statements per write, so they are paid only when needed.
     async fn try_commit(&mut self, writes: &[(Write, Option<Ack>)]) -> Result<Vec<Result<i64>>, sqlx::Error> {
+        match self.try_fast(writes).await? {
+            Some(results) => Ok(results),
+            None => {
+                // The rollback may have undone inserts of targets we cached.
+                self.ids.clear();
+                self.try_isolated(writes).await
+            }
+        }
+    }
+
+    /// All writes in one transaction; `None` (rolled back) if any write fails.
+    async fn try_fast(&mut self, writes: &[(Write, Option<Ack>)]) -> Result<Option<Vec<Result<i64>>>, sqlx::Error> {
+        let mut results = Vec::with_capacity(writes.len());
+        let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
+        for (op, _) in writes {
+            match apply(&mut tx, op, &mut self.ids).await {
+                Ok(value) => results.push(Ok(value)),
+                Err(_) => {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(results))
+    }
+
+    /// All writes in one transaction, each in its own savepoint.
+    async fn try_isolated(&mut self, writes: &[(Write, Option<Ack>)]) -> Result<Vec<Result<i64>>, sqlx::Error> {
         let mut results = Vec::with_capacity(writes.len());
         let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
         for (op, _) in writes {
@@ -220,7 +252,6 @@ impl Writer {
                 }
                 Err(error) => {
                     savepoint.rollback().await?;
-                    // The rolled-back write may have inserted a target we cached.
                     self.ids.clear();
                     results.push(Err(error));
                 }
