@@ -581,7 +581,8 @@ fn relocate(objects: &mut [Value], ns: &str) {
         if o["metadata"]["namespace"] == "scalehub" {
             o["metadata"]["namespace"] = json!(ns);
         }
-        for subject in o["subjects"].as_array_mut().into_iter().flatten() {
+        // `get_mut`, not `o["subjects"]`: indexing mutably would add `subjects: null` everywhere.
+        for subject in o.get_mut("subjects").and_then(Value::as_array_mut).into_iter().flatten() {
             subject["namespace"] = json!(ns);
         }
     }
@@ -611,8 +612,11 @@ fn rendered_manifests_are_accepted_by_a_real_apiserver() {
     let (namespaces, rest): (Vec<Value>, Vec<Value>) = objects.into_iter().partition(|o| kind_of(o) == "Namespace");
     let (ok, out) = apply(&kubectl, &kubeconfig, &namespaces, &[]);
     assert!(ok, "creating the namespace failed: {out}");
+    let _cleanup = DeleteNamespace { kubectl: kubectl.clone(), kubeconfig: kubeconfig.clone(), ns };
 
     let (ok, out) = apply(&kubectl, &kubeconfig, &rest, &["--dry-run=server"]);
+    // On v1.20 server-side apply needs `protocol` on every container and Service port (it
+    // is a key of those lists and has no default there), so the manifests always spell it.
     assert!(ok, "server-side dry-run apply failed: {out}");
     for o in &rest {
         let name = format!("/{}", name_of(o));
@@ -623,9 +627,20 @@ fn rendered_manifests_are_accepted_by_a_real_apiserver() {
     broken["spec"]["strategy"] = json!({"type": "Sideways"});
     let (ok, out) = apply(&kubectl, &kubeconfig, &[broken], &["--dry-run=server"]);
     assert!(!ok && out.contains("Sideways"), "a bad strategy was accepted: {out}");
+}
 
-    // Best effort: without a namespace controller the namespace may stay Terminating.
-    let _ = Command::new(&kubectl)
-        .args(["--kubeconfig", &kubeconfig, "delete", "namespace", &ns, "--wait=false"])
-        .output();
+/// Deletes the test's namespace when dropped, even after a failed assertion.
+struct DeleteNamespace {
+    kubectl: PathBuf,
+    kubeconfig: String,
+    ns: String,
+}
+
+impl Drop for DeleteNamespace {
+    fn drop(&mut self) {
+        // Best effort: without a namespace controller it may stay Terminating, which is harmless.
+        let _ = Command::new(&self.kubectl)
+            .args(["--kubeconfig", &self.kubeconfig, "delete", "namespace", &self.ns, "--wait=false"])
+            .output();
+    }
 }
