@@ -334,3 +334,71 @@ fn error_chain(error: &StoreError) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::rows::OverrideKind;
+    use crate::store::Store;
+
+    fn bad_override() -> OverrideRow {
+        // A pin without replicas: the schema's CHECK rejects it.
+        OverrideRow {
+            id: 0,
+            key: TargetKey::new("ns", "Deployment", "web"),
+            kind: OverrideKind::Pin,
+            replicas: None,
+            min_replicas: None,
+            max_replicas: None,
+            pause_direction: None,
+            until: None,
+            reason: String::new(),
+            author: "test".into(),
+            created_at: 1,
+            ended_at: None,
+            ended_by: None,
+        }
+    }
+
+    fn target(name: &str) -> TargetRow {
+        TargetRow {
+            key: TargetKey::new("ns", "Deployment", name),
+            uid: None,
+            state: "active".into(),
+            spec: Value::Null,
+            error: None,
+            current_replicas: None,
+            desired_replicas: None,
+            first_seen: 1,
+            last_seen: 1,
+            removed_at: None,
+            updated_at: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rejected_write_does_not_take_its_batch_down() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let ops = vec![
+            Write::UpsertTarget(Box::new(target("a"))),
+            Write::SetOverride(Box::new(bad_override())),
+            Write::UpsertTarget(Box::new(target("b"))),
+        ];
+        // write_all stops at the first error; the other writes still committed.
+        let error = store.write_all(ops).await.unwrap_err();
+        assert!(matches!(error, StoreError::Query { op: "insert override", .. }), "{error:?}");
+        store.flush().await.unwrap();
+        for name in ["a", "b"] {
+            let key = TargetKey::new("ns", "Deployment", name);
+            assert!(store.get_target(&key).await.unwrap().is_some(), "{name} was lost");
+        }
+        let stats = store.stats();
+        assert_eq!(stats.rejected, 1);
+        assert_eq!(stats.committed, 2);
+        // The rolled-back placeholder of the bad write left no target behind.
+        let web = TargetKey::new("ns", "Deployment", "web");
+        assert!(store.get_target(&web).await.unwrap().is_none());
+    }
+}
