@@ -1,6 +1,6 @@
 //! The examples' profiles and workloads: they reference what exists and opt in properly.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
@@ -121,4 +121,82 @@ fn http_evaluate_profile_calls_the_server_over_http_with_body_parameters() {
             .unwrap()
             .contains("ThreadingHTTPServer")
     );
+}
+
+/// The hub config of `deploy/` with every example profile added, as the hub would load it.
+fn hub_config_with_example_profiles() -> scalehub_core::config::Config {
+    let text = std::fs::read_to_string(root().join("deploy/config.yaml")).unwrap();
+    let mut config = scalehub_core::config::Config::from_yaml_str(&text)
+        .unwrap_or_else(|e| panic!("deploy/config.yaml is not a valid hub config: {e}"));
+    for dir in ["python-custom-metric", "http-evaluate", "kubernetes-cpu"] {
+        let text =
+            std::fs::read_to_string(root().join(format!("examples/{dir}/profile.yaml"))).unwrap();
+        // A snippet is `profiles:` alone, which is itself a complete (all-defaults) config.
+        let snippet = scalehub_core::config::Config::from_yaml_str(&text)
+            .unwrap_or_else(|e| panic!("examples/{dir}/profile.yaml is not a valid profile: {e}"));
+        config.profiles.extend(snippet.profiles);
+    }
+    config
+}
+
+#[test]
+fn deploy_config_and_example_profiles_load_as_the_hub_loads_them() {
+    let config = hub_config_with_example_profiles();
+    assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(config.database, "sqlite:///data/scalehub.db");
+    assert!(config.namespaces.is_empty());
+    assert_eq!(
+        config.retention,
+        std::time::Duration::from_secs(7 * 24 * 3600)
+    );
+    assert_eq!(config.hook_concurrency, 32);
+    let names: BTreeSet<&str> = config.profiles.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "default",
+            "http-queue",
+            "kubernetes-cpu",
+            "python-custom-metric"
+        ]
+        .into()
+    );
+}
+
+#[test]
+fn example_workload_annotations_parse_into_target_specs() {
+    use scalehub_core::spec::{TargetSpec, is_opted_in};
+    let profiles = hub_config_with_example_profiles().spec_defaults();
+    let mut specs = BTreeMap::new();
+    for file in [
+        "examples/python-custom-metric/workload.yaml",
+        "examples/http-evaluate/workload.yaml",
+        "examples/kubernetes-cpu/workload.yaml",
+        "examples/sim/web.yaml",
+    ] {
+        let workload = yaml_file(file)
+            .into_iter()
+            .find(|o| kind_of(o) == "Deployment")
+            .unwrap();
+        let annotations: BTreeMap<String, String> =
+            serde_json::from_value(workload["metadata"]["annotations"].clone()).unwrap();
+        assert!(is_opted_in(&annotations), "{file}");
+        let spec = TargetSpec::from_annotations(&annotations, &profiles)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        specs.insert(file, spec);
+    }
+    let worker = &specs["examples/http-evaluate/workload.yaml"];
+    assert_eq!(
+        (worker.profile.as_str(), worker.min_replicas),
+        ("http-queue", 0)
+    );
+    assert_eq!(worker.params["perReplica"], "10");
+    let hello = &specs["examples/python-custom-metric/workload.yaml"];
+    assert_eq!(hello.interval, std::time::Duration::from_secs(10));
+    let web = &specs["examples/sim/web.yaml"];
+    assert_eq!(
+        (web.profile.as_str(), web.min_replicas, web.max_replicas),
+        ("default", 1, 10)
+    );
+    assert_eq!(web.params["targetUtilization"], "50");
 }
