@@ -274,3 +274,12 @@ fn an_empty_or_missing_config() {
         "{err}"
     );
 }
+
+#[test]
+fn an_empty_file_or_comments_only_means_all_defaults() {
+    assert_eq!(Config::from_yaml_str("").unwrap(), Config::empty());
+    assert_eq!(
+        Config::from_yaml_str("# nothing yet\n").unwrap(),
+        Config::empty()
+    );
+}

@@ -2,24 +2,30 @@
 //!
 //! # Steps, in order
 //!
-//! 1. **override: pin** — an active pin is applied *literally*: it wins over the evaluation, the
-//!    annotation bounds, the stabilisation windows, the rate limits and even the replicas = 0
-//!    off switch. An on-call operator who says "hold 20 until 18:00" means 20; the pin is audited
-//!    (who, why, until) and expires by itself, and its reason says when it lies outside the bounds.
-//! 2. **disabled** — `current == 0 && min != 0`: no scaling and nothing recorded (HPA/CPA
-//!    semantics: replicas = 0 is the de facto off switch). `min == 0` enables scale to/from zero.
-//! 3. **clamp** — the evaluation is clamped to the annotation bounds `[min, max]`
+//! 1. **disabled** — `current == 0 && min != 0`: no scaling and nothing recorded (HPA/CPA
+//!    semantics: replicas = 0 is the de facto off switch); `min == 0` enables scale to/from zero.
+//!    Only an active pin overrides this (see 3).
+//! 2. **clamp** — the evaluation is clamped to the annotation bounds `[min, max]`
 //!    (`TooFewReplicas` / `TooManyReplicas`). This clamped value is the *recommendation* that the
-//!    stabilisation history records, whatever the later steps do.
-//! 4. **override: bounds / pause** — bounds narrow `[min, max]` (never widen it); a pause makes
-//!    the value never exceed (`up`), never undercut (`down`) or equal (`both`) the current replicas.
-//! 5. **clamp (current)** — like the HPA, a target whose *current* replicas lie outside the
-//!    effective bounds goes straight to the nearest bound, bypassing windows and rate limits,
-//!    unless a pause blocks that direction.
-//! 6. **stabilise** — the HPA envelope ([`stabilise`](self::stabilise)); the reason names the
-//!    recorded recommendation that bounded the value and when it leaves its window.
-//! 7. **rate** — the HPA rate policies, when the profile has a `behavior:` (no behavior means no
-//!    rate limits, as in the CPA).
+//!    stabilisation history records, whatever the later steps do, so the windows still reflect
+//!    what the metrics said when an override ends.
+//! 3. **override** — precedence: *pin > pause > bounds*, as only one override exists per target.
+//!    - A **pin** is applied *literally* and ends the pipeline: it wins over the evaluation, the
+//!      annotation bounds, the windows, the rate limits and the replicas = 0 off switch. An
+//!      on-call operator who says "hold 20 until 18:00" means 20; the pin is audited (who, why,
+//!      until), expires by itself, and its reason says when it lies outside the bounds.
+//!    - **Bounds** narrow `[min, max]` (they are clamped into it, so they never widen it).
+//!    - A **pause** keeps the value at or below (`up`), at or above (`down`) or equal to
+//!      (`both`) the current replicas; it also wins over step 4.
+//! 4. **clamp (current)** — like the HPA, a target whose *current* replicas lie outside the
+//!    effective bounds goes straight to the nearest bound, bypassing windows and rate limits.
+//! 5. **stabilise** — the HPA envelope (see `stabilise.rs`); the reason names the recorded
+//!    recommendation that bounded the value and when it leaves its window.
+//! 6. **rate** — the HPA rate policies, when the profile has a `behavior:` (no behavior means no
+//!    rate limits, as in the CPA); the result never leaves the effective bounds.
+//!
+//! Expired overrides are ignored here too, but removing them is the caller's job
+//! ([`Override::active_at`]).
 //!
 //! A brand-new state is seeded with the current replicas (HPA `recordInitialRecommendation`), so
 //! a newly opted-in target does not scale down before one downscale window has passed.
