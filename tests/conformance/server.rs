@@ -170,7 +170,7 @@ pub async fn on_every_server<F>(test: &str, body: F)
 where
     F: AsyncFn(&Ctx) -> anyhow::Result<()>,
 {
-    on_every_server_tuned(test, |_| {}, body).await;
+    run_on(servers().await, test, body).await;
 }
 
 /// [`on_every_server`], with the simulator's options adjusted by `tune`.
@@ -178,8 +178,15 @@ pub async fn on_every_server_tuned<F>(test: &str, tune: impl FnOnce(&mut SimOpti
 where
     F: AsyncFn(&Ctx) -> anyhow::Result<()>,
 {
+    run_on(servers_tuned(tune).await, test, body).await;
+}
+
+async fn run_on<F>(servers: Vec<TestServer>, test: &str, body: F)
+where
+    F: AsyncFn(&Ctx) -> anyhow::Result<()>,
+{
     let mut failures = Vec::new();
-    for server in servers_tuned(tune).await {
+    for server in servers {
         let name = server.name;
         if let Err(e) = run_one(test, &server, &body).await {
             failures.push(format!("[{name}] {test}: {e:#}"));
