@@ -19,6 +19,7 @@ mod examples;
 mod http_hook;
 mod python_hooks;
 mod real_apiserver;
+mod sim;
 
 /// The repository root (the root package's manifest directory).
 fn root() -> PathBuf {

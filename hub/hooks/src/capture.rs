@@ -76,7 +76,7 @@ pub(crate) fn floor_char_boundary(s: &str, at: usize) -> usize {
 pub(crate) fn excerpt_text(captured: &Captured) -> String {
     let mut text = captured.text();
     if captured.overflowed {
-        text.push_str("…");
+        text.push('…');
     }
     text
 }
@@ -87,7 +87,7 @@ mod tests {
 
     #[tokio::test]
     async fn read_capped_stops_after_the_cap() {
-        let data = vec![b'x'; 100];
+        let data = [b'x'; 100];
         let got = read_capped(&data[..], 10).await.unwrap();
         assert_eq!(got.bytes.len(), 10);
         assert!(got.overflowed);
@@ -95,7 +95,7 @@ mod tests {
 
     #[tokio::test]
     async fn read_capped_accepts_exactly_the_cap() {
-        let data = vec![b'x'; 10];
+        let data = [b'x'; 10];
         let got = read_capped(&data[..], 10).await.unwrap();
         assert_eq!(got.bytes.len(), 10);
         assert!(!got.overflowed);

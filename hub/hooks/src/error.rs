@@ -94,9 +94,9 @@ impl HookError {
             HookError::Timeout(_) => "timeout",
             HookError::OutputTooLarge(_) => "output_too_large",
             HookError::Payload(_) => "payload",
-            HookError::InvalidUrl(_) | HookError::InvalidMethod(_) | HookError::InvalidHeader(_) => {
-                "invalid_spec"
-            }
+            HookError::InvalidUrl(_)
+            | HookError::InvalidMethod(_)
+            | HookError::InvalidHeader(_) => "invalid_spec",
             HookError::Tls(_) => "tls",
             HookError::HttpStatus { .. } => "http_status",
             HookError::HttpTransport(_) => "http_transport",
@@ -123,5 +123,9 @@ fn excerpt_suffix(text: &str) -> String {
         return String::new();
     }
     let cut = crate::capture::floor_char_boundary(text, MESSAGE_EXCERPT);
-    if cut < text.len() { format!(": {}…", &text[..cut]) } else { format!(": {text}") }
+    if cut < text.len() {
+        format!(": {}…", &text[..cut])
+    } else {
+        format!(": {text}")
+    }
 }

@@ -67,9 +67,15 @@ impl HttpClients {
 /// The modification times of the configured files (missing ones read as `None`).
 async fn stamp(tls: &TlsFiles) -> Stamp {
     let mut out = [None; 3];
-    for (slot, path) in out.iter_mut().zip([&tls.ca_cert, &tls.client_cert, &tls.client_key]) {
+    for (slot, path) in out
+        .iter_mut()
+        .zip([&tls.ca_cert, &tls.client_cert, &tls.client_key])
+    {
         if let Some(path) = path {
-            *slot = tokio::fs::metadata(path).await.and_then(|m| m.modified()).ok();
+            *slot = tokio::fs::metadata(path)
+                .await
+                .and_then(|m| m.modified())
+                .ok();
         }
     }
     out
@@ -123,7 +129,10 @@ pub(crate) async fn run_http(
         if !excerpt.is_empty() {
             outcome.stderr = Some(excerpt.clone());
         }
-        return Err(HookError::HttpStatus { status, body: excerpt });
+        return Err(HookError::HttpStatus {
+            status,
+            body: excerpt,
+        });
     }
     if body.overflowed {
         return Err(HookError::OutputTooLarge(body_cap));
@@ -154,8 +163,8 @@ fn header_map(spec: &HttpSpec) -> Result<HeaderMap, HookError> {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| HookError::InvalidHeader(name.clone()))?;
         // The value is not echoed in the error: headers often carry tokens.
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| HookError::InvalidHeader(name.to_string()))?;
+        let value =
+            HeaderValue::from_str(value).map_err(|_| HookError::InvalidHeader(name.to_string()))?;
         map.insert(name, value);
     }
     Ok(map)

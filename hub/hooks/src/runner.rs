@@ -97,7 +97,9 @@ impl HookRunner {
                 result
             }
             // The semaphore is never closed; this arm only keeps the code panic-free.
-            Err(_) => Err(HookError::Io(std::io::Error::other("hook runner is closed"))),
+            Err(_) => Err(HookError::Io(std::io::Error::other(
+                "hook runner is closed",
+            ))),
         };
         match result {
             Ok(stdout) => {
@@ -146,9 +148,18 @@ impl HookRunner {
     ) -> Result<String, HookError> {
         let json = serde_json::to_string(payload).map_err(HookError::Payload)?;
         match spec {
-            HookSpec::Shell(shell) => run_shell(shell, json.as_bytes(), &self.inner.shell, outcome).await,
+            HookSpec::Shell(shell) => {
+                run_shell(shell, json.as_bytes(), &self.inner.shell, outcome).await
+            }
             HookSpec::Http(http) => {
-                run_http(&self.inner.http, http, &json, self.inner.max_body_bytes, outcome).await
+                run_http(
+                    &self.inner.http,
+                    http,
+                    &json,
+                    self.inner.max_body_bytes,
+                    outcome,
+                )
+                .await
             }
         }
     }

@@ -56,9 +56,10 @@ pub(crate) async fn run_shell(
     for name in &limits.scrub_env {
         command.env_remove(name);
     }
-    let mut child = command
-        .spawn()
-        .map_err(|source| HookError::Spawn { entrypoint: spec.entrypoint.clone(), source })?;
+    let mut child = command.spawn().map_err(|source| HookError::Spawn {
+        entrypoint: spec.entrypoint.clone(),
+        source,
+    })?;
     // The pid is known until the child is reaped, and we have not polled it yet.
     let group = GroupGuard { pgid: child.id() };
     tracing::debug!(entrypoint = %spec.entrypoint, pid = ?group.pgid, "hook started");
@@ -102,7 +103,9 @@ fn verdict(spec: &ShellSpec, run: Run, stderr: String, cap: usize) -> Result<Str
     match (status.code(), status.signal()) {
         (Some(code), _) => Err(HookError::Exit { code, stderr }),
         (None, Some(signal)) => Err(HookError::Signal { signal, stderr }),
-        (None, None) => Err(HookError::Io(std::io::Error::other(format!("unexpected exit status {status}")))),
+        (None, None) => Err(HookError::Io(std::io::Error::other(format!(
+            "unexpected exit status {status}"
+        )))),
     }
 }
 
@@ -128,7 +131,9 @@ async fn drive(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let out = async {
-        let Some(pipe) = stdout else { return Ok(Captured::default()) };
+        let Some(pipe) = stdout else {
+            return Ok(Captured::default());
+        };
         let captured = read_capped(pipe, limits.stdout_cap).await;
         if matches!(&captured, Ok(c) if c.overflowed) {
             // Don't wait for a hook that prints forever.
@@ -137,7 +142,9 @@ async fn drive(
         captured
     };
     let err = async {
-        let Some(pipe) = stderr else { return Ok(Captured::default()) };
+        let Some(pipe) = stderr else {
+            return Ok(Captured::default());
+        };
         read_excerpt(pipe, limits.stderr_keep).await
     };
     let io = async { tokio::join!(feed(stdin, payload), out, err) };
@@ -170,15 +177,13 @@ async fn drive(
     }
     // After a timeout or a wait error: reap the leader and collect what the pipes still hold,
     // bounded in case something escaped the group and keeps a pipe open.
-    if run.status.is_none() {
-        if let Ok(Ok(status)) = tokio::time::timeout(KILL_GRACE, child.wait()).await {
-            run.status = Some(status);
-        }
+    if run.status.is_none()
+        && let Ok(Ok(status)) = tokio::time::timeout(KILL_GRACE, child.wait()).await
+    {
+        run.status = Some(status);
     }
-    if !io_done {
-        if let Ok(results) = tokio::time::timeout(KILL_GRACE, &mut io).await {
-            record_io(&mut run, results);
-        }
+    if !io_done && let Ok(results) = tokio::time::timeout(KILL_GRACE, &mut io).await {
+        record_io(&mut run, results);
     }
     run
 }
@@ -186,11 +191,19 @@ async fn drive(
 /// Stores the pipe results in the run, keeping the first I/O error.
 fn record_io(
     run: &mut Run,
-    (fed, out, err): (std::io::Result<()>, std::io::Result<Captured>, std::io::Result<Captured>),
+    (fed, out, err): (
+        std::io::Result<()>,
+        std::io::Result<Captured>,
+        std::io::Result<Captured>,
+    ),
 ) {
-    for e in [fed.err(), out.as_ref().err().map(clone_io), err.as_ref().err().map(clone_io)]
-        .into_iter()
-        .flatten()
+    for e in [
+        fed.err(),
+        out.as_ref().err().map(clone_io),
+        err.as_ref().err().map(clone_io),
+    ]
+    .into_iter()
+    .flatten()
     {
         run.io_error.get_or_insert(e);
     }
@@ -205,7 +218,9 @@ fn clone_io(e: &std::io::Error) -> std::io::Error {
 
 /// Writes the payload and closes stdin so the hook sees EOF.
 async fn feed(stdin: Option<ChildStdin>, payload: &[u8]) -> std::io::Result<()> {
-    let Some(mut stdin) = stdin else { return Ok(()) };
+    let Some(mut stdin) = stdin else {
+        return Ok(());
+    };
     match stdin.write_all(payload).await {
         // A hook may exit or close stdin without reading it; that is its business.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -225,7 +240,9 @@ impl GroupGuard {
     /// Called after the leader is reaped too: pids are allocated cyclically, so the id cannot
     /// have been handed to an unrelated process group in the meantime.
     fn kill(&self) {
-        let Some(pgid) = self.pgid.and_then(|p| libc::pid_t::try_from(p).ok()) else { return };
+        let Some(pgid) = self.pgid.and_then(|p| libc::pid_t::try_from(p).ok()) else {
+            return;
+        };
         // Never signal init or, via -1, every process we may signal.
         if pgid <= 1 {
             return;

@@ -198,7 +198,10 @@ impl Reader<'_> {
 fn whole_number(value: &str) -> Result<i32, String> {
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         value.parse().map_err(|_| "is too large".to_owned())
-    } else if value.starts_with('-') && value[1..].bytes().all(|b| b.is_ascii_digit()) {
+    } else if value
+        .strip_prefix('-')
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    {
         Err("must be >= 0".to_owned())
     } else {
         Err("is not a whole number".to_owned())

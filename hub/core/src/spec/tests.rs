@@ -116,6 +116,25 @@ fn every_bad_annotation_is_reported_with_key_value_and_reason() {
 }
 
 #[test]
+fn replica_counts_must_be_plain_non_negative_integers() {
+    for (value, reason) in [
+        ("-", "is not a whole number"),
+        ("+3", "is not a whole number"),
+        (" 3", "is not a whole number"),
+        ("2.5", "is not a whole number"),
+        ("-1", "must be >= 0"),
+        ("99999999999", "is too large"),
+    ] {
+        let errors = parse(&[(MIN_REPLICAS, value)]).unwrap_err();
+        assert_eq!(errors.0[0].reason, reason, "{value:?}");
+    }
+    assert_eq!(
+        parse(&[(MAX_REPLICAS, "0")]).unwrap_err().0[0].reason,
+        "must be >= 1"
+    );
+}
+
+#[test]
 fn min_above_max_is_an_error() {
     let errors = parse(&[(MIN_REPLICAS, "5"), (MAX_REPLICAS, "3")]).unwrap_err();
     assert_eq!(
