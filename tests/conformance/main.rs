@@ -6,6 +6,7 @@
 //! loosen a test.
 
 mod autoscaling;
+mod codes;
 mod crud;
 mod discovery;
 mod events;
