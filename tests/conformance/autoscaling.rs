@@ -69,6 +69,40 @@ async fn hpa_v2beta2(ctx: &Ctx) -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn an_hpa_is_also_served_as_autoscaling_v1_with_converted_fields() {
+    on_every_server("hpa-v1-view", async |ctx: &Ctx| {
+        // Create through the newest served version: v2 on the sim, v2beta2 on v1.20.
+        let version = match (ctx.caps.autoscaling_v2, ctx.caps.autoscaling_v2beta2) {
+            (true, _) => "v2",
+            (false, true) if ctx.is_real => "v2beta2",
+            _ => {
+                ctx.requires(false, "autoscaling/v2")?;
+                return Ok(());
+            }
+        };
+        let gvk = GroupVersionKind::gvk("autoscaling", version, "HorizontalPodAutoscaler");
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ctx.ns, &ApiResource::from_gvk(&gvk));
+        let hpa: DynamicObject = serde_json::from_value(hpa_json(&format!("autoscaling/{version}"), "web", "web"))?;
+        within("create", api.create(&PostParams::default(), &hpa)).await??;
+
+        let v1 = GroupVersionKind::gvk("autoscaling", "v1", "HorizontalPodAutoscaler");
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ctx.ns, &ApiResource::from_gvk(&v1));
+        let got = within("get as v1", api.get("web")).await??;
+        let spec = &got.data["spec"];
+        ensure!(spec["scaleTargetRef"]["name"] == "web", "v1 scaleTargetRef is {}", spec["scaleTargetRef"]);
+        ensure!(spec["maxReplicas"] == 5 && spec["minReplicas"] == 1, "v1 bounds are {spec}");
+        ensure!(
+            spec["targetCPUUtilizationPercentage"] == 60,
+            "v1 targetCPUUtilizationPercentage is {} (converted from the CPU metric); spec {spec}",
+            spec["targetCPUUtilizationPercentage"]
+        );
+        ensure!(spec.get("metrics").is_none(), "the v1 view carries a v2 field: {spec}");
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn pod_metrics_are_listed_for_a_workloads_ready_pods() {
     on_every_server("pod-metrics", async |ctx: &Ctx| {
         if !ctx.requires(ctx.caps.pod_metrics, "metrics.k8s.io/v1beta1 (needs a metrics-server)")? {
