@@ -326,3 +326,148 @@ mod tests {
         assert!(parse_pod_metrics(&json!({"kind": "Status"}), "cpu").is_err());
     }
 }
+
+/// What a profile asks the metrics APIs for: one `kubernetesMetricSpecs` entry, resolved.
+#[derive(Clone, Debug)]
+pub struct MetricQuery {
+    /// The spec as written in the config, echoed to hooks as `spec`.
+    pub spec: Value,
+    /// Where the values come from.
+    pub source: QuerySource,
+    /// The target of the spec, for the built-in calculation.
+    pub goal: Option<crate::builtin::Goal>,
+}
+
+/// The metric source of a query.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QuerySource {
+    /// `type: Resource`: cpu or memory usage from metrics.k8s.io.
+    Resource {
+        /// `cpu` or `memory`.
+        name: String,
+        /// Whether the target is `Utilization` (requests are then needed and passed on).
+        utilization: bool,
+    },
+    /// `type: Pods`: a per-pod metric from custom.metrics.k8s.io.
+    Pods {
+        /// The metric name.
+        metric: String,
+    },
+}
+
+/// One gathered spec: the CPA block for hooks and the grouping for the built-in calculation.
+#[derive(Clone, Debug)]
+pub struct Gathered {
+    /// A short name for records, e.g. `cpu` or `pods/requests_per_second`.
+    pub name: String,
+    /// The CPA `kubernetesMetrics` element.
+    pub cpa: Value,
+    /// Pods grouped by the HPA's rules.
+    pub grouping: Grouping,
+    /// Requests per pod (Utilization only).
+    pub requests: BTreeMap<String, i64>,
+    /// The spec's target, if any.
+    pub goal: Option<crate::builtin::Goal>,
+    /// A one-line summary used as the metric value when no metric hook runs.
+    pub summary: String,
+}
+
+/// Reads every query for one target; returns what succeeded and the errors of the rest.
+pub async fn gather(
+    client: &kube::Client,
+    namespace: &str,
+    selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    pods: &[Arc<Pod>],
+    queries: &[MetricQuery],
+    readiness: Readiness,
+    current: i32,
+) -> (Vec<Gathered>, Vec<MetricsError>) {
+    let mut ok = Vec::new();
+    let mut errors = Vec::new();
+    let Some(selector) = selector else {
+        errors.push(MetricsError::Unsupported("the workload has no pod selector".into()));
+        return (ok, errors);
+    };
+    let sel = crate::workload::selector_string(selector);
+    let now = Timestamp::now();
+    let mut pod_metrics: Option<Value> = None;
+    for q in queries {
+        let result = async {
+            let (name, samples, cpu, utilization) = match &q.source {
+                QuerySource::Resource { name, utilization } => {
+                    if pod_metrics.is_none() {
+                        let path = format!(
+                            "/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods?labelSelector={}",
+                            encode(namespace),
+                            encode(&sel)
+                        );
+                        pod_metrics = Some(get_json(client, &path).await?);
+                    }
+                    let list = pod_metrics.as_ref().ok_or(MetricsError::NoMetrics)?;
+                    (name.clone(), parse_pod_metrics(list, name)?, name == "cpu", *utilization)
+                }
+                QuerySource::Pods { metric } => {
+                    let path = format!(
+                        "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{}/pods/*/{}?labelSelector={}",
+                        encode(namespace),
+                        encode(metric),
+                        encode(&sel)
+                    );
+                    let list = get_json(client, &path).await?;
+                    (format!("pods/{metric}"), parse_metric_value_list(&list)?, false, false)
+                }
+            };
+            let grouping = group_pods(pods, &samples, cpu, readiness, now);
+            let requests = if utilization { requests(pods, &name)? } else { BTreeMap::new() };
+            let block = cpa_block(&grouping, utilization.then_some(&requests), now);
+            let section = match q.source {
+                QuerySource::Resource { .. } => "resource",
+                QuerySource::Pods { .. } => "pods",
+            };
+            let mut cpa = json!({"current_replicas": current, "spec": q.spec});
+            cpa[section] = block;
+            let total: i64 = grouping.ready.values().map(|s| s.milli).sum();
+            let summary = format!("{name}: {total}m over {} ready pods", grouping.ready.len());
+            Ok::<_, MetricsError>(Gathered { name, cpa, grouping, requests, goal: q.goal, summary })
+        }
+        .await;
+        match result {
+            Ok(g) => ok.push(g),
+            Err(e) => errors.push(e),
+        }
+    }
+    (ok, errors)
+}
+
+/// Reads a custom metrics MetricValueList into samples by pod name.
+fn parse_metric_value_list(list: &Value) -> Result<HashMap<String, Sample>, MetricsError> {
+    let malformed = |detail: String| MetricsError::Malformed { what: "MetricValueList", detail };
+    let items = list.get("items").and_then(Value::as_array).ok_or_else(|| malformed("no items".into()))?;
+    let mut out = HashMap::new();
+    for item in items {
+        let name = item.pointer("/describedObject/name").and_then(Value::as_str).ok_or_else(|| malformed("no describedObject".into()))?;
+        let value = item.get("value").and_then(Value::as_str).ok_or_else(|| malformed(format!("{name}: no value")))?;
+        let milli = parse_milli(value).map_err(|e| malformed(e.to_string()))?;
+        let timestamp = item.get("timestamp").and_then(Value::as_str).and_then(|s| s.parse().ok()).unwrap_or_else(Timestamp::now);
+        let window = item.get("windowSeconds").and_then(Value::as_u64).map(Duration::from_secs).unwrap_or(Duration::from_secs(30));
+        out.insert(name.to_owned(), Sample { milli, timestamp, window });
+    }
+    Ok(out)
+}
+
+async fn get_json(client: &kube::Client, path: &str) -> Result<Value, MetricsError> {
+    let req = http::Request::get(path).body(Vec::new()).map_err(|e| MetricsError::Malformed { what: "request", detail: e.to_string() })?;
+    client.request::<Value>(req).await.map_err(MetricsError::Request)
+}
+
+/// Percent-encodes a query or path component (selectors contain spaces, commas and parentheses).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

@@ -6,6 +6,7 @@
 //! out or deleting the workload ends its loop; its history stays in the store.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use kube::api::DynamicObject;
@@ -27,12 +28,17 @@ struct Handle {
 pub struct Registry {
     shared: Arc<Shared>,
     targets: HashMap<TargetKey, Handle>,
+    /// Set once every watch scope has listed: before that the hub is not ready.
+    ready: Arc<AtomicBool>,
+    scopes: usize,
+    listed: HashSet<(Kind, Option<String>)>,
 }
 
 impl Registry {
     /// An empty registry whose loops share `shared`.
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared, targets: HashMap::new() }
+    /// `scopes` is the number of workload watches; readiness waits for each one's first list.
+    pub fn new(shared: Arc<Shared>, ready: Arc<AtomicBool>, scopes: usize) -> Self {
+        Self { shared, targets: HashMap::new(), ready, scopes, listed: HashSet::new() }
     }
 
     /// Applies workload changes until the channel closes or `shutdown` fires, then stops every loop.
@@ -91,6 +97,10 @@ impl Registry {
     }
 
     async fn listed(&mut self, kind: Kind, namespace: Option<String>, keys: HashSet<TargetKey>) {
+        self.listed.insert((kind, namespace.clone()));
+        if self.listed.len() >= self.scopes {
+            self.ready.store(true, Ordering::Relaxed);
+        }
         let gone: Vec<TargetKey> = self
             .targets
             .keys()
