@@ -1,0 +1,120 @@
+//! The reason chain: one entry per pipeline step that changed or pinned the replica count.
+
+use serde::{Deserialize, Serialize};
+
+use super::EpochMillis;
+
+/// The pipeline step that produced a [`Reason`], in pipeline order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    /// `current == 0 && min != 0`: autoscaling is switched off.
+    Disabled,
+    /// Clamping to the bounds (annotation bounds, or the bounds an override narrowed).
+    Clamp,
+    /// An operator override (pin, narrowed bounds, pause).
+    Override,
+    /// The HPA stabilisation envelope.
+    Stabilise,
+    /// The HPA rate policies.
+    Rate,
+}
+
+/// Machine-readable reason code; the HPA's condition reasons where the step shares its meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReasonCode {
+    /// Replicas are 0 and the minimum is not: the de facto off switch (HPA `ScalingDisabled`).
+    ScalingDisabled,
+    /// Raised to the minimum (HPA `TooFewReplicas`).
+    TooFewReplicas,
+    /// Lowered to the maximum (HPA `TooManyReplicas`).
+    TooManyReplicas,
+    /// An override pinned the replica count.
+    OverridePinned,
+    /// An override's minimum raised the value.
+    OverrideMinReplicas,
+    /// An override's maximum lowered the value.
+    OverrideMaxReplicas,
+    /// An override pauses scaling up.
+    ScaleUpPaused,
+    /// An override pauses scaling down.
+    ScaleDownPaused,
+    /// Held below the recommendation by a lower recent recommendation (HPA `ScaleUpStabilized`).
+    ScaleUpStabilized,
+    /// Held above the recommendation by a higher recent recommendation (HPA `ScaleDownStabilized`).
+    ScaleDownStabilized,
+    /// Scale-up rate policy reached (HPA `ScaleUpLimit`).
+    ScaleUpLimit,
+    /// Scale-down rate policy reached (HPA `ScaleDownLimit`).
+    ScaleDownLimit,
+}
+
+/// One link of the explanation a user sees for a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reason {
+    /// Which step acted.
+    pub step: Step,
+    /// What it did, as a stable code.
+    pub code: ReasonCode,
+    /// A sentence for humans.
+    pub message: String,
+    /// The value entering the step.
+    pub from: i32,
+    /// The value leaving the step.
+    pub to: i32,
+    /// Step-specific facts (the bounding sample, the rate policy, the override).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Detail>,
+}
+
+/// Step-specific facts attached to a [`Reason`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Detail {
+    /// The bounds that applied.
+    Bounds {
+        /// Effective minimum.
+        min_replicas: i32,
+        /// Effective maximum.
+        max_replicas: i32,
+    },
+    /// The recorded recommendation that bounded the stabilised value.
+    Sample {
+        /// When that recommendation was made.
+        at: EpochMillis,
+        /// Its value.
+        replicas: i32,
+        /// The window it was taken from, in milliseconds.
+        window_ms: i64,
+        /// When it leaves the window, i.e. when this bound can lift.
+        expires_at: EpochMillis,
+    },
+    /// The rate policy that set the limit.
+    RatePolicy {
+        /// `Pods` or `Percent`.
+        policy_type: super::PolicyType,
+        /// The policy's value.
+        value: i32,
+        /// The policy's period.
+        period_seconds: i32,
+        /// Replicas at the start of the period (current − added + removed within it).
+        period_start_replicas: i64,
+    },
+    /// The rate limit came from `selectPolicy: Disabled`.
+    RateDisabled,
+    /// The override that acted.
+    Override {
+        /// Who set it.
+        set_by: String,
+        /// Why.
+        reason: String,
+        /// When it expires, if ever.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<EpochMillis>,
+    },
+}

@@ -1,0 +1,271 @@
+//! Label and field selectors as the API server parses them from query strings.
+
+use serde_json::Value;
+
+/// A selector parse error (answered with 400 BadRequest).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SelectorError {
+    /// The selector text is malformed.
+    #[error("unable to parse requirement: {0}")]
+    Syntax(String),
+    /// A field selector names a field the resource does not support.
+    #[error("field label not supported: {0}")]
+    UnsupportedField(String),
+}
+
+/// One requirement of a label selector.
+#[derive(Debug, Clone, PartialEq)]
+enum Req {
+    Eq(String, String),
+    NotEq(String, String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    NotExists(String),
+}
+
+/// A parsed label selector: all requirements must hold (comma = AND).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LabelSelector {
+    reqs: Vec<Req>,
+}
+
+impl LabelSelector {
+    /// Parses `app=web,tier!=db,env in (a,b),!legacy`.
+    pub fn parse(text: &str) -> Result<Self, SelectorError> {
+        let mut reqs = Vec::new();
+        for part in split_top_level(text)? {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            reqs.push(parse_req(part)?);
+        }
+        Ok(Self { reqs })
+    }
+
+    /// Whether the selector has no requirements (matches everything).
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    /// Whether an object's `metadata.labels` satisfy the selector.
+    pub fn matches(&self, obj: &Value) -> bool {
+        let labels = obj.pointer("/metadata/labels");
+        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+        self.reqs.iter().all(|r| match r {
+            Req::Eq(k, v) => get(k) == Some(v.as_str()),
+            Req::NotEq(k, v) => get(k) != Some(v.as_str()),
+            Req::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
+            Req::NotIn(k, vs) => get(k).is_none_or(|x| !vs.iter().any(|v| v == x)),
+            Req::Exists(k) => get(k).is_some(),
+            Req::NotExists(k) => get(k).is_none(),
+        })
+    }
+}
+
+/// Splits on commas that are not inside parentheses.
+fn split_top_level(text: &str) -> Result<Vec<&str>, SelectorError> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        if !(0..=1).contains(&depth) {
+            return Err(SelectorError::Syntax(text.to_string()));
+        }
+    }
+    if depth != 0 {
+        return Err(SelectorError::Syntax(text.to_string()));
+    }
+    parts.push(&text[start..]);
+    Ok(parts)
+}
+
+fn parse_req(part: &str) -> Result<Req, SelectorError> {
+    let err = || SelectorError::Syntax(part.to_string());
+    if let Some(key) = part.strip_prefix('!') {
+        return Ok(Req::NotExists(valid_key(key.trim()).ok_or_else(err)?));
+    }
+    if let Some((k, v)) = part.split_once("!=") {
+        return Ok(Req::NotEq(valid_key(k.trim()).ok_or_else(err)?, valid_value(v.trim()).ok_or_else(err)?));
+    }
+    if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+        return Ok(Req::Eq(valid_key(k.trim()).ok_or_else(err)?, valid_value(v.trim()).ok_or_else(err)?));
+    }
+    if let Some(open) = part.find('(') {
+        let head = part[..open].trim();
+        let list = part[open + 1..].strip_suffix(')').ok_or_else(err)?;
+        let values = list
+            .split(',')
+            .map(|v| valid_value(v.trim()).ok_or_else(err))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut words = head.split_whitespace();
+        let key = valid_key(words.next().ok_or_else(err)?).ok_or_else(err)?;
+        let op = words.next().ok_or_else(err)?;
+        if words.next().is_some() {
+            return Err(err());
+        }
+        return match op {
+            "in" => Ok(Req::In(key, values)),
+            "notin" => Ok(Req::NotIn(key, values)),
+            _ => Err(err()),
+        };
+    }
+    Ok(Req::Exists(valid_key(part).ok_or_else(err)?))
+}
+
+/// Label keys: optional DNS prefix + `/` + name of alphanumerics, `-`, `_`, `.`.
+fn valid_key(k: &str) -> Option<String> {
+    let ok = !k.is_empty()
+        && k.len() <= 317
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        && k.matches('/').count() <= 1
+        && !k.ends_with('/');
+    ok.then(|| k.to_string())
+}
+
+/// Label values may be empty; otherwise alphanumerics, `-`, `_`, `.`.
+fn valid_value(v: &str) -> Option<String> {
+    let ok = v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    ok.then(|| v.to_string())
+}
+
+/// A parsed field selector (`metadata.name=x,status.phase!=Running`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FieldSelector {
+    reqs: Vec<(String, bool, String)>,
+}
+
+impl FieldSelector {
+    /// Parses a field selector, accepting only fields the resource supports.
+    pub fn parse(text: &str, pods: bool) -> Result<Self, SelectorError> {
+        let mut reqs = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (field, eq, value) = if let Some((f, v)) = part.split_once("!=") {
+                (f, false, v)
+            } else if let Some((f, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                (f, true, v)
+            } else {
+                return Err(SelectorError::Syntax(part.to_string()));
+            };
+            let field = field.trim();
+            let supported = matches!(field, "metadata.name" | "metadata.namespace")
+                || (pods && matches!(field, "status.phase" | "spec.nodeName"));
+            if !supported {
+                return Err(SelectorError::UnsupportedField(field.to_string()));
+            }
+            reqs.push((field.to_string(), eq, value.trim().to_string()));
+        }
+        Ok(Self { reqs })
+    }
+
+    /// Whether the selector has no requirements.
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    /// Both selectors' requirements.
+    pub fn and(&self, other: FieldSelector) -> FieldSelector {
+        let mut reqs = self.reqs.clone();
+        reqs.extend(other.reqs);
+        FieldSelector { reqs }
+    }
+
+    /// Whether an object satisfies every requirement (a missing field reads as "").
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.reqs.iter().all(|(field, eq, value)| {
+            let pointer = format!("/{}", field.replace('.', "/"));
+            let actual = obj.pointer(&pointer).and_then(Value::as_str).unwrap_or("");
+            (actual == value) == *eq
+        })
+    }
+}
+
+/// Label and field selectors of one request.
+#[derive(Debug, Clone, Default)]
+pub struct Selectors {
+    /// Label selector.
+    pub labels: LabelSelector,
+    /// Field selector.
+    pub fields: FieldSelector,
+}
+
+impl Selectors {
+    /// Whether an object passes both selectors.
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.labels.matches(obj) && self.fields.matches(obj)
+    }
+
+    /// Whether both selectors are empty.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(labels: Value) -> Value {
+        json!({"metadata": {"name": "web-1", "namespace": "prod", "labels": labels}, "status": {"phase": "Running"}})
+    }
+
+    #[test]
+    fn equality_and_inequality_requirements_are_anded() {
+        let s = LabelSelector::parse("app=web,tier!=db").unwrap();
+        assert!(s.matches(&obj(json!({"app": "web", "tier": "fe"}))));
+        assert!(s.matches(&obj(json!({"app": "web"}))));
+        assert!(!s.matches(&obj(json!({"app": "web", "tier": "db"}))));
+        assert!(!s.matches(&obj(json!({"app": "api"}))));
+        assert!(LabelSelector::parse("app==web").unwrap().matches(&obj(json!({"app": "web"}))));
+    }
+
+    #[test]
+    fn set_based_requirements_follow_kubernetes_semantics() {
+        let s = LabelSelector::parse("app in (web, api),env notin (dev)").unwrap();
+        assert!(s.matches(&obj(json!({"app": "api"}))));
+        assert!(s.matches(&obj(json!({"app": "web", "env": "prod"}))));
+        assert!(!s.matches(&obj(json!({"app": "web", "env": "dev"}))));
+        assert!(!s.matches(&obj(json!({"app": "db"}))));
+        // notin matches objects without the key, like the real server.
+        assert!(LabelSelector::parse("env notin (dev)").unwrap().matches(&obj(json!({}))));
+    }
+
+    #[test]
+    fn existence_requirements_check_keys_only() {
+        let s = LabelSelector::parse("app,!legacy").unwrap();
+        assert!(s.matches(&obj(json!({"app": ""}))));
+        assert!(!s.matches(&obj(json!({"app": "x", "legacy": "y"}))));
+        assert!(!s.matches(&obj(json!({}))));
+    }
+
+    #[test]
+    fn malformed_selectors_are_rejected() {
+        for bad in ["app in (a", "app in a)", "app=web=x", "app foo (a)", "=x", "a b"] {
+            assert!(LabelSelector::parse(bad).is_err(), "{bad} should fail");
+        }
+        assert!(LabelSelector::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn field_selectors_support_name_namespace_and_pod_phase() {
+        let o = obj(json!({}));
+        assert!(FieldSelector::parse("metadata.name=web-1", false).unwrap().matches(&o));
+        assert!(!FieldSelector::parse("metadata.namespace!=prod", false).unwrap().matches(&o));
+        assert!(FieldSelector::parse("status.phase=Running", true).unwrap().matches(&o));
+        assert_eq!(
+            FieldSelector::parse("status.phase=Running", false),
+            Err(SelectorError::UnsupportedField("status.phase".into()))
+        );
+        assert!(FieldSelector::parse("spec.nodeName=", true).unwrap().matches(&o));
+    }
+}

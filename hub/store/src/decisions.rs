@@ -1,0 +1,169 @@
+//! The `decisions` table: recording, history paging and retention.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row as _, SqliteConnection};
+
+use crate::codec::{json_text, json_value};
+use crate::error::{Result, query_err};
+use crate::rows::{DecisionRow, PolicyStateRow, TargetKey};
+use crate::store::Store;
+use crate::writer::Write;
+
+pub(crate) use crate::policy::save as save_policy;
+
+/// Decisions deleted per transaction by retention: small enough that the
+/// writer's other batches wait only milliseconds between two chunks.
+const PRUNE_CHUNK: i64 = 2000;
+
+/// Largest history page served.
+pub const MAX_HISTORY: u32 = 1000;
+
+/// Selected columns, in `decision_from_row` order.
+const SELECT: &str = "SELECT d.id, t.namespace, t.kind, t.name, d.time, d.run_type, d.metrics, \
+     d.raw_evaluation, d.evaluation, d.reasons, d.final_replicas, d.current_replicas, d.scaled, \
+     d.scale_result, d.error, d.hooks, d.outcome \
+     FROM decisions d JOIN targets t ON t.id = d.target_id";
+
+/// Inserts a decision for the target with id `target`; returns the decision id.
+pub(crate) async fn insert(conn: &mut SqliteConnection, target: i64, d: &DecisionRow) -> Result<i64> {
+    let done = sqlx::query(
+        "INSERT INTO decisions (target_id, time, run_type, metrics, raw_evaluation, evaluation, \
+             reasons, final_replicas, current_replicas, scaled, scale_result, error, hooks, outcome) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )
+    .bind(target)
+    .bind(d.time)
+    .bind(&d.run_type)
+    .bind(json_text("decisions.metrics", &d.metrics)?)
+    .bind(d.raw_evaluation)
+    .bind(json_text("decisions.evaluation", &d.evaluation)?)
+    .bind(json_text("decisions.reasons", &d.reasons)?)
+    .bind(d.final_replicas)
+    .bind(d.current_replicas)
+    .bind(d.scaled)
+    .bind(&d.scale_result)
+    .bind(&d.error)
+    .bind(json_text("decisions.hooks", &d.hooks)?)
+    .bind(&d.outcome)
+    .execute(conn)
+    .await
+    .map_err(query_err("insert decision"))?;
+    Ok(done.last_insert_rowid())
+}
+
+/// Deletes up to `limit` decisions older than `older_than`, oldest first.
+pub(crate) async fn prune_batch(conn: &mut SqliteConnection, older_than: i64, limit: i64) -> Result<i64> {
+    let done = sqlx::query(
+        "DELETE FROM decisions WHERE id IN \
+             (SELECT id FROM decisions WHERE time < ?1 ORDER BY time LIMIT ?2)",
+    )
+    .bind(older_than)
+    .bind(limit)
+    .execute(conn)
+    .await
+    .map_err(query_err("prune decisions"))?;
+    Ok(done.rows_affected() as i64)
+}
+
+/// Reads a [`DecisionRow`] from a row selected with [`SELECT`].
+fn decision_from_row(row: &SqliteRow) -> Result<DecisionRow> {
+    let get = query_err("decode decision");
+    let text = |i: usize| -> Result<String> { row.try_get(i).map_err(query_err("decode decision")) };
+    Ok(DecisionRow {
+        id: row.try_get(0).map_err(get)?,
+        key: TargetKey {
+            namespace: row.try_get(1).map_err(get)?,
+            kind: row.try_get(2).map_err(get)?,
+            name: row.try_get(3).map_err(get)?,
+        },
+        time: row.try_get(4).map_err(get)?,
+        run_type: row.try_get(5).map_err(get)?,
+        metrics: json_value("decisions.metrics", &text(6)?)?,
+        raw_evaluation: row.try_get(7).map_err(get)?,
+        evaluation: json_value("decisions.evaluation", &text(8)?)?,
+        reasons: json_value("decisions.reasons", &text(9)?)?,
+        final_replicas: row.try_get(10).map_err(get)?,
+        current_replicas: row.try_get(11).map_err(get)?,
+        scaled: row.try_get(12).map_err(get)?,
+        scale_result: row.try_get(13).map_err(get)?,
+        error: row.try_get(14).map_err(get)?,
+        hooks: json_value("decisions.hooks", &text(15)?)?,
+        outcome: row.try_get(16).map_err(get)?,
+    })
+}
+
+impl Store {
+    /// Queues a decision and the policy state it produced; both are committed
+    /// in one transaction. Returns once queued (waiting while the queue is
+    /// full), not once committed: use [`Store::flush`] to wait.
+    pub async fn record_decision(&self, decision: DecisionRow, policy: Option<PolicyStateRow>) -> Result<()> {
+        let op = Write::Decision { decision: Box::new(decision), policy: policy.map(Box::new) };
+        self.enqueue(op).await
+    }
+
+    /// Like [`Store::record_decision`] but waits for the commit and returns the
+    /// new decision's id (for API calls that answer with the decision).
+    pub async fn record_decision_committed(
+        &self,
+        decision: DecisionRow,
+        policy: Option<PolicyStateRow>,
+    ) -> Result<i64> {
+        let op = Write::Decision { decision: Box::new(decision), policy: policy.map(Box::new) };
+        self.write(op).await
+    }
+
+    /// A target's decisions, newest first: `limit` of them (capped at
+    /// [`MAX_HISTORY`]) older than the decision `before_id`, or the newest
+    /// when `before_id` is `None`. A `before_id` that no longer exists
+    /// (pruned) yields an empty page.
+    pub async fn decisions(&self, key: &TargetKey, before_id: Option<i64>, limit: u32) -> Result<Vec<DecisionRow>> {
+        let limit = i64::from(limit.clamp(1, MAX_HISTORY));
+        let target = "d.target_id = (SELECT id FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3)";
+        let order = "ORDER BY d.time DESC, d.id DESC LIMIT ?4";
+        let sql = match before_id {
+            None => format!("{SELECT} WHERE {target} {order}"),
+            Some(_) => format!(
+                "{SELECT} WHERE {target} AND (d.time, d.id) < \
+                     (SELECT time, id FROM decisions WHERE id = ?5) {order}"
+            ),
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&key.namespace)
+            .bind(&key.kind)
+            .bind(&key.name)
+            .bind(limit);
+        if let Some(before) = before_id {
+            query = query.bind(before);
+        }
+        let rows = query
+            .fetch_all(self.pool())
+            .await
+            .map_err(query_err("read decisions"))?;
+        rows.iter().map(decision_from_row).collect()
+    }
+
+    /// One decision by id.
+    pub async fn decision(&self, id: i64) -> Result<Option<DecisionRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE d.id = ?1")))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query_err("read decision"))?;
+        row.as_ref().map(decision_from_row).transpose()
+    }
+
+    /// Deletes decisions older than `older_than_ms` in chunks, each its own
+    /// transaction through the writer so decisions keep landing in between.
+    /// Returns how many were deleted.
+    pub async fn prune_decisions(&self, older_than_ms: i64) -> Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let op = Write::PruneDecisions { older_than: older_than_ms, limit: PRUNE_CHUNK };
+            let deleted = self.write(op).await?;
+            total += deleted.max(0) as u64;
+            if deleted < PRUNE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+}

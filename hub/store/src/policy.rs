@@ -1,0 +1,64 @@
+//! The `policy_state` table: stabilisation and rate windows per target.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use sqlx::SqliteConnection;
+
+use crate::codec::{json_text, json_value};
+use crate::error::{Result, query_err};
+use crate::rows::{PolicyStateRow, TargetKey};
+use crate::store::Store;
+
+/// Replaces the policy state of the target with id `target`. Called only
+/// inside the transaction that records the decision producing the state.
+pub(crate) async fn save(conn: &mut SqliteConnection, target: i64, row: &PolicyStateRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO policy_state (target_id, state, updated_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (target_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+    )
+    .bind(target)
+    .bind(json_text("policy_state.state", &row.state)?)
+    .bind(row.updated_at)
+    .execute(conn)
+    .await
+    .map_err(query_err("save policy state"))?;
+    Ok(())
+}
+
+impl Store {
+    /// Every target's policy state, to restore the policy windows at startup.
+    pub async fn load_policy_states(&self) -> Result<HashMap<TargetKey, Value>> {
+        let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT t.namespace, t.kind, t.name, p.state \
+             FROM policy_state p JOIN targets t ON t.id = p.target_id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(query_err("load policy states"))?;
+        rows.into_iter()
+            .map(|(namespace, kind, name, state)| {
+                Ok((TargetKey { namespace, kind, name }, json_value("policy_state.state", &state)?))
+            })
+            .collect()
+    }
+
+    /// One target's policy state, if it has one.
+    pub async fn policy_state(&self, key: &TargetKey) -> Result<Option<PolicyStateRow>> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT p.state, p.updated_at FROM policy_state p JOIN targets t ON t.id = p.target_id \
+             WHERE t.namespace = ?1 AND t.kind = ?2 AND t.name = ?3",
+        )
+        .bind(&key.namespace)
+        .bind(&key.kind)
+        .bind(&key.name)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(query_err("read policy state"))?;
+        row.map(|(state, updated_at)| {
+            let state = json_value("policy_state.state", &state)?;
+            Ok(PolicyStateRow { key: key.clone(), state, updated_at })
+        })
+        .transpose()
+    }
+}

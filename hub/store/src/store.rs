@@ -1,0 +1,228 @@
+//! The `Store` handle: opening the database, the read pool, and the queue to
+//! the single writer.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions as _;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::{Result, StoreError};
+use crate::rows::WriterStats;
+use crate::writer::{Command, Counters, Write, Writer};
+
+/// The schema, embedded at build time from the top-level `migrations/`.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Tuning knobs; the defaults suit one hub with up to tens of thousands of targets.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Writes that may wait for the writer. 4096 holds about six seconds of
+    /// decisions from 10,000 targets ticking every 15 s (~670/s), enough to ride
+    /// out a checkpoint or a slow disk. When it is full, writers wait in
+    /// `send().await` (backpressure slows the ticks down); nothing is dropped.
+    pub channel_capacity: usize,
+    /// Most writes committed in one transaction.
+    pub max_batch: usize,
+    /// How long the writer waits for more writes before committing a batch that
+    /// nobody is waiting on. Writes whose caller awaits the commit (and
+    /// `flush`) end the wait at once.
+    pub linger: Duration,
+    /// Read connections. Readers never block the writer in WAL mode; a few
+    /// suffice for the API on a small machine.
+    pub read_connections: u32,
+    /// How long a statement waits for a lock held by another process.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            channel_capacity: 4096,
+            max_batch: 500,
+            linger: Duration::from_millis(50),
+            read_connections: 4,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Handle to the database: cheap to clone, shared by every target loop and the API.
+///
+/// Reads go straight to a connection pool. Every write goes through one
+/// bounded queue to one writer task that commits many writes per transaction,
+/// because SQLite has a single writer and per-write transactions from
+/// thousands of targets would queue on its lock.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Read-only (`query_only`) connections for the API and startup restore.
+    pool: SqlitePool,
+    /// The writer's queue.
+    tx: mpsc::Sender<Command>,
+    /// The writer task, taken by `close` to wait for it.
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Counters the writer updates, read by `stats`.
+    counters: Arc<Counters>,
+    /// Capacity of `tx`, to report the queue length.
+    capacity: usize,
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `url` and applies migrations.
+    ///
+    /// `url` is `sqlite://path/to/file.db` or `sqlite::memory:` (tests).
+    pub async fn open(url: &str) -> Result<Store> {
+        Self::open_with(url, StoreOptions::default()).await
+    }
+
+    /// Opens the database with explicit tuning.
+    pub async fn open_with(url: &str, options: StoreOptions) -> Result<Store> {
+        let open_err = |source| StoreError::Open { url: url.to_owned(), source };
+        // sqlx would take any other URL for a file name.
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::NotSqlite { url: url.to_owned() });
+        }
+        let base = SqliteConnectOptions::from_str(url)
+            .map_err(|source| StoreError::InvalidUrl { url: url.to_owned(), source })?
+            .busy_timeout(options.busy_timeout)
+            .foreign_keys(true)
+            .synchronous(SqliteSynchronous::Normal);
+        // WAL lets readers run while the writer commits; NORMAL sync is
+        // durable at every checkpoint and never corrupts, which is the right
+        // trade for decisions that recur every few seconds anyway.
+        let writer_options = base
+            .clone()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .optimize_on_close(true, None);
+        let mut conn = writer_options.connect().await.map_err(open_err)?;
+        MIGRATOR.run(&mut conn).await.map_err(StoreError::Migrate)?;
+
+        // `query_only` makes the single-writer rule a guarantee, not a habit.
+        let reader_options = base.pragma("query_only", "ON");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .min_connections(0)
+            .connect_with(reader_options)
+            .await
+            .map_err(open_err)?;
+
+        let (tx, rx) = mpsc::channel(options.channel_capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        let writer = Writer::new(conn, rx, options.max_batch.max(1), options.linger, counters.clone());
+        let handle = tokio::spawn(writer.run());
+        let inner = Inner {
+            pool,
+            tx,
+            writer: Mutex::new(Some(handle)),
+            counters,
+            capacity: options.channel_capacity.max(1),
+        };
+        Ok(Store { inner: Arc::new(inner) })
+    }
+
+    /// The read pool, for the store's own queries.
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.inner.pool
+    }
+
+    /// Queues a write without waiting for its commit.
+    pub(crate) async fn enqueue(&self, op: Write) -> Result<()> {
+        let command = Command::Write { op, ack: None };
+        self.inner.tx.send(command).await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Queues a write and waits until it is committed; returns its result value
+    /// (a new id or a row count, depending on the write).
+    pub(crate) async fn write(&self, op: Write) -> Result<i64> {
+        let (ack, done) = oneshot::channel();
+        let command = Command::Write { op, ack: Some(ack) };
+        self.inner.tx.send(command).await.map_err(|_| StoreError::Closed)?;
+        done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues several writes, then waits for all their commits; they share
+    /// batches instead of paying one transaction each. Returns their results
+    /// in order, or the first error.
+    pub(crate) async fn write_all(&self, ops: impl IntoIterator<Item = Write>) -> Result<Vec<i64>> {
+        let mut pending = Vec::new();
+        for op in ops {
+            let (ack, done) = oneshot::channel();
+            let command = Command::Write { op, ack: Some(ack) };
+            self.inner.tx.send(command).await.map_err(|_| StoreError::Closed)?;
+            pending.push(done);
+        }
+        let mut results = Vec::with_capacity(pending.len());
+        for done in pending {
+            results.push(done.await.map_err(|_| StoreError::Closed)??);
+        }
+        Ok(results)
+    }
+
+    /// Waits until every write queued before this call is committed (or failed).
+    pub async fn flush(&self) -> Result<()> {
+        let (ack, done) = oneshot::channel();
+        self.inner.tx.send(Command::Flush(ack)).await.map_err(|_| StoreError::Closed)?;
+        done.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Commits everything queued, stops the writer and closes the database.
+    ///
+    /// Later writes fail with [`StoreError::Closed`]; calling it twice is harmless.
+    pub async fn close(&self) -> Result<()> {
+        let (ack, done) = oneshot::channel();
+        if self.inner.tx.send(Command::Close(ack)).await.is_ok() {
+            // An error here means the writer already stopped: nothing to wait for.
+            let _ = done.await;
+        }
+        if let Some(handle) = self.inner.writer.lock().await.take() {
+            if let Err(error) = handle.await {
+                tracing::error!(%error, "store writer task ended abnormally");
+            }
+        }
+        self.inner.pool.close().await;
+        Ok(())
+    }
+
+    /// Counters of the writer, for metrics.
+    pub fn stats(&self) -> WriterStats {
+        let c = &self.inner.counters;
+        let free = self.inner.tx.capacity();
+        WriterStats {
+            queued: self.inner.capacity.saturating_sub(free) as u64,
+            batches: c.batches.load(Ordering::Relaxed),
+            committed: c.committed.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            last_batch: c.last_batch.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The SQLite journal mode in effect (`wal` for files, `memory` in memory).
+    pub async fn journal_mode(&self) -> Result<String> {
+        sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(self.pool())
+            .await
+            .map_err(crate::error::query_err("read journal mode"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_read_pool_refuses_writes() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let result = sqlx::query("DELETE FROM targets").execute(store.pool()).await;
+        assert!(result.is_err(), "a reader connection could write");
+    }
+}

@@ -1,0 +1,86 @@
+//! Fixtures shared by the store's integration tests.
+#![allow(dead_code)]
+
+use scalehub_store::{DecisionRow, OverrideKind, OverrideRow, PolicyStateRow, Store, TargetKey, TargetRow};
+use serde_json::json;
+use tempfile::TempDir;
+
+/// A fresh database file in its own temporary directory.
+pub struct TempDb {
+    pub dir: TempDir,
+    pub url: String,
+}
+
+impl TempDb {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        Self { dir, url }
+    }
+
+    pub async fn open(&self) -> Store {
+        Store::open(&self.url).await.unwrap()
+    }
+}
+
+pub fn key(namespace: &str, name: &str) -> TargetKey {
+    TargetKey::new(namespace, "Deployment", name)
+}
+
+pub fn target(namespace: &str, name: &str) -> TargetRow {
+    TargetRow {
+        key: key(namespace, name),
+        uid: Some(format!("uid-{namespace}-{name}")),
+        state: "active".into(),
+        spec: json!({"minReplicas": 1, "maxReplicas": 10}),
+        error: None,
+        current_replicas: Some(2),
+        desired_replicas: Some(2),
+        first_seen: 1_000,
+        last_seen: 1_000,
+        removed_at: None,
+        updated_at: 1_000,
+    }
+}
+
+pub fn decision(key: &TargetKey, time: i64) -> DecisionRow {
+    DecisionRow {
+        id: 0,
+        key: key.clone(),
+        time,
+        run_type: "scaler".into(),
+        metrics: json!([{"resource": "web", "value": "42"}]),
+        raw_evaluation: Some(5),
+        evaluation: json!({"targetReplicas": 5}),
+        reasons: json!([{"step": "clamp", "from": 5, "to": 5}]),
+        final_replicas: Some(5),
+        current_replicas: Some(2),
+        scaled: true,
+        scale_result: Some("ok".into()),
+        error: None,
+        hooks: json!([{"hook": "evaluate", "exit": 0, "durationMs": 12}]),
+        outcome: "scaled".into(),
+    }
+}
+
+pub fn policy(key: &TargetKey, time: i64) -> PolicyStateRow {
+    PolicyStateRow { key: key.clone(), state: json!({"recommendations": [[time, 5]]}), updated_at: time }
+}
+
+pub fn pin(key: &TargetKey, replicas: i32, at: i64, until: Option<i64>) -> OverrideRow {
+    OverrideRow {
+        id: 0,
+        key: key.clone(),
+        kind: OverrideKind::Pin,
+        replicas: Some(replicas),
+        min_replicas: None,
+        max_replicas: None,
+        pause_direction: None,
+        until,
+        reason: "incident 42".into(),
+        author: "alice".into(),
+        created_at: at,
+        ended_at: None,
+        ended_by: None,
+    }
+}
