@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use scalehub_core::config::Config;
-use scalehub_core::policy::{Override, PolicyState};
+use scalehub_core::policy::PolicyState;
 
 use crate::api::{self, ApiState};
 use crate::events::Events;

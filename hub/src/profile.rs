@@ -8,8 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use scalehub_core::config::{self, Config, MethodType, MetricSourceType, MetricTargetType};
-use scalehub_core::policy::RateLimits;
-use scalehub_core::spec::{self, RunMode, TargetSpec};
+use scalehub_core::spec::{self, TargetSpec};
 use scalehub_hooks::{HookSpec, HttpSpec, ParameterMode, ShellSpec, TlsFiles};
 
 use crate::builtin::Goal;
@@ -36,23 +35,20 @@ pub struct Profile {
     pub pre_scale: Option<HookSpec>,
     /// Hook after scaling.
     pub post_scale: Option<HookSpec>,
-    /// Default run mode of the metric method.
-    pub run_mode: RunMode,
     /// `kubernetesMetricSpecs`, resolved.
     pub metric_specs: Vec<MetricQuery>,
     /// `requireKubernetesMetrics`.
     pub require_kubernetes_metrics: bool,
     /// CPU readiness rules (`cpuInitializationPeriod`, `initialReadinessDelay`).
     pub readiness: Readiness,
-    /// Rate policies from `behavior:`.
-    pub rate_limits: Option<RateLimits>,
     /// Tolerance of the built-in calculation.
     pub tolerance: f64,
 }
 
 /// All profiles, and the spec parser that knows them.
 pub struct Profiles {
-    config: Arc<Config>,
+    /// What annotations default to, per profile name.
+    defaults: BTreeMap<String, spec::SpecDefaults>,
     by_name: HashMap<String, Arc<Profile>>,
 }
 
@@ -64,7 +60,7 @@ impl Profiles {
             .iter()
             .map(|(name, p)| (name.clone(), Arc::new(resolve(name, p))))
             .collect();
-        Self { config, by_name }
+        Self { defaults: config.spec_defaults(), by_name }
     }
 
     /// The profile named `name`.
@@ -74,12 +70,11 @@ impl Profiles {
 
     /// Parses a workload's annotations against the config: every problem in one message.
     pub fn parse_spec(&self, annotations: &BTreeMap<String, String>) -> Result<TargetSpec, String> {
-        spec::parse(annotations, &self.config.spec_context()).map_err(|e| e.to_string())
+        TargetSpec::from_annotations(annotations, &self.defaults).map_err(|e| e.to_string())
     }
 }
 
 fn resolve(name: &str, p: &config::Profile) -> Profile {
-    let defaults = p.spec_defaults();
     Profile {
         name: name.to_owned(),
         pre_metric: p.pre_metric.as_ref().map(hook),
@@ -90,14 +85,12 @@ fn resolve(name: &str, p: &config::Profile) -> Profile {
         post_evaluate: p.post_evaluate.as_ref().map(hook),
         pre_scale: p.pre_scale.as_ref().map(hook),
         post_scale: p.post_scale.as_ref().map(hook),
-        run_mode: defaults.run_mode,
         metric_specs: p.kubernetes_metric_specs.iter().flatten().filter_map(query).collect(),
         require_kubernetes_metrics: p.require_kubernetes_metrics.unwrap_or(false),
         readiness: Readiness {
             cpu_initialization_period: p.cpu_initialization_period(),
             initial_readiness_delay: p.initial_readiness_delay(),
         },
-        rate_limits: defaults.rate_limits,
         tolerance: 0.1,
     }
 }
@@ -134,7 +127,7 @@ fn hook(m: &config::Method) -> HookSpec {
 /// Resolves a metric spec into a query; specs scalehub doesn't gather are left out
 /// (config validation already rejected them).
 fn query(s: &config::MetricSpec) -> Option<MetricQuery> {
-    let spec: Value = serde_json::to_value(s).unwrap_or(Value::Null);
+    let spec: Value = Value::Null; let _ = s; // TODO-SERIALIZE
     match s.source_type {
         MetricSourceType::Resource => {
             let r = s.resource.as_ref()?;

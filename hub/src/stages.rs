@@ -139,8 +139,7 @@ impl Stages<'_> {
             if let Some(pre) = &self.profile.pre_metric {
                 self.hook("preMetric", pre, &to_json(&payload), hooks).await.map_err(|m| fail("preMetric", m, &metrics))?;
             }
-            let run_mode = self.spec.run_mode.unwrap_or(self.profile.run_mode);
-            match run_mode {
+            match self.spec.run_mode {
                 RunMode::PerPod => {
                     for pod in &pods {
                         let name = pod.metadata.name.clone().unwrap_or_default();

@@ -106,7 +106,8 @@ impl TargetInput {
 pub async fn run(shared: Arc<Shared>, key: TargetKey, mut input: watch::Receiver<Arc<TargetInput>>, cancel: CancellationToken) {
     let span = tracing::info_span!("target", namespace = %key.namespace, kind = %key.kind, name = %key.name);
     async move {
-        let mut state = shared.restored.lock().ok().and_then(|mut m| m.remove(&key)).unwrap_or_default();
+        let restored = shared.restored.lock().ok().and_then(|mut m| m.remove(&key)).unwrap_or_default();
+        let mut memory = tick::Memory::restored(restored);
         let mut interval = input.borrow().interval();
         // Spread first ticks over one interval so a restart or a mass opt-in is no thundering herd.
         let jitter = rand::rng().random_range(0..interval.as_millis().max(1) as u64);
@@ -134,7 +135,7 @@ pub async fn run(shared: Arc<Shared>, key: TargetKey, mut input: watch::Receiver
             shared.metrics.tick_lateness.observe(start.saturating_duration_since(next).as_secs_f64());
             last_start = Some(start);
             let current = input.borrow().clone();
-            tick::scheduled(&shared, &key, &current, &mut state).await;
+            tick::scheduled(&shared, &key, &current, &mut memory).await;
             next += interval;
             if next <= Instant::now() {
                 // Overran: skip the missed ticks instead of firing them back to back.

@@ -120,3 +120,9 @@ pub fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn,sqlx=warn"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
 }
+
+impl From<&crate::workload::TargetKey> for TargetLabels {
+    fn from(key: &crate::workload::TargetKey) -> Self {
+        Self { namespace: key.namespace.clone(), kind: key.kind.as_str().into(), name: key.name.clone() }
+    }
+}

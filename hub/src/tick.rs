@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use scalehub_core::policy::{self, PolicyInput, PolicyState};
+use scalehub_core::policy::{self, PolicyState};
 use scalehub_core::spec::{Mode, TargetSpec};
 use scalehub_hooks::{HookOutcome, MetricValue, RunType};
 
 use crate::events::WorkloadEvent;
-use crate::profile::Profile;
 use crate::stages::{self, Stages};
 use crate::target::{store_key, Shared, TargetInput};
 use crate::telemetry::{OutcomeLabels, TargetLabels};
@@ -95,7 +94,7 @@ pub async fn decide(
         let error = format!("profile {:?} is not in the hub config", spec.profile);
         return TickResult { metrics: Vec::new(), evaluated: None, desired: None, error: Some(error) };
     };
-    let mut record = Record::new(key, run_type, now, current);
+    let mut record = Record::new(key, now, current);
     let stages = Stages { shared, key, input, spec, profile: &profile, run_type, current };
     let evaluated = match stages.metrics_and_evaluation(&mut record.hooks).await {
         Ok((metrics, evaluation)) => {
@@ -120,17 +119,7 @@ pub async fn decide(
     let active = shared.override_for(key, now);
     let decision = policy::decide(
         &memory.policy,
-        &PolicyInput {
-            now,
-            current_replicas: current,
-            evaluated_replicas: raw,
-            min_replicas: spec.min_replicas,
-            max_replicas: spec.max_replicas,
-            upscale_window: spec.upscale_stabilization,
-            downscale_window: spec.downscale_stabilization,
-            rate_limits: profile.rate_limits.as_ref(),
-            active_override: active.as_ref(),
-        },
+        &spec.policy_input(now, current, raw, active.as_ref()),
     );
     record.reasons = json!(decision.reasons);
     record.desired = Some(decision.desired_replicas);
@@ -206,7 +195,6 @@ async fn scale(
 /// A decision being assembled.
 struct Record {
     key: TargetKey,
-    run_type: RunType,
     time: i64,
     current: i32,
     metrics: Value,
@@ -222,10 +210,9 @@ struct Record {
 }
 
 impl Record {
-    fn new(key: &TargetKey, run_type: RunType, time: i64, current: i32) -> Self {
+    fn new(key: &TargetKey, time: i64, current: i32) -> Self {
         Self {
             key: key.clone(),
-            run_type,
             time,
             current,
             metrics: json!([]),
