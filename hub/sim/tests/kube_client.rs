@@ -8,11 +8,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
+use scalehub_sim::SimOptions;
 use serde_json::json;
 
 #[tokio::test]
 async fn typed_crud_round_trips_with_server_set_fields() {
-    let (_sim, client) = sim().await;
+    // Without controllers nothing else writes the object, so resourceVersions are predictable.
+    let (_sim, client) = common::sim_with(SimOptions { controllers: false, ..Default::default() }).await;
     let api: Api<Deployment> = Api::namespaced(client, "default");
     let created = api.create(&PostParams::default(), &deployment("web", 2)).await.unwrap();
     assert!(created.metadata.uid.is_some());
@@ -164,4 +166,86 @@ async fn watch_events_follow_selectors_and_deletes() {
             break;
         }
     }
+}
+
+#[tokio::test]
+async fn scale_subresource_reads_and_updates_the_workload() {
+    let (_sim, client) = common::sim_with(SimOptions { controllers: false, ..Default::default() }).await;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let created = api.create(&PostParams::default(), &deployment("web", 2)).await.unwrap();
+    let scale = api.get_scale("web").await.unwrap();
+    assert_eq!(scale.spec.unwrap().replicas, Some(2));
+    assert_eq!(scale.status.unwrap().selector.as_deref(), Some("app=web"));
+    assert_eq!(scale.metadata.resource_version, created.metadata.resource_version);
+
+    let mut events = watcher(api.clone(), watcher::Config::default()).applied_objects().boxed();
+    let first = events.try_next().await.unwrap().unwrap();
+    assert_eq!(first.spec.unwrap().replicas, Some(2));
+
+    let patched = api.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 4}}))).await.unwrap();
+    assert_eq!(patched.spec.unwrap().replicas, Some(4));
+    let d = api.get("web").await.unwrap();
+    assert_eq!((d.spec.unwrap().replicas, d.metadata.generation), (Some(4), Some(2)));
+    // The watcher sees the change (status updates from the controller may come first).
+    loop {
+        let d = events.try_next().await.unwrap().unwrap();
+        if d.spec.unwrap().replicas == Some(4) {
+            break;
+        }
+    }
+
+    let stale = scale_body(3, created.metadata.resource_version.as_deref().unwrap());
+    let stale: k8s_openapi::api::autoscaling::v1::Scale = serde_json::from_value(stale).unwrap();
+    let err = api.replace_scale("web", &PostParams::default(), &stale).await.unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 409));
+    let missing = api.get_scale("nope").await.unwrap_err();
+    assert!(matches!(missing, kube::Error::Api(s) if s.code == 404));
+}
+
+fn scale_body(replicas: i32, rv: &str) -> serde_json::Value {
+    json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "web", "namespace": "default", "resourceVersion": rv}, "spec": {"replicas": replicas}})
+}
+
+#[tokio::test]
+async fn pods_follow_replicas_turn_ready_and_report_metrics() {
+    use k8s_openapi::api::core::v1::Pod;
+    let (_sim, client) = sim().await;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let mut d = deployment("web", 2);
+    d.metadata.annotations = Some([("sim.scalehub.io/load".to_string(), "constant:1000m".to_string())].into());
+    api.create(&PostParams::default(), &d).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let ready = common::eventually(10, || {
+        let api = api.clone();
+        async move {
+            let d = api.get("web").await.ok()?;
+            (d.status?.ready_replicas == Some(2)).then_some(())
+        }
+    })
+    .await;
+    let _ = ready;
+    let list = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
+    assert_eq!(list.items.len(), 2);
+    let pod = &list.items[0];
+    assert_eq!(pod.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
+    assert_eq!(pod.metadata.owner_references.as_ref().unwrap()[0].kind, "Deployment");
+    let running = pods.list(&ListParams::default().fields("status.phase=Running")).await.unwrap();
+    assert_eq!(running.items.len(), 2);
+
+    let req = http::Request::get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dweb").body(Vec::new()).unwrap();
+    let metrics: serde_json::Value = client.request(req).await.unwrap();
+    let items = metrics["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["containers"][0]["usage"]["cpu"], "500000000n");
+    assert_eq!(items[0]["window"], "30s");
+
+    api.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 4}}))).await.unwrap();
+    common::eventually(10, || {
+        let api = api.clone();
+        async move { (api.get("web").await.ok()?.status?.ready_replicas == Some(4)).then_some(()) }
+    })
+    .await;
+    let metrics: serde_json::Value = client.request(http::Request::get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods").body(Vec::new()).unwrap()).await.unwrap();
+    // Scaling out spreads the same demand thinner.
+    assert_eq!(metrics["items"][0]["containers"][0]["usage"]["cpu"], "250000000n");
 }

@@ -1,5 +1,7 @@
 //! The `decisions` table: recording, history paging and retention.
 
+use std::collections::HashMap;
+
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row as _, SqliteConnection};
 
@@ -18,11 +20,16 @@ const PRUNE_CHUNK: i64 = 2000;
 /// Largest history page served.
 pub const MAX_HISTORY: u32 = 1000;
 
-/// Selected columns, in `decision_from_row` order.
-const SELECT: &str = "SELECT d.id, t.namespace, t.kind, t.name, d.time, d.run_type, d.metrics, \
+/// Selected columns of `d` (decisions) and `t` (targets), in `decision_from_row` order.
+const COLUMNS: &str = "d.id, t.namespace, t.kind, t.name, d.time, d.run_type, d.metrics, \
      d.raw_evaluation, d.evaluation, d.reasons, d.final_replicas, d.current_replicas, d.scaled, \
-     d.scale_result, d.error, d.hooks, d.outcome \
-     FROM decisions d JOIN targets t ON t.id = d.target_id";
+     d.scale_result, d.error, d.hooks, d.outcome";
+
+/// The usual FROM clause for [`COLUMNS`].
+const FROM: &str = "FROM decisions d JOIN targets t ON t.id = d.target_id";
+
+/// Keys looked up per `last_decisions` statement (three variables each).
+const KEYS_PER_QUERY: usize = 200;
 
 /// Inserts a decision for the target with id `target`; returns the decision id.
 pub(crate) async fn insert(conn: &mut SqliteConnection, target: i64, d: &DecisionRow) -> Result<i64> {
@@ -65,7 +72,7 @@ pub(crate) async fn prune_batch(conn: &mut SqliteConnection, older_than: i64, li
     Ok(done.rows_affected() as i64)
 }
 
-/// Reads a [`DecisionRow`] from a row selected with [`SELECT`].
+/// Reads a [`DecisionRow`] from a row selected with [`COLUMNS`].
 fn decision_from_row(row: &SqliteRow) -> Result<DecisionRow> {
     let get = query_err("decode decision");
     let text = |i: usize| -> Result<String> { row.try_get(i).map_err(query_err("decode decision")) };
@@ -90,6 +97,19 @@ fn decision_from_row(row: &SqliteRow) -> Result<DecisionRow> {
         hooks: json_value("decisions.hooks", &text(15)?)?,
         outcome: row.try_get(16).map_err(get)?,
     })
+}
+
+/// The history query: ?1..?3 the key, ?4 the limit, ?5 the `before` id.
+fn history_sql(before: bool) -> String {
+    let target = "d.target_id = (SELECT id FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3)";
+    let order = "ORDER BY d.time DESC, d.id DESC LIMIT ?4";
+    match before {
+        false => format!("SELECT {COLUMNS} {FROM} WHERE {target} {order}"),
+        true => format!(
+            "SELECT {COLUMNS} {FROM} WHERE {target} AND (d.time, d.id) < \
+                 (SELECT time, id FROM decisions WHERE id = ?5) {order}"
+        ),
+    }
 }
 
 impl Store {
@@ -118,15 +138,7 @@ impl Store {
     /// (pruned) yields an empty page.
     pub async fn decisions(&self, key: &TargetKey, before_id: Option<i64>, limit: u32) -> Result<Vec<DecisionRow>> {
         let limit = i64::from(limit.clamp(1, MAX_HISTORY));
-        let target = "d.target_id = (SELECT id FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3)";
-        let order = "ORDER BY d.time DESC, d.id DESC LIMIT ?4";
-        let sql = match before_id {
-            None => format!("{SELECT} WHERE {target} {order}"),
-            Some(_) => format!(
-                "{SELECT} WHERE {target} AND (d.time, d.id) < \
-                     (SELECT time, id FROM decisions WHERE id = ?5) {order}"
-            ),
-        };
+        let sql = history_sql(before_id.is_some());
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&key.namespace)
             .bind(&key.kind)
@@ -144,12 +156,37 @@ impl Store {
 
     /// One decision by id.
     pub async fn decision(&self, id: i64) -> Result<Option<DecisionRow>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE d.id = ?1")))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} {FROM} WHERE d.id = ?1")))
             .bind(id)
             .fetch_optional(self.pool())
             .await
             .map_err(query_err("read decision"))?;
         row.as_ref().map(decision_from_row).transpose()
+    }
+
+    /// The newest decision of each of `keys` that has one (for target lists).
+    pub async fn last_decisions(&self, keys: &[TargetKey]) -> Result<HashMap<TargetKey, DecisionRow>> {
+        let mut found = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let values = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+            // The correlated subquery is one probe of decisions_by_target_time per target.
+            let sql = format!(
+                "SELECT {COLUMNS} FROM targets t JOIN decisions d ON d.id = \
+                     (SELECT x.id FROM decisions x WHERE x.target_id = t.id \
+                      ORDER BY x.time DESC, x.id DESC LIMIT 1) \
+                 WHERE (t.namespace, t.kind, t.name) IN (VALUES {values})"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for key in chunk {
+                query = query.bind(&key.namespace).bind(&key.kind).bind(&key.name);
+            }
+            let rows = query.fetch_all(self.pool()).await.map_err(query_err("read last decisions"))?;
+            for row in &rows {
+                let decision = decision_from_row(row)?;
+                found.insert(decision.key.clone(), decision);
+            }
+        }
+        Ok(found)
     }
 
     /// Deletes decisions older than `older_than_ms` in chunks, each its own
@@ -164,6 +201,31 @@ impl Store {
             if deleted < PRUNE_CHUNK {
                 return Ok(total);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn history_pages_walk_the_target_time_index_without_sorting() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        for before in [false, true] {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", history_sql(before))))
+                .bind("ns")
+                .bind("Deployment")
+                .bind("web")
+                .bind(10)
+                .bind(5)
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+            let plan: Vec<String> = rows.iter().map(|r| r.get(3)).collect();
+            let plan = plan.join("; ");
+            assert!(plan.contains("decisions_by_target_time"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
     }
 }

@@ -9,6 +9,26 @@
 //! - [`rows`] and [`filter`]: the plain types callers exchange with the store.
 //!
 //! All SQL of the project lives in this crate and in `migrations/`.
+//!
+//! Write path. Every write is a message on a bounded channel
+//! ([`StoreOptions::channel_capacity`], 4096 by default) to one writer task,
+//! which commits up to 500 writes per transaction. A batch is committed as
+//! soon as someone awaits it (an override from the API, `flush`), otherwise
+//! after at most 50 ms of collecting. When the channel is full, callers wait in
+//! `send().await`: the ticks slow down, decisions are never dropped. A write
+//! the database rejects is answered with its error (or logged and counted in
+//! [`WriterStats::rejected`] when nobody awaits it) while the rest of its
+//! batch commits; a transaction that cannot commit after three attempts is
+//! reported the same way and counted in [`WriterStats::failed`].
+//!
+//! Consistency. A decision and the policy state it produced commit in one
+//! transaction. Writes that return after their commit (`upsert_target`,
+//! `set_override`, `clear_override`, `record_decision_committed`, `flush`)
+//! are visible to every read that starts afterwards.
+//!
+//! History. Targets are never deleted (`mark_target_removed` sets
+//! `removed_at`); overrides are ended, never deleted (`ended_at`, `ended_by`);
+//! only decisions are pruned, by `prune_decisions`.
 
 pub mod filter;
 pub mod rows;

@@ -183,10 +183,11 @@ impl Store {
             // An error here means the writer already stopped: nothing to wait for.
             let _ = done.await;
         }
-        if let Some(handle) = self.inner.writer.lock().await.take() {
-            if let Err(error) = handle.await {
-                tracing::error!(%error, "store writer task ended abnormally");
-            }
+        let handle = self.inner.writer.lock().await.take();
+        if let Some(handle) = handle
+            && let Err(error) = handle.await
+        {
+            tracing::error!(%error, "store writer task ended abnormally");
         }
         self.inner.pool.close().await;
         Ok(())
@@ -204,6 +205,12 @@ impl Store {
             failed: c.failed.load(Ordering::Relaxed),
             last_batch: c.last_batch.load(Ordering::Relaxed),
         }
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(self.pool()).await.map_err(crate::error::query_err("ping"))?;
+        Ok(())
     }
 
     /// The SQLite journal mode in effect (`wal` for files, `memory` in memory).

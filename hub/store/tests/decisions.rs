@@ -165,3 +165,22 @@ async fn a_small_queue_applies_backpressure_instead_of_dropping() {
     assert_eq!(store.decisions(&k, None, 1000).await.unwrap().len(), 300);
     assert!(store.stats().last_batch <= 3);
 }
+
+#[tokio::test]
+async fn last_decisions_returns_the_newest_decision_of_each_target() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let keys: Vec<_> = (0..450).map(|i| key("ns", &format!("t{i}"))).collect();
+    for (i, k) in keys.iter().enumerate() {
+        if i % 3 == 0 {
+            continue; // never decided
+        }
+        for t in 0..3 {
+            store.record_decision(decision(k, t * 100 + i as i64), None).await.unwrap();
+        }
+    }
+    store.flush().await.unwrap();
+    let last = store.last_decisions(&keys).await.unwrap();
+    assert_eq!(last.len(), 300);
+    assert_eq!(last[&keys[1]].time, 201);
+    assert!(!last.contains_key(&keys[0]));
+}

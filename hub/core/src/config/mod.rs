@@ -1,0 +1,256 @@
+//! The hub config file (YAML): listen address, database, namespaces, retention, hook
+//! concurrency, and the hook profiles that annotations refer to by name.
+//!
+//! Unknown keys are errors everywhere except the CPA keys a profile accepts and ignores, so a
+//! typo never silently turns a setting off. Every error names the field path, e.g.
+//! `profiles.default.evaluate.timeout: must be > 0`.
+
+mod behavior;
+mod method;
+mod metrics;
+mod profile;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use behavior::{BehaviorConfig, ScalingRulesConfig};
+pub use method::{HttpMethod, Method, MethodType, ParameterMode, ShellMethod};
+pub use metrics::{
+    LabelSelector, LabelSelectorRequirement, MetricIdentifier, MetricSourceType, MetricSpec,
+    MetricTarget, MetricTargetType, PodsMetricSource, ResourceMetricSource,
+};
+pub use profile::Profile;
+
+use crate::spec::SpecDefaults;
+
+/// The whole hub config.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// Address of the REST API, dashboard and `/metrics`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// SQLite URL of the state and decision store.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// Namespaces to watch; empty means all.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Decisions older than this are pruned.
+    #[serde(default = "default_retention", with = "crate::duration::serde_human")]
+    pub retention: Duration,
+    /// How many hooks may run at once across all targets.
+    #[serde(default = "default_hook_concurrency")]
+    pub hook_concurrency: usize,
+    /// API access settings.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Profile-shaped defaults merged under every profile.
+    #[serde(default)]
+    pub defaults: Option<Profile>,
+    /// Named hook profiles (already merged with `defaults` after loading).
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// Who may use the REST API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiConfig {
+    /// File holding the bearer token that writes require (read at startup, never logged).
+    pub token_file: Option<PathBuf>,
+    /// Require the token for reads too.
+    #[serde(default)]
+    pub protect_reads: bool,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_database() -> String {
+    "sqlite://scalehub.db".to_owned()
+}
+
+fn default_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+fn default_hook_concurrency() -> usize {
+    32
+}
+
+/// One problem found in the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path of the offending field, e.g. `profiles.default.evaluate.timeout`.
+    pub path: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or does not fit the schema (unknown key, wrong type).
+    #[error("{0}")]
+    Parse(FieldError),
+    /// The config parsed but some values are invalid; every problem is listed.
+    #[error("invalid config: {}", join(.0))]
+    Invalid(Vec<FieldError>),
+}
+
+fn join(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Collects validation problems with their paths.
+#[derive(Debug, Default)]
+pub(crate) struct Issues(Vec<FieldError>);
+
+impl Issues {
+    /// Records a problem at `path`.
+    pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+impl Config {
+    /// Reads and validates the config file at `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_yaml_str(&text)
+    }
+
+    /// Parses, merges `defaults:` into every profile, and validates.
+    pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
+        let mut config = parse_yaml(text)?;
+        let mut issues = Issues::default();
+        config.validate_top_level(&mut issues);
+        let defaults = config.defaults.clone().unwrap_or_default();
+        if config.defaults.is_some() {
+            defaults.validate_fields("defaults", &mut issues);
+        }
+        let profiles = std::mem::take(&mut config.profiles);
+        for (name, profile) in profiles {
+            let path = format!("profiles.{name}");
+            if name.trim().is_empty() {
+                issues.push("profiles", "a profile name must not be empty");
+            }
+            profile.validate_fields(&path, &mut issues);
+            let merged = profile.over(&defaults);
+            merged.validate_complete(&path, &mut issues);
+            config.profiles.insert(name, merged);
+        }
+        if issues.0.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(issues.0))
+        }
+    }
+
+    /// A config with no profiles and every default (useful for tests and `scalehub sim`).
+    pub fn empty() -> Config {
+        Config {
+            listen: default_listen(),
+            database: default_database(),
+            namespaces: Vec::new(),
+            retention: default_retention(),
+            hook_concurrency: default_hook_concurrency(),
+            api: ApiConfig::default(),
+            defaults: None,
+            profiles: BTreeMap::new(),
+        }
+    }
+
+    /// The profile called `name`, merged with `defaults:`.
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.get(name)
+    }
+
+    /// Per profile name, what a target's annotations default to; the input of
+    /// [`TargetSpec::from_annotations`](crate::spec::TargetSpec::from_annotations).
+    pub fn spec_defaults(&self) -> BTreeMap<String, SpecDefaults> {
+        self.profiles
+            .iter()
+            .map(|(name, p)| (name.clone(), p.spec_defaults()))
+            .collect()
+    }
+
+    fn validate_top_level(&self, issues: &mut Issues) {
+        if !self.database.starts_with("sqlite:") {
+            issues.push(
+                "database",
+                "must be a sqlite: URL, e.g. sqlite://scalehub.db",
+            );
+        }
+        if self.retention.is_zero() {
+            issues.push("retention", "must be > 0");
+        }
+        if self.hook_concurrency == 0 {
+            issues.push("hookConcurrency", "must be > 0");
+        }
+        for (index, namespace) in self.namespaces.iter().enumerate() {
+            if namespace.trim().is_empty() {
+                issues.push(format!("namespaces[{index}]"), "must not be empty");
+            }
+        }
+    }
+}
+
+/// Deserialises with serde-saphyr, tracking the field path so errors can name it.
+fn parse_yaml(text: &str) -> Result<Config, ConfigError> {
+    let path = std::cell::RefCell::new(String::new());
+    let options = serde_saphyr::options! { with_snippet: false };
+    let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde_path_to_error::deserialize(de).map_err(|err| {
+            *path.borrow_mut() = err.path().to_string();
+            err.into_inner()
+        })
+    });
+    parsed.map_err(|err| {
+        let path = path.into_inner();
+        let path = if path.is_empty() || path == "." {
+            "config".to_owned()
+        } else {
+            path
+        };
+        ConfigError::Parse(FieldError {
+            path,
+            message: err.to_string(),
+        })
+    })
+}

@@ -1,0 +1,219 @@
+//! A hook profile: a CPA `config.yaml` body, accepted unchanged, plus an optional `behavior:`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use super::Issues;
+use super::behavior::BehaviorConfig;
+use super::method::Method;
+use super::metrics::MetricSpec;
+use crate::spec::{RunMode, SpecDefaults};
+
+/// A profile as written in the config. Every field is optional here so that `defaults:` can
+/// fill gaps; validation then requires `metric` and `evaluate` on each merged profile.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Profile {
+    /// Gathers the metric (per pod or per resource).
+    pub metric: Option<Method>,
+    /// Turns metrics into `{"targetReplicas": N}`.
+    pub evaluate: Option<Method>,
+    /// Hook before the metric stage.
+    pub pre_metric: Option<Method>,
+    /// Hook after the metric stage.
+    pub post_metric: Option<Method>,
+    /// Hook before the evaluate stage.
+    pub pre_evaluate: Option<Method>,
+    /// Hook after the evaluate stage.
+    pub post_evaluate: Option<Method>,
+    /// Hook before the scale call.
+    pub pre_scale: Option<Method>,
+    /// Hook after the scale call.
+    pub post_scale: Option<Method>,
+    /// `per-pod` or `per-resource`; the annotation overrides it.
+    pub run_mode: Option<RunMode>,
+    /// Kubernetes metrics gathered and passed to the metric stage.
+    pub kubernetes_metric_specs: Option<Vec<MetricSpec>>,
+    /// Fail the tick when any Kubernetes metric cannot be gathered.
+    pub require_kubernetes_metrics: Option<bool>,
+    /// Default lower bound.
+    pub min_replicas: Option<i32>,
+    /// Default upper bound.
+    pub max_replicas: Option<i32>,
+    /// Default tick period in milliseconds (CPA unit).
+    pub interval: Option<i64>,
+    /// Default scale-down window in seconds (CPA unit).
+    pub downscale_stabilization: Option<i64>,
+    /// Seconds after pod start during which readiness flaps are forgiven (CPU metrics).
+    pub initial_readiness_delay: Option<i64>,
+    /// Seconds after pod start during which CPU samples may be ignored.
+    pub cpu_initialization_period: Option<i64>,
+    /// HPA-style stabilisation windows and rate policies.
+    pub behavior: Option<BehaviorConfig>,
+    /// CPA key, ignored: the hub knows each target's namespace.
+    pub namespace: Option<IgnoredAny>,
+    /// CPA key, ignored: targets come from annotations.
+    pub scale_target_ref: Option<IgnoredAny>,
+    /// CPA key, ignored: the hub jitters ticks itself.
+    pub start_time: Option<IgnoredAny>,
+    /// CPA key, ignored: the hub serves one API for all targets.
+    pub api_config: Option<IgnoredAny>,
+    /// CPA key, ignored: logging is configured with `RUST_LOG`.
+    pub log_verbosity: Option<IgnoredAny>,
+}
+
+/// CPA `initialReadinessDelay` default, seconds.
+const DEFAULT_INITIAL_READINESS_DELAY: i64 = 30;
+/// CPA `cpuInitializationPeriod` default, seconds.
+const DEFAULT_CPU_INITIALIZATION_PERIOD: i64 = 300;
+
+impl Profile {
+    /// This profile with every unset field taken from `base` (the config's `defaults:`).
+    pub(crate) fn over(self, base: &Profile) -> Profile {
+        let base = base.clone();
+        Profile {
+            metric: self.metric.or(base.metric),
+            evaluate: self.evaluate.or(base.evaluate),
+            pre_metric: self.pre_metric.or(base.pre_metric),
+            post_metric: self.post_metric.or(base.post_metric),
+            pre_evaluate: self.pre_evaluate.or(base.pre_evaluate),
+            post_evaluate: self.post_evaluate.or(base.post_evaluate),
+            pre_scale: self.pre_scale.or(base.pre_scale),
+            post_scale: self.post_scale.or(base.post_scale),
+            run_mode: self.run_mode.or(base.run_mode),
+            kubernetes_metric_specs: self
+                .kubernetes_metric_specs
+                .or(base.kubernetes_metric_specs),
+            require_kubernetes_metrics: self
+                .require_kubernetes_metrics
+                .or(base.require_kubernetes_metrics),
+            min_replicas: self.min_replicas.or(base.min_replicas),
+            max_replicas: self.max_replicas.or(base.max_replicas),
+            interval: self.interval.or(base.interval),
+            downscale_stabilization: self
+                .downscale_stabilization
+                .or(base.downscale_stabilization),
+            initial_readiness_delay: self
+                .initial_readiness_delay
+                .or(base.initial_readiness_delay),
+            cpu_initialization_period: self
+                .cpu_initialization_period
+                .or(base.cpu_initialization_period),
+            behavior: self.behavior.or(base.behavior),
+            namespace: None,
+            scale_target_ref: None,
+            start_time: None,
+            api_config: None,
+            log_verbosity: None,
+        }
+    }
+
+    /// The hooks in pipeline order with their config key, for iteration.
+    pub fn methods(&self) -> [(&'static str, Option<&Method>); 8] {
+        [
+            ("preMetric", self.pre_metric.as_ref()),
+            ("metric", self.metric.as_ref()),
+            ("postMetric", self.post_metric.as_ref()),
+            ("preEvaluate", self.pre_evaluate.as_ref()),
+            ("evaluate", self.evaluate.as_ref()),
+            ("postEvaluate", self.post_evaluate.as_ref()),
+            ("preScale", self.pre_scale.as_ref()),
+            ("postScale", self.post_scale.as_ref()),
+        ]
+    }
+
+    /// What a target using this profile gets when its annotations leave a setting out.
+    pub fn spec_defaults(&self) -> SpecDefaults {
+        let fallback = SpecDefaults::default();
+        let behavior = self.behavior.as_ref();
+        let seconds = |s: i32| Duration::from_secs(u64::from(s.unsigned_abs()));
+        SpecDefaults {
+            min_replicas: self.min_replicas.unwrap_or(fallback.min_replicas),
+            max_replicas: self.max_replicas.unwrap_or(fallback.max_replicas),
+            interval: self.interval.map_or(fallback.interval, |ms| {
+                Duration::from_millis(ms.unsigned_abs())
+            }),
+            downscale_stabilization: behavior
+                .and_then(BehaviorConfig::downscale_window_seconds)
+                .map(seconds)
+                .or(self
+                    .downscale_stabilization
+                    .map(|s| Duration::from_secs(s.unsigned_abs())))
+                .unwrap_or(fallback.downscale_stabilization),
+            upscale_stabilization: behavior
+                .and_then(BehaviorConfig::upscale_window_seconds)
+                .map_or(fallback.upscale_stabilization, seconds),
+            run_mode: self.run_mode.unwrap_or(fallback.run_mode),
+            rate_limits: behavior.map(BehaviorConfig::rate_limits),
+        }
+    }
+
+    /// `initialReadinessDelay` with the CPA default.
+    pub fn initial_readiness_delay(&self) -> Duration {
+        let secs = self
+            .initial_readiness_delay
+            .unwrap_or(DEFAULT_INITIAL_READINESS_DELAY);
+        Duration::from_secs(secs.unsigned_abs())
+    }
+
+    /// `cpuInitializationPeriod` with the CPA default.
+    pub fn cpu_initialization_period(&self) -> Duration {
+        let secs = self
+            .cpu_initialization_period
+            .unwrap_or(DEFAULT_CPU_INITIALIZATION_PERIOD);
+        Duration::from_secs(secs.unsigned_abs())
+    }
+
+    /// Reports problems with the fields that are set (used for profiles and for `defaults:`).
+    pub(crate) fn validate_fields(&self, path: &str, issues: &mut Issues) {
+        for (key, method) in self.methods() {
+            if let Some(method) = method {
+                method.validate(&format!("{path}.{key}"), issues);
+            }
+        }
+        for (index, spec) in self.kubernetes_metric_specs.iter().flatten().enumerate() {
+            spec.validate(&format!("{path}.kubernetesMetricSpecs[{index}]"), issues);
+        }
+        let non_negative = [
+            ("minReplicas", self.min_replicas.map(i64::from)),
+            ("downscaleStabilization", self.downscale_stabilization),
+            ("initialReadinessDelay", self.initial_readiness_delay),
+            ("cpuInitializationPeriod", self.cpu_initialization_period),
+        ];
+        for (key, value) in non_negative {
+            if value.is_some_and(|v| v < 0) {
+                issues.push(format!("{path}.{key}"), "must be >= 0");
+            }
+        }
+        if self.max_replicas.is_some_and(|max| max < 1) {
+            issues.push(format!("{path}.maxReplicas"), "must be >= 1");
+        }
+        if self.interval.is_some_and(|ms| ms <= 0) {
+            issues.push(format!("{path}.interval"), "must be > 0 (milliseconds)");
+        }
+        if let Some(behavior) = &self.behavior {
+            behavior.validate(&format!("{path}.behavior"), issues);
+        }
+    }
+
+    /// Reports what a complete (merged) profile must have.
+    pub(crate) fn validate_complete(&self, path: &str, issues: &mut Issues) {
+        for (key, method) in [("metric", &self.metric), ("evaluate", &self.evaluate)] {
+            if method.is_none() {
+                issues.push(format!("{path}.{key}"), "is required");
+            }
+        }
+        let defaults = self.spec_defaults();
+        if defaults.min_replicas > defaults.max_replicas {
+            issues.push(
+                format!("{path}.minReplicas"),
+                format!(
+                    "{} is greater than maxReplicas {}",
+                    defaults.min_replicas, defaults.max_replicas
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Config parsing and validation tests.
+
+use std::time::Duration;
+
+use super::*;
+use crate::policy::{PolicyType, RateLimits, RatePolicy, SelectPolicy};
+use crate::spec::RunMode;
+
+/// The CPA's python-custom-autoscaler example `config.yaml`, as its users have it today.
+const CPA_EXAMPLE: &str = r#"
+evaluate:
+  type: "shell"
+  timeout: 2500
+  shell:
+    entrypoint: "python"
+    command:
+      - "/evaluate.py"
+metric:
+  type: "shell"
+  timeout: 2500
+  shell:
+    entrypoint: "python"
+    command:
+      - "/metric.py"
+runMode: "per-resource"
+"#;
+
+/// Indents a YAML body so it can sit under `profiles.<name>:`.
+fn as_profile(name: &str, body: &str) -> String {
+    let indented: String = body.lines().map(|l| format!("    {l}\n")).collect();
+    format!("profiles:\n  {name}:\n{indented}")
+}
+
+fn invalid(yaml: &str) -> Vec<String> {
+    match Config::from_yaml_str(yaml) {
+        Err(ConfigError::Invalid(errors)) => errors.iter().map(ToString::to_string).collect(),
+        other => panic!("expected validation errors, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_cpa_example_config_is_accepted_unchanged_as_a_profile() {
+    let config = Config::from_yaml_str(&as_profile("default", CPA_EXAMPLE)).unwrap();
+    let profile = config.profile("default").unwrap();
+    let metric = profile.metric.as_ref().unwrap();
+    assert_eq!(metric.method_type, MethodType::Shell);
+    assert_eq!(metric.timeout(), Duration::from_millis(2500));
+    let shell = metric.shell.as_ref().unwrap();
+    assert_eq!(shell.entrypoint, "python");
+    assert_eq!(shell.command, ["/metric.py"]);
+    assert_eq!(profile.run_mode, Some(RunMode::PerResource));
+    // Everything else is the hub's defaults.
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.database, "sqlite://scalehub.db");
+    assert_eq!(config.retention, Duration::from_secs(7 * 86_400));
+    assert_eq!(config.hook_concurrency, 32);
+}
+
+#[test]
+fn cpa_keys_scalehub_does_not_use_are_accepted_and_ignored() {
+    let body = format!(
+        "{CPA_EXAMPLE}namespace: prod\nscaleTargetRef:\n  apiVersion: apps/v1\n  kind: Deployment\n  name: web\n\
+         startTime: 60000\napiConfig:\n  enabled: true\n  port: 5000\nlogVerbosity: 2\n\
+         interval: 30000\ndownscaleStabilization: 120\nminReplicas: 2\nmaxReplicas: 7\n\
+         initialReadinessDelay: 10\ncpuInitializationPeriod: 60\nrequireKubernetesMetrics: true\n"
+    );
+    let config = Config::from_yaml_str(&as_profile("legacy", &body)).unwrap();
+    let profile = config.profile("legacy").unwrap();
+    let defaults = profile.spec_defaults();
+    assert_eq!((defaults.min_replicas, defaults.max_replicas), (2, 7));
+    assert_eq!(defaults.interval, Duration::from_secs(30));
+    assert_eq!(defaults.downscale_stabilization, Duration::from_secs(120));
+    assert_eq!(defaults.rate_limits, None);
+    assert_eq!(profile.initial_readiness_delay(), Duration::from_secs(10));
+    assert_eq!(profile.cpu_initialization_period(), Duration::from_secs(60));
+    assert_eq!(profile.require_kubernetes_metrics, Some(true));
+}
+
+#[test]
+fn a_full_hub_config_parses_with_defaults_merged_into_profiles() {
+    let yaml = r#"
+listen: 0.0.0.0:9090
+database: sqlite:///var/lib/scalehub/state.db
+namespaces: [shop, payments]
+retention: 3d
+hookConcurrency: 8
+api:
+  tokenFile: /var/run/secrets/scalehub/token
+  protectReads: true
+defaults:
+  timeoutless: null
+"#;
+    // `defaults` is profile-shaped: an unknown key there is caught too.
+    let err = Config::from_yaml_str(yaml).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("defaults.timeoutless: unknown field"),
+        "{err}"
+    );
+
+    let yaml = r#"
+listen: 0.0.0.0:9090
+namespaces: [shop]
+retention: 3d
+defaults:
+  preScale:
+    type: http
+    timeout: 500
+    http:
+      method: POST
+      url: https://audit.example/scale
+      headers: {X-Team: infra}
+      successCodes: [200, 202]
+  maxReplicas: 30
+profiles:
+  default:
+    metric: {type: shell, timeout: 1000, shell: {entrypoint: /bin/sh, command: [-c, "echo 1"]}}
+    evaluate: {type: http, timeout: 2000, http: {method: POST, url: "http://127.0.0.1:9000/evaluate", parameterMode: query}}
+    kubernetesMetricSpecs:
+      - type: Resource
+        resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}
+      - type: Pods
+        pods:
+          metric: {name: packets-per-second, selector: {matchLabels: {tier: web}}}
+          target: {type: AverageValue, averageValue: 1k}
+    behavior:
+      scaleUp:
+        stabilizationWindowSeconds: 60
+        policies: [{type: Pods, value: 2, periodSeconds: 30}]
+      scaleDown:
+        selectPolicy: Min
+"#;
+    let config = Config::from_yaml_str(yaml).unwrap();
+    assert_eq!(config.namespaces, ["shop"]);
+    assert_eq!(config.retention, Duration::from_secs(3 * 86_400));
+    let profile = config.profile("default").unwrap();
+    let pre_scale = profile.pre_scale.as_ref().expect("merged from defaults");
+    let http = pre_scale.http.as_ref().unwrap();
+    assert_eq!(http.success_codes, [200, 202]);
+    assert_eq!(http.headers["X-Team"], "infra");
+    let evaluate = profile.evaluate.as_ref().unwrap().http.as_ref().unwrap();
+    assert_eq!(evaluate.parameter_mode, ParameterMode::Query);
+    assert_eq!(evaluate.success_codes, [200]);
+    let specs = profile.kubernetes_metric_specs.as_ref().unwrap();
+    assert_eq!(
+        specs[1]
+            .pods
+            .as_ref()
+            .unwrap()
+            .target
+            .average_value
+            .as_deref(),
+        Some("1k")
+    );
+
+    let defaults = &config.spec_defaults()["default"];
+    assert_eq!(defaults.max_replicas, 30);
+    assert_eq!(defaults.upscale_stabilization, Duration::from_secs(60));
+    // Not set in behavior and no downscaleStabilization: the hub default.
+    assert_eq!(defaults.downscale_stabilization, Duration::from_secs(300));
+    let limits = defaults.rate_limits.clone().unwrap();
+    assert_eq!(
+        limits.scale_up.policies,
+        [RatePolicy {
+            policy_type: PolicyType::Pods,
+            value: 2,
+            period_seconds: 30
+        }]
+    );
+    assert_eq!(limits.scale_down.select_policy, SelectPolicy::Min);
+    assert_eq!(
+        limits.scale_down.policies,
+        RateLimits::hpa_default().scale_down.policies
+    );
+}
+
+#[test]
+fn an_empty_behavior_means_the_hpa_defaults() {
+    let body = format!("{CPA_EXAMPLE}behavior: {{}}\ndownscaleStabilization: 60\n");
+    let config = Config::from_yaml_str(&as_profile("default", &body)).unwrap();
+    let defaults = config.profile("default").unwrap().spec_defaults();
+    assert_eq!(defaults.rate_limits, Some(RateLimits::hpa_default()));
+    // The CPA key still sets the window when behavior leaves it out.
+    assert_eq!(defaults.downscale_stabilization, Duration::from_secs(60));
+}
+
+#[test]
+fn schema_errors_name_the_field_path_and_the_line() {
+    let typo = as_profile("default", &CPA_EXAMPLE.replace("evaluate:", "evalute:"));
+    let err = Config::from_yaml_str(&typo).unwrap_err().to_string();
+    assert!(
+        err.starts_with("profiles.default.evalute: unknown field `evalute`"),
+        "{err}"
+    );
+    assert!(err.contains("line"), "{err}");
+
+    let wrong_type = as_profile("default", &CPA_EXAMPLE.replacen("2500", "soon", 1));
+    let err = Config::from_yaml_str(&wrong_type).unwrap_err().to_string();
+    assert!(
+        err.starts_with("profiles.default.evaluate.timeout: "),
+        "{err}"
+    );
+
+    let err = Config::from_yaml_str("listen: nowhere\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("listen: "), "{err}");
+    let err = Config::from_yaml_str("retention: 7\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("retention: "), "{err}");
+    assert!(err.contains("has no unit"), "{err}");
+    let err = Config::from_yaml_str("profiles:\n  a:\n    runMode: per-node\n").unwrap_err();
+    assert!(err.to_string().starts_with("profiles.a.runMode: "), "{err}");
+}
+
+#[test]
+fn validation_lists_every_problem_with_its_path() {
+    let yaml = r#"
+hookConcurrency: 0
+database: postgres://db
+profiles:
+  default:
+    metric: {type: shell, timeout: 0, shell: {command: [x]}}
+    preScale: {type: http, timeout: 10, http: {url: "ftp://x", successCodes: [700]}}
+    postScale: {type: shell, timeout: 10}
+    minReplicas: 5
+    maxReplicas: 2
+    interval: 0
+    kubernetesMetricSpecs:
+      - type: External
+        external: {metric: {name: queue}}
+      - type: Pods
+        pods: {metric: {name: rps}, target: {type: Utilization, averageValue: lots}}
+    behavior:
+      scaleUp:
+        stabilizationWindowSeconds: 4000
+        policies: [{type: Percent, value: 0, periodSeconds: 0}]
+      scaleDown:
+        policies: []
+"#;
+    let errors = invalid(yaml);
+    let expected = [
+        "database: must be a sqlite: URL, e.g. sqlite://scalehub.db",
+        "hookConcurrency: must be > 0",
+        "profiles.default.metric.timeout: must be > 0",
+        "profiles.default.metric.shell.entrypoint: is required, e.g. /bin/sh or python3",
+        "profiles.default.preScale.http.url: \"ftp://x\" must start with http:// or https://",
+        "profiles.default.preScale.http.successCodes[0]: 700 is not an HTTP status",
+        "profiles.default.postScale.shell: is required when type is shell",
+        "profiles.default.kubernetesMetricSpecs[0].type: External metrics are not supported by scalehub (supported: Resource, Pods)",
+        "profiles.default.kubernetesMetricSpecs[1].pods.target.type: must be AverageValue for a Pods metric",
+        "profiles.default.kubernetesMetricSpecs[1].pods.target.averageValue: \"lots\" is not a quantity: the number part is malformed",
+        "profiles.default.interval: must be > 0 (milliseconds)",
+        "profiles.default.behavior.scaleUp.stabilizationWindowSeconds: must be between 0 and 3600",
+        "profiles.default.behavior.scaleUp.policies[0].value: must be > 0",
+        "profiles.default.behavior.scaleUp.policies[0].periodSeconds: must be between 1 and 1800",
+        "profiles.default.behavior.scaleDown.policies: must list at least one policy",
+        "profiles.default.evaluate: is required",
+        "profiles.default.minReplicas: 5 is greater than maxReplicas 2",
+    ];
+    assert_eq!(errors, expected);
+}
+
+#[test]
+fn an_empty_or_missing_config() {
+    let config = Config::from_yaml_str("listen: 127.0.0.1:8080\n").unwrap();
+    assert!(config.profiles.is_empty());
+    assert_eq!(config, Config::empty());
+    let err = Config::load("/nonexistent/scalehub.yaml").unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(
+        err.to_string().starts_with("cannot read config file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_empty_file_or_comments_only_means_all_defaults() {
+    assert_eq!(Config::from_yaml_str("").unwrap(), Config::empty());
+    assert_eq!(
+        Config::from_yaml_str("# nothing yet\n").unwrap(),
+        Config::empty()
+    );
+}

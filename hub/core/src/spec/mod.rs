@@ -1,0 +1,368 @@
+//! Workload annotations → a typed [`TargetSpec`] (DESIGN.md, "Opt-in annotations").
+//!
+//! Parsing never stops at the first problem: a user fixing a workload sees every bad
+//! annotation at once, each with its key, value and reason. Annotation values are data only —
+//! nothing here (or downstream) ever hands them to a shell.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::{format_duration, parse_duration, serde_human};
+use crate::policy::{EpochMillis, Override, PolicyInput, RateLimits};
+
+#[cfg(test)]
+mod tests;
+
+/// Prefix of every scalehub annotation.
+pub const PREFIX: &str = "scalehub.io/";
+/// `"true"` opts a workload in.
+pub const ENABLED: &str = "scalehub.io/enabled";
+/// Name of the hook profile.
+pub const PROFILE: &str = "scalehub.io/profile";
+/// Lower replica bound.
+pub const MIN_REPLICAS: &str = "scalehub.io/min-replicas";
+/// Upper replica bound.
+pub const MAX_REPLICAS: &str = "scalehub.io/max-replicas";
+/// Tick period.
+pub const INTERVAL: &str = "scalehub.io/interval";
+/// Scale-down stabilisation window.
+pub const DOWNSCALE_STABILIZATION: &str = "scalehub.io/downscale-stabilization";
+/// Scale-up stabilisation window.
+pub const UPSCALE_STABILIZATION: &str = "scalehub.io/upscale-stabilization";
+/// `per-pod` or `per-resource`.
+pub const RUN_MODE: &str = "scalehub.io/run-mode";
+/// `active` or `shadow`.
+pub const MODE: &str = "scalehub.io/mode";
+/// Prefix of hook parameters (`scalehub.io/param.<key>`).
+pub const PARAM_PREFIX: &str = "scalehub.io/param.";
+
+/// The profile used when the annotation is absent.
+pub const DEFAULT_PROFILE: &str = "default";
+/// The longest stabilisation window accepted (the HPA's limit).
+pub const MAX_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Whether the metric method runs once per pod or once per workload (CPA meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunMode {
+    /// Once per pod, each run receiving the Pod.
+    PerPod,
+    /// Once per tick, receiving the workload.
+    PerResource,
+}
+
+/// Whether decisions are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Decide and scale.
+    Active,
+    /// Decide and record, never scale.
+    Shadow,
+}
+
+/// What a profile provides when the annotations leave a setting out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecDefaults {
+    /// Default lower bound (1 unless the profile says otherwise).
+    pub min_replicas: i32,
+    /// Default upper bound (10 unless the profile says otherwise).
+    pub max_replicas: i32,
+    /// Default tick period (15 s).
+    pub interval: Duration,
+    /// Default scale-down window (5 m).
+    pub downscale_stabilization: Duration,
+    /// Default scale-up window (0 s).
+    pub upscale_stabilization: Duration,
+    /// Default run mode (`per-resource`).
+    pub run_mode: RunMode,
+    /// The profile's rate policies, if it has a `behavior:`.
+    pub rate_limits: Option<RateLimits>,
+}
+
+impl Default for SpecDefaults {
+    fn default() -> Self {
+        SpecDefaults {
+            min_replicas: 1,
+            max_replicas: 10,
+            interval: Duration::from_secs(15),
+            downscale_stabilization: Duration::from_secs(300),
+            upscale_stabilization: Duration::ZERO,
+            run_mode: RunMode::PerResource,
+            rate_limits: None,
+        }
+    }
+}
+
+/// Everything the hub needs to autoscale one workload, from its annotations and its profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetSpec {
+    /// The hook profile's name.
+    pub profile: String,
+    /// Lower bound; 0 allows scaling to and from zero.
+    pub min_replicas: i32,
+    /// Upper bound.
+    pub max_replicas: i32,
+    /// Tick period.
+    #[serde(with = "serde_human")]
+    pub interval: Duration,
+    /// Scale-down stabilisation window.
+    #[serde(with = "serde_human")]
+    pub downscale_stabilization: Duration,
+    /// Scale-up stabilisation window.
+    #[serde(with = "serde_human")]
+    pub upscale_stabilization: Duration,
+    /// How the metric method runs.
+    pub run_mode: RunMode,
+    /// Active or shadow.
+    pub mode: Mode,
+    /// Passed to hooks as `params`.
+    pub params: BTreeMap<String, String>,
+    /// Rate policies from the profile's `behavior:`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
+}
+
+/// One bad annotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecError {
+    /// The annotation key.
+    pub key: String,
+    /// Its value, when it is present.
+    pub value: Option<String>,
+    /// Why it is rejected.
+    pub reason: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(value) => write!(f, "{}: {:?} {}", self.key, value, self.reason),
+            None => write!(f, "{}: {}", self.key, self.reason),
+        }
+    }
+}
+
+/// Every bad annotation of a workload (never empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}", self.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct SpecErrors(pub Vec<SpecError>);
+
+/// Whether the workload opted in: only the exact value `"true"` does.
+pub fn is_opted_in(annotations: &BTreeMap<String, String>) -> bool {
+    annotations
+        .get(ENABLED)
+        .is_some_and(|value| value == "true")
+}
+
+/// Accumulates errors while reading annotations.
+struct Reader<'a> {
+    annotations: &'a BTreeMap<String, String>,
+    errors: Vec<SpecError>,
+}
+
+impl Reader<'_> {
+    fn fail(&mut self, key: &str, reason: impl Into<String>) {
+        let value = self.annotations.get(key).cloned();
+        self.errors.push(SpecError {
+            key: key.to_owned(),
+            value,
+            reason: reason.into(),
+        });
+    }
+
+    /// Reads `key` with `parse`, falling back to `default` when absent or invalid.
+    fn read<T>(
+        &mut self,
+        key: &str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> T {
+        let Some(value) = self.annotations.get(key) else {
+            return default;
+        };
+        match parse(value) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                self.fail(key, reason);
+                default
+            }
+        }
+    }
+}
+
+fn whole_number(value: &str) -> Result<i32, String> {
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        value.parse().map_err(|_| "is too large".to_owned())
+    } else if value
+        .strip_prefix('-')
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+    {
+        Err("must be >= 0".to_owned())
+    } else {
+        Err("is not a whole number".to_owned())
+    }
+}
+
+fn window(value: &str) -> Result<Duration, String> {
+    let window = parse_duration(value).map_err(|err| format!("is not a duration: {err}"))?;
+    if window > MAX_WINDOW {
+        return Err(format!("must be at most {}", format_duration(MAX_WINDOW)));
+    }
+    Ok(window)
+}
+
+impl TargetSpec {
+    /// Parses the annotations of an opted-in workload against the profiles in the hub config
+    /// (profile name → its defaults, see [`Config::spec_defaults`](crate::config::Config::spec_defaults)).
+    pub fn from_annotations(
+        annotations: &BTreeMap<String, String>,
+        profiles: &BTreeMap<String, SpecDefaults>,
+    ) -> Result<TargetSpec, SpecErrors> {
+        let mut reader = Reader {
+            annotations,
+            errors: Vec::new(),
+        };
+        let profile = annotations
+            .get(PROFILE)
+            .map_or(DEFAULT_PROFILE, String::as_str)
+            .to_owned();
+        let fallback = SpecDefaults::default();
+        let defaults = match profiles.get(&profile) {
+            Some(defaults) => defaults,
+            None => {
+                let known = profiles
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let reason = if annotations.contains_key(PROFILE) {
+                    format!("is not a profile in the hub config (known: {known})")
+                } else {
+                    format!(
+                        "is absent and the hub config has no {DEFAULT_PROFILE:?} profile (known: {known})"
+                    )
+                };
+                reader.fail(PROFILE, reason);
+                &fallback
+            }
+        };
+
+        let min_replicas = reader.read(MIN_REPLICAS, defaults.min_replicas, whole_number);
+        let max_replicas = reader.read(MAX_REPLICAS, defaults.max_replicas, |v| {
+            whole_number(v).and_then(|n| {
+                if n >= 1 {
+                    Ok(n)
+                } else {
+                    Err("must be >= 1".into())
+                }
+            })
+        });
+        if min_replicas > max_replicas {
+            let key = if annotations.contains_key(MIN_REPLICAS) {
+                MIN_REPLICAS
+            } else {
+                MAX_REPLICAS
+            };
+            reader.fail(
+                key,
+                format!("leaves min-replicas {min_replicas} above max-replicas {max_replicas}"),
+            );
+        }
+        let interval = reader.read(INTERVAL, defaults.interval, |v| {
+            let interval = parse_duration(v).map_err(|err| format!("is not a duration: {err}"))?;
+            if interval.is_zero() {
+                Err("must be greater than zero".into())
+            } else {
+                Ok(interval)
+            }
+        });
+        let downscale_stabilization = reader.read(
+            DOWNSCALE_STABILIZATION,
+            defaults.downscale_stabilization,
+            window,
+        );
+        let upscale_stabilization = reader.read(
+            UPSCALE_STABILIZATION,
+            defaults.upscale_stabilization,
+            window,
+        );
+        let run_mode = reader.read(RUN_MODE, defaults.run_mode, |v| match v {
+            "per-pod" => Ok(RunMode::PerPod),
+            "per-resource" => Ok(RunMode::PerResource),
+            _ => Err("is not a run mode (per-pod or per-resource)".into()),
+        });
+        let mode = reader.read(MODE, Mode::Active, |v| match v {
+            "active" => Ok(Mode::Active),
+            "shadow" => Ok(Mode::Shadow),
+            _ => Err("is not a mode (active or shadow)".into()),
+        });
+
+        let mut params = BTreeMap::new();
+        for (key, value) in annotations {
+            if let Some(param) = key.strip_prefix(PARAM_PREFIX) {
+                if param.is_empty() {
+                    reader.fail(key, "has no parameter name after \"param.\"");
+                } else {
+                    params.insert(param.to_owned(), value.clone());
+                }
+            } else if key.starts_with(PREFIX) && !KNOWN.contains(&key.as_str()) {
+                reader.fail(key, "is not a scalehub annotation (check the spelling)");
+            }
+        }
+
+        if !reader.errors.is_empty() {
+            return Err(SpecErrors(reader.errors));
+        }
+        Ok(TargetSpec {
+            profile,
+            min_replicas,
+            max_replicas,
+            interval,
+            downscale_stabilization,
+            upscale_stabilization,
+            run_mode,
+            mode,
+            params,
+            rate_limits: defaults.rate_limits.clone(),
+        })
+    }
+
+    /// The policy input for one tick of this target.
+    pub fn policy_input<'a>(
+        &'a self,
+        now: EpochMillis,
+        current_replicas: i32,
+        evaluated_replicas: i32,
+        active_override: Option<&'a Override>,
+    ) -> PolicyInput<'a> {
+        PolicyInput {
+            now,
+            current_replicas,
+            evaluated_replicas,
+            min_replicas: self.min_replicas,
+            max_replicas: self.max_replicas,
+            upscale_window: self.upscale_stabilization,
+            downscale_window: self.downscale_stabilization,
+            rate_limits: self.rate_limits.as_ref(),
+            active_override,
+        }
+    }
+}
+
+/// The annotation keys with fixed names (params are matched by prefix).
+const KNOWN: [&str; 9] = [
+    ENABLED,
+    PROFILE,
+    MIN_REPLICAS,
+    MAX_REPLICAS,
+    INTERVAL,
+    DOWNSCALE_STABILIZATION,
+    UPSCALE_STABILIZATION,
+    RUN_MODE,
+    MODE,
+];

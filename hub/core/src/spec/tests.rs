@@ -1,0 +1,181 @@
+//! Annotation parsing tests.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::*;
+
+fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn profiles() -> BTreeMap<String, SpecDefaults> {
+    let custom = SpecDefaults {
+        min_replicas: 2,
+        max_replicas: 20,
+        ..SpecDefaults::default()
+    };
+    BTreeMap::from([
+        ("default".to_owned(), SpecDefaults::default()),
+        ("big".to_owned(), custom),
+    ])
+}
+
+fn parse(pairs: &[(&str, &str)]) -> Result<TargetSpec, SpecErrors> {
+    TargetSpec::from_annotations(&annotations(pairs), &profiles())
+}
+
+#[test]
+fn only_the_exact_value_true_opts_in() {
+    assert!(is_opted_in(&annotations(&[(ENABLED, "true")])));
+    for value in ["True", "yes", "1", " true", ""] {
+        assert!(!is_opted_in(&annotations(&[(ENABLED, value)])), "{value:?}");
+    }
+    assert!(!is_opted_in(&annotations(&[])));
+}
+
+#[test]
+fn absent_annotations_take_the_documented_defaults() {
+    let spec = parse(&[(ENABLED, "true")]).unwrap();
+    assert_eq!(spec.profile, "default");
+    assert_eq!((spec.min_replicas, spec.max_replicas), (1, 10));
+    assert_eq!(spec.interval, Duration::from_secs(15));
+    assert_eq!(spec.downscale_stabilization, Duration::from_secs(300));
+    assert_eq!(spec.upscale_stabilization, Duration::ZERO);
+    assert_eq!(spec.run_mode, RunMode::PerResource);
+    assert_eq!(spec.mode, Mode::Active);
+    assert!(spec.params.is_empty());
+    assert_eq!(spec.rate_limits, None);
+}
+
+#[test]
+fn bounds_default_to_the_profile_then_to_annotations() {
+    let spec = parse(&[(PROFILE, "big")]).unwrap();
+    assert_eq!((spec.min_replicas, spec.max_replicas), (2, 20));
+    let spec = parse(&[(PROFILE, "big"), (MIN_REPLICAS, "0"), (MAX_REPLICAS, "5")]).unwrap();
+    assert_eq!((spec.min_replicas, spec.max_replicas), (0, 5));
+}
+
+#[test]
+fn every_setting_is_read() {
+    let spec = parse(&[
+        (ENABLED, "true"),
+        (INTERVAL, "1m"),
+        (DOWNSCALE_STABILIZATION, "10m"),
+        (UPSCALE_STABILIZATION, "30s"),
+        (RUN_MODE, "per-pod"),
+        (MODE, "shadow"),
+        ("scalehub.io/param.queue", "orders"),
+        ("scalehub.io/param.target", "$(touch /tmp/x); rm -rf"),
+        ("app.kubernetes.io/name", "web"),
+    ])
+    .unwrap();
+    assert_eq!(spec.interval, Duration::from_secs(60));
+    assert_eq!(spec.downscale_stabilization, Duration::from_secs(600));
+    assert_eq!(spec.upscale_stabilization, Duration::from_secs(30));
+    assert_eq!(spec.run_mode, RunMode::PerPod);
+    assert_eq!(spec.mode, Mode::Shadow);
+    assert_eq!(spec.params["queue"], "orders");
+    // Values are data: kept byte for byte, never interpreted.
+    assert_eq!(spec.params["target"], "$(touch /tmp/x); rm -rf");
+}
+
+#[test]
+fn every_bad_annotation_is_reported_with_key_value_and_reason() {
+    let errors = parse(&[
+        (MIN_REPLICAS, "abc"),
+        (MAX_REPLICAS, "-3"),
+        (INTERVAL, "0s"),
+        (DOWNSCALE_STABILIZATION, "5"),
+        (UPSCALE_STABILIZATION, "2h"),
+        (RUN_MODE, "per-node"),
+        (MODE, "dry"),
+        (PROFILE, "nope"),
+        ("scalehub.io/min-replica", "2"),
+        ("scalehub.io/param.", "x"),
+    ])
+    .unwrap_err();
+    let text: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    let expected = [
+        "scalehub.io/profile: \"nope\" is not a profile in the hub config (known: big, default)",
+        "scalehub.io/min-replicas: \"abc\" is not a whole number",
+        "scalehub.io/max-replicas: \"-3\" must be >= 0",
+        "scalehub.io/interval: \"0s\" must be greater than zero",
+        "scalehub.io/downscale-stabilization: \"5\" is not a duration: \"5\" has no unit; write e.g. 5s or 5ms",
+        "scalehub.io/upscale-stabilization: \"2h\" must be at most 1h",
+        "scalehub.io/run-mode: \"per-node\" is not a run mode (per-pod or per-resource)",
+        "scalehub.io/mode: \"dry\" is not a mode (active or shadow)",
+        "scalehub.io/min-replica: \"2\" is not a scalehub annotation (check the spelling)",
+        "scalehub.io/param.: \"x\" has no parameter name after \"param.\"",
+    ];
+    assert_eq!(text, expected);
+    assert!(errors.to_string().contains("; "));
+}
+
+#[test]
+fn replica_counts_must_be_plain_non_negative_integers() {
+    for (value, reason) in [
+        ("-", "is not a whole number"),
+        ("+3", "is not a whole number"),
+        (" 3", "is not a whole number"),
+        ("2.5", "is not a whole number"),
+        ("-1", "must be >= 0"),
+        ("99999999999", "is too large"),
+    ] {
+        let errors = parse(&[(MIN_REPLICAS, value)]).unwrap_err();
+        assert_eq!(errors.0[0].reason, reason, "{value:?}");
+    }
+    assert_eq!(
+        parse(&[(MAX_REPLICAS, "0")]).unwrap_err().0[0].reason,
+        "must be >= 1"
+    );
+}
+
+#[test]
+fn min_above_max_is_an_error() {
+    let errors = parse(&[(MIN_REPLICAS, "5"), (MAX_REPLICAS, "3")]).unwrap_err();
+    assert_eq!(
+        errors.0,
+        vec![SpecError {
+            key: MIN_REPLICAS.into(),
+            value: Some("5".into()),
+            reason: "leaves min-replicas 5 above max-replicas 3".into(),
+        }]
+    );
+    // Only max given: the error points at it.
+    let errors = parse(&[(PROFILE, "big"), (MAX_REPLICAS, "1")]).unwrap_err();
+    assert_eq!(errors.0[0].key, MAX_REPLICAS);
+}
+
+#[test]
+fn a_missing_default_profile_is_explained() {
+    let only_big: BTreeMap<_, _> = profiles().into_iter().filter(|(k, _)| k == "big").collect();
+    let errors = TargetSpec::from_annotations(&annotations(&[]), &only_big).unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "scalehub.io/profile: is absent and the hub config has no \"default\" profile (known: big)"
+    );
+}
+
+#[test]
+fn the_spec_serialises_durations_as_human_strings() {
+    let spec = parse(&[(INTERVAL, "90s")]).unwrap();
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(json["interval"], "1m 30s");
+    assert_eq!(json["downscaleStabilization"], "5m");
+    assert_eq!(json["runMode"], "per-resource");
+    let back: TargetSpec = serde_json::from_value(json).unwrap();
+    assert_eq!(back, spec);
+}
+
+#[test]
+fn the_policy_input_carries_the_spec() {
+    let spec = parse(&[(MIN_REPLICAS, "2"), (UPSCALE_STABILIZATION, "1m")]).unwrap();
+    let input = spec.policy_input(1_000, 3, 7, None);
+    assert_eq!((input.min_replicas, input.max_replicas), (2, 10));
+    assert_eq!(input.upscale_window, Duration::from_secs(60));
+    assert_eq!((input.current_replicas, input.evaluated_replicas), (3, 7));
+}
