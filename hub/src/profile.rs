@@ -127,7 +127,7 @@ fn hook(m: &config::Method) -> HookSpec {
 /// Resolves a metric spec into a query; specs scalehub doesn't gather are left out
 /// (config validation already rejected them).
 fn query(s: &config::MetricSpec) -> Option<MetricQuery> {
-    let spec: Value = Value::Null; let _ = s; // TODO-SERIALIZE
+    let spec: Value = serde_json::to_value(s).unwrap_or(Value::Null);
     match s.source_type {
         MetricSourceType::Resource => {
             let r = s.resource.as_ref()?;
