@@ -109,6 +109,7 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
         overrides: RwLock::new(overrides),
         restored: Mutex::new(restored),
         clock: now_ms,
+        loops: RwLock::new(HashMap::new()),
     });
     shared.pods.watch(&client, &scope, shutdown.clone());
     shared.hpas.watch(&client, &scope, shutdown.clone());

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::target::{self, Shared, TargetInput};
+use crate::target::{self, LoopHandle, Shared, TargetInput};
 use crate::watch::WorkloadChange;
 use crate::workload::{annotations, Kind, TargetKey};
 
@@ -80,8 +80,13 @@ impl Registry {
             None => {
                 tracing::info!(target_key = %key, "target added");
                 let (tx, rx) = watch::channel(input);
+                // API requests queue here; a few suffice, as each waits for its answer.
+                let (commands, command_rx) = mpsc::channel(8);
+                if let Ok(mut loops) = self.shared.loops.write() {
+                    loops.insert(key.clone(), LoopHandle { commands, input: rx.clone() });
+                }
                 let cancel = CancellationToken::new();
-                let task = tokio::spawn(target::run(self.shared.clone(), key.clone(), rx, cancel.clone()));
+                let task = tokio::spawn(target::run(self.shared.clone(), key.clone(), rx, command_rx, cancel.clone()));
                 self.targets.insert(key, Handle { input: tx, cancel, task });
             }
         }
@@ -90,6 +95,9 @@ impl Registry {
     async fn remove(&mut self, key: &TargetKey, why: &str) {
         if let Some(handle) = self.targets.remove(key) {
             tracing::info!(target_key = %key, why, "target removed");
+            if let Ok(mut loops) = self.shared.loops.write() {
+                loops.remove(key);
+            }
             handle.cancel.cancel();
             let _ = handle.task.await;
             self.shared.target_removed(key).await;

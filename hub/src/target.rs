@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use kube::api::DynamicObject;
 use rand::Rng;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -56,6 +56,50 @@ pub struct Shared {
     pub restored: Mutex<HashMap<TargetKey, PolicyState>>,
     /// Wall clock in unix milliseconds; replaceable in tests.
     pub clock: fn() -> i64,
+    /// The running loops, for the API's on-demand runs.
+    pub loops: RwLock<HashMap<TargetKey, LoopHandle>>,
+}
+
+/// A request to a target's loop, answered between its ticks so it never races them.
+#[derive(Debug)]
+pub enum Command {
+    /// Run the stages now with this run type (`api` scales like a tick; `api_dry_run` never
+    /// scales and leaves the stabilisation state alone) and answer with the result.
+    Run {
+        /// `api` or `api_dry_run`.
+        run_type: scalehub_hooks::RunType,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<tick::TickResult, RunError>>,
+    },
+}
+
+/// How the API reaches a running loop.
+#[derive(Clone, Debug)]
+pub struct LoopHandle {
+    /// Commands to the loop.
+    pub commands: mpsc::Sender<Command>,
+    /// The loop's latest input (workload and parsed spec).
+    pub input: watch::Receiver<Arc<TargetInput>>,
+}
+
+/// Why an on-demand run could not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No loop runs for this target (not opted in, or unknown).
+    #[error("no such target")]
+    NotFound,
+    /// The target's annotations are invalid.
+    #[error("invalid annotations: {0}")]
+    Invalid(String),
+    /// An HPA owns the workload.
+    #[error("{0}")]
+    Conflict(String),
+    /// This hub is a standby; the leader answers.
+    #[error("this hub is not the leader")]
+    NotLeader,
+    /// The loop stopped while the request waited.
+    #[error("the target's loop stopped")]
+    Stopped,
 }
 
 impl Shared {
@@ -67,6 +111,14 @@ impl Shared {
         }
         self.metrics.current_replicas.remove(&crate::telemetry::TargetLabels::from(key));
         self.metrics.desired_replicas.remove(&crate::telemetry::TargetLabels::from(key));
+    }
+
+    /// Runs the target's stages now, between its ticks (the CPA's `metrics` and `evaluation` calls).
+    pub async fn run_now(&self, key: &TargetKey, run_type: scalehub_hooks::RunType) -> Result<tick::TickResult, RunError> {
+        let handle = self.loops.read().ok().and_then(|m| m.get(key).cloned()).ok_or(RunError::NotFound)?;
+        let (reply, rx) = oneshot::channel();
+        handle.commands.send(Command::Run { run_type, reply }).await.map_err(|_| RunError::Stopped)?;
+        rx.await.map_err(|_| RunError::Stopped)?
     }
 
     /// The active override of a target at `now`, if any.
@@ -103,7 +155,13 @@ impl TargetInput {
 }
 
 /// Runs one target's loop until `cancel` fires.
-pub async fn run(shared: Arc<Shared>, key: TargetKey, mut input: watch::Receiver<Arc<TargetInput>>, cancel: CancellationToken) {
+pub async fn run(
+    shared: Arc<Shared>,
+    key: TargetKey,
+    mut input: watch::Receiver<Arc<TargetInput>>,
+    mut commands: mpsc::Receiver<Command>,
+    cancel: CancellationToken,
+) {
     let span = tracing::info_span!("target", namespace = %key.namespace, kind = %key.kind, name = %key.name);
     async move {
         let restored = shared.restored.lock().ok().and_then(|mut m| m.remove(&key)).unwrap_or_default();
@@ -129,6 +187,11 @@ pub async fn run(shared: Arc<Shared>, key: TargetKey, mut input: watch::Receiver
                     }
                     continue;
                 }
+                Some(command) = commands.recv() => {
+                    let current = input.borrow().clone();
+                    handle_command(&shared, &key, &current, &mut memory, command).await;
+                    continue;
+                }
                 _ = tokio::time::sleep_until(next) => {}
             }
             let start = Instant::now();
@@ -145,4 +208,17 @@ pub async fn run(shared: Arc<Shared>, key: TargetKey, mut input: watch::Receiver
     }
     .instrument(span)
     .await
+}
+
+async fn handle_command(shared: &Arc<Shared>, key: &TargetKey, input: &TargetInput, memory: &mut tick::Memory, command: Command) {
+    let Command::Run { run_type, reply } = command;
+    let result = match &input.spec {
+        Err(e) => Err(RunError::Invalid(e.clone())),
+        Ok(_) if run_type != scalehub_hooks::RunType::ApiDryRun && !*shared.leader.borrow() => Err(RunError::NotLeader),
+        Ok(spec) => match shared.hpas.owner(key) {
+            Some(hpa) => Err(RunError::Conflict(format!("HorizontalPodAutoscaler {hpa} already scales this workload"))),
+            None => Ok(tick::decide(shared, key, input, spec, memory, run_type, (shared.clock)()).await),
+        },
+    };
+    let _ = reply.send(result);
 }
