@@ -1,1 +1,34 @@
 //! scalehub: one process that autoscales many Kubernetes workloads.
+//!
+//! Modules in data-flow order:
+//! - [`workload`]: the kinds scalehub scales and what it reads from them;
+//! - [`watch`]: watches of workloads, pods and HPAs (no polling);
+//! - [`registry`]: one loop per opted-in workload;
+//! - [`target`]: the per-target loop; [`tick`] and [`stages`]: one tick
+//!   (hooks → evaluate → policy → scale → record);
+//! - [`profile`]: config profiles resolved into hook specs and metric queries;
+//! - [`k8smetrics`], [`builtin`]: Kubernetes metrics for hooks and the HPA's own calculation;
+//! - [`overrides`]: operator overrides mirrored from the store;
+//! - [`scaler`], [`events`]: writes to Kubernetes;
+//! - [`leader`]: Lease-based leader election;
+//! - [`api`], [`telemetry`]: the HTTP server and metrics;
+//! - [`hub`]: wires it all; [`cli`] and [`demo`]: the commands.
+
+pub mod api;
+pub mod builtin;
+pub mod cli;
+pub mod demo;
+pub mod events;
+pub mod hub;
+pub mod k8smetrics;
+pub mod leader;
+pub mod overrides;
+pub mod profile;
+pub mod registry;
+pub mod scaler;
+pub mod stages;
+pub mod target;
+pub mod telemetry;
+pub mod tick;
+pub mod watch;
+pub mod workload;

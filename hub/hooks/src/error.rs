@@ -129,3 +129,26 @@ fn excerpt_suffix(text: &str) -> String {
         format!(": {text}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_stderr_is_cut_in_the_message_on_a_char_boundary() {
+        let stderr = format!("{}é tail", "x".repeat(MESSAGE_EXCERPT - 1));
+        let message = HookError::Exit { code: 1, stderr }.to_string();
+        assert!(message.starts_with("hook exited with status 1: xxx"));
+        assert!(message.ends_with("x…"), "{message}");
+    }
+
+    #[test]
+    fn empty_stderr_adds_nothing_to_the_message() {
+        let message = HookError::Signal {
+            signal: 9,
+            stderr: " \n".into(),
+        }
+        .to_string();
+        assert_eq!(message, "hook was killed by signal 9");
+    }
+}

@@ -24,44 +24,84 @@ const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90
 /// Modification times of a TLS config's files; a change (certificate rotation) rebuilds it.
 type Stamp = [Option<SystemTime>; 3];
 
+/// The clients of one TLS config.
+#[derive(Debug, Clone)]
+struct ClientPair {
+    /// Honours `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY` from the environment, as the CPA did.
+    proxied: Client,
+    /// For loopback URLs, which Go's `ProxyFromEnvironment` never proxies (hyper's does).
+    direct: Client,
+}
+
+impl ClientPair {
+    /// The client to use for `url`.
+    fn for_url(&self, url: &Url) -> &Client {
+        if is_loopback(url) {
+            &self.direct
+        } else {
+            &self.proxied
+        }
+    }
+}
+
 /// The cached clients, keyed by TLS files.
 #[derive(Debug, Default)]
 pub(crate) struct HttpClients {
-    /// One client per distinct TLS config, so connections are pooled per trust setting.
-    clients: Mutex<HashMap<TlsFiles, (Stamp, Client)>>,
+    /// One client pair per distinct TLS config, so connections are pooled per trust setting.
+    clients: Mutex<HashMap<TlsFiles, (Stamp, ClientPair)>>,
 }
 
 impl HttpClients {
-    /// Number of clients built and cached so far.
+    /// Number of TLS configs with a built client so far.
     pub fn len(&self) -> usize {
         self.clients.lock().map(|c| c.len()).unwrap_or(0)
     }
 
-    /// The client for a TLS config, built on first use or when its files changed.
-    async fn client(&self, tls: &TlsFiles) -> Result<Client, HookError> {
+    /// The clients for a TLS config, built on first use or when its files changed.
+    async fn clients(&self, tls: &TlsFiles) -> Result<ClientPair, HookError> {
         let stamp = stamp(tls).await;
-        if let Some(client) = self.cached(tls, &stamp) {
-            return Ok(client);
+        if let Some(pair) = self.cached(tls, &stamp) {
+            return Ok(pair);
         }
         let config = client_config(tls).await?;
-        let client = Client::builder()
-            .tls_backend_preconfigured(config)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build()
-            .map_err(|e| HookError::Tls(TlsError::Client(e)))?;
+        let build = |builder: reqwest::ClientBuilder| {
+            builder
+                .tls_backend_preconfigured(config.clone())
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .build()
+                .map_err(|e| HookError::Tls(TlsError::Client(e)))
+        };
+        let pair = ClientPair {
+            proxied: build(Client::builder())?,
+            direct: build(Client::builder().no_proxy())?,
+        };
         if let Ok(mut clients) = self.clients.lock() {
             // Two ticks may race to build the same client; either one is fine to keep.
-            clients.insert(tls.clone(), (stamp, client.clone()));
+            clients.insert(tls.clone(), (stamp, pair.clone()));
         }
-        Ok(client)
+        Ok(pair)
     }
 
-    /// A cached client whose files have not changed since it was built.
-    fn cached(&self, tls: &TlsFiles, stamp: &Stamp) -> Option<Client> {
+    /// A cached client pair whose files have not changed since it was built.
+    fn cached(&self, tls: &TlsFiles, stamp: &Stamp) -> Option<ClientPair> {
         let clients = self.clients.lock().ok()?;
-        let (built, client) = clients.get(tls)?;
-        (built == stamp).then(|| client.clone())
+        let (built, pair) = clients.get(tls)?;
+        (built == stamp).then(|| pair.clone())
     }
+}
+
+/// True for `localhost` and loopback addresses.
+fn is_loopback(url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    // IPv6 hosts come bracketed.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The modification times of the configured files (missing ones read as `None`).
@@ -94,7 +134,8 @@ pub(crate) async fn run_http(
     // The parser's message never repeats the URL, which may carry credentials.
     let mut url = Url::parse(&spec.url).map_err(|e| HookError::InvalidUrl(e.to_string()))?;
     let headers = header_map(spec)?;
-    let client = clients.client(&spec.tls).await?;
+    let pair = clients.clients(&spec.tls).await?;
+    let client = pair.for_url(&url);
 
     let request = match spec.parameter_mode {
         ParameterMode::Body => client
@@ -185,4 +226,30 @@ fn transport(e: reqwest::Error) -> HookError {
         source = cause.source();
     }
     HookError::HttpTransport(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_bypass_proxies_like_go_does() {
+        for url in [
+            "http://localhost:8080/x",
+            "http://LOCALHOST/",
+            "http://127.0.0.1/",
+            "http://127.8.0.1/",
+            "http://[::1]:80/",
+        ] {
+            assert!(is_loopback(&Url::parse(url).unwrap()), "{url}");
+        }
+        for url in [
+            "http://svc.ns.svc:8080/",
+            "http://10.0.0.1/",
+            "http://[2001:db8::1]/",
+            "http://localhost.example/",
+        ] {
+            assert!(!is_loopback(&Url::parse(url).unwrap()), "{url}");
+        }
+    }
 }

@@ -141,7 +141,7 @@ pub struct ScalePayload {
     pub target_replicas: i32,
 }
 
-/// Serialises a payload to the bytes a hook receives.
+/// Serialises a typed payload to the JSON value [`crate::HookRunner::run`] takes.
 pub fn to_json<T: Serialize>(payload: &T) -> Result<Value, serde_json::Error> {
     serde_json::to_value(payload)
 }

@@ -48,6 +48,7 @@ pub struct HookRunner {
     inner: Arc<Inner>,
 }
 
+/// The state all clones of a runner share.
 #[derive(Debug)]
 struct Inner {
     /// The global bound; a permit is held for the whole run of one hook.

@@ -94,8 +94,10 @@ impl FromStr for TargetSort {
     }
 }
 
-/// What `list_targets` returns and in which order.
+/// What `list_targets` returns and in which order. Deserialises from a query
+/// string (`?namespace=&state=&search=&includeRemoved=&sort=&cursor=&limit=`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct TargetFilter {
     /// Only this namespace.
     pub namespace: Option<String>,
@@ -220,6 +222,16 @@ mod tests {
     #[test]
     fn like_wildcards_in_a_search_are_literal() {
         assert_eq!(like_pattern("a_b%"), "%a\\_b\\%%");
+    }
+
+    #[test]
+    fn a_filter_reads_camel_case_fields_and_defaults_the_rest() {
+        let filter: TargetFilter =
+            serde_json::from_value(serde_json::json!({"includeRemoved": true, "sort": "name"})).unwrap();
+        assert!(filter.include_removed);
+        assert_eq!(filter.sort, TargetSort::Name);
+        assert_eq!(filter.limit, 0);
+        assert_eq!(filter.namespace, None);
     }
 
     #[test]

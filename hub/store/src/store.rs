@@ -62,6 +62,12 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("writer", &self.stats()).finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     /// Read-only (`query_only`) connections for the API and startup restore.
     pool: SqlitePool,
@@ -102,6 +108,9 @@ impl Store {
             .clone()
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // Truncate the WAL back to 64 MiB after a checkpoint, so a burst
+            // of writes does not leave a big file behind for good.
+            .pragma("journal_size_limit", "67108864")
             .optimize_on_close(true, None);
         let mut conn = writer_options.connect().await.map_err(open_err)?;
         MIGRATOR.run(&mut conn).await.map_err(StoreError::Migrate)?;

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::Issues;
 use crate::quantity::parse_quantity;
 
 /// The `type` of a metric spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum MetricSourceType {
     /// Pod CPU/memory from `metrics.k8s.io`.
     Resource,
@@ -26,26 +26,31 @@ pub enum MetricSourceType {
 }
 
 /// One entry of `kubernetesMetricSpecs`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricSpec {
     /// Which source this is.
     #[serde(rename = "type")]
     pub source_type: MetricSourceType,
     /// Set for `type: Resource`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<ResourceMetricSource>,
     /// Set for `type: Pods`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pods: Option<PodsMetricSource>,
     /// Accepted only so that the unsupported type is reported by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub object: Option<serde_json::Value>,
     /// Accepted only so that the unsupported type is reported by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub external: Option<serde_json::Value>,
     /// Accepted only so that the unsupported type is reported by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub container_resource: Option<serde_json::Value>,
 }
 
 /// A resource (cpu/memory) metric.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ResourceMetricSource {
     /// `cpu` or `memory`.
@@ -55,7 +60,7 @@ pub struct ResourceMetricSource {
 }
 
 /// A per-pod custom metric.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PodsMetricSource {
     /// Which metric.
@@ -65,17 +70,18 @@ pub struct PodsMetricSource {
 }
 
 /// Names a custom metric.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricIdentifier {
     /// The metric name.
     pub name: String,
     /// Optional series selector.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
 }
 
 /// A Kubernetes label selector.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelector {
     /// Exact label matches.
@@ -87,7 +93,7 @@ pub struct LabelSelector {
 }
 
 /// One set-based selector requirement.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelectorRequirement {
     /// Label key.
@@ -100,7 +106,7 @@ pub struct LabelSelectorRequirement {
 }
 
 /// The kind of target value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum MetricTargetType {
     /// Percent of the pods' requests (Resource only).
     Utilization,
@@ -111,19 +117,22 @@ pub enum MetricTargetType {
 }
 
 /// A metric target. The CPA passes only the `type` on (values are for the user's logic).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricTarget {
     /// Selects how the metric is gathered.
     #[serde(rename = "type")]
     pub target_type: MetricTargetType,
     /// Percent of requests, for `Utilization`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub average_utilization: Option<i32>,
     /// A quantity such as `500m` or `1k`, for `AverageValue`.
     #[serde(default, deserialize_with = "quantity_text")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub average_value: Option<String>,
     /// A quantity, for `Value`.
     #[serde(default, deserialize_with = "quantity_text")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
 
@@ -146,6 +155,21 @@ fn quantity_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<St
 }
 
 impl MetricSpec {
+    /// Whether the built-in HPA calculation can aim for this spec: a Resource Utilization or
+    /// AverageValue target, or a Pods AverageValue target.
+    pub fn has_builtin_target(&self) -> bool {
+        let target = match self.source_type {
+            MetricSourceType::Resource => self.resource.as_ref().map(|r| &r.target),
+            MetricSourceType::Pods => self.pods.as_ref().map(|p| &p.target),
+            _ => None,
+        };
+        target.is_some_and(|t| match t.target_type {
+            MetricTargetType::Utilization => t.average_utilization.is_some(),
+            MetricTargetType::AverageValue => t.average_value.is_some(),
+            MetricTargetType::Value => false,
+        })
+    }
+
     /// Reports every problem under `path` (e.g. `profiles.cpu.kubernetesMetricSpecs[0]`).
     pub(crate) fn validate(&self, path: &str, issues: &mut Issues) {
         match self.source_type {

@@ -200,9 +200,20 @@ impl Profile {
 
     /// Reports what a complete (merged) profile must have.
     pub(crate) fn validate_complete(&self, path: &str, issues: &mut Issues) {
-        for (key, method) in [("metric", &self.metric), ("evaluate", &self.evaluate)] {
-            if method.is_none() {
-                issues.push(format!("{path}.{key}"), "is required");
+        // Without metric and evaluate methods the hub runs the HPA's own calculation over
+        // the `kubernetesMetricSpecs`, so those need a target it can aim for.
+        let builtin = self.evaluate.is_none()
+            && self.metric.is_none()
+            && self.kubernetes_metric_specs.iter().flatten().any(MetricSpec::has_builtin_target);
+        if !builtin {
+            for (key, method) in [("metric", &self.metric), ("evaluate", &self.evaluate)] {
+                if method.is_none() {
+                    issues.push(
+                        format!("{path}.{key}"),
+                        "is required (or leave out both metric and evaluate and give kubernetesMetricSpecs \
+                         with a Utilization or AverageValue target for the built-in HPA calculation)",
+                    );
+                }
             }
         }
         let defaults = self.spec_defaults();

@@ -256,7 +256,7 @@ profiles:
         "profiles.default.behavior.scaleUp.policies[0].value: must be > 0",
         "profiles.default.behavior.scaleUp.policies[0].periodSeconds: must be between 1 and 1800",
         "profiles.default.behavior.scaleDown.policies: must list at least one policy",
-        "profiles.default.evaluate: is required",
+        "profiles.default.evaluate: is required (or leave out both metric and evaluate and give kubernetesMetricSpecs with a Utilization or AverageValue target for the built-in HPA calculation)",
         "profiles.default.minReplicas: 5 is greater than maxReplicas 2",
     ];
     assert_eq!(errors, expected);
@@ -282,4 +282,27 @@ fn an_empty_file_or_comments_only_means_all_defaults() {
         Config::from_yaml_str("# nothing yet\n").unwrap(),
         Config::empty()
     );
+}
+
+#[test]
+fn a_profile_without_hooks_uses_the_builtin_calculation_when_a_metric_spec_has_a_target() {
+    let yaml = r#"
+profiles:
+  cpu:
+    kubernetesMetricSpecs:
+      - type: Resource
+        resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}
+"#;
+    let config = Config::from_yaml_str(yaml).unwrap();
+    assert!(config.profile("cpu").unwrap().evaluate.is_none());
+
+    let no_target = r#"
+profiles:
+  cpu:
+    kubernetesMetricSpecs:
+      - type: Resource
+        resource: {name: cpu, target: {type: Utilization}}
+"#;
+    let errors = invalid(no_target);
+    assert!(errors.iter().any(|e| e.starts_with("profiles.cpu.evaluate: is required")), "{errors:?}");
 }

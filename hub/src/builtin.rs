@@ -1,0 +1,189 @@
+//! Built-in evaluation: the HPA's replica calculation for a resource metric, for
+//! targets whose profile has no evaluate hook (and for the demo).
+//!
+//! It follows `replica_calculator.go` (see the HPA reference): the usage ratio over
+//! ready pods, a tolerance band, and, when pods are missing or unready, a second pass
+//! that assumes the least helpful value for them so the HPA never over-reacts.
+
+use std::collections::BTreeMap;
+
+use crate::k8smetrics::Grouping;
+
+/// What the built-in evaluator aims for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Goal {
+    /// Average utilisation of requests, in percent.
+    Utilization(i64),
+    /// Average usage per pod, in milli-units.
+    AverageValue(i64),
+}
+
+/// Result of a calculation, with the reason a user sees.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calculation {
+    /// Replicas wanted.
+    pub replicas: i32,
+    /// The usage ratio against the goal (1.0 = on target).
+    pub ratio: f64,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// Why the calculation could not be done.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CalcError {
+    /// No ready pod reported a sample.
+    #[error("did not receive metrics for targeted pods")]
+    NoMetrics,
+    /// Utilisation needs requests.
+    #[error("no requests for the pods with metrics")]
+    NoRequests,
+}
+
+/// The HPA's replica count for `current` replicas, grouped samples, requests (for
+/// Utilization) and a symmetric `tolerance` (0.1 by default).
+pub fn replicas(
+    current: i32,
+    g: &Grouping,
+    requests: &BTreeMap<String, i64>,
+    goal: Goal,
+    tolerance: f64,
+) -> Result<Calculation, CalcError> {
+    if g.ready.is_empty() {
+        return Err(CalcError::NoMetrics);
+    }
+    let within = |r: f64| (1.0 - tolerance..=1.0 + tolerance).contains(&r);
+    let ratio_of = |usage: i64, req: i64, n: usize| -> f64 {
+        match goal {
+            Goal::Utilization(t) => (usage as f64 * 100.0 / req as f64) / t as f64,
+            Goal::AverageValue(t) => usage as f64 / (t as f64 * n as f64),
+        }
+    };
+    let usage: i64 = g.ready.values().map(|s| s.milli).sum();
+    let req: i64 = g.ready.keys().filter_map(|p| requests.get(p)).sum();
+    if matches!(goal, Goal::Utilization(_)) && req == 0 {
+        return Err(CalcError::NoRequests);
+    }
+    let ratio = ratio_of(usage, req, g.ready.len());
+    let unready = g.ignored.len();
+    let scale_up = ratio > 1.0;
+    if g.missing.is_empty() && (unready == 0 || !scale_up) {
+        if within(ratio) {
+            return Ok(Calculation { replicas: current, ratio, reason: format!("usage ratio {ratio:.2} within tolerance") });
+        }
+        let want = (ratio * g.ready.len() as f64).ceil() as i32;
+        return Ok(Calculation { replicas: want, ratio, reason: format!("usage ratio {ratio:.2} over {} ready pods", g.ready.len()) });
+    }
+    // Fill the gaps conservatively: missing pods count as 100% (or the goal) on a
+    // scale-down and 0 on a scale-up; unready pods count as 0 on a scale-up.
+    let mut usage2 = usage;
+    let mut req2 = req;
+    let mut n = g.ready.len();
+    for pod in &g.missing {
+        let r = requests.get(pod).copied().unwrap_or(0);
+        n += 1;
+        req2 += r;
+        if !scale_up {
+            usage2 += match goal {
+                Goal::Utilization(t) => r * t.max(100) / 100,
+                Goal::AverageValue(t) => t,
+            };
+        }
+    }
+    if scale_up {
+        for pod in &g.ignored {
+            n += 1;
+            req2 += requests.get(pod).copied().unwrap_or(0);
+        }
+    }
+    let new_ratio = ratio_of(usage2, req2.max(1), n);
+    if within(new_ratio) || (ratio > 1.0) != (new_ratio > 1.0) {
+        return Ok(Calculation {
+            replicas: current,
+            ratio: new_ratio,
+            reason: format!("usage ratio {new_ratio:.2} within tolerance once missing and unready pods are counted"),
+        });
+    }
+    let want = (new_ratio * n as f64).ceil() as i32;
+    if (new_ratio > 1.0 && want < current) || (new_ratio < 1.0 && want > current) {
+        return Ok(Calculation { replicas: current, ratio: new_ratio, reason: "change would go against the usage ratio".into() });
+    }
+    Ok(Calculation {
+        replicas: want,
+        ratio: new_ratio,
+        reason: format!("usage ratio {new_ratio:.2} over {n} pods (missing and unready counted conservatively)"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::k8smetrics::Sample;
+    use std::time::Duration;
+
+    fn grouping(ready: &[(&str, i64)], missing: &[&str], ignored: &[&str]) -> Grouping {
+        let ts: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        Grouping {
+            ready: ready
+                .iter()
+                .map(|(p, m)| (p.to_string(), Sample { milli: *m, timestamp: ts, window: Duration::from_secs(30) }))
+                .collect(),
+            missing: missing.iter().map(|s| s.to_string()).collect(),
+            ignored: ignored.iter().map(|s| s.to_string()).collect(),
+            total: ready.len() + missing.len() + ignored.len(),
+        }
+    }
+
+    fn reqs(pods: &[&str], milli: i64) -> BTreeMap<String, i64> {
+        pods.iter().map(|p| (p.to_string(), milli)).collect()
+    }
+
+    #[test]
+    fn utilization_above_target_scales_up_by_the_ratio() {
+        // 3 pods at 90% of a 60% goal: ratio 1.5, ceil(1.5 * 3) = 5.
+        let g = grouping(&[("a", 180), ("b", 180), ("c", 180)], &[], &[]);
+        let c = replicas(3, &g, &reqs(&["a", "b", "c"], 200), Goal::Utilization(60), 0.1).unwrap();
+        assert_eq!(c.replicas, 5);
+    }
+
+    #[test]
+    fn a_ratio_within_tolerance_keeps_the_current_count() {
+        let g = grouping(&[("a", 130), ("b", 130)], &[], &[]);
+        let c = replicas(2, &g, &reqs(&["a", "b"], 200), Goal::Utilization(60), 0.1).unwrap();
+        assert_eq!(c.replicas, 2);
+    }
+
+    #[test]
+    fn missing_pods_count_as_full_on_scale_down() {
+        // Ready pods idle at 10%, one pod missing: it counts as 100% of its request, which
+        // keeps the scale-down smaller than the ready pods alone suggest.
+        let g = grouping(&[("a", 20), ("b", 20)], &["c"], &[]);
+        let c = replicas(3, &g, &reqs(&["a", "b", "c"], 200), Goal::Utilization(50), 0.1).unwrap();
+        // usage 40 + 200 = 240 over requests 600 = 40% / 50% = 0.8 → ceil(0.8 * 3) = 3 → within? 0.8 is outside 0.1.
+        assert_eq!(c.replicas, 3);
+        let alone = replicas(2, &grouping(&[("a", 20), ("b", 20)], &[], &[]), &reqs(&["a", "b"], 200), Goal::Utilization(50), 0.1)
+            .unwrap();
+        assert_eq!(alone.replicas, 1);
+    }
+
+    #[test]
+    fn unready_pods_count_as_zero_on_scale_up() {
+        let g = grouping(&[("a", 200)], &[], &["b"]);
+        // Alone: 100% of a 50% goal → 2 replicas; with b as 0: 200/400 = 50% → within tolerance → current.
+        let c = replicas(2, &g, &reqs(&["a", "b"], 200), Goal::Utilization(50), 0.1).unwrap();
+        assert_eq!(c.replicas, 2);
+    }
+
+    #[test]
+    fn average_value_divides_total_usage_by_the_per_pod_goal() {
+        let g = grouping(&[("a", 900), ("b", 900)], &[], &[]);
+        let c = replicas(2, &g, &BTreeMap::new(), Goal::AverageValue(300), 0.1).unwrap();
+        assert_eq!(c.replicas, 6);
+    }
+
+    #[test]
+    fn no_samples_is_an_error() {
+        let g = grouping(&[], &["a"], &[]);
+        assert_eq!(replicas(1, &g, &BTreeMap::new(), Goal::AverageValue(1), 0.1), Err(CalcError::NoMetrics));
+    }
+}

@@ -1,0 +1,154 @@
+//! The `scalehub` command line: `sim`, `run` and `demo`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use scalehub_core::config::Config;
+
+use crate::hub::{self, HubOptions};
+
+/// Command-line arguments.
+#[derive(Parser)]
+#[command(name = "scalehub", version, about = "One process that autoscales many Kubernetes workloads")]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the Kubernetes-compatible API simulator on loopback until SIGINT/SIGTERM.
+    Sim {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Where to write a kubeconfig that points at the simulator.
+        #[arg(long)]
+        kubeconfig_out: Option<PathBuf>,
+        /// Scenario file (YAML) with namespaces, workloads, load curves and faults.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// How long new pods stay Pending before turning Ready, e.g. `2s`.
+        #[arg(long, default_value = "2s")]
+        pod_ready_delay: String,
+    },
+    /// Run the hub against a cluster (in-cluster config, or --kubeconfig).
+    Run {
+        /// Kubeconfig file; without it the in-cluster config (or $KUBECONFIG) is used.
+        #[arg(long, env = "SCALEHUB_KUBECONFIG")]
+        kubeconfig: Option<PathBuf>,
+        /// The hub config (YAML).
+        #[arg(long, env = "SCALEHUB_CONFIG")]
+        config: PathBuf,
+        /// Database URL, e.g. sqlite:///data/scalehub.db (overrides the config).
+        #[arg(long, env = "SCALEHUB_DATABASE")]
+        database: Option<String>,
+        /// HTTP listen address (overrides the config).
+        #[arg(long, env = "SCALEHUB_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Namespace of the leader-election Lease.
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        lease_namespace: String,
+        /// Identity in the Lease; defaults to the host name and process id.
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// How long the lease lasts without renewal, in seconds.
+        #[arg(long, env = "SCALEHUB_LEASE_SECONDS", default_value_t = 15)]
+        lease_seconds: u64,
+    },
+    /// Start the simulator with sample workloads, the hub and the dashboard.
+    Demo {
+        /// Where the dashboard listens; the next free port is used if it is taken.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+}
+
+/// Runs the parsed command line.
+pub async fn main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Sim { listen, kubeconfig_out, scenario, pod_ready_delay } => {
+            let scenario = scenario.map(|p| scalehub_sim::Scenario::from_file(&p)).transpose()?;
+            let pod_ready_delay = scalehub_sim::scenario::parse_duration(&pod_ready_delay)?;
+            let opts = scalehub_sim::SimOptions { listen, pod_ready_delay, scenario, ..Default::default() };
+            let sim = scalehub_sim::start(opts).await?;
+            println!("scalehub sim listening on {}", sim.url());
+            if let Some(path) = kubeconfig_out {
+                sim.write_kubeconfig(&path).with_context(|| format!("writing kubeconfig to {}", path.display()))?;
+                println!("kubeconfig written to {}", path.display());
+            }
+            shutdown_signal().await;
+            sim.shutdown().await;
+            Ok(())
+        }
+        Command::Run { kubeconfig, config, database, listen, lease_namespace, identity, lease_seconds } => {
+            let cfg = Config::load(&config).with_context(|| format!("invalid config {}", config.display()))?;
+            let client = client(kubeconfig.as_deref()).await?;
+            let identity = identity.unwrap_or_else(default_identity);
+            let handle = hub::start(
+                client,
+                HubOptions {
+                    config: Arc::new(cfg),
+                    database,
+                    listen,
+                    lease_namespace,
+                    identity,
+                    lease_duration: Duration::from_secs(lease_seconds.max(1)),
+                },
+            )
+            .await?;
+            println!("scalehub listening on http://{}", handle.addr);
+            shutdown_signal().await;
+            handle.shutdown().await;
+            Ok(())
+        }
+        Command::Demo { listen } => {
+            let demo = crate::demo::start(listen).await?;
+            println!("scalehub demo: dashboard and API on http://{}", demo.hub.addr);
+            println!("simulated cluster at {} (Ctrl-C stops everything)", demo.sim.url());
+            shutdown_signal().await;
+            demo.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+/// A client from a kubeconfig file, or inferred (in-cluster, then $KUBECONFIG).
+async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.context("loading kubeconfig")?
+        }
+        None => kube::Config::infer().await.context("no kubeconfig given and no in-cluster config found")?,
+    };
+    kube::Client::try_from(config).context("building the kube client")
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "scalehub".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}

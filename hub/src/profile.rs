@@ -1,0 +1,159 @@
+//! Profiles from the hub config, resolved for the loops: CPA methods become hook specs,
+//! metric specs become queries, `behavior:` becomes rate limits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use scalehub_core::config::{self, Config, MethodType, MetricSourceType, MetricTargetType};
+use scalehub_core::spec::{self, TargetSpec};
+use scalehub_hooks::{HookSpec, HttpSpec, ParameterMode, ShellSpec, TlsFiles};
+
+use crate::builtin::Goal;
+use crate::k8smetrics::{MetricQuery, QuerySource, Readiness};
+
+/// A profile ready for ticks.
+#[derive(Debug)]
+pub struct Profile {
+    /// Its name in the config.
+    pub name: String,
+    /// Hook before the metric stage.
+    pub pre_metric: Option<HookSpec>,
+    /// The metric method.
+    pub metric: Option<HookSpec>,
+    /// Hook after the metric stage.
+    pub post_metric: Option<HookSpec>,
+    /// Hook before evaluation.
+    pub pre_evaluate: Option<HookSpec>,
+    /// The evaluate method; without it the built-in HPA calculation runs on the metric specs.
+    pub evaluate: Option<HookSpec>,
+    /// Hook after evaluation.
+    pub post_evaluate: Option<HookSpec>,
+    /// Hook before scaling.
+    pub pre_scale: Option<HookSpec>,
+    /// Hook after scaling.
+    pub post_scale: Option<HookSpec>,
+    /// `kubernetesMetricSpecs`, resolved.
+    pub metric_specs: Vec<MetricQuery>,
+    /// `requireKubernetesMetrics`.
+    pub require_kubernetes_metrics: bool,
+    /// CPU readiness rules (`cpuInitializationPeriod`, `initialReadinessDelay`).
+    pub readiness: Readiness,
+    /// Tolerance of the built-in calculation.
+    pub tolerance: f64,
+}
+
+/// All profiles, and the spec parser that knows them.
+pub struct Profiles {
+    /// What annotations default to, per profile name.
+    defaults: BTreeMap<String, spec::SpecDefaults>,
+    by_name: HashMap<String, Arc<Profile>>,
+}
+
+impl Profiles {
+    /// Resolves every profile of a validated config.
+    pub fn new(config: Arc<Config>) -> Self {
+        let by_name = config
+            .profiles
+            .iter()
+            .map(|(name, p)| (name.clone(), Arc::new(resolve(name, p))))
+            .collect();
+        Self { defaults: config.spec_defaults(), by_name }
+    }
+
+    /// The profile named `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Profile>> {
+        self.by_name.get(name).cloned()
+    }
+
+    /// Parses a workload's annotations against the config: every problem in one message.
+    pub fn parse_spec(&self, annotations: &BTreeMap<String, String>) -> Result<TargetSpec, String> {
+        TargetSpec::from_annotations(annotations, &self.defaults).map_err(|e| e.to_string())
+    }
+}
+
+fn resolve(name: &str, p: &config::Profile) -> Profile {
+    Profile {
+        name: name.to_owned(),
+        pre_metric: p.pre_metric.as_ref().map(hook),
+        metric: p.metric.as_ref().map(hook),
+        post_metric: p.post_metric.as_ref().map(hook),
+        pre_evaluate: p.pre_evaluate.as_ref().map(hook),
+        evaluate: p.evaluate.as_ref().map(hook),
+        post_evaluate: p.post_evaluate.as_ref().map(hook),
+        pre_scale: p.pre_scale.as_ref().map(hook),
+        post_scale: p.post_scale.as_ref().map(hook),
+        metric_specs: p.kubernetes_metric_specs.iter().flatten().filter_map(query).collect(),
+        require_kubernetes_metrics: p.require_kubernetes_metrics.unwrap_or(false),
+        readiness: Readiness {
+            cpu_initialization_period: p.cpu_initialization_period(),
+            initial_readiness_delay: p.initial_readiness_delay(),
+        },
+        tolerance: 0.1,
+    }
+}
+
+/// Maps a validated CPA method onto a hook spec.
+fn hook(m: &config::Method) -> HookSpec {
+    let timeout = m.timeout();
+    match (m.method_type, &m.shell, &m.http) {
+        (MethodType::Http, _, Some(h)) => {
+            let mut spec = HttpSpec::new(h.method.clone(), h.url.clone(), timeout);
+            spec.headers = h.headers.clone();
+            spec.success_codes = h.success_codes.clone();
+            spec.parameter_mode = match h.parameter_mode {
+                config::ParameterMode::Body => ParameterMode::Body,
+                config::ParameterMode::Query => ParameterMode::Query,
+            };
+            spec.tls = TlsFiles {
+                ca_cert: h.ca_cert.as_ref().map(PathBuf::from),
+                client_cert: h.client_cert.as_ref().map(PathBuf::from),
+                client_key: h.client_key.as_ref().map(PathBuf::from),
+            };
+            HookSpec::Http(spec)
+        }
+        (_, Some(s), _) => {
+            let mut spec = ShellSpec::new(s.entrypoint.clone(), timeout).args(s.command.iter().cloned());
+            spec.log_stderr = s.log_stderr;
+            HookSpec::Shell(spec)
+        }
+        // Validation guarantees a shell or http block; this keeps the mapping total.
+        _ => HookSpec::Shell(ShellSpec::new("false", timeout)),
+    }
+}
+
+/// Resolves a metric spec into a query; specs scalehub doesn't gather are left out
+/// (config validation already rejected them).
+fn query(s: &config::MetricSpec) -> Option<MetricQuery> {
+    let spec: Value = serde_json::to_value(s).unwrap_or(Value::Null);
+    match s.source_type {
+        MetricSourceType::Resource => {
+            let r = s.resource.as_ref()?;
+            let utilization = r.target.target_type == MetricTargetType::Utilization;
+            let goal = match r.target.target_type {
+                MetricTargetType::Utilization => r.target.average_utilization.map(|u| Goal::Utilization(u.into())),
+                MetricTargetType::AverageValue => r
+                    .target
+                    .average_value
+                    .as_deref()
+                    .and_then(|v| scalehub_core::quantity::parse_milli(v).ok())
+                    .map(Goal::AverageValue),
+                MetricTargetType::Value => None,
+            };
+            Some(MetricQuery { spec, source: QuerySource::Resource { name: r.name.clone(), utilization }, goal })
+        }
+        MetricSourceType::Pods => {
+            let p = s.pods.as_ref()?;
+            let goal = p
+                .target
+                .average_value
+                .as_deref()
+                .and_then(|v| scalehub_core::quantity::parse_milli(v).ok())
+                .map(Goal::AverageValue);
+            Some(MetricQuery { spec, source: QuerySource::Pods { metric: p.metric.name.clone() }, goal })
+        }
+        _ => None,
+    }
+}

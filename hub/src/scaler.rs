@@ -1,0 +1,91 @@
+//! Writes replica counts through the `/scale` subresource.
+//!
+//! Only called when the count changes. A merge patch of `spec.replicas` carries no
+//! resourceVersion, so a real API server never answers it with a conflict; conflicts,
+//! throttling and server errors (a flaky API server, or the simulator's faults) are
+//! retried a few times with a short backoff before the tick gives up and records it.
+
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::Client;
+use serde_json::json;
+
+use crate::workload::TargetKey;
+
+/// Why a scale call failed after its retries.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaleError {
+    /// The API server refused the write with this status.
+    #[error("scale of {key} rejected: {code} {reason}: {message}")]
+    Rejected {
+        /// The target.
+        key: String,
+        /// HTTP status code.
+        code: u16,
+        /// Kubernetes reason (Conflict, NotFound, ...).
+        reason: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The request never got an answer.
+    #[error("scale of {key} failed: {source}")]
+    Transport {
+        /// The target.
+        key: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Patches `/scale` of workloads.
+#[derive(Clone)]
+pub struct Scaler {
+    client: Client,
+    field_manager: String,
+    attempts: u32,
+    backoff: Duration,
+}
+
+impl Scaler {
+    /// A scaler that writes as field manager `scalehub`.
+    pub fn new(client: Client) -> Self {
+        Self { client, field_manager: "scalehub".into(), attempts: 4, backoff: Duration::from_millis(200) }
+    }
+
+    /// Sets `spec.replicas` of the target to `replicas`; returns the replicas the server confirmed.
+    pub async fn scale(&self, key: &TargetKey, replicas: i32) -> Result<i32, ScaleError> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &key.namespace, &key.kind.api_resource());
+        let params = PatchParams { field_manager: Some(self.field_manager.clone()), ..Default::default() };
+        let patch = Patch::Merge(json!({ "spec": { "replicas": replicas } }));
+        let mut delay = self.backoff;
+        let mut attempt = 1;
+        loop {
+            let err = match api.patch_scale(&key.name, &params, &patch).await {
+                Ok(scale) => return Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(replicas)),
+                Err(e) => e,
+            };
+            let retryable = match &err {
+                kube::Error::Api(s) => matches!(s.code, 409 | 429 | 500 | 502 | 503 | 504),
+                _ => true,
+            };
+            if !retryable || attempt >= self.attempts {
+                return Err(match err {
+                    kube::Error::Api(s) => ScaleError::Rejected {
+                        key: key.to_string(),
+                        code: s.code,
+                        reason: s.reason.clone(),
+                        message: s.message.clone(),
+                    },
+                    other => ScaleError::Transport { key: key.to_string(), source: other },
+                });
+            }
+            tracing::debug!(target_key = %key, attempt, error = %err, "scale retry");
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+            attempt += 1;
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The hook stages of a tick, in the CPA's order and with its payloads:
+//! Kubernetes metrics → preMetric → metric (per pod or per resource) → postMetric →
+//! preEvaluate → evaluate (or the built-in calculation) → postEvaluate; and the
+//! preScale/postScale hooks around the scale call.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use scalehub_core::spec::{RunMode, TargetSpec};
+use scalehub_hooks::{
+    payload, EvaluatePayload, FinalEvaluation, HookOutcome, HookSpec, MetricPayload, MetricValue, RunType,
+    ScalePayload, ScaleTargetRef, StageContext, TargetRef,
+};
+
+use crate::builtin;
+use crate::k8smetrics::{self, Gathered};
+use crate::profile::Profile;
+use crate::target::{Shared, TargetInput};
+use crate::workload::{selector, TargetKey};
+
+/// One hook run, as kept in the decision record.
+#[derive(Clone, Debug, Serialize)]
+pub struct HookRecord {
+    /// The stage: `metric`, `evaluate`, `preScale`, ... (per-pod metric runs add the pod).
+    pub stage: String,
+    /// Exit or HTTP status, duration, stderr excerpt, error.
+    #[serde(flatten)]
+    pub outcome: HookOutcome,
+}
+
+/// Why the metric or evaluate stages failed.
+#[derive(Debug)]
+pub struct StageFailure {
+    /// The stage that failed.
+    pub stage: &'static str,
+    /// What went wrong, for the record and the Event.
+    pub message: String,
+    /// Metrics gathered before the failure.
+    pub metrics: Vec<MetricValue>,
+}
+
+/// The stages of one target's tick.
+pub struct Stages<'a> {
+    /// Shared hub state.
+    pub shared: &'a Arc<Shared>,
+    /// The target.
+    pub key: &'a TargetKey,
+    /// Its workload and spec.
+    pub input: &'a TargetInput,
+    /// The parsed spec.
+    pub spec: &'a TargetSpec,
+    /// The profile the spec names.
+    pub profile: &'a Profile,
+    /// scaler, api or api_dry_run.
+    pub run_type: RunType,
+    /// Replicas the workload has now.
+    pub current: i32,
+}
+
+impl Stages<'_> {
+    fn context(&self, resource: Value) -> StageContext {
+        StageContext {
+            resource,
+            run_type: self.run_type,
+            target: TargetRef {
+                namespace: self.key.namespace.clone(),
+                kind: self.key.kind.as_str().into(),
+                name: self.key.name.clone(),
+            },
+            params: self.spec.params.clone(),
+            current_replicas: self.current,
+        }
+    }
+
+    fn workload_json(&self) -> Value {
+        let mut v = serde_json::to_value(self.input.workload.as_ref()).unwrap_or(Value::Null);
+        // The watch cache drops apiVersion/kind; CPA scripts may read them.
+        v["apiVersion"] = json!("apps/v1");
+        v["kind"] = json!(self.key.kind.as_str());
+        v
+    }
+
+    fn pods(&self) -> Vec<Arc<Pod>> {
+        match selector(&self.input.workload) {
+            Some(sel) => self.shared.pods.select(&self.key.namespace, &sel),
+            None => Vec::new(),
+        }
+    }
+
+    async fn hook(&self, stage: &str, spec: &HookSpec, payload: &Value, hooks: &mut Vec<HookRecord>) -> Result<String, String> {
+        match self.shared.hooks.run(spec, payload).await {
+            Ok(out) => {
+                hooks.push(HookRecord { stage: stage.into(), outcome: out.outcome });
+                Ok(out.stdout)
+            }
+            Err(failure) => {
+                let message = format!("{stage} hook failed: {}", failure.error);
+                hooks.push(HookRecord { stage: stage.into(), outcome: failure.outcome });
+                Err(message)
+            }
+        }
+    }
+
+    /// Runs the metric stage and the evaluate stage; returns the metrics and the evaluation document.
+    pub async fn metrics_and_evaluation(&self, hooks: &mut Vec<HookRecord>) -> Result<(Vec<MetricValue>, Value), StageFailure> {
+        let fail = |stage: &'static str, message: String, metrics: &[MetricValue]| StageFailure { stage, message, metrics: metrics.to_vec() };
+        let pods = self.pods();
+        let mut gathered: Vec<Gathered> = Vec::new();
+        let mut kubernetes_metrics = None;
+        if !self.profile.metric_specs.is_empty() {
+            let sel = selector(&self.input.workload);
+            let (ok, errors) = k8smetrics::gather(
+                &self.shared.client,
+                &self.key.namespace,
+                sel.as_ref(),
+                &pods,
+                &self.profile.metric_specs,
+                self.profile.readiness,
+                self.current,
+            )
+            .await;
+            if !errors.is_empty() {
+                let message = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
+                if self.profile.require_kubernetes_metrics || ok.is_empty() && self.profile.metric.is_none() {
+                    return Err(fail("kubernetesMetrics", format!("kubernetes metrics: {message}"), &[]));
+                }
+                tracing::warn!(error = %message, "some kubernetes metrics failed; passing on what was gathered");
+            }
+            kubernetes_metrics = Some(Value::Array(ok.iter().map(|g| g.cpa.clone()).collect()));
+            gathered = ok;
+        }
+        let resource = self.workload_json();
+        let mut metrics = Vec::new();
+        if let Some(metric) = &self.profile.metric {
+            let mut payload = MetricPayload { context: self.context(resource.clone()), kubernetes_metrics: kubernetes_metrics.clone(), metrics: None };
+            if let Some(pre) = &self.profile.pre_metric {
+                self.hook("preMetric", pre, &to_json(&payload), hooks).await.map_err(|m| fail("preMetric", m, &metrics))?;
+            }
+            match self.spec.run_mode {
+                RunMode::PerPod => {
+                    for pod in &pods {
+                        let name = pod.metadata.name.clone().unwrap_or_default();
+                        let mut pod_json = serde_json::to_value(pod.as_ref()).unwrap_or(Value::Null);
+                        pod_json["apiVersion"] = json!("v1");
+                        pod_json["kind"] = json!("Pod");
+                        let p = MetricPayload { context: self.context(pod_json), kubernetes_metrics: kubernetes_metrics.clone(), metrics: None };
+                        let value = self.hook(&format!("metric[{name}]"), metric, &to_json(&p), hooks).await.map_err(|m| fail("metric", m, &metrics))?;
+                        metrics.push(MetricValue { resource: name, value });
+                    }
+                }
+                RunMode::PerResource => {
+                    let value = self.hook("metric", metric, &to_json(&payload), hooks).await.map_err(|m| fail("metric", m, &metrics))?;
+                    metrics.push(MetricValue { resource: self.key.name.clone(), value });
+                }
+            }
+            if let Some(post) = &self.profile.post_metric {
+                payload.metrics = Some(metrics.clone());
+                self.hook("postMetric", post, &to_json(&payload), hooks).await.map_err(|m| fail("postMetric", m, &metrics))?;
+            }
+        }
+        let evaluation = match &self.profile.evaluate {
+            Some(evaluate) => {
+                let mut payload = EvaluatePayload { context: self.context(resource), metrics: metrics.clone(), evaluation: None };
+                if let Some(pre) = &self.profile.pre_evaluate {
+                    self.hook("preEvaluate", pre, &to_json(&payload), hooks).await.map_err(|m| fail("preEvaluate", m, &metrics))?;
+                }
+                let evaluation = match self.shared.hooks.evaluate(evaluate, &to_json(&payload)).await {
+                    Ok((evaluation, outcome)) => {
+                        hooks.push(HookRecord { stage: "evaluate".into(), outcome });
+                        evaluation
+                    }
+                    Err(failure) => {
+                        hooks.push(HookRecord { stage: "evaluate".into(), outcome: failure.outcome });
+                        return Err(fail("evaluate", format!("evaluate hook failed: {}", failure.error), &metrics));
+                    }
+                };
+                if let Some(post) = &self.profile.post_evaluate {
+                    payload.evaluation = Some(evaluation.clone());
+                    self.hook("postEvaluate", post, &to_json(&payload), hooks).await.map_err(|m| fail("postEvaluate", m, &metrics))?;
+                }
+                to_json(&evaluation)
+            }
+            None => self.builtin(&gathered).map_err(|m| fail("evaluate", m, &metrics))?,
+        };
+        if metrics.is_empty() {
+            metrics = gathered.iter().map(|g| MetricValue { resource: g.name.clone(), value: g.summary.clone() }).collect();
+        }
+        Ok((metrics, evaluation))
+    }
+
+    /// The HPA's calculation over the Kubernetes metrics: the largest count any spec asks for.
+    fn builtin(&self, gathered: &[Gathered]) -> Result<Value, String> {
+        let mut best: Option<builtin::Calculation> = None;
+        let mut errors = Vec::new();
+        for g in gathered {
+            let Some(goal) = g.goal else { continue };
+            match builtin::replicas(self.current, &g.grouping, &g.requests, goal, self.profile.tolerance) {
+                Ok(c) => {
+                    if best.as_ref().is_none_or(|b| c.replicas > b.replicas) {
+                        best = Some(c);
+                    }
+                }
+                Err(e) => errors.push(format!("{}: {e}", g.name)),
+            }
+        }
+        match best {
+            Some(c) => Ok(json!({"targetReplicas": c.replicas, "builtin": {"ratio": c.ratio, "reason": c.reason}})),
+            None if errors.is_empty() => Err("the profile has no evaluate hook and no kubernetes metric with a target".into()),
+            None => Err(format!("built-in evaluation failed: {}", errors.join("; "))),
+        }
+    }
+
+    /// Runs the preScale or postScale hook, if the profile has it.
+    pub async fn scale_hook(&self, stage: &'static str, raw: i32, final_replicas: i32, hooks: &mut Vec<HookRecord>) -> Result<(), String> {
+        let spec = match stage {
+            "preScale" => self.profile.pre_scale.as_ref(),
+            _ => self.profile.post_scale.as_ref(),
+        };
+        let Some(spec) = spec else { return Ok(()) };
+        let payload = ScalePayload {
+            context: self.context(self.workload_json()),
+            evaluation: FinalEvaluation { target_replicas: final_replicas },
+            scale_target_ref: ScaleTargetRef {
+                kind: self.key.kind.as_str().into(),
+                name: self.key.name.clone(),
+                api_version: "apps/v1".into(),
+            },
+            namespace: self.key.namespace.clone(),
+            min_replicas: self.spec.min_replicas,
+            max_replicas: self.spec.max_replicas,
+            target_replicas: raw,
+        };
+        self.hook(stage, spec, &to_json(&payload), hooks).await.map(|_| ())
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Value {
+    payload::to_json(v).unwrap_or(Value::Null)
+}

@@ -1,0 +1,325 @@
+//! One tick of a target: gather metrics → evaluate → policy → scale → record.
+//!
+//! The same stages serve the scheduler and the API's CPA calls (`runType` `api` and
+//! `api_dry_run`); a dry run never scales and never touches the stabilisation state.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use scalehub_core::policy::{self, PolicyState};
+use scalehub_core::spec::{Mode, TargetSpec};
+use scalehub_hooks::{HookOutcome, MetricValue, RunType};
+
+use crate::events::WorkloadEvent;
+use crate::stages::{self, Stages};
+use crate::target::{store_key, Shared, TargetInput};
+use crate::telemetry::{OutcomeLabels, TargetLabels};
+use crate::workload::{spec_replicas, TargetKey};
+
+/// What a loop remembers between ticks besides the policy state.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// The policy state (windows and rate events), persisted with every decision.
+    pub policy: PolicyState,
+    /// The target row as last written, so unchanged rows are not rewritten every tick.
+    last_row: Option<(String, Option<String>, Option<i32>, Option<i32>)>,
+}
+
+impl Memory {
+    /// Memory that starts from a restored policy state.
+    pub fn restored(policy: PolicyState) -> Self {
+        Self { policy, last_row: None }
+    }
+}
+
+/// The result of a tick, for the API's CPA calls.
+#[derive(Debug)]
+pub struct TickResult {
+    /// The CPA `metrics` array.
+    pub metrics: Vec<MetricValue>,
+    /// Raw evaluation, if the evaluate stage ran.
+    pub evaluated: Option<i32>,
+    /// Final replicas after policy, if decided.
+    pub desired: Option<i32>,
+    /// Why the tick failed, if it did.
+    pub error: Option<String>,
+}
+
+/// A scheduled tick: the `scaler` run type.
+pub async fn scheduled(shared: &Arc<Shared>, key: &TargetKey, input: &TargetInput, memory: &mut Memory) {
+    if !*shared.leader.borrow() {
+        return;
+    }
+    let now = (shared.clock)();
+    let current = spec_replicas(&input.workload);
+    let spec = match &input.spec {
+        Ok(spec) => spec,
+        Err(error) => {
+            report(shared, key, input, memory, "invalid", Some(error.clone()), Some(current), None, now).await;
+            emit(shared, key, input, true, "InvalidAnnotations", error);
+            return;
+        }
+    };
+    if let Some(hpa) = shared.hpas.owner(key) {
+        let error = format!("HorizontalPodAutoscaler {hpa} already scales this workload; scalehub leaves it alone");
+        report(shared, key, input, memory, "conflict", Some(error.clone()), Some(current), None, now).await;
+        emit(shared, key, input, true, "HPAConflict", &error);
+        return;
+    }
+    let result = decide(shared, key, input, spec, memory, RunType::Scaler, now).await;
+    let state = if result.error.is_some() {
+        "error"
+    } else if spec.mode == Mode::Shadow {
+        "shadow"
+    } else {
+        "active"
+    };
+    report(shared, key, input, memory, state, result.error, Some(current), result.desired, now).await;
+}
+
+/// Runs the stages and the policy for one target and records the decision.
+/// With `RunType::ApiDryRun` nothing is scaled and the policy state is left untouched.
+pub async fn decide(
+    shared: &Arc<Shared>,
+    key: &TargetKey,
+    input: &TargetInput,
+    spec: &TargetSpec,
+    memory: &mut Memory,
+    run_type: RunType,
+    now: i64,
+) -> TickResult {
+    let current = spec_replicas(&input.workload);
+    let Some(profile) = shared.profiles.get(&spec.profile) else {
+        let error = format!("profile {:?} is not in the hub config", spec.profile);
+        return TickResult { metrics: Vec::new(), evaluated: None, desired: None, error: Some(error) };
+    };
+    let mut record = Record::new(key, now, current);
+    let stages = Stages { shared, key, input, spec, profile: &profile, run_type, current };
+    let evaluated = match stages.metrics_and_evaluation(&mut record.hooks).await {
+        Ok((metrics, evaluation)) => {
+            record.metrics = json!(metrics);
+            record.evaluation = evaluation.clone();
+            let raw = evaluation.get("targetReplicas").and_then(Value::as_i64).unwrap_or(current as i64) as i32;
+            record.raw = Some(raw);
+            (metrics, raw)
+        }
+        Err(failure) => {
+            record.error = Some(failure.message.clone());
+            record.metrics = json!(failure.metrics);
+            record.outcome = "error";
+            shared.metrics.hook_errors.get_or_create(&crate::telemetry::HookLabels { hook: failure.stage.into() }).inc();
+            emit(shared, key, input, true, "FailedComputeReplicas", &failure.message);
+            let result = TickResult { metrics: failure.metrics, evaluated: None, desired: None, error: record.error.clone() };
+            finish(shared, record, None, run_type).await;
+            return result;
+        }
+    };
+    let (metrics, raw) = evaluated;
+    let active = shared.override_for(key, now);
+    let decision = policy::decide(
+        &memory.policy,
+        &spec.policy_input(now, current, raw, active.as_ref()),
+    );
+    record.reasons = json!(decision.reasons);
+    record.desired = Some(decision.desired_replicas);
+    let disabled = decision.reasons.iter().any(|r| r.step == policy::Step::Disabled);
+    let dry_run = run_type == RunType::ApiDryRun;
+    let mut next_state = if dry_run { None } else { Some(decision.next_state.clone()) };
+    record.outcome = if disabled { "disabled" } else if decision.wants_scale { "held" } else { "unchanged" };
+    if !disabled && !dry_run {
+        if let Err(failure) = stages.scale_hook("preScale", raw, decision.desired_replicas, &mut record.hooks).await {
+            record.error = Some(failure);
+            record.outcome = "error";
+        } else {
+            if decision.wants_scale {
+                if spec.mode == Mode::Shadow {
+                    record.outcome = "shadow";
+                } else {
+                    scale(shared, key, input, &mut record, &decision, next_state.as_mut(), now).await;
+                }
+            }
+            if let Err(failure) = stages.scale_hook("postScale", raw, decision.desired_replicas, &mut record.hooks).await {
+                record.error = Some(failure);
+            }
+        }
+    }
+    if dry_run {
+        record.outcome = "dry_run";
+    }
+    if let Some(state) = &next_state {
+        memory.policy = state.clone();
+    }
+    let result = TickResult {
+        metrics,
+        evaluated: Some(raw),
+        desired: Some(decision.desired_replicas),
+        error: record.error.clone(),
+    };
+    finish(shared, record, next_state, run_type).await;
+    result
+}
+
+async fn scale(
+    shared: &Arc<Shared>,
+    key: &TargetKey,
+    input: &TargetInput,
+    record: &mut Record,
+    decision: &policy::Decision,
+    state: Option<&mut PolicyState>,
+    now: i64,
+) {
+    let target = decision.desired_replicas;
+    record.scaled = true;
+    match shared.scaler.scale(key, target).await {
+        Ok(confirmed) => {
+            record.outcome = "scaled";
+            record.scale_result = Some(format!("scaled from {} to {confirmed}", decision.current_replicas));
+            if let Some(state) = state {
+                state.record_scale(now, decision.current_replicas, target);
+            }
+            shared.metrics.scale_calls.get_or_create(&OutcomeLabels { outcome: "ok".into() }).inc();
+            let why = decision.reasons.last().map(|r| r.message.clone()).unwrap_or_else(|| "evaluation".into());
+            emit(shared, key, input, false, "SuccessfulRescale", &format!("New size: {target}; reason: {why}"));
+        }
+        Err(e) => {
+            record.outcome = "error";
+            record.scale_result = Some(e.to_string());
+            record.error = Some(e.to_string());
+            shared.metrics.scale_calls.get_or_create(&OutcomeLabels { outcome: "error".into() }).inc();
+            emit(shared, key, input, true, "FailedRescale", &format!("New size: {target}; error: {e}"));
+        }
+    }
+}
+
+/// A decision being assembled.
+struct Record {
+    key: TargetKey,
+    time: i64,
+    current: i32,
+    metrics: Value,
+    raw: Option<i32>,
+    evaluation: Value,
+    reasons: Value,
+    desired: Option<i32>,
+    scaled: bool,
+    scale_result: Option<String>,
+    error: Option<String>,
+    hooks: Vec<stages::HookRecord>,
+    outcome: &'static str,
+}
+
+impl Record {
+    fn new(key: &TargetKey, time: i64, current: i32) -> Self {
+        Self {
+            key: key.clone(),
+            time,
+            current,
+            metrics: json!([]),
+            raw: None,
+            evaluation: Value::Null,
+            reasons: json!([]),
+            desired: None,
+            scaled: false,
+            scale_result: None,
+            error: None,
+            hooks: Vec::new(),
+            outcome: "unchanged",
+        }
+    }
+}
+
+async fn finish(shared: &Arc<Shared>, r: Record, state: Option<PolicyState>, run_type: RunType) {
+    shared.metrics.decisions.get_or_create(&OutcomeLabels { outcome: r.outcome.into() }).inc();
+    for h in &r.hooks {
+        shared
+            .metrics
+            .hook_duration
+            .get_or_create(&crate::telemetry::HookLabels { hook: h.stage.clone() })
+            .observe(h.outcome.duration_ms as f64 / 1000.0);
+    }
+    let key = store_key(&r.key);
+    let row = scalehub_store::DecisionRow {
+        id: 0,
+        key: key.clone(),
+        time: r.time,
+        run_type: run_type.as_str().into(),
+        metrics: r.metrics,
+        raw_evaluation: r.raw.map(i64::from),
+        evaluation: r.evaluation,
+        reasons: r.reasons,
+        final_replicas: r.desired,
+        current_replicas: Some(r.current),
+        scaled: r.scaled,
+        scale_result: r.scale_result,
+        error: r.error,
+        hooks: json!(r.hooks),
+        outcome: r.outcome.into(),
+    };
+    let policy = state.map(|s| scalehub_store::PolicyStateRow { key, state: json!(s), updated_at: r.time });
+    if let Err(e) = shared.store.record_decision(row, policy).await {
+        tracing::error!(target_key = %r.key, error = %e, "decision not recorded");
+    }
+}
+
+/// Writes the target row when its state, error or replicas changed.
+#[allow(clippy::too_many_arguments)]
+async fn report(
+    shared: &Arc<Shared>,
+    key: &TargetKey,
+    input: &TargetInput,
+    memory: &mut Memory,
+    state: &str,
+    error: Option<String>,
+    current: Option<i32>,
+    desired: Option<i32>,
+    now: i64,
+) {
+    let labels = TargetLabels::from(key);
+    if let Some(c) = current {
+        shared.metrics.current_replicas.get_or_create(&labels).set(c as i64);
+    }
+    if let Some(d) = desired {
+        shared.metrics.desired_replicas.get_or_create(&labels).set(d as i64);
+    }
+    let snapshot = (state.to_owned(), error.clone(), current, desired);
+    if memory.last_row.as_ref() == Some(&snapshot) {
+        return;
+    }
+    let spec = match &input.spec {
+        Ok(spec) => json!(spec),
+        Err(_) => json!(input.workload.metadata.annotations),
+    };
+    let row = scalehub_store::TargetRow {
+        key: store_key(key),
+        uid: input.workload.metadata.uid.clone(),
+        state: state.into(),
+        spec,
+        error,
+        current_replicas: current,
+        desired_replicas: desired,
+        first_seen: now,
+        last_seen: now,
+        removed_at: None,
+        updated_at: now,
+    };
+    match shared.store.upsert_target(row).await {
+        Ok(()) => memory.last_row = Some(snapshot),
+        Err(e) => tracing::warn!(target_key = %key, error = %e, "target row not written"),
+    }
+}
+
+fn emit(shared: &Shared, key: &TargetKey, input: &TargetInput, warning: bool, reason: &str, note: &str) {
+    shared.events.emit(WorkloadEvent {
+        key: key.clone(),
+        uid: input.workload.metadata.uid.clone(),
+        warning,
+        reason: reason.into(),
+        note: note.into(),
+    });
+}
+
+/// Outcome of hooks for the record (stage name + what the hook left).
+pub fn hook_record(stage: &str, outcome: HookOutcome) -> stages::HookRecord {
+    stages::HookRecord { stage: stage.into(), outcome }
+}

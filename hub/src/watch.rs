@@ -1,0 +1,274 @@
+//! Watches of the cluster: workloads, pods and HPAs, through kube-runtime watchers.
+//!
+//! Nothing here polls. Workload changes are forwarded to the registry; pods and HPAs
+//! are kept in indexes that ticks read without any API call. A watch that breaks is
+//! retried with kube's default backoff and re-listed, and the registry is told which
+//! workloads exist after each (re)list so a delete missed during an outage is noticed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, ResourceExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::workload::{selector_matches, Kind, TargetKey};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+/// A change to a workload, as the registry needs it.
+#[derive(Debug)]
+pub enum WorkloadChange {
+    /// The workload was created or changed.
+    Applied(Kind, Arc<DynamicObject>),
+    /// The workload was deleted.
+    Deleted(TargetKey),
+    /// A (re)list of one kind in one scope finished: these are all the workloads that exist there.
+    Listed { kind: Kind, namespace: Option<String>, keys: HashSet<TargetKey> },
+}
+
+/// Which namespaces the hub watches: all of them, or a list.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// Empty means all namespaces.
+    pub namespaces: Vec<String>,
+}
+
+impl Scope {
+    fn apis(&self, client: &Client, ar: &ApiResource) -> Vec<(Option<String>, Api<DynamicObject>)> {
+        if self.namespaces.is_empty() {
+            vec![(None, Api::all_with(client.clone(), ar))]
+        } else {
+            self.namespaces.iter().map(|ns| (Some(ns.clone()), Api::namespaced_with(client.clone(), ns, ar))).collect()
+        }
+    }
+}
+
+/// Starts one watch per workload kind and namespace, sending changes to `tx`.
+pub fn watch_workloads(client: &Client, scope: &Scope, tx: mpsc::Sender<WorkloadChange>, shutdown: CancellationToken) {
+    for kind in Kind::ALL {
+        for (namespace, api) in scope.apis(client, &kind.api_resource()) {
+            let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+            tokio::spawn(forward_workloads(kind, namespace, stream, tx.clone(), shutdown.clone()));
+        }
+    }
+}
+
+async fn forward_workloads(
+    kind: Kind,
+    namespace: Option<String>,
+    stream: impl Stream<Item = Result<Event<DynamicObject>, watcher::Error>>,
+    tx: mpsc::Sender<WorkloadChange>,
+    shutdown: CancellationToken,
+) {
+    let mut stream = std::pin::pin!(stream);
+    let mut listing: HashSet<TargetKey> = HashSet::new();
+    loop {
+        let item = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            item = stream.next() => item,
+        };
+        let change = match item {
+            None => return,
+            Some(Err(e)) => {
+                tracing::warn!(%kind, error = %e, "workload watch error; retrying");
+                continue;
+            }
+            Some(Ok(Event::Init)) => {
+                listing.clear();
+                continue;
+            }
+            Some(Ok(Event::InitApply(obj))) => {
+                listing.insert(TargetKey::of(kind, &obj));
+                WorkloadChange::Applied(kind, Arc::new(obj))
+            }
+            Some(Ok(Event::InitDone)) => {
+                WorkloadChange::Listed { kind, namespace: namespace.clone(), keys: std::mem::take(&mut listing) }
+            }
+            Some(Ok(Event::Apply(obj))) => WorkloadChange::Applied(kind, Arc::new(obj)),
+            Some(Ok(Event::Delete(obj))) => WorkloadChange::Deleted(TargetKey::of(kind, &obj)),
+        };
+        if tx.send(change).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Pods by namespace, kept current by a watch; ticks select from it instead of listing.
+#[derive(Clone, Default)]
+pub struct PodIndex {
+    inner: Arc<RwLock<HashMap<String, BTreeMap<String, Arc<Pod>>>>>,
+}
+
+impl PodIndex {
+    /// Pods of `namespace` whose labels match `selector`, sorted by name.
+    pub fn select(&self, namespace: &str, selector: &LabelSelector) -> Vec<Arc<Pod>> {
+        let Ok(map) = self.inner.read() else { return Vec::new() };
+        map.get(namespace)
+            .map(|pods| {
+                pods.values()
+                    .filter(|p| selector_matches(selector, p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn apply(&self, pod: Pod) {
+        if let Ok(mut map) = self.inner.write() {
+            let ns = pod.namespace().unwrap_or_default();
+            map.entry(ns).or_default().insert(pod.name_any(), Arc::new(pod));
+        }
+    }
+
+    fn delete(&self, pod: &Pod) {
+        if let Ok(mut map) = self.inner.write() {
+            if let Some(pods) = map.get_mut(&pod.namespace().unwrap_or_default()) {
+                pods.remove(&pod.name_any());
+            }
+        }
+    }
+
+    fn replace_scope(&self, namespace: Option<&str>, pods: Vec<Pod>) {
+        if let Ok(mut map) = self.inner.write() {
+            match namespace {
+                None => map.clear(),
+                Some(ns) => {
+                    map.remove(ns);
+                }
+            }
+            for pod in pods {
+                let ns = pod.namespace().unwrap_or_default();
+                map.entry(ns).or_default().insert(pod.name_any(), Arc::new(pod));
+            }
+        }
+    }
+
+    /// Starts the pod watches that keep this index current.
+    pub fn watch(&self, client: &Client, scope: &Scope, shutdown: CancellationToken) {
+        let apis: Vec<(Option<String>, Api<Pod>)> = if scope.namespaces.is_empty() {
+            vec![(None, Api::all(client.clone()))]
+        } else {
+            scope.namespaces.iter().map(|ns| (Some(ns.clone()), Api::namespaced(client.clone(), ns))).collect()
+        };
+        for (namespace, api) in apis {
+            let index = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+                let mut stream = std::pin::pin!(stream);
+                let mut listing = Vec::new();
+                loop {
+                    let item = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        item = stream.next() => item,
+                    };
+                    match item {
+                        None => return,
+                        Some(Err(e)) => tracing::warn!(error = %e, "pod watch error; retrying"),
+                        Some(Ok(Event::Init)) => listing.clear(),
+                        Some(Ok(Event::InitApply(p))) => listing.push(p),
+                        Some(Ok(Event::InitDone)) => index.replace_scope(namespace.as_deref(), std::mem::take(&mut listing)),
+                        Some(Ok(Event::Apply(p))) => index.apply(p),
+                        Some(Ok(Event::Delete(p))) => index.delete(&p),
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Workloads that an HorizontalPodAutoscaler already targets, by target key → HPA name.
+#[derive(Clone, Default)]
+pub struct HpaIndex {
+    /// One map per watch scope (all namespaces, or one namespace), so scopes never overwrite each other.
+    inner: Arc<RwLock<HashMap<Option<String>, HashMap<TargetKey, String>>>>,
+}
+
+impl HpaIndex {
+    /// The HPA that targets this workload, if any.
+    pub fn owner(&self, key: &TargetKey) -> Option<String> {
+        let map = self.inner.read().ok()?;
+        map.values().find_map(|scope| scope.get(key).cloned())
+    }
+
+    fn target_of(hpa: &DynamicObject) -> Option<TargetKey> {
+        let r = hpa.data.pointer("/spec/scaleTargetRef")?;
+        let kind = Kind::parse(r.get("kind")?.as_str()?)?;
+        let api_version = r.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("apps/v1");
+        if !api_version.starts_with("apps/") {
+            return None;
+        }
+        Some(TargetKey::new(&hpa.namespace().unwrap_or_default(), kind, r.get("name")?.as_str()?))
+    }
+
+    fn rebuild(&self, scope: Option<String>, hpas: &HashMap<(String, String), DynamicObject>) {
+        let map: HashMap<TargetKey, String> = hpas
+            .values()
+            .filter_map(|h| Self::target_of(h).map(|k| (k, h.name_any())))
+            .collect();
+        if let Ok(mut inner) = self.inner.write() {
+            inner.insert(scope, map);
+        }
+    }
+
+    /// Starts the HPA watch: autoscaling/v2 where served, else autoscaling/v1 (every
+    /// HPA is readable through v1, and both carry `spec.scaleTargetRef`).
+    pub fn watch(&self, client: &Client, scope: &Scope, shutdown: CancellationToken) {
+        let index = self.clone();
+        let client = client.clone();
+        let scope = scope.clone();
+        tokio::spawn(async move {
+            let version = match client.list_api_group_resources("autoscaling/v2").await {
+                Ok(list) if list.resources.iter().any(|r| r.name == "horizontalpodautoscalers") => "v2",
+                _ => "v1",
+            };
+            let ar = ApiResource {
+                group: "autoscaling".into(),
+                version: version.into(),
+                api_version: format!("autoscaling/{version}"),
+                kind: "HorizontalPodAutoscaler".into(),
+                plural: "horizontalpodautoscalers".into(),
+            };
+            for (namespace, api) in scope.apis(&client, &ar) {
+                let index = index.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+                    let mut stream = std::pin::pin!(stream);
+                    let mut all: HashMap<(String, String), DynamicObject> = HashMap::new();
+                    let mut listing = HashMap::new();
+                    loop {
+                        let item = tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            item = stream.next() => item,
+                        };
+                        match item {
+                            None => return,
+                            Some(Err(e)) => {
+                                tracing::debug!(error = %e, "hpa watch error; retrying");
+                                continue;
+                            }
+                            Some(Ok(Event::Init)) => listing.clear(),
+                            Some(Ok(Event::InitApply(h))) => {
+                                listing.insert((h.namespace().unwrap_or_default(), h.name_any()), h);
+                            }
+                            Some(Ok(Event::InitDone)) => all = std::mem::take(&mut listing),
+                            Some(Ok(Event::Apply(h))) => {
+                                all.insert((h.namespace().unwrap_or_default(), h.name_any()), h);
+                            }
+                            Some(Ok(Event::Delete(h))) => {
+                                all.remove(&(h.namespace().unwrap_or_default(), h.name_any()));
+                            }
+                        }
+                        index.rebuild(namespace.clone(), &all);
+                    }
+                });
+            }
+        });
+    }
+}
