@@ -20,14 +20,59 @@ async fn http_status_codes_follow_the_api_conventions() {
             ("duplicate create", req.create(&pp, body.clone()), 409),
             ("get", req.get("web", &GetParams::default()), 200),
             ("get missing", req.get("nope", &GetParams::default()), 404),
-            ("merge patch", req.patch("web", &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"labels": {"a": "b"}}}))), 200),
-            ("apply creating", req.patch("ssa", &PatchParams::apply("codes"), &Patch::Apply(ssa_body())), 201),
-            ("apply updating", req.patch("ssa", &PatchParams::apply("codes"), &Patch::Apply(ssa_body())), 200),
-            ("apply without fieldManager", req.patch("ssa2", &PatchParams::default(), &Patch::Apply(ssa_body())), 422),
-            ("scale patch", req.patch_subresource("scale", "web", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"replicas": 1}}))), 200),
-            ("create with a malformed body", req.create(&pp, b"{not json".to_vec()), 400),
+            (
+                "merge patch",
+                req.patch(
+                    "web",
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({"metadata": {"labels": {"a": "b"}}})),
+                ),
+                200,
+            ),
+            (
+                "apply creating",
+                req.patch(
+                    "ssa",
+                    &PatchParams::apply("codes"),
+                    &Patch::Apply(ssa_body()),
+                ),
+                201,
+            ),
+            (
+                "apply updating",
+                req.patch(
+                    "ssa",
+                    &PatchParams::apply("codes"),
+                    &Patch::Apply(ssa_body()),
+                ),
+                200,
+            ),
+            (
+                "apply without fieldManager",
+                req.patch("ssa2", &PatchParams::default(), &Patch::Apply(ssa_body())),
+                422,
+            ),
+            (
+                "scale patch",
+                req.patch_subresource(
+                    "scale",
+                    "web",
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({"spec": {"replicas": 1}})),
+                ),
+                200,
+            ),
+            (
+                "create with a malformed body",
+                req.create(&pp, b"{not json".to_vec()),
+                400,
+            ),
             ("delete", req.delete("web", &DeleteParams::default()), 200),
-            ("delete missing", req.delete("web", &DeleteParams::default()), 404),
+            (
+                "delete missing",
+                req.delete("web", &DeleteParams::default()),
+                404,
+            ),
         ];
         // Sent one by one, in order: each case builds on the previous ones.
         for (what, request, want) in cases {

@@ -65,7 +65,11 @@ pub async fn servers() -> Vec<TestServer> {
 
 /// [`servers`], with the simulator's options adjusted by `tune` first.
 pub async fn servers_tuned(tune: impl FnOnce(&mut SimOptions)) -> Vec<TestServer> {
-    let mut out = vec![sim_server(tune).await.expect("start the in-process simulator")];
+    let mut out = vec![
+        sim_server(tune)
+            .await
+            .expect("start the in-process simulator"),
+    ];
     if let Ok(path) = std::env::var(REAL_KUBECONFIG_ENV) {
         let real = real_server(&path)
             .await
@@ -83,18 +87,30 @@ async fn sim_server(tune: impl FnOnce(&mut SimOptions)) -> anyhow::Result<TestSe
     };
     tune(&mut opts);
     let sim = scalehub_sim::start(opts).await.context("start simulator")?;
-    let kubeconfig: Kubeconfig =
-        serde_saphyr::from_str(&sim.kubeconfig_yaml()).context("parse the simulator's kubeconfig")?;
+    let kubeconfig: Kubeconfig = serde_saphyr::from_str(&sim.kubeconfig_yaml())
+        .context("parse the simulator's kubeconfig")?;
     let client = client_from(kubeconfig).await?;
     let caps = discover_caps(&client).await?;
-    Ok(TestServer { name: "sim", client, is_real: false, caps, sim: Some(sim) })
+    Ok(TestServer {
+        name: "sim",
+        client,
+        is_real: false,
+        caps,
+        sim: Some(sim),
+    })
 }
 
 async fn real_server(path: &str) -> anyhow::Result<TestServer> {
     let kubeconfig = Kubeconfig::read_from(path).context("read kubeconfig")?;
     let client = client_from(kubeconfig).await?;
     let caps = discover_caps(&client).await?;
-    Ok(TestServer { name: "kube-apiserver-1.20", client, is_real: true, caps, sim: None })
+    Ok(TestServer {
+        name: "kube-apiserver-1.20",
+        client,
+        is_real: true,
+        caps,
+        sim: None,
+    })
 }
 
 async fn client_from(kubeconfig: Kubeconfig) -> anyhow::Result<Client> {
@@ -159,7 +175,9 @@ impl Ctx {
                 self.skip(&format!("{what} is not served by this server"))?;
                 Ok(false)
             }
-            (false, false) => bail!("the simulator must serve {what}, but discovery does not list it"),
+            (false, false) => {
+                bail!("the simulator must serve {what}, but discovery does not list it")
+            }
         }
     }
 }
@@ -206,9 +224,12 @@ where
     let namespaces: Api<Namespace> = Api::all(server.client.clone());
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some(ns.clone());
-    within("creating the test namespace", namespaces.create(&PostParams::default(), &namespace))
-        .await?
-        .with_context(|| format!("create namespace {ns}"))?;
+    within(
+        "creating the test namespace",
+        namespaces.create(&PostParams::default(), &namespace),
+    )
+    .await?
+    .with_context(|| format!("create namespace {ns}"))?;
     let ctx = Ctx {
         name: server.name,
         client: server.client.clone(),
@@ -219,12 +240,17 @@ where
     };
     let outcome = match tokio::time::timeout(BODY_TIMEOUT, body(&ctx)).await {
         Ok(result) => result,
-        Err(_) => Err(anyhow::anyhow!("test body did not finish within {BODY_TIMEOUT:?}")),
+        Err(_) => Err(anyhow::anyhow!(
+            "test body did not finish within {BODY_TIMEOUT:?}"
+        )),
     };
     // Best effort: a real apiserver without the namespace controller leaves it
     // Terminating, which is harmless for a throwaway etcd.
-    let _ = tokio::time::timeout(Duration::from_secs(5), namespaces.delete(&ns, &DeleteParams::default()))
-        .await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        namespaces.delete(&ns, &DeleteParams::default()),
+    )
+    .await;
     outcome
 }
 
@@ -234,7 +260,13 @@ fn unique_namespace(test: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut stem: String = test
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(40)
         .collect();
     while stem.ends_with('-') {

@@ -40,12 +40,24 @@ where
 /// A short description of an event, for failure messages.
 pub fn describe<K: ResourceExt>(ev: &WatchEvent<K>) -> String {
     match ev {
-        WatchEvent::Added(o) => format!("ADDED {} rv={}", o.name_any(), o.resource_version().unwrap_or_default()),
+        WatchEvent::Added(o) => format!(
+            "ADDED {} rv={}",
+            o.name_any(),
+            o.resource_version().unwrap_or_default()
+        ),
         WatchEvent::Modified(o) => {
-            format!("MODIFIED {} rv={}", o.name_any(), o.resource_version().unwrap_or_default())
+            format!(
+                "MODIFIED {} rv={}",
+                o.name_any(),
+                o.resource_version().unwrap_or_default()
+            )
         }
         WatchEvent::Deleted(o) => {
-            format!("DELETED {} rv={}", o.name_any(), o.resource_version().unwrap_or_default())
+            format!(
+                "DELETED {} rv={}",
+                o.name_any(),
+                o.resource_version().unwrap_or_default()
+            )
         }
         WatchEvent::Bookmark(b) => format!("BOOKMARK rv={}", b.metadata.resource_version),
         WatchEvent::Error(s) => format!("ERROR {s:?}"),
@@ -67,7 +79,10 @@ where
         let next = within(what, events.try_next()).await;
         let next = match next {
             Ok(n) => n,
-            Err(e) => bail!("{e:#}; events seen: {:?}", seen.iter().map(describe).collect::<Vec<_>>()),
+            Err(e) => bail!(
+                "{e:#}; events seen: {:?}",
+                seen.iter().map(describe).collect::<Vec<_>>()
+            ),
         };
         match next.with_context(|| format!("watch stream failed while waiting for {what}"))? {
             None => bail!(
@@ -81,7 +96,10 @@ where
 }
 
 /// Reads the stream to its end (bounded by `limit`), returning every event.
-pub async fn drain<K>(events: &mut Events<K>, limit: std::time::Duration) -> anyhow::Result<Vec<WatchEvent<K>>>
+pub async fn drain<K>(
+    events: &mut Events<K>,
+    limit: std::time::Duration,
+) -> anyhow::Result<Vec<WatchEvent<K>>>
 where
     K: ResourceExt,
 {
@@ -106,7 +124,9 @@ where
 /// The object's name if the event carries one.
 pub fn event_name<K: ResourceExt>(ev: &WatchEvent<K>) -> Option<String> {
     match ev {
-        WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => Some(o.name_any()),
+        WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
+            Some(o.name_any())
+        }
         _ => None,
     }
 }
