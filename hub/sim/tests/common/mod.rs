@@ -23,9 +23,20 @@ pub async fn sim_with(opts: SimOptions) -> (SimHandle, Client) {
 
 /// A kube client built from the simulator's kubeconfig, as the hub would build it.
 pub async fn client_for(handle: &SimHandle) -> Client {
-    let kubeconfig = Kubeconfig::from_yaml(&handle.kubeconfig_yaml()).unwrap();
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap();
+    Client::try_from(config_for(handle).await).unwrap()
+}
+
+/// A kube client that does not retry 429/503 itself (kube 5 retries them by default, honouring
+/// Retry-After, up to 15 times), so injected errors reach the caller.
+pub async fn client_without_retries(handle: &SimHandle) -> Client {
+    let mut config = config_for(handle).await;
+    config.default_retry = false;
     Client::try_from(config).unwrap()
+}
+
+async fn config_for(handle: &SimHandle) -> Config {
+    let kubeconfig = Kubeconfig::from_yaml(&handle.kubeconfig_yaml()).unwrap();
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.unwrap()
 }
 
 /// A Deployment named `name` with label `app=name` and the given replicas.

@@ -1,0 +1,140 @@
+//! Workloads, hook profiles and readers of what the hub left behind (store rows, Events).
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, ResourceRequirements};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use scalehub_store::{DecisionRow, Store, TargetKey, TargetRow};
+use serde_json::{Value, json};
+
+use crate::harness::{Env, hooks_dir};
+
+/// Labels from `(key, value)` pairs.
+pub fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// The annotations every opted-in test workload carries: enabled, a 1 s tick, the given extras.
+pub fn opted_in(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut a = map(&[("scalehub.io/enabled", "true"), ("scalehub.io/interval", "1s")]);
+    a.extend(map(extra));
+    a
+}
+
+/// A Deployment selecting `app=<name>` whose pods request 500m CPU, with these annotations.
+pub fn deployment(name: &str, replicas: i32, annotations: BTreeMap<String, String>) -> Deployment {
+    let container = Container {
+        name: "app".into(),
+        image: Some("registry.k8s.io/pause:3.9".into()),
+        resources: Some(ResourceRequirements {
+            requests: Some([("cpu".to_string(), Quantity("500m".into()))].into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: ObjectMeta { name: Some(name.into()), annotations: Some(annotations), ..Default::default() },
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector { match_labels: Some(map(&[("app", name)])), ..Default::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(map(&[("app", name)])), ..Default::default() }),
+                spec: Some(PodSpec { containers: vec![container], ..Default::default() }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Creates `deployment` in the test namespace.
+pub async fn create(env: &Env, deployment: &Deployment) -> anyhow::Result<()> {
+    let name = deployment.metadata.name.clone().unwrap_or_default();
+    env.deployments().create(&PostParams::default(), deployment).await.with_context(|| format!("create deployment {name}"))?;
+    Ok(())
+}
+
+/// Merge-patches annotations of Deployment `name`; a `None` value removes the annotation.
+pub async fn annotate(env: &Env, name: &str, changes: &[(&str, Option<&str>)]) -> anyhow::Result<()> {
+    let annotations: serde_json::Map<String, Value> = changes.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let patch = json!({"metadata": {"annotations": annotations}});
+    env.deployments()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("annotate deployment {name}"))?;
+    Ok(())
+}
+
+/// A CPA shell method: `entrypoint args...` with the payload on stdin.
+pub fn shell(entrypoint: &str, args: &[&str], timeout_ms: u64) -> Value {
+    json!({"type": "shell", "timeout": timeout_ms, "shell": {"entrypoint": entrypoint, "command": args}})
+}
+
+/// A `sh -c SCRIPT` method.
+pub fn sh(script: &str, timeout_ms: u64) -> Value {
+    shell("sh", &["-c", script], timeout_ms)
+}
+
+/// One of the python hooks in `tests/e2e/hooks/`.
+pub fn python(script: &str) -> Value {
+    let path = hooks_dir().join(script);
+    shell("python3", &[&path.to_string_lossy()], 10_000)
+}
+
+/// The profile most tests use: `metric.py` reports the target's `param.replicas` (or the file named
+/// by `param.valueFile`), `evaluate.py` asks for the largest metric value.
+pub fn param_profile() -> Value {
+    json!({"metric": python("metric.py"), "evaluate": python("evaluate.py")})
+}
+
+/// `param_profile` with another evaluate method.
+pub fn with_evaluate(evaluate: Value) -> Value {
+    json!({"metric": python("metric.py"), "evaluate": evaluate})
+}
+
+/// The store key of Deployment `name` in the test namespace.
+pub fn key(env: &Env, name: &str) -> TargetKey {
+    TargetKey::new(&env.ns, "Deployment", name)
+}
+
+/// The newest decisions of Deployment `name`, newest first.
+pub async fn decisions(env: &Env, store: &Store, name: &str) -> anyhow::Result<Vec<DecisionRow>> {
+    store.decisions(&key(env, name), None, 200).await.context("read decisions")
+}
+
+/// The target row of Deployment `name`, if the hub wrote one.
+pub async fn target(env: &Env, store: &Store, name: &str) -> anyhow::Result<Option<TargetRow>> {
+    store.get_target(&key(env, name)).await.context("read target row")
+}
+
+/// Events (events.k8s.io/v1) whose `regarding` object is Deployment `name`.
+pub async fn events_of(env: &Env, name: &str) -> anyhow::Result<Vec<Event>> {
+    let api: Api<Event> = Api::namespaced(env.client.clone(), &env.ns);
+    let list = api.list(&ListParams::default()).await.context("list events")?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().is_some_and(|r| r.name.as_deref() == Some(name) && r.kind.as_deref() == Some("Deployment")))
+        .collect())
+}
+
+/// Short summary of decisions for failure messages.
+pub fn summary(decisions: &[DecisionRow]) -> String {
+    decisions
+        .iter()
+        .take(5)
+        .map(|d| {
+            format!(
+                "{{outcome: {}, raw: {:?}, final: {:?}, current: {:?}, error: {:?}, reasons: {}}}",
+                d.outcome, d.raw_evaluation, d.final_replicas, d.current_replicas, d.error, d.reasons
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

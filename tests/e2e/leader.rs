@@ -1,0 +1,50 @@
+//! Two hubs on one Lease: only the leader scales; the standby takes over when it goes.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+use serde_json::json;
+
+use crate::fixtures::{create, decisions, deployment, opted_in, param_profile, summary};
+use crate::harness::{Env, LEASE, WAIT, eventually, on_every_server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_hubs_only_the_leader_scales_and_the_other_takes_over() {
+    on_every_server("two-hubs", async |env: &Env| two_hubs(env).await).await;
+}
+
+async fn two_hubs(env: &Env) -> anyhow::Result<()> {
+    let value = env.path("value");
+    std::fs::write(&value, "3")?;
+    let config = env.config(json!({"default": param_profile()}));
+    let a = env.start_hub(&config, "a.db", "hub-a").await?;
+    eventually("hub-a to lead", WAIT, async || Ok(a.leader.borrow().then_some(()))).await?;
+    let b = env.start_hub(&config, "b.db", "hub-b").await?;
+    let value_file = value.to_string_lossy().into_owned();
+    create(env, &deployment("shared", 1, opted_in(&[("scalehub.io/param.valueFile", &value_file)]))).await?;
+    env.wait_replicas("shared", 3).await?;
+
+    // Both hubs watch the same workload for a few ticks; only one may decide.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ensure!(*a.leader.borrow() && !*b.leader.borrow(), "leadership moved: a={}, b={}", *a.leader.borrow(), *b.leader.borrow());
+    let by_a = decisions(env, &a.shared.store, "shared").await?;
+    let by_b = decisions(env, &b.shared.store, "shared").await?;
+    ensure!(by_a.iter().any(|d| d.outcome == "scaled"), "the leader recorded no scale: {}", summary(&by_a));
+    ensure!(by_b.is_empty(), "the standby decided: {}", summary(&by_b));
+
+    // The leader goes away (releasing its Lease); the standby leads and follows a new evaluation.
+    a.shutdown().await;
+    std::fs::write(&value, "5")?;
+    eventually("hub-b to lead", LEASE * 3, async || Ok(b.leader.borrow().then_some(()))).await?;
+    env.wait_replicas("shared", 5).await?;
+    let by_b = decisions(env, &b.shared.store, "shared").await?;
+    let scaled = by_b.iter().find(|d| d.outcome == "scaled").with_context(|| format!("hub-b recorded no scale: {}", summary(&by_b)))?;
+    ensure!(
+        scaled.current_replicas == Some(3) && scaled.final_replicas == Some(5),
+        "hub-b's scale went {:?} → {:?}, expected 3 → 5",
+        scaled.current_replicas,
+        scaled.final_replicas
+    );
+    b.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! End-to-end tests of the hub (issue 3, "Done when"): a real hub — started in-process with
+//! `hub::start`, or as the `scalehub run` binary where a `kill -9` is the point — against the
+//! simulator always, and against a real kube-apiserver v1.20 when `SCALEHUB_REAL_KUBECONFIG`
+//! is set. Each test gets its own namespace, database and Lease, so tests run in parallel.
+//!
+//! Hooks are CPA-style shell methods: the python scripts in `tests/e2e/hooks/` read the
+//! workload's `scalehub.io/param.*` annotations from the payload, or `sh -c` one-liners.
+//! Every wait is bounded; a failure names the server and shows the decisions the hub recorded.
+//!
+//! - [`scaling`]: annotate → scaled to the evaluation; clamping to max-replicas.
+//! - [`restart`]: a scale-down held by its window across `kill -9` of `scalehub run`.
+//! - [`invalid`]: invalid annotations and HPA conflicts are listed, reported, never scaled.
+//! - [`hooks`]: failing, hanging and lying hooks hold only their own target.
+//! - [`per_pod`]: the metric hook once per pod.
+//! - [`leader`]: two hubs on one Lease.
+//! - [`lifecycle`]: annotation edits without restart; opting out keeps the history.
+//! - [`ownership`]: ReplicaSets owned by an opted-in Deployment are not targets.
+//! - [`builtin_cpu`]: the built-in HPA CPU calculation (simulator only: no metrics API on the real server).
+
+mod builtin_cpu;
+mod fixtures;
+mod harness;
+mod hooks;
+mod invalid;
+mod leader;
+mod lifecycle;
+mod ownership;
+mod per_pod;
+mod restart;
+mod scaling;

@@ -1,0 +1,163 @@
+//! A scale-down held by its window survives `kill -9`: the `scalehub run` binary is killed in the
+//! middle of the window and restarted on the same database, and the target still comes down only
+//! once the window since the last high recommendation has passed.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail, ensure};
+use scalehub_store::{DecisionRow, Store};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::fixtures::{create, decisions, deployment, opted_in, param_profile, summary};
+use crate::harness::{Env, WAIT, eventually, on_every_server};
+
+/// The downscale window: long enough to kill and restart inside it, short enough for the suite.
+const WINDOW_MS: i64 = 20_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_down_held_by_its_window_survives_a_kill_9_restart() {
+    on_every_server("kill-9-restart", async |env: &Env| restart(env).await).await;
+}
+
+/// A `scalehub run` child process; killed (SIGKILL) when dropped.
+struct HubProcess {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl HubProcess {
+    /// The end of the hub's log, for failure messages.
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+}
+
+/// Starts `scalehub run` and waits until it says where it listens.
+async fn spawn_hub(env: &Env, config: &Path, db: &str, log_name: &str) -> anyhow::Result<HubProcess> {
+    let log = env.path(log_name);
+    let stderr = std::fs::File::create(&log).context("create the hub's log file")?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scalehub"))
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .arg("--config")
+        .arg(config)
+        .args(["--database", db, "--listen", "127.0.0.1:0", "--lease-namespace", &env.ns, "--lease-seconds", "2"])
+        .env("RUST_LOG", "info,kube_runtime=warn,sqlx=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .context("spawn scalehub run")?;
+    let stdout = child.stdout.take().context("the hub's stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let started = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await? {
+            if line.starts_with("scalehub listening on") {
+                return Ok::<bool, std::io::Error>(true);
+            }
+        }
+        Ok(false)
+    })
+    .await;
+    let hub = HubProcess { child, log };
+    match started {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => bail!("scalehub run exited before listening; its log:\n{}", hub.log_tail()),
+        Ok(Err(e)) => bail!("reading the hub's stdout: {e}"),
+        Err(_) => bail!("scalehub run did not start within {WAIT:?}; its log:\n{}", hub.log_tail()),
+    }
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(hub)
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// The newest decision that saw the high evaluation.
+fn last_high(all: &[DecisionRow]) -> Option<&DecisionRow> {
+    all.iter().find(|d| d.raw_evaluation == Some(5))
+}
+
+async fn restart(env: &Env) -> anyhow::Result<()> {
+    let value = env.path("value");
+    std::fs::write(&value, "5")?;
+    let config = env.write_config("config.yaml", &env.config(json!({"default": param_profile()})))?;
+    let db = env.database("hub.db");
+    let value_file = value.to_string_lossy().into_owned();
+    let annotations = opted_in(&[
+        ("scalehub.io/param.valueFile", value_file.as_str()),
+        ("scalehub.io/downscale-stabilization", "20s"),
+    ]);
+    create(env, &deployment("steady", 1, annotations)).await?;
+
+    let mut first = spawn_hub(env, &config, &db, "hub-1.log").await?;
+    let scaled_up = env.wait_replicas("steady", 5).await;
+    scaled_up.with_context(|| format!("first hub's log:\n{}", first.log_tail()))?;
+    // The test reads the same database file the hub writes (WAL allows it).
+    let store = Store::open(&db).await.context("open the hub's database")?;
+
+    // The evaluation drops; the window holds the target at 5.
+    std::fs::write(&value, "1")?;
+    eventually("a held scale-down decision", WAIT, async || {
+        Ok(decisions(env, &store, "steady").await?.into_iter().find(|d| d.raw_evaluation == Some(1) && d.final_replicas == Some(5)))
+    })
+    .await?;
+    first.child.start_kill().context("kill -9 the first hub")?;
+    first.child.wait().await.context("reap the first hub")?;
+    let killed_at = now_ms();
+
+    let before = decisions(env, &store, "steady").await?;
+    let high = last_high(&before).with_context(|| format!("no decision saw 5: {}", summary(&before)))?.time;
+    let window_ends = high + WINDOW_MS;
+    ensure!(killed_at < window_ends - 8_000, "the kill came too late in the window to prove anything");
+
+    let second = spawn_hub(env, &config, &db, "hub-2.log").await?;
+    // Until the window since the last high recommendation has passed, the target stays at 5.
+    while now_ms() < window_ends - 500 {
+        let replicas = env.replicas("steady").await?;
+        if replicas != 5 {
+            let all = decisions(env, &store, "steady").await?;
+            bail!(
+                "scaled to {replicas} {} ms before the window ended; decisions: {}; second hub's log:\n{}",
+                window_ends - now_ms(),
+                summary(&all),
+                second.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The restarted hub did tick inside the window (else holding proves nothing), and said why it held.
+    let after: Vec<DecisionRow> =
+        decisions(env, &store, "steady").await?.into_iter().filter(|d| d.time > killed_at).collect();
+    let held = after.iter().find(|d| d.raw_evaluation == Some(1) && d.final_replicas == Some(5)).with_context(|| {
+        format!("the restarted hub made no held decision in the window: {}; log:\n{}", summary(&after), second.log_tail())
+    })?;
+    let stabilised = held.reasons.as_array().into_iter().flatten().any(|r| r["step"] == "stabilise" && r["code"] == "ScaleDownStabilized");
+    ensure!(stabilised, "the held decision does not name the window: {}", held.reasons);
+
+    let down = env.wait_replicas("steady", 1).await;
+    down.with_context(|| format!("second hub's log:\n{}", second.log_tail()))?;
+    let all = decisions(env, &store, "steady").await?;
+    let scaled_down = all
+        .iter()
+        .find(|d| d.outcome == "scaled" && d.final_replicas == Some(1))
+        .with_context(|| format!("no scale-down decision: {}", summary(&all)))?;
+    ensure!(
+        scaled_down.time - high >= WINDOW_MS,
+        "scaled down {} ms after the last high recommendation; the window is {WINDOW_MS} ms",
+        scaled_down.time - high
+    );
+    drop(second);
+    store.close().await.context("close the database")?;
+    Ok(())
+}
