@@ -184,3 +184,46 @@ async fn a_label_filtered_watcher_yields_only_matching_objects() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_cluster_wide_watcher_sees_objects_in_every_namespace() {
+    on_every_server("watcher-all", async |ctx: &Ctx| {
+        // The hub watches all namespaces at once; a per-test label keeps other
+        // tests' objects on a shared real server out of the picture.
+        let mark = [("suite", ctx.ns.as_str())];
+        let api: Api<Deployment> = ctx.api();
+        within(
+            "create",
+            api.create(&PostParams::default(), &deployment("first", 0, &mark)),
+        )
+        .await??;
+        let all: Api<Deployment> = Api::all(ctx.client.clone());
+        let config = watcher::Config::default()
+            .labels(&format!("suite={}", ctx.ns))
+            .timeout(5);
+        let stream = watcher(all, config).default_backoff().applied_objects();
+        futures::pin_mut!(stream);
+        let mut want = vec!["first".to_string(), "second".to_string()];
+        let mut created_second = false;
+        while !want.is_empty() {
+            match within("applied objects", stream.next()).await? {
+                Some(Ok(d)) => {
+                    ensure!(
+                        d.namespace().as_deref() == Some(ctx.ns.as_str()),
+                        "object from {:?}",
+                        d.namespace()
+                    );
+                    want.retain(|n| *n != d.name_any());
+                }
+                other => bail!("watcher yielded {other:?}"),
+            }
+            if !created_second {
+                created_second = true;
+                let second = deployment("second", 0, &mark);
+                within("create", api.create(&PostParams::default(), &second)).await??;
+            }
+        }
+        Ok(())
+    })
+    .await;
+}
