@@ -11,7 +11,7 @@
 //! - [`overrides`]: operator overrides mirrored from the store;
 //! - [`scaler`], [`events`]: writes to Kubernetes;
 //! - [`leader`]: Lease-based leader election;
-//! - [`api`], [`telemetry`]: the HTTP server and metrics;
+//! - [`api`], [`telemetry`]: the HTTP server and metrics; [`web`]: the embedded dashboard;
 //! - [`hub`]: wires it all; [`cli`] and [`demo`]: the commands.
 
 pub mod api;
@@ -31,4 +31,5 @@ pub mod target;
 pub mod telemetry;
 pub mod tick;
 pub mod watch;
+pub mod web;
 pub mod workload;

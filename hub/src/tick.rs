@@ -170,6 +170,17 @@ async fn scale(
     now: i64,
 ) {
     let target = decision.desired_replicas;
+    // Commit the windows (with this tick's recommendation) before the scale call: after a
+    // crash between the scale and the decision's commit, a restart must still see why the
+    // target is where it is, or it could scale down before its window has passed.
+    if let Some(state) = state.as_deref() {
+        let row = scalehub_store::PolicyStateRow { key: store_key(key), state: json!(state), updated_at: now };
+        if let Err(e) = shared.store.save_policy_state(row).await {
+            record.outcome = "error";
+            record.error = Some(format!("not scaled: the policy state could not be saved: {e}"));
+            return;
+        }
+    }
     record.scaled = true;
     match shared.scaler.scale(key, target).await {
         Ok(confirmed) => {
@@ -257,6 +268,7 @@ async fn finish(shared: &Arc<Shared>, r: Record, state: Option<PolicyState>, run
         outcome: r.outcome.into(),
     };
     let policy = state.map(|s| scalehub_store::PolicyStateRow { key, state: json!(s), updated_at: r.time });
+    crate::api::stream::publish(&shared.stream, || crate::api::stream::StreamEvent::Decision(Arc::new(row.clone())));
     if let Err(e) = shared.store.record_decision(row, policy).await {
         tracing::error!(target_key = %r.key, error = %e, "decision not recorded");
     }
@@ -303,8 +315,14 @@ async fn report(
         removed_at: None,
         updated_at: now,
     };
+    let published = (shared.stream.receiver_count() > 0).then(|| row.clone());
     match shared.store.upsert_target(row).await {
-        Ok(()) => memory.last_row = Some(snapshot),
+        Ok(()) => {
+            memory.last_row = Some(snapshot);
+            if let Some(row) = published {
+                crate::api::stream::publish(&shared.stream, || crate::api::stream::StreamEvent::Target(Arc::new(row)));
+            }
+        }
         Err(e) => tracing::warn!(target_key = %key, error = %e, "target row not written"),
     }
 }

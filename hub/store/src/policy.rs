@@ -27,6 +27,13 @@ pub(crate) async fn save(conn: &mut SqliteConnection, target: i64, row: &PolicyS
 }
 
 impl Store {
+    /// Writes a target's policy state and waits for the commit. The hub calls it before a
+    /// scale call, so a crash between the scale and the decision's commit can never restore
+    /// windows that miss the recommendation the scale acted on.
+    pub async fn save_policy_state(&self, row: PolicyStateRow) -> Result<()> {
+        self.write(crate::writer::Write::PolicyState(Box::new(row))).await.map(|_| ())
+    }
+
     /// Every target's policy state, to restore the policy windows at startup.
     pub async fn load_policy_states(&self) -> Result<HashMap<TargetKey, Value>> {
         let rows: Vec<(String, String, String, String)> = sqlx::query_as(

@@ -45,6 +45,8 @@ pub(crate) enum Write {
     MarkRemoved { key: TargetKey, at: i64 },
     /// A decision and the policy state it produced, atomically; returns the decision id.
     Decision { decision: Box<DecisionRow>, policy: Option<Box<PolicyStateRow>> },
+    /// A policy state alone, ahead of a scale call; returns 1.
+    PolicyState(Box<PolicyStateRow>),
     /// Set (replace) the override of a target; returns its id.
     SetOverride(Box<OverrideRow>),
     /// End the active override of a target; returns rows changed.
@@ -312,6 +314,11 @@ async fn apply(conn: &mut SqliteConnection, op: &Write, ids: &mut HashMap<Target
                 decisions::save_policy(conn, target, policy).await?;
             }
             Ok(id)
+        }
+        Write::PolicyState(row) => {
+            let target = targets::resolve_id(conn, ids, &row.key, row.updated_at).await?;
+            decisions::save_policy(conn, target, row).await?;
+            Ok(1)
         }
         Write::SetOverride(row) => {
             let target = targets::resolve_id(conn, ids, &row.key, row.created_at).await?;

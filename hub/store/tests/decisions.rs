@@ -184,3 +184,20 @@ async fn last_decisions_returns_the_newest_decision_of_each_target() {
     assert_eq!(last[&keys[1]].time, 201);
     assert!(!last.contains_key(&keys[0]));
 }
+
+#[tokio::test]
+async fn a_policy_state_saved_ahead_of_a_scale_is_committed_when_the_call_returns() {
+    let db = TempDb::new();
+    let k = key("ns", "web");
+    let store = db.open().await;
+    store.upsert_target(target("ns", "web")).await.unwrap();
+    store.record_decision(decision(&k, 1000), Some(policy(&k, 1000))).await.unwrap();
+    store.save_policy_state(policy(&k, 2000)).await.unwrap();
+    // No flush and no close: what a kill -9 right after the scale call would leave.
+    drop(store);
+
+    let store = db.open().await;
+    let state = store.policy_state(&k).await.unwrap().unwrap();
+    assert_eq!(state.updated_at, 2000);
+    assert_eq!(store.load_policy_states().await.unwrap()[&k], policy(&k, 2000).state);
+}

@@ -1,0 +1,1 @@
+//! Browser tests: placeholder until the dashboard lands.

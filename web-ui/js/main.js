@@ -1,0 +1,80 @@
+// Entry point: the router (History API; the hub serves index.html for every app route),
+// the hub summary in the top bar and the live-stream indicator.
+
+import * as api from './api.js';
+import { h, replace } from './dom.js';
+import { timeZone } from './format.js';
+import { renderFleet } from './fleet.js';
+import { renderTarget } from './target.js';
+
+const stream = new api.Stream();
+const app = document.getElementById('app');
+let teardown = null;
+
+/** Navigates within the app without a page load. */
+export function navigate(url, { replaceState = false } = {}) {
+  if (replaceState) history.replaceState(null, '', url);
+  else history.pushState(null, '', url);
+  route();
+}
+
+function route() {
+  if (teardown) teardown();
+  teardown = null;
+  const path = location.pathname;
+  const m = path.match(/^\/targets\/([^/]+)\/([^/]+)\/([^/]+)\/?$/);
+  const crumbs = document.getElementById('crumbs');
+  if (m) {
+    const [ns, kind, name] = m.slice(1).map(decodeURIComponent);
+    replace(crumbs, h('a', { href: '/', 'data-link': true }, 'Fleet'), h('span', { class: 'sep' }, '/'),
+      h('span', {}, `${ns} / ${kind} / ${name}`));
+    document.title = `${name} · scalehub`;
+    teardown = renderTarget(app, { namespace: ns, kind, name }, { stream, navigate });
+  } else {
+    replace(crumbs, h('span', {}, 'Fleet'));
+    document.title = 'scalehub';
+    teardown = renderFleet(app, { stream, navigate });
+  }
+  app.focus({ preventScroll: true });
+}
+
+// Same-origin links marked data-link (and app routes in general) are handled here.
+document.addEventListener('click', (ev) => {
+  if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  const a = ev.target.closest('a[href]');
+  if (!a || a.target || a.origin !== location.origin || a.hasAttribute('download')) return;
+  if (!(a.pathname === '/' || a.pathname.startsWith('/targets/'))) return;
+  ev.preventDefault();
+  if (a.href !== location.href) navigate(a.pathname + a.search);
+});
+window.addEventListener('popstate', route);
+
+async function refreshHub() {
+  const box = document.getElementById('hub-summary');
+  try {
+    const hub = await api.get('/hub');
+    const total = Object.values(hub.targets || {}).reduce((a, b) => a + b, 0);
+    const role = hub.leader ? 'Leader' : 'Standby';
+    replace(box,
+      h('span', { class: `role ${hub.leader ? 'leader' : 'standby'}`, title: hub.leader
+        ? 'This hub holds the lease and scales targets'
+        : 'Another hub holds the lease; this one only serves the API' },
+      h('span', { class: 'role-dot', 'aria-hidden': 'true' }), role),
+      h('span', { title: 'Hub identity' }, hub.identity || ''),
+      h('span', { class: 'num', title: 'Managed targets' }, `${total.toLocaleString()} targets`),
+      h('span', { title: `Times are shown in ${timeZone}` }, `v${hub.version || '?'} · ${timeZone}`));
+  } catch (e) {
+    replace(box, h('span', { class: 'role standby' }, h('span', { class: 'role-dot', 'aria-hidden': 'true' }), 'hub unreachable'));
+  }
+}
+
+stream.onStatus((status) => {
+  const el = document.getElementById('live');
+  el.className = `live is-${status}`;
+  el.querySelector('.live-text').textContent = status === 'live' ? 'live' : status === 'connecting' ? 'reconnecting' : 'offline';
+});
+
+stream.start();
+refreshHub();
+setInterval(refreshHub, 15000);
+route();
