@@ -13,6 +13,9 @@ log() { printf '==> %s\n' "$*"; }
 need_apt=()
 command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# Debian's headless browser and its WebDriver for the dashboard tests (tests/browser).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   apt-get update -qq

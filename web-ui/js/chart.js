@@ -78,7 +78,11 @@ export function replicaChart(el, get) {
       c.fillStyle = OVERRIDE_EDGE;
       c.fillRect(x0, top, 2 * devicePixelRatio, h);
       c.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
-      c.fillText(`override: ${overrideLabel(o)}`, x0 + 5 * devicePixelRatio, top + 13 * devicePixelRatio);
+      const text = `override: ${overrideLabel(o)}`;
+      // Keep the label inside the plot even when the period starts near its right edge.
+      const tx = Math.max(left + 4, Math.min(x0 + 5 * devicePixelRatio, left + width - c.measureText(text).width - 4));
+      c.fillStyle = '#8a3569';
+      c.fillText(text, tx, top + 13 * devicePixelRatio);
     }
     // Stabilisation hold: between what the window let through and what the evaluation wanted.
     c.fillStyle = HOLD;

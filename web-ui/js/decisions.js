@@ -19,7 +19,8 @@ export function renderDecisions(tbody, decisions, open, { fresh = new Set() } = 
       && d.finalReplicas !== d.currentReplicas;
     rows.push(h('tr', {
       class: `drow${isOpen ? ' open' : ''}${fresh.has(d.id) ? ' fresh' : ''}`, tabindex: '0', 'aria-expanded': String(isOpen),
-      'data-id': d.id, onclick: toggle,
+      'data-id': d.id, 'data-codes': (Array.isArray(d.reasons) ? d.reasons : []).map((r) => r && r.code).join(' '),
+      'data-outcome': d.outcome, onclick: toggle,
       onkeydown: (ev) => {
         if (ev.key === 'Enter' || ev.key === ' ') {
           ev.preventDefault();

@@ -118,6 +118,24 @@ export function renderFleet(root, { stream }) {
     return items.length + 1;
   }
 
+  const relist = debounce(async () => {
+    const gen = generation;
+    try {
+      const page = await api.get('/targets', { ...filter, limit: PAGE });
+      if (gen !== generation || nextCursor) return;
+      items = page.items || [];
+      index = new Map(items.map((t, i) => [api.keyOf(t), i]));
+      nextCursor = page.nextCursor || null;
+      if (page.counts) counts = page.counts;
+      for (const el of rows.values()) el.remove();
+      rows.clear();
+      renderChips();
+      paint();
+    } catch {
+      // The next event tries again.
+    }
+  }, 1500);
+
   async function reload() {
     generation += 1;
     items = [];
@@ -275,6 +293,10 @@ export function renderFleet(root, { stream }) {
     } else if (type === 'target' && i !== undefined) {
       items[i] = { ...items[i], ...data, lastDecision: data.lastDecision ?? items[i].lastDecision };
       repaintRow(k, false);
+    } else if (type === 'target') {
+      // A target this list has not seen: list again, unless the list is long (then it is
+      // the reader's scroll position that matters more than one new row).
+      if (!nextCursor && items.length < PAGE) relist();
     }
   });
   // Relative times ("12 s ago") age; refresh the visible rows now and then.

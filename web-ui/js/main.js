@@ -1,6 +1,11 @@
 // Entry point: the router (History API; the hub serves index.html for every app route),
 // the hub summary in the top bar and the live-stream indicator.
 
+// Uncaught errors are kept where the browser tests can read them.
+window.__errors = [];
+window.addEventListener('error', (ev) => window.__errors.push(String(ev.message || ev)));
+window.addEventListener('unhandledrejection', (ev) => window.__errors.push(String(ev.reason && ev.reason.message || ev.reason)));
+
 import * as api from './api.js';
 import { h, replace } from './dom.js';
 import { timeZone } from './format.js';

@@ -87,7 +87,7 @@ function overrideForm(target, onChange, replacing) {
   });
   const stored = api.getToken();
   const tokenRow = stored
-    ? h('div', { class: 'token-line' }, '🔑 API token kept for this tab.',
+    ? h('div', { class: 'token-line' }, 'API token kept for this tab.',
       h('button', { type: 'button', class: 'link', onclick: (ev) => {
         api.setToken('');
         ev.currentTarget.closest('.token-line').replaceWith(tokenField());
