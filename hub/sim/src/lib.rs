@@ -29,6 +29,7 @@ mod scale;
 pub mod scenario;
 pub mod selector;
 pub mod store;
+mod table;
 mod watch;
 
 use std::io;

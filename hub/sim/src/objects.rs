@@ -89,17 +89,24 @@ pub(crate) fn selectors(def: &ResourceDef, params: &Params) -> Result<Selectors,
 }
 
 /// GET on a collection.
-pub(crate) fn list(state: &AppState, t: &Target, params: &Params) -> Result<Response, ApiError> {
+pub(crate) fn list(state: &AppState, t: &Target, params: &Params, table: bool) -> Result<Response, ApiError> {
     let sel = selectors(t.def, params)?;
     let limit = params.get("limit").and_then(|l| l.parse().ok());
     let page = state.store.list(t.def.storage, t.ns.as_deref(), &sel, limit, params.get("continue"))?;
+    if table {
+        return Ok(crate::table::response(t.def, &page.items, page.rv, page.continue_token));
+    }
     Ok(list_response(t.def, &page.items, page.rv, page.continue_token))
 }
 
 /// GET on an object.
-pub(crate) fn get(state: &AppState, def: &ResourceDef, ns: &str, name: &str) -> Result<Response, ApiError> {
+pub(crate) fn get(state: &AppState, def: &ResourceDef, ns: &str, name: &str, table: bool) -> Result<Response, ApiError> {
     let ns = if def.namespaced { ns } else { "" };
     let obj = state.store.get(def.storage, ns, name).ok_or_else(|| ApiError::not_found(def.group, def.plural, name))?;
+    if table {
+        let rv = meta::resource_version(&obj).unwrap_or(0);
+        return Ok(crate::table::response(def, &[obj], rv, None));
+    }
     Ok(object_response(StatusCode::OK, def, &obj))
 }
 

@@ -14,7 +14,7 @@ use axum::routing::{any, get};
 use crate::error::ApiError;
 use crate::resources::{self, ResourceDef};
 use crate::store::WriteMode;
-use crate::{AppState, admin, discovery, metrics, objects, scale, watch};
+use crate::{AppState, admin, discovery, metrics, objects, scale, table, watch};
 
 /// The whole HTTP application.
 pub(crate) fn app(state: Arc<AppState>) -> Router {
@@ -168,14 +168,15 @@ async fn handle(state: Arc<AppState>, method: Method, uri: Uri, headers: HeaderM
     }
     let ns = target.ns.as_deref().unwrap_or("");
     let mode = if target.sub.as_deref() == Some("status") { WriteMode::Status } else { WriteMode::Main };
+    let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     match (verb, target.name.as_deref(), target.sub.as_deref()) {
         ("watch", name, _) => watch::serve(&state, &target, name, &params),
-        ("list", _, _) => objects::list(&state, &target, &params),
+        ("list", _, _) => objects::list(&state, &target, &params, table::wanted(accept)),
         ("deletecollection", _, _) => objects::delete_collection(&state, &target, &params),
         ("create", _, _) => objects::create(&state, target.def, ns, &params, &body),
         (_, Some(name), Some("scale")) => scale::handle(&state, target.def, ns, name, verb, &params, content_type, &body),
-        ("get", Some(name), _) => objects::get(&state, target.def, ns, name),
+        ("get", Some(name), _) => objects::get(&state, target.def, ns, name, table::wanted(accept)),
         ("update", Some(name), _) => objects::replace(&state, target.def, ns, name, mode, &params, &body),
         ("patch", Some(name), _) => objects::patch(&state, target.def, ns, name, mode, &params, content_type, &body),
         ("delete", Some(name), None) => objects::delete(&state, target.def, ns, name, &params, &body),

@@ -49,6 +49,15 @@ impl LabelSelector {
         self.reqs.is_empty()
     }
 
+    /// The first `key=value` requirement, which an index can answer.
+    pub fn first_equality(&self) -> Option<(&str, &str)> {
+        self.reqs.iter().find_map(|r| match r {
+            Req::Eq(k, v) => Some((k.as_str(), v.as_str())),
+            Req::In(k, vs) if vs.len() == 1 => Some((k.as_str(), vs[0].as_str())),
+            _ => None,
+        })
+    }
+
     /// Whether an object's `metadata.labels` satisfy the selector.
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = obj.pointer("/metadata/labels");

@@ -98,6 +98,9 @@ struct Slot {
     /// Pods only: controller owner uid → pod names (the owner's namespace), so controllers and
     /// metrics find a workload's pods without scanning all pods.
     owners: HashMap<String, BTreeSet<String>>,
+    /// Pods only: `(label key, value)` → (namespace, name), so `labelSelector=app=web` over
+    /// 50,000 pods touches only the matching ones.
+    labels: HashMap<(String, String), BTreeSet<(String, String)>>,
 }
 
 struct Inner {
@@ -185,6 +188,39 @@ impl Store {
         let inner = self.lock();
         let objects = &inner.slots[slot].objects;
         let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+        if slot == PODS
+            && let Some((k, v)) = sel.labels.first_equality()
+        {
+            let empty = BTreeSet::new();
+            let keys = inner.slots[slot].labels.get(&(k.to_string(), v.to_string())).unwrap_or(&empty);
+            let lower = match &start {
+                Some((sns, sname)) => Bound::Excluded((sns.clone(), sname.clone())),
+                None => Bound::Unbounded,
+            };
+            let mut items = Vec::new();
+            let mut more = false;
+            let mut last: Option<&(String, String)> = None;
+            for key in keys.range((lower, Bound::Unbounded)) {
+                if ns.is_some_and(|ns| ns != key.0) {
+                    continue;
+                }
+                let Some(obj) = objects.get(&key.0).and_then(|o| o.get(&key.1)) else { continue };
+                if !sel.matches(obj) {
+                    continue;
+                }
+                if items.len() == limit {
+                    more = true;
+                    break;
+                }
+                items.push(obj.clone());
+                last = Some(key);
+            }
+            let continue_token = match (more, last) {
+                (true, Some((ns, name))) => Some(format!("{}/{ns}/{name}", inner.rv)),
+                _ => None,
+            };
+            return Ok(ListPage { items, rv: inner.rv, continue_token });
+        }
         let mut items = Vec::new();
         let mut last: Option<(&str, &str)> = None;
         let mut more = false;
@@ -407,6 +443,7 @@ impl Store {
         let rv = inner.rv;
         let s = &mut inner.slots[slot];
         if slot == PODS {
+            index_labels(&mut s.labels, ns, name, prev.as_deref(), new.as_deref());
             let old_owner = prev.as_deref().and_then(meta::controller_uid).map(str::to_string);
             let new_owner = new.as_deref().and_then(meta::controller_uid).map(str::to_string);
             if old_owner != new_owner {
@@ -449,6 +486,32 @@ impl Store {
             let _ = tx.send(event);
         }
         self.notify[slot].send_replace(rv);
+    }
+}
+
+/// Moves an object's entries in the label index from its old labels to its new ones.
+fn index_labels(index: &mut HashMap<(String, String), BTreeSet<(String, String)>>, ns: &str, name: &str, old: Option<&Value>, new: Option<&Value>) {
+    let labels = |o: Option<&Value>| -> Vec<(String, String)> {
+        o.and_then(|o| o.pointer("/metadata/labels"))
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+            .unwrap_or_default()
+    };
+    let (old, new) = (labels(old), labels(new));
+    if old == new {
+        return;
+    }
+    let key = (ns.to_string(), name.to_string());
+    for l in old.iter().filter(|l| !new.contains(l)) {
+        if let Some(set) = index.get_mut(l) {
+            set.remove(&key);
+            if set.is_empty() {
+                index.remove(l);
+            }
+        }
+    }
+    for l in new.into_iter().filter(|l| !old.contains(l)) {
+        index.entry(l).or_default().insert(key.clone());
     }
 }
 

@@ -162,3 +162,27 @@ fn deleting_a_namespace_deletes_its_objects() {
     store.delete(&RESOURCES[NAMESPACES], "", "tmp", None, false).unwrap();
     assert!(store.get(DEPLOYMENTS, "tmp", "web").is_none());
 }
+
+#[test]
+fn pod_lists_by_label_use_the_index_and_follow_label_changes() {
+    let store = Store::new(100);
+    for (name, app) in [("a", "web"), ("b", "api"), ("c", "web")] {
+        store.create(&RESOURCES[PODS], "default", json!({"metadata": {"name": name, "labels": {"app": app}}}), false).unwrap();
+    }
+    let sel = |s: &str| Selectors { labels: crate::selector::LabelSelector::parse(s).unwrap(), ..Default::default() };
+    let names = |p: ListPage| p.items.iter().map(|o| meta::name(o).to_string()).collect::<Vec<_>>();
+    assert_eq!(names(store.list(PODS, Some("default"), &sel("app=web"), None, None).unwrap()), ["a", "c"]);
+    let first = store.list(PODS, None, &sel("app=web"), Some(1), None).unwrap();
+    let token = first.continue_token.clone().unwrap();
+    assert_eq!(names(store.list(PODS, None, &sel("app=web"), Some(1), Some(&token)).unwrap()), ["c"]);
+    store
+        .write(&RESOURCES[PODS], "default", "a", WriteMode::Main, false, false, |o| {
+            let mut v = o.unwrap().as_ref().clone();
+            v["metadata"]["labels"]["app"] = json!("api");
+            Ok(v)
+        })
+        .unwrap();
+    assert_eq!(names(store.list(PODS, None, &sel("app=web,app!=x"), None, None).unwrap()), ["c"]);
+    assert_eq!(names(store.list(PODS, None, &sel("app in (api)"), None, None).unwrap()), ["a", "b"]);
+    assert!(store.list(PODS, Some("other"), &sel("app=web"), None, None).unwrap().items.is_empty());
+}
