@@ -80,6 +80,7 @@ pub fn now_ms() -> i64 {
 /// Starts a hub against `client`.
 pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<HubHandle> {
     let config = opts.config.clone();
+    let auth = api::auth::Auth::from_config(&config.api).context("api.tokenFile")?;
     let database = opts.database.clone().unwrap_or_else(|| config.database.clone());
     let store = scalehub_store::Store::open(&database).await.with_context(|| format!("opening database {database}"))?;
     let restored = restore_states(&store).await?;
@@ -108,8 +109,9 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
         leader: leader.clone(),
         overrides: RwLock::new(overrides),
         restored: Mutex::new(restored),
-        clock: now_ms,
+        clock: Arc::new(now_ms),
         loops: RwLock::new(HashMap::new()),
+        stream: api::stream::channel(),
     });
     shared.pods.watch(&client, &scope, shutdown.clone());
     shared.hpas.watch(&client, &scope, shutdown.clone());
@@ -120,7 +122,7 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     let scopes = Kind::ALL.len() * scope.namespaces.len().max(1);
     let registry = tokio::spawn(Registry::new(shared.clone(), ready.clone(), scopes).run(rx, shutdown.clone()));
     tokio::spawn(housekeeping(shared.clone(), config.retention, shutdown.clone()));
-    let state = ApiState { metrics, ready, leader: leader.clone() };
+    let state = ApiState::new(shared.clone(), ready, auth, &opts.identity, shutdown.clone());
     let listen = opts.listen.unwrap_or(config.listen);
     let addr = api::serve(listen, api::app(state), shutdown.clone()).await.with_context(|| format!("listening on {listen}"))?;
     tracing::info!(%addr, "hub serving");

@@ -1,11 +1,15 @@
-//! Overrides: the store's rows mirrored into memory for the ticks, and their expiry.
+//! Overrides: the store's rows mirrored into memory for the ticks, their expiry, and the
+//! decisions (run type `override`) that record every change in the target's history.
 
 use std::collections::HashMap;
 
-use scalehub_core::policy::{Override, OverrideAction, PauseDirection};
-use scalehub_store::{OverrideKind, OverrideRow, PauseDirection as StorePause, Store};
+use serde_json::{json, Value};
 
-use crate::target::Shared;
+use scalehub_core::policy::{Override, OverrideAction, PauseDirection};
+use scalehub_store::{DecisionRow, OverrideKind, OverrideRow, PauseDirection as StorePause, Store};
+
+use crate::target::{store_key, Shared};
+use crate::telemetry::OutcomeLabels;
 use crate::workload::{Kind, TargetKey};
 
 /// Converts a stored override into the policy's.
@@ -49,10 +53,112 @@ pub async fn expire(shared: &Shared, now: i64) {
         tracing::warn!(error = %e, "could not expire overrides in the database");
         return;
     }
+    let mut ended = Vec::new();
     if let Ok(mut map) = shared.overrides.write() {
         for key in &expired {
-            tracing::info!(target_key = %key, "override expired");
-            map.remove(key);
+            // An override set meanwhile (by the API) replaced the expired one: keep it.
+            if map.get(key).is_some_and(|o| !o.active_at(now)) {
+                tracing::info!(target_key = %key, "override expired");
+                ended.extend(map.remove(key).map(|o| (key.clone(), o)));
+            }
         }
     }
+    for (key, o) in ended {
+        if let Err(e) = record(shared, &key, Change::Expired, &o, "expired", o.until.unwrap_or(now)).await {
+            tracing::warn!(target_key = %key, error = %e, "override expiry not recorded");
+        }
+    }
+}
+
+/// How an override changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Set or replaced (`override_set`).
+    Set,
+    /// Ended by a user (`override_cleared`).
+    Cleared,
+    /// Its `until` passed (`override_expired`).
+    Expired,
+}
+
+impl Change {
+    /// The decision's outcome.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Change::Set => "override_set",
+            Change::Cleared => "override_cleared",
+            Change::Expired => "override_expired",
+        }
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Change::Set => "OverrideSet",
+            Change::Cleared => "OverrideCleared",
+            Change::Expired => "OverrideExpired",
+        }
+    }
+}
+
+/// Records an override change as a decision with run type `override`, so the history says
+/// who changed what, when and why; waits for the commit and returns the decision's id.
+pub async fn record(shared: &Shared, key: &crate::workload::TargetKey, change: Change, o: &Override, by: &str, at: i64) -> scalehub_store::Result<i64> {
+    let current = current_replicas(shared, key).await;
+    let reason = json!({
+        "step": "override", "code": change.code(), "message": describe(change, o, by),
+        "from": current.unwrap_or_default(), "to": current.unwrap_or_default(),
+        "detail": {"kind": "override", "setBy": o.set_by, "reason": o.reason, "until": o.until, "override": o},
+    });
+    let row = DecisionRow {
+        id: 0,
+        key: store_key(key),
+        time: at,
+        run_type: "override".into(),
+        metrics: json!([]),
+        raw_evaluation: None,
+        evaluation: Value::Null,
+        reasons: json!([reason]),
+        final_replicas: None,
+        current_replicas: current,
+        scaled: false,
+        scale_result: None,
+        error: None,
+        hooks: json!([]),
+        outcome: change.outcome().into(),
+    };
+    shared.metrics.decisions.get_or_create(&OutcomeLabels { outcome: change.outcome().into() }).inc();
+    crate::api::stream::publish(&shared.stream, || crate::api::stream::StreamEvent::Decision(std::sync::Arc::new(row.clone())));
+    shared.store.record_decision_committed(row, None).await
+}
+
+async fn current_replicas(shared: &Shared, key: &crate::workload::TargetKey) -> Option<i32> {
+    let live = shared.loops.read().ok().and_then(|m| m.get(key).map(|h| h.input.borrow().workload.clone()));
+    match live {
+        Some(workload) => Some(crate::workload::spec_replicas(&workload)),
+        None => shared.store.get_target(&store_key(key)).await.ok().flatten().and_then(|t| t.current_replicas),
+    }
+}
+
+/// One sentence for the history, e.g. `alice pinned 4 replicas until 2026-11-28T01:00:00Z: incident 42`.
+pub fn describe(change: Change, o: &Override, by: &str) -> String {
+    let what = match o.action {
+        OverrideAction::Pin { replicas } => format!("pinned {replicas} replicas"),
+        OverrideAction::Bounds { min_replicas, max_replicas } => {
+            let show = |n: Option<i32>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
+            format!("narrowed the bounds to {}..{}", show(min_replicas), show(max_replicas))
+        }
+        OverrideAction::Pause { direction: PauseDirection::Both } => "paused scaling".to_owned(),
+        OverrideAction::Pause { direction: PauseDirection::Up } => "paused scaling up".to_owned(),
+        OverrideAction::Pause { direction: PauseDirection::Down } => "paused scaling down".to_owned(),
+    };
+    let until = o.until.map_or_else(|| "no expiry".to_owned(), time_text);
+    match change {
+        Change::Set => format!("{} {what} until {until}: {}", o.set_by, o.reason),
+        Change::Cleared => format!("{by} ended the override of {} ({what}, due to end {until})", o.set_by),
+        Change::Expired => format!("the override of {} ({what}) expired at {until}", o.set_by),
+    }
+}
+
+fn time_text(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }

@@ -54,11 +54,16 @@ pub struct Shared {
     pub overrides: RwLock<HashMap<TargetKey, Override>>,
     /// Policy states restored from the store at start, taken by each loop when it starts.
     pub restored: Mutex<HashMap<TargetKey, PolicyState>>,
-    /// Wall clock in unix milliseconds; replaceable in tests.
-    pub clock: fn() -> i64,
+    /// Wall clock in unix milliseconds; replaceable in tests (e.g. to expire overrides).
+    pub clock: Clock,
     /// The running loops, for the API's on-demand runs.
     pub loops: RwLock<HashMap<TargetKey, LoopHandle>>,
+    /// Decisions and target changes for the API's live stream; sending never blocks a tick.
+    pub stream: tokio::sync::broadcast::Sender<crate::api::stream::StreamEvent>,
 }
+
+/// A wall clock in unix milliseconds.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// A request to a target's loop, answered between its ticks so it never races them.
 #[derive(Debug)]

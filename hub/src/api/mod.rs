@@ -1,52 +1,120 @@
-//! The hub's HTTP server: health, readiness and Prometheus metrics.
+//! The hub's HTTP server: the REST API (`/api/v1`), health, readiness, Prometheus metrics,
+//! and the dashboard at `/`.
 //!
 //! `app(state)` builds the whole router so tests drive it with `tower::ServiceExt::oneshot`.
+//! One router per API area: [`targets`] (list, one, history), [`cpa`] (the CPA's two calls),
+//! [`overrides`], [`hub_info`], [`stream`] (Server-Sent Events) and [`openapi`]; [`auth`]
+//! checks tokens and [`error`] turns every failure into `{"error", "code"}` JSON.
+
+pub mod auth;
+pub mod cpa;
+pub mod error;
+pub mod hub_info;
+pub mod openapi;
+pub mod overrides;
+pub mod stream;
+pub mod targets;
+pub mod testing;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
-use crate::telemetry::Metrics;
+use crate::target::Shared;
 
-/// What the HTTP handlers read.
+/// Largest request body accepted (overrides are a few hundred bytes); more is a 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What the HTTP handlers read; cheap to clone.
 #[derive(Clone)]
 pub struct ApiState {
-    /// Exported metrics.
-    pub metrics: Metrics,
+    /// The hub's shared state: store, overrides, loops, metrics, leadership, the stream.
+    pub shared: Arc<Shared>,
     /// Set once the watches have listed every workload and the database is open.
     pub ready: Arc<AtomicBool>,
-    /// Whether this hub currently holds the lease.
-    pub leader: tokio::sync::watch::Receiver<bool>,
+    /// Who may read and write.
+    pub auth: Arc<auth::Auth>,
+    /// Identity and start time, for `/api/v1/hub`.
+    pub info: Arc<hub_info::HubInfo>,
+    /// Fires at shutdown; ends live streams so the server can stop.
+    pub shutdown: CancellationToken,
+    /// Serialises override writes so the store and the hub's memory agree on the last one.
+    pub override_writes: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl ApiState {
+    /// The state of a hub whose loops share `shared`.
+    pub fn new(shared: Arc<Shared>, ready: Arc<AtomicBool>, auth: auth::Auth, identity: &str, shutdown: CancellationToken) -> Self {
+        let started_at = (shared.clock)();
+        Self {
+            shared,
+            ready,
+            auth: Arc::new(auth),
+            info: Arc::new(hub_info::HubInfo { identity: identity.to_owned(), started_at }),
+            shutdown,
+            override_writes: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
 }
 
 /// The router of the hub's HTTP server.
 pub fn app(state: ApiState) -> Router {
+    const TARGET: &str = "/targets/{namespace}/{kind}/{name}";
+    let api = Router::new()
+        .route("/targets", get(targets::list))
+        .route(TARGET, get(targets::get_one))
+        .route(&format!("{TARGET}/decisions"), get(targets::decisions))
+        .route(&format!("{TARGET}/metrics"), get(cpa::metrics))
+        .route(&format!("{TARGET}/evaluation"), post(cpa::evaluation))
+        .route(&format!("{TARGET}/override"), put(overrides::put).delete(overrides::delete))
+        .route("/hub", get(hub_info::hub))
+        .route("/stream", get(stream::stream))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(error::no_such_endpoint)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/livez", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
+        .route("/livez", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .nest("/api/v1", api)
         .with_state(state)
+        .fallback_service(crate::web::router())
 }
 
-async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::Relaxed) {
-        let role = if *state.leader.borrow() { "leader" } else { "standby" };
-        (StatusCode::OK, format!("ok ({role})"))
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: caches are syncing".to_owned())
+/// Liveness: the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = "hub", responses((status = 200, description = "ok")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: caches synced and the database answers; says whether this hub leads.
+#[utoipa::path(get, path = "/readyz", tag = "hub", responses((status = 200, description = "ok (leader) or ok (standby)"), (status = 503, description = "not ready")))]
+pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
+    if !state.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: caches are syncing".to_owned());
     }
+    if let Err(e) = state.shared.store.ping().await {
+        tracing::warn!(error = %e, "readiness: database does not answer");
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the database does not answer".to_owned());
+    }
+    let role = if *state.shared.leader.borrow() { "leader" } else { "standby" };
+    (StatusCode::OK, format!("ok ({role})"))
 }
 
-async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.encode())
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "hub", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.shared.metrics.encode())
 }
 
 /// Binds `addr` (port 0 picks one) and serves `router` until `shutdown`; returns the bound address.
@@ -60,38 +128,4 @@ pub async fn serve(addr: SocketAddr, router: Router, shutdown: CancellationToken
         }
     });
     Ok(local)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use axum::http::Request;
-    use tower::ServiceExt;
-
-    fn state(ready: bool) -> ApiState {
-        let (_tx, leader) = tokio::sync::watch::channel(true);
-        ApiState { metrics: Metrics::new(), ready: Arc::new(AtomicBool::new(ready)), leader }
-    }
-
-    #[tokio::test]
-    async fn readyz_is_503_until_caches_have_synced() {
-        let st = state(false);
-        let res = app(st.clone()).oneshot(Request::get("/readyz").body(Body::empty()).unwrap()).await.unwrap();
-        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-        st.ready.store(true, Ordering::Relaxed);
-        let res = app(st).oneshot(Request::get("/readyz").body(Body::empty()).unwrap()).await.unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-    }
-
-    #[tokio::test]
-    async fn metrics_are_served_in_prometheus_text_format() {
-        let st = state(true);
-        st.metrics.tick_lateness.observe(0.01);
-        let res = app(st).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
-        let text = String::from_utf8(body.to_vec()).unwrap();
-        assert!(text.contains("scalehub_tick_lateness_seconds_count 1"), "{text}");
-    }
 }

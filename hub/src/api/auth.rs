@@ -1,0 +1,298 @@
+//! Bearer-token authentication of API calls.
+//!
+//! Tokens come from the file named by the config's `api.tokenFile`, one per line:
+//!
+//! ```text
+//! # name:token[:role]   role is `write` (the default) or `read`
+//! alice:4f9c2e7a1b8d6c3e5f0a9b2c
+//! grafana:c0ffee00c0ffee00c0ffee00:read
+//! ```
+//!
+//! The name is the author recorded with an override. Tokens are at least 16 characters,
+//! contain no `:` or whitespace, are compared in constant time and never logged.
+//!
+//! Rules: every write needs a `write` token (401 without a valid token, 403 for a `read`
+//! token). Reads are open unless `api.protectReads` is set; then any valid token reads.
+//! With no token file, writes are refused with 403 (there is nobody they could be
+//! attributed to), and protected reads are refused too.
+
+use std::path::Path;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use super::ApiState;
+
+/// Shortest token accepted, so a guessable token cannot slip in by accident.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Reads only.
+    Read,
+    /// Reads and writes.
+    Write,
+}
+
+/// Who made a request, as named in the token file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name: the author of what the caller writes.
+    pub name: String,
+    /// What the token may do.
+    pub role: Role,
+}
+
+/// Why the token file cannot be used. Messages name lines, never their content.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The file could not be read.
+    #[error("cannot read token file {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line is not `name:token[:role]`.
+    #[error("token file line {line}: {why}")]
+    Line {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+}
+
+struct Entry {
+    name: String,
+    token: Vec<u8>,
+    role: Role,
+}
+
+/// The API's access rules: the tokens (if any) and whether reads need one.
+pub struct Auth {
+    tokens: Option<Vec<Entry>>,
+    protect_reads: bool,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Names only: tokens must never reach a log.
+        let names: Option<Vec<&str>> = self.tokens.as_ref().map(|t| t.iter().map(|e| e.name.as_str()).collect());
+        f.debug_struct("Auth").field("tokens", &names).field("protect_reads", &self.protect_reads).finish()
+    }
+}
+
+impl Auth {
+    /// No tokens: reads open, writes refused.
+    pub fn without_tokens() -> Self {
+        Self { tokens: None, protect_reads: false }
+    }
+
+    /// The rules of the config's `api` section; reads the token file if one is named.
+    pub fn from_config(config: &scalehub_core::config::ApiConfig) -> Result<Self, AuthError> {
+        let tokens = match &config.token_file {
+            Some(path) => Some(read_file(path)?),
+            None => None,
+        };
+        Ok(Self { tokens, protect_reads: config.protect_reads })
+    }
+
+    /// Rules from the text of a token file (tests, or a file read elsewhere).
+    pub fn from_text(text: &str, protect_reads: bool) -> Result<Self, AuthError> {
+        Ok(Self { tokens: Some(parse(text)?), protect_reads })
+    }
+
+    /// Whether reads need a token.
+    pub fn reads_protected(&self) -> bool {
+        self.protect_reads
+    }
+
+    /// Whether writes are possible at all (a token file is configured).
+    pub fn writes_enabled(&self) -> bool {
+        self.tokens.is_some()
+    }
+
+    /// Checks that the request may read.
+    pub fn check_read(&self, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
+        if !self.protect_reads {
+            return Ok(None);
+        }
+        if self.tokens.is_none() {
+            return Err(forbidden("reads are protected (api.protectReads) but the hub has no api.tokenFile"));
+        }
+        self.authenticate(headers).map(Some)
+    }
+
+    /// Checks that the request may write; returns the caller, whose name is the author.
+    pub fn check_write(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        if self.tokens.is_none() {
+            return Err(forbidden("writes are disabled: the hub config names no api.tokenFile"));
+        }
+        let caller = self.authenticate(headers)?;
+        match caller.role {
+            Role::Write => Ok(caller),
+            Role::Read => Err(forbidden(format!("token {:?} may only read", caller.name))),
+        }
+    }
+
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
+        let value = headers.get(header::AUTHORIZATION).ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?;
+        let value = value.to_str().map_err(|_| unauthorized("malformed Authorization header"))?;
+        let presented = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => return Err(unauthorized("the Authorization header must be Bearer <token>")),
+        };
+        let entries = self.tokens.as_deref().unwrap_or_default();
+        // Compare with every entry, without stopping at a match, so timing says nothing
+        // about which entry (or how much of a token) matched.
+        let mut found = None;
+        for (i, entry) in entries.iter().enumerate() {
+            if bool::from(entry.token.as_slice().ct_eq(presented.as_bytes())) {
+                found = Some(i);
+            }
+        }
+        let entry = found.and_then(|i| entries.get(i)).ok_or_else(|| unauthorized("invalid bearer token"))?;
+        Ok(Caller { name: entry.name.clone(), role: entry.role })
+    }
+}
+
+fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, message)
+}
+
+fn read_file(path: &Path) -> Result<Vec<Entry>, AuthError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read { path: path.display().to_string(), source })?;
+    parse(&text)
+}
+
+fn parse(text: &str) -> Result<Vec<Entry>, AuthError> {
+    let mut entries: Vec<Entry> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let bad = |why| AuthError::Line { line, why };
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let mut parts = trimmed.split(':');
+        let name = parts.next().unwrap_or_default().trim();
+        let token = parts.next().ok_or(bad("expected name:token[:role]"))?.trim();
+        let role = match parts.next().map(str::trim) {
+            None | Some("write") => Role::Write,
+            Some("read") => Role::Read,
+            Some(_) => return Err(bad("the role must be read or write")),
+        };
+        if parts.next().is_some() {
+            return Err(bad("too many ':' (tokens may not contain ':')"));
+        }
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c)) {
+            return Err(bad("the name must be letters, digits, '.', '_', '@' or '-'"));
+        }
+        if token.len() < MIN_TOKEN_LEN || token.chars().any(char::is_whitespace) {
+            return Err(bad("the token must be at least 16 characters without whitespace"));
+        }
+        if entries.iter().any(|e| e.token == token.as_bytes()) {
+            return Err(bad("the same token appears twice"));
+        }
+        entries.push(Entry { name: name.to_owned(), token: token.as_bytes().to_vec(), role });
+    }
+    Ok(entries)
+}
+
+/// Extractor: the request may read (checked before the handler runs).
+#[derive(Debug)]
+pub struct CanRead;
+
+impl FromRequestParts<ApiState> for CanRead {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        state.auth.check_read(&parts.headers).map(|_| CanRead)
+    }
+}
+
+/// Extractor: the request may write; holds the caller.
+#[derive(Debug)]
+pub struct CanWrite(pub Caller);
+
+impl FromRequestParts<ApiState> for CanWrite {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        state.auth.check_write(&parts.headers).map(CanWrite)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    const FILE: &str = "# operators\nalice:aaaaaaaaaaaaaaaaaaaa\n\n  grafana:rrrrrrrrrrrrrrrrrrrr:read \n";
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
+        h
+    }
+
+    #[test]
+    fn a_write_token_writes_and_names_its_author() {
+        let auth = Auth::from_text(FILE, false).unwrap();
+        let caller = auth.check_write(&bearer("aaaaaaaaaaaaaaaaaaaa")).unwrap();
+        assert_eq!(caller, Caller { name: "alice".into(), role: Role::Write });
+    }
+
+    #[test]
+    fn a_read_token_cannot_write() {
+        let auth = Auth::from_text(FILE, true).unwrap();
+        assert_eq!(auth.check_write(&bearer("rrrrrrrrrrrrrrrrrrrr")).unwrap_err().status, StatusCode::FORBIDDEN);
+        assert!(auth.check_read(&bearer("rrrrrrrrrrrrrrrrrrrr")).is_ok());
+    }
+
+    #[test]
+    fn missing_or_wrong_tokens_are_unauthorized() {
+        let auth = Auth::from_text(FILE, true).unwrap();
+        assert_eq!(auth.check_write(&HeaderMap::new()).unwrap_err().status, StatusCode::UNAUTHORIZED);
+        assert_eq!(auth.check_write(&bearer("aaaaaaaaaaaaaaaaaaab")).unwrap_err().status, StatusCode::UNAUTHORIZED);
+        assert_eq!(auth.check_read(&bearer("short")).unwrap_err().status, StatusCode::UNAUTHORIZED);
+        let mut basic = HeaderMap::new();
+        basic.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic YWxpY2U6eA=="));
+        assert_eq!(auth.check_write(&basic).unwrap_err().status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn without_a_token_file_reads_are_open_and_writes_forbidden() {
+        let auth = Auth::without_tokens();
+        assert!(auth.check_read(&HeaderMap::new()).is_ok());
+        let err = auth.check_write(&bearer("aaaaaaaaaaaaaaaaaaaa")).unwrap_err();
+        assert_eq!(err.status, StatusCode::FORBIDDEN);
+        assert!(err.message.contains("tokenFile"), "{}", err.message);
+    }
+
+    #[test]
+    fn bad_lines_are_reported_by_number_without_their_content() {
+        for (text, line) in [("alice", 1), ("# c\nbob:short", 2), ("a:bbbbbbbbbbbbbbbbbbbb:admin", 1), ("a b:bbbbbbbbbbbbbbbbbbbb", 1)] {
+            let err = Auth::from_text(text, false).unwrap_err();
+            assert!(matches!(err, AuthError::Line { line: l, .. } if l == line), "{text}: {err}");
+            assert!(!err.to_string().contains("bbbb"), "{err}");
+        }
+        let dup = "a:bbbbbbbbbbbbbbbbbbbb\nb:bbbbbbbbbbbbbbbbbbbb";
+        assert!(matches!(Auth::from_text(dup, false), Err(AuthError::Line { line: 2, .. })));
+    }
+
+    #[test]
+    fn debug_output_never_shows_tokens() {
+        let auth = Auth::from_text(FILE, false).unwrap();
+        let shown = format!("{auth:?}");
+        assert!(shown.contains("alice") && !shown.contains("aaaaaaaa"), "{shown}");
+    }
+}

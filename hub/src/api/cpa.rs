@@ -1,0 +1,138 @@
+//! The CPA's two calls, per target: `GET …/metrics?dry_run=` and `POST …/evaluation?dry_run=`.
+//!
+//! Both run the target's stages in its own loop, between its ticks, so they never race a
+//! tick for the stabilisation state. A dry run (`api_dry_run`) never scales and leaves the
+//! state alone, so it is a read; anything else runs as `api`, which may scale, so it is a
+//! write and needs a token. As in the CPA, a missing `dry_run` means false, and the
+//! evaluation of a dry run is the raw one while a real run returns the final value.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use scalehub_hooks::{MetricValue, RunType};
+
+use super::error::{ApiError, ApiPath, ApiQuery};
+use super::targets::TargetPath;
+use super::ApiState;
+use crate::target::RunError;
+use crate::tick::TickResult;
+
+/// The `dry_run` query parameter.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DryRunQuery {
+    /// `true` runs as `api_dry_run` (never scales); false or absent runs as `api` (may scale, needs a token).
+    /// Parsed like Go's `strconv.ParseBool`: 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False.
+    pub dry_run: Option<String>,
+}
+
+/// The CPA's evaluation response.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Evaluation {
+    /// Raw evaluation (dry run) or the final replicas after policy.
+    pub target_replicas: i32,
+}
+
+/// Parses `dry_run` as Go's `strconv.ParseBool` does, as the CPA did; absent is false.
+pub fn parse_dry_run(value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None => Ok(false),
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+        Some(other) => Err(ApiError::bad_request(format!("invalid dry_run {other:?}: use true or false"))),
+    }
+}
+
+/// Runs the target's metric stage (the whole decision, as the CPA's `api` run type does).
+#[utoipa::path(get, path = "/api/v1/targets/{namespace}/{kind}/{name}/metrics", tag = "cpa",
+    params(("namespace" = String, Path), ("kind" = String, Path), ("name" = String, Path), DryRunQuery),
+    responses(
+        (status = 200, description = "The CPA metrics array", body = [super::openapi::MetricValueDoc]),
+        (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 409, description = "an HPA owns the workload", body = super::error::ErrorBody),
+        (status = 422, description = "the target's annotations are invalid", body = super::error::ErrorBody),
+        (status = 502, description = "a hook failed", body = super::error::ErrorBody),
+        (status = 503, description = "this hub is a standby", body = super::error::ErrorBody)))]
+pub async fn metrics(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    ApiPath(path): ApiPath<TargetPath>,
+    ApiQuery(q): ApiQuery<DryRunQuery>,
+) -> Result<Json<Vec<MetricValue>>, ApiError> {
+    let result = run(&state, &headers, &path, q.dry_run.as_deref()).await?;
+    match result.error {
+        Some(e) if result.metrics.is_empty() => Err(hook_failed(e)),
+        _ => Ok(Json(result.metrics)),
+    }
+}
+
+/// Runs metric and evaluate; a real run also applies policy and may scale.
+#[utoipa::path(post, path = "/api/v1/targets/{namespace}/{kind}/{name}/evaluation", tag = "cpa",
+    params(("namespace" = String, Path), ("kind" = String, Path), ("name" = String, Path), DryRunQuery),
+    responses(
+        (status = 200, body = Evaluation),
+        (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody),
+        (status = 502, description = "a hook failed", body = super::error::ErrorBody),
+        (status = 503, description = "this hub is a standby", body = super::error::ErrorBody)))]
+pub async fn evaluation(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    ApiPath(path): ApiPath<TargetPath>,
+    ApiQuery(q): ApiQuery<DryRunQuery>,
+) -> Result<Json<Evaluation>, ApiError> {
+    let dry_run = parse_dry_run(q.dry_run.as_deref())?;
+    let result = run(&state, &headers, &path, q.dry_run.as_deref()).await?;
+    let replicas = if dry_run { result.evaluated } else { result.desired };
+    match (replicas, result.error) {
+        (Some(target_replicas), None) => Ok(Json(Evaluation { target_replicas })),
+        (_, Some(e)) => Err(hook_failed(e)),
+        (None, None) => Err(hook_failed("no evaluation was produced".into())),
+    }
+}
+
+async fn run(state: &ApiState, headers: &HeaderMap, path: &TargetPath, dry_run: Option<&str>) -> Result<TickResult, ApiError> {
+    let dry_run = parse_dry_run(dry_run)?;
+    let run_type = if dry_run {
+        state.auth.check_read(headers)?;
+        RunType::ApiDryRun
+    } else {
+        state.auth.check_write(headers)?;
+        RunType::Api
+    };
+    let key = path.key()?;
+    state.shared.run_now(&key, run_type).await.map_err(|e| match e {
+        RunError::NotFound => super::targets::not_found(&key),
+        RunError::Invalid(why) => ApiError::unprocessable(format!("the target's annotations are invalid: {why}")),
+        RunError::Conflict(why) => ApiError::new(StatusCode::CONFLICT, why),
+        RunError::NotLeader => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "this hub is a standby; ask the leader"),
+        RunError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the target's loop stopped; retry"),
+    })
+}
+
+fn hook_failed(e: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_GATEWAY, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dry_run_parses_like_go_parse_bool() {
+        assert!(!parse_dry_run(None).unwrap());
+        for yes in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert!(parse_dry_run(Some(yes)).unwrap(), "{yes}");
+        }
+        for no in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert!(!parse_dry_run(Some(no)).unwrap(), "{no}");
+        }
+        for bad in ["", "yes", "tRuE", "2"] {
+            assert_eq!(parse_dry_run(Some(bad)).unwrap_err().status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! `GET /api/v1/hub`: what this hub is and how its targets are doing.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::auth::CanRead;
+use super::error::ApiError;
+use super::ApiState;
+
+/// Facts about this hub process, fixed at start.
+#[derive(Debug, Clone)]
+pub struct HubInfo {
+    /// This process's identity in the leader Lease.
+    pub identity: String,
+    /// When it started, unix milliseconds.
+    pub started_at: i64,
+}
+
+/// The hub's status.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HubStatus {
+    /// scalehub's version.
+    pub version: String,
+    /// Whether this hub holds the lease (a standby decides nothing).
+    pub leader: bool,
+    /// Identity in the leader Lease.
+    pub identity: String,
+    /// Managed targets by state.
+    pub targets: BTreeMap<String, u64>,
+    /// When this process started, unix milliseconds.
+    pub started_at: i64,
+    /// Whether reads need a token.
+    pub reads_protected: bool,
+    /// Whether the hub accepts writes at all (a token file is configured).
+    pub writes_enabled: bool,
+}
+
+/// This hub's version, role and target counts.
+#[utoipa::path(get, path = "/api/v1/hub", tag = "hub", responses((status = 200, body = HubStatus)))]
+pub async fn hub(_: CanRead, State(state): State<ApiState>) -> Result<Json<HubStatus>, ApiError> {
+    let targets = state.shared.store.counts_by_state().await?;
+    Ok(Json(HubStatus {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        leader: *state.shared.leader.borrow(),
+        identity: state.info.identity.clone(),
+        targets,
+        started_at: state.info.started_at,
+        reads_protected: state.auth.reads_protected(),
+        writes_enabled: state.auth.writes_enabled(),
+    }))
+}

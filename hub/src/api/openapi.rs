@@ -1,0 +1,223 @@
+//! The OpenAPI 3 document, generated from the handlers' `#[utoipa::path]` annotations.
+//!
+//! Store rows are plain serde structs in a crate without utoipa, so their shapes are
+//! described here by mirror types used only for the document; a test checks that the
+//! document names every field the rows serialise.
+
+use axum::Json;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::views::{OverrideView, SampleView, ScaleEventView, Stabilisation};
+use super::{cpa, error, hub_info, overrides, stream, targets};
+
+/// The document's root.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "scalehub API", description = "Targets, decisions, the CPA's metrics and evaluation calls, overrides and a live stream. \
+        Errors are `{\"error\": string, \"code\": number}`. Writes need `Authorization: Bearer <token>` (tokens from the config's api.tokenFile); \
+        reads too when api.protectReads is set. Times are unix milliseconds."),
+    paths(targets::list, targets::get_one, targets::decisions, cpa::metrics, cpa::evaluation, overrides::put, overrides::delete,
+        hub_info::hub, stream::stream, document, super::healthz, super::readyz, super::metrics),
+    components(schemas(TargetDoc, TargetPageDoc, TargetDetailDoc, DecisionDoc, DecisionPageDoc, ReasonDoc, HookDoc, MetricValueDoc,
+        OverrideView, Stabilisation, SampleView, ScaleEventView, cpa::Evaluation, overrides::OverrideRequest, overrides::Until,
+        hub_info::HubStatus, error::ErrorBody)),
+    modifiers(&BearerAuth),
+    tags((name = "targets", description = "Targets and their decision history"),
+        (name = "cpa", description = "The Custom Pod Autoscaler's two calls, per target"),
+        (name = "overrides", description = "Pin, narrow or pause a target for a while"),
+        (name = "hub", description = "The hub itself"), (name = "stream", description = "Live events"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "hub", responses((status = 200, description = "OpenAPI 3 document")))]
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// A target (mirror of the store's row plus the list's additions).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Target)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetDoc {
+    /// Namespace of the workload.
+    pub namespace: String,
+    /// `Deployment`, `StatefulSet` or `ReplicaSet`.
+    pub kind: String,
+    /// Workload name.
+    pub name: String,
+    /// Kubernetes uid.
+    pub uid: Option<String>,
+    /// `active`, `shadow`, `invalid`, `conflict`, `error`, `removed` (or `unknown` before the first tick).
+    pub state: String,
+    /// The parsed annotation spec (or the raw annotations when they are invalid).
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
+    /// Why the target is invalid or failing.
+    pub error: Option<String>,
+    /// Replicas the workload has.
+    pub current_replicas: Option<i32>,
+    /// Replicas the last decision wanted.
+    pub desired_replicas: Option<i32>,
+    /// First seen, unix ms.
+    pub first_seen: i64,
+    /// Last seen, unix ms.
+    pub last_seen: i64,
+    /// When it was removed (opted out or deleted), unix ms.
+    pub removed_at: Option<i64>,
+    /// When the row last changed, unix ms.
+    pub updated_at: i64,
+    /// The newest decision.
+    pub last_decision: Option<DecisionDoc>,
+    /// The override in force.
+    #[serde(rename = "override")]
+    pub active_override: Option<OverrideView>,
+}
+
+/// A page of targets.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TargetPage)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetPageDoc {
+    /// The targets.
+    pub items: Vec<TargetDoc>,
+    /// Pass as `cursor` for the next page; null on the last.
+    pub next_cursor: Option<String>,
+    /// Managed targets by state, hub-wide.
+    #[schema(value_type = Object, example = json!({"active": 12, "invalid": 1}))]
+    pub counts: serde_json::Value,
+}
+
+/// One target in detail.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TargetDetail)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetDetailDoc {
+    /// Everything in [`TargetDoc`].
+    #[serde(flatten)]
+    pub target: TargetDoc,
+    /// Stabilisation windows and bounds.
+    pub stabilisation: Stabilisation,
+    /// Overrides, newest first.
+    pub override_history: Vec<OverrideView>,
+}
+
+/// A decision (mirror of the store's row).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Decision)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionDoc {
+    /// Id, increasing; 0 in the live stream.
+    pub id: i64,
+    /// Namespace.
+    pub namespace: String,
+    /// Kind.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// When, unix ms.
+    pub time: i64,
+    /// `scaler`, `api`, `api_dry_run` or `override`.
+    pub run_type: String,
+    /// Metric values gathered.
+    pub metrics: Vec<MetricValueDoc>,
+    /// The evaluator's raw answer.
+    pub raw_evaluation: Option<i64>,
+    /// The full evaluation document.
+    #[schema(value_type = Object)]
+    pub evaluation: serde_json::Value,
+    /// The reason chain, in pipeline order.
+    pub reasons: Vec<ReasonDoc>,
+    /// Replicas after policy.
+    pub final_replicas: Option<i32>,
+    /// Replicas at the decision.
+    pub current_replicas: Option<i32>,
+    /// Whether a scale call was made.
+    pub scaled: bool,
+    /// Result of the scale call.
+    pub scale_result: Option<String>,
+    /// Why the tick failed.
+    pub error: Option<String>,
+    /// Hook runs.
+    pub hooks: Vec<HookDoc>,
+    /// `scaled`, `unchanged`, `held`, `error`, `shadow`, `disabled`, `dry_run`, `override_set`, `override_cleared`, `override_expired`.
+    pub outcome: String,
+}
+
+/// One link of a decision's reason chain.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Reason)]
+pub struct ReasonDoc {
+    /// `disabled`, `clamp`, `override`, `stabilise` or `rate`.
+    pub step: String,
+    /// e.g. `TooManyReplicas`, `ScaleDownStabilized`, `OverridePinned`, `OverrideSet`, `OverrideCleared`, `OverrideExpired`.
+    pub code: String,
+    /// A sentence for humans.
+    pub message: String,
+    /// Replicas entering the step.
+    pub from: i32,
+    /// Replicas leaving it.
+    pub to: i32,
+    /// Step-specific facts, tagged by `kind` (`bounds`, `sample`, `ratePolicy`, `rateDisabled`, `override`).
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<serde_json::Value>,
+}
+
+/// One hook run.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Hook)]
+#[serde(rename_all = "camelCase")]
+pub struct HookDoc {
+    /// `metric`, `evaluate`, `preScale`, ...
+    pub stage: String,
+    /// `shell` or `http`.
+    pub kind: String,
+    /// Exit code of a shell hook.
+    pub exit_code: Option<i32>,
+    /// Signal that ended a shell hook.
+    pub signal: Option<i32>,
+    /// HTTP status of an HTTP hook.
+    pub http_status: Option<u16>,
+    /// Run time.
+    pub duration_ms: u64,
+    /// Wait for a concurrency permit.
+    pub queued_ms: u64,
+    /// Stopped by its timeout.
+    pub timed_out: bool,
+    /// Start of stderr or of a failed response body.
+    pub stderr: Option<String>,
+    /// The failure.
+    pub error: Option<String>,
+}
+
+/// One metric value (the CPA shape).
+#[derive(Serialize, ToSchema)]
+#[schema(as = MetricValue)]
+pub struct MetricValueDoc {
+    /// The workload (per-resource) or pod (per-pod).
+    pub resource: String,
+    /// The metric hook's stdout, verbatim.
+    pub value: String,
+}
+
+/// A page of decisions.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DecisionPage)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionPageDoc {
+    /// Newest first.
+    pub items: Vec<DecisionDoc>,
+    /// Pass as `before` for the next page; null on the last.
+    pub next_before: Option<i64>,
+}

@@ -1,0 +1,210 @@
+//! `GET /api/v1/targets`, one target, and its decision history.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use scalehub_core::policy::PolicyState;
+use scalehub_core::spec::TargetSpec;
+use scalehub_store::{DecisionRow, TargetFilter, TargetSort};
+
+use super::auth::CanRead;
+use super::error::{ApiError, ApiPath, ApiQuery};
+use super::views::{OverrideView, Stabilisation, Target};
+use super::ApiState;
+use crate::workload::{Kind, TargetKey};
+
+/// States a target can be in; a filter naming another state is a typo, not an empty list.
+pub const STATES: [&str; 7] = ["active", "shadow", "invalid", "conflict", "error", "removed", "unknown"];
+/// Decisions per history page when the request names no limit.
+pub const DEFAULT_HISTORY: u32 = 50;
+/// Overrides shown in a target's override history.
+const OVERRIDE_HISTORY: u32 = 20;
+
+/// The path of one target: `/targets/{namespace}/{kind}/{name}`.
+#[derive(Debug, Deserialize)]
+pub struct TargetPath {
+    /// Namespace of the workload.
+    pub namespace: String,
+    /// Kind, in any of its usual spellings (`Deployment`, `deployments`, `deploy`).
+    pub kind: String,
+    /// Workload name.
+    pub name: String,
+}
+
+impl TargetPath {
+    /// The hub's key, or 404 for a kind scalehub does not scale.
+    pub fn key(&self) -> Result<TargetKey, ApiError> {
+        let kind = Kind::parse(&self.kind).ok_or_else(|| {
+            ApiError::not_found(format!("unknown kind {:?}: scalehub scales Deployment, StatefulSet and ReplicaSet", self.kind))
+        })?;
+        Ok(TargetKey::new(&self.namespace, kind, &self.name))
+    }
+}
+
+/// Query of the target list.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this namespace.
+    pub namespace: Option<String>,
+    /// Only this state: active, shadow, invalid, conflict, error, removed, unknown.
+    pub state: Option<String>,
+    /// Case-insensitive substring of the name or namespace.
+    pub q: Option<String>,
+    /// `key` (default), `name`, `state` or `updated` (newest first).
+    pub sort: Option<String>,
+    /// `nextCursor` of the previous page (same sort and filters).
+    pub cursor: Option<String>,
+    /// Page size, default 100, at most 1000.
+    pub limit: Option<u32>,
+    /// Also list removed targets.
+    pub include_removed: Option<bool>,
+}
+
+/// One page of targets.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetPage {
+    /// The targets of this page.
+    pub items: Vec<Target>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+    /// Managed targets by state, over the whole hub (not just this page).
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// Lists targets with filters, a sort and keyset pagination.
+#[utoipa::path(get, path = "/api/v1/targets", tag = "targets", params(ListQuery),
+    responses((status = 200, body = super::openapi::TargetPageDoc), (status = 400, body = super::error::ErrorBody)))]
+pub async fn list(_: CanRead, State(state): State<ApiState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<TargetPage>, ApiError> {
+    let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    let sort = match nonempty(q.sort) {
+        Some(s) => s.parse::<TargetSort>().map_err(|_| ApiError::bad_request(format!("unknown sort {s:?}: use key, name, state or updated")))?,
+        None => TargetSort::Key,
+    };
+    let wanted_state = nonempty(q.state);
+    if let Some(s) = &wanted_state
+        && !STATES.contains(&s.as_str())
+    {
+        return Err(ApiError::bad_request(format!("unknown state {s:?}: use one of {}", STATES.join(", "))));
+    }
+    let filter = TargetFilter {
+        include_removed: q.include_removed.unwrap_or(false) || wanted_state.as_deref() == Some("removed"),
+        namespace: nonempty(q.namespace),
+        state: wanted_state,
+        search: nonempty(q.q),
+        sort,
+        cursor: nonempty(q.cursor),
+        limit: q.limit.unwrap_or(0),
+    };
+    let page = state.shared.store.list_targets(&filter).await?;
+    let counts = state.shared.store.counts_by_state().await?;
+    let keys: Vec<_> = page.items.iter().map(|t| t.key.clone()).collect();
+    let mut last = state.shared.store.last_decisions(&keys).await?;
+    let now = (state.shared.clock)();
+    let items = page
+        .items
+        .into_iter()
+        .map(|row| {
+            let active_override = hub_key(&row.key).and_then(|k| state.shared.override_for(&k, now)).map(|o| OverrideView::from_override(&o, now));
+            Target { last_decision: last.remove(&row.key), active_override, row }
+        })
+        .collect();
+    Ok(Json(TargetPage { items, next_cursor: page.next_cursor, counts }))
+}
+
+/// One target with its stabilisation state and override history.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetDetail {
+    /// The target as in the list.
+    #[serde(flatten)]
+    pub target: Target,
+    /// Stabilisation windows and the bounds they set now.
+    pub stabilisation: Stabilisation,
+    /// Overrides of this target, newest first, ended ones included.
+    pub override_history: Vec<OverrideView>,
+}
+
+/// One target.
+#[utoipa::path(get, path = "/api/v1/targets/{namespace}/{kind}/{name}", tag = "targets",
+    params(("namespace" = String, Path), ("kind" = String, Path, description = "Deployment, StatefulSet or ReplicaSet (plural and short forms too)"), ("name" = String, Path)),
+    responses((status = 200, body = super::openapi::TargetDetailDoc), (status = 404, body = super::error::ErrorBody)))]
+pub async fn get_one(_: CanRead, State(state): State<ApiState>, ApiPath(path): ApiPath<TargetPath>) -> Result<Json<TargetDetail>, ApiError> {
+    let key = path.key()?;
+    let skey = crate::target::store_key(&key);
+    let store = &state.shared.store;
+    let row = store.get_target(&skey).await?.ok_or_else(|| not_found(&key))?;
+    let now = (state.shared.clock)();
+    let last_decision = store.decisions(&skey, None, 1).await?.into_iter().next();
+    let active_override = state.shared.override_for(&key, now).map(|o| OverrideView::from_override(&o, now));
+    let override_history = store.override_history(&skey, OVERRIDE_HISTORY).await?.iter().map(|o| OverrideView::from_row(o, now)).collect();
+    let policy = store.policy_state(&skey).await?;
+    let policy_state: PolicyState = policy.as_ref().and_then(|p| serde_json::from_value(p.state.clone()).ok()).unwrap_or_default();
+    let spec = live_spec(&state, &key).or_else(|| serde_json::from_value::<TargetSpec>(row.spec.clone()).ok());
+    let stabilisation = Stabilisation::new(&policy_state, spec.as_ref(), policy.map(|p| p.updated_at), now);
+    Ok(Json(TargetDetail { target: Target { row, last_decision, active_override }, stabilisation, override_history }))
+}
+
+/// Query of the decision history.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Page size, default 50, at most 1000.
+    pub limit: Option<u32>,
+    /// Only decisions older than the decision with this id (`nextBefore` of the previous page).
+    pub before: Option<i64>,
+}
+
+/// One page of a target's decisions, newest first.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionPage {
+    /// The decisions.
+    pub items: Vec<DecisionRow>,
+    /// Pass as `before` for the next page; null on the last page.
+    pub next_before: Option<i64>,
+}
+
+/// A target's decision history.
+#[utoipa::path(get, path = "/api/v1/targets/{namespace}/{kind}/{name}/decisions", tag = "targets",
+    params(("namespace" = String, Path), ("kind" = String, Path), ("name" = String, Path), HistoryQuery),
+    responses((status = 200, body = super::openapi::DecisionPageDoc), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn decisions(
+    _: CanRead,
+    State(state): State<ApiState>,
+    ApiPath(path): ApiPath<TargetPath>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> Result<Json<DecisionPage>, ApiError> {
+    let key = path.key()?;
+    let skey = crate::target::store_key(&key);
+    state.shared.store.get_target(&skey).await?.ok_or_else(|| not_found(&key))?;
+    let limit = match q.limit {
+        None | Some(0) => DEFAULT_HISTORY,
+        Some(n) => n.min(scalehub_store::MAX_HISTORY),
+    };
+    let items = state.shared.store.decisions(&skey, q.before, limit).await?;
+    let next_before = if items.len() as u32 == limit { items.last().map(|d| d.id) } else { None };
+    Ok(Json(DecisionPage { items, next_before }))
+}
+
+/// The 404 for a target the hub has no record of.
+pub fn not_found(key: &TargetKey) -> ApiError {
+    ApiError::not_found(format!("no target {key}: the workload is not opted in, or has not been seen yet"))
+}
+
+/// The hub's key of a store key, if its kind is one scalehub knows.
+fn hub_key(k: &scalehub_store::TargetKey) -> Option<TargetKey> {
+    Kind::parse(&k.kind).map(|kind| TargetKey::new(&k.namespace, kind, &k.name))
+}
+
+/// The spec the target's loop runs with now, if it runs and its annotations are valid.
+fn live_spec(state: &ApiState, key: &TargetKey) -> Option<TargetSpec> {
+    let loops = state.shared.loops.read().ok()?;
+    let input = loops.get(key)?.input.borrow().clone();
+    input.spec.as_ref().ok().cloned()
+}

@@ -1,0 +1,70 @@
+//! Test support: a hub's shared state without a cluster, with a clock the test sets.
+//!
+//! Used by the API's unit tests and by `tests/api`; the hub itself never calls it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use scalehub_core::config::Config;
+
+use super::auth::Auth;
+use super::ApiState;
+use crate::target::{Clock, Shared};
+
+/// A clock that stands still until the test moves it.
+#[derive(Clone, Debug)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock showing `ms` (unix milliseconds).
+    pub fn at(ms: i64) -> Self {
+        Self(Arc::new(AtomicI64::new(ms)))
+    }
+
+    /// The time it shows.
+    pub fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Moves it forward by `ms`.
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    /// The clock as `Shared` takes it.
+    pub fn clock(&self) -> Clock {
+        let inner = self.0.clone();
+        Arc::new(move || inner.load(Ordering::SeqCst))
+    }
+}
+
+/// Shared state over `store` whose kube client points at a closed port: anything that would
+/// reach a cluster fails, which the API tests never need. Must run inside a tokio runtime.
+pub fn shared(store: scalehub_store::Store, clock: Clock, leader: bool) -> anyhow::Result<Arc<Shared>> {
+    let config = Arc::new(Config::from_yaml_str("{}")?);
+    let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse()?))?;
+    Ok(Arc::new(Shared {
+        client: client.clone(),
+        profiles: crate::profile::Profiles::new(config),
+        store,
+        hooks: scalehub_hooks::HookRunner::new(scalehub_hooks::HookRunnerConfig::default()),
+        pods: Default::default(),
+        hpas: Default::default(),
+        scaler: crate::scaler::Scaler::new(client.clone()),
+        events: crate::events::Events::spawn(client, "scalehub-test", Duration::from_secs(300)),
+        metrics: crate::telemetry::Metrics::new(),
+        leader: tokio::sync::watch::channel(leader).1,
+        overrides: RwLock::new(HashMap::new()),
+        restored: Mutex::new(HashMap::new()),
+        clock,
+        loops: RwLock::new(HashMap::new()),
+        stream: super::stream::channel(),
+    }))
+}
+
+/// API state over `shared`, ready, with `auth`.
+pub fn state(shared: Arc<Shared>, auth: Auth) -> ApiState {
+    ApiState::new(shared, Arc::new(AtomicBool::new(true)), auth, "scalehub-test", Default::default())
+}
