@@ -92,25 +92,32 @@ export function eventKey(data) {
 }
 
 /**
- * The live stream: one EventSource shared by every view. Listeners get
- * ('decision' | 'target', payload); `onStatus` gets 'live' | 'connecting' | 'offline'.
+ * The live stream: one EventSource at a time, shared by the views. `connect(params)` (re)opens
+ * it with the API's filters (a target page asks for its own target only). Listeners get
+ * ('decision' | 'target' | 'lagged', payload); status listeners get 'live' | 'connecting' | 'offline'.
  */
 export class Stream {
   constructor() {
     this.listeners = new Set();
     this.statusListeners = new Set();
     this.source = null;
+    this.query = null;
   }
 
-  start() {
-    if (this.source || typeof EventSource === 'undefined') return;
+  connect(params = {}) {
+    if (typeof EventSource === 'undefined') return;
+    const url = new URL(`${BASE}/stream`, location.origin);
+    for (const [k, v] of Object.entries(params)) if (v) url.searchParams.set(k, v);
+    if (this.source && this.query === url.search) return;
+    if (this.source) this.source.close();
+    this.query = url.search;
     this.setStatus('connecting');
-    const source = new EventSource(`${BASE}/stream`);
+    const source = new EventSource(url);
     this.source = source;
     source.onopen = () => this.setStatus('live');
     // EventSource reconnects by itself; only report the gap.
     source.onerror = () => this.setStatus(source.readyState === EventSource.CLOSED ? 'offline' : 'connecting');
-    for (const type of ['decision', 'target']) {
+    for (const type of ['decision', 'target', 'lagged']) {
       source.addEventListener(type, (ev) => {
         let data;
         try {
@@ -139,4 +146,10 @@ export class Stream {
     this.statusListeners.add(fn);
     fn(this.status || 'offline');
   }
+}
+
+/** A decision's identity in the page. Streamed decisions carry id 0 (sent before the
+ * commit), so the time and run type identify it until the stored row replaces it. */
+export function decisionKey(d) {
+  return `${d.time}|${d.runType}`;
 }

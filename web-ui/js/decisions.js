@@ -2,6 +2,7 @@
 // reason chain, the hook outcomes and the rest of the record.
 
 import { h, replace } from './dom.js';
+import { decisionKey } from './api.js';
 import { localTime, fullTime, duration, replicas } from './format.js';
 import { outcomeBadge, mainReason } from './state.js';
 
@@ -9,23 +10,24 @@ import { outcomeBadge, mainReason } from './state.js';
 export function renderDecisions(tbody, decisions, open, { fresh = new Set() } = {}) {
   const rows = [];
   for (const d of decisions) {
-    const isOpen = open.has(d.id);
+    const id = decisionKey(d);
+    const isOpen = open.has(id);
     const toggle = () => {
-      if (open.has(d.id)) open.delete(d.id);
-      else open.add(d.id);
+      if (open.has(id)) open.delete(id);
+      else open.add(id);
       renderDecisions(tbody, decisions, open);
     };
     const change = d.finalReplicas !== null && d.finalReplicas !== undefined && d.currentReplicas !== null
       && d.finalReplicas !== d.currentReplicas;
     rows.push(h('tr', {
-      class: `drow${isOpen ? ' open' : ''}${fresh.has(d.id) ? ' fresh' : ''}`, tabindex: '0', 'aria-expanded': String(isOpen),
-      'data-id': d.id, 'data-codes': (Array.isArray(d.reasons) ? d.reasons : []).map((r) => r && r.code).join(' '),
+      class: `drow${isOpen ? ' open' : ''}${fresh.has(id) ? ' fresh' : ''}`, tabindex: '0', 'aria-expanded': String(isOpen),
+      'data-id': id, 'data-codes': (Array.isArray(d.reasons) ? d.reasons : []).map((r) => r && r.code).join(' '),
       'data-outcome': d.outcome, onclick: toggle,
       onkeydown: (ev) => {
         if (ev.key === 'Enter' || ev.key === ' ') {
           ev.preventDefault();
           toggle();
-          tbody.querySelector(`tr.drow[data-id="${d.id}"]`)?.focus();
+          tbody.querySelector(`tr.drow[data-id="${CSS.escape(id)}"]`)?.focus();
         }
       },
     },
@@ -63,7 +65,7 @@ export function detail(d) {
       d.evaluation ? [h('dt', {}, 'Evaluation'), h('dd', {}, h('code', {}, JSON.stringify(d.evaluation)))] : null,
       h('dt', {}, 'Scale call'), h('dd', {}, d.scaled ? d.scaleResult || 'made' : 'not made'),
       d.error ? [h('dt', {}, 'Error'), h('dd', { class: 'status-bad' }, d.error)] : null,
-      h('dt', {}, 'Decision id'), h('dd', { class: 'mono' }, String(d.id))),
+      d.id ? [h('dt', {}, 'Decision id'), h('dd', { class: 'mono' }, String(d.id))] : null),
     h('h3', {}, `Hooks (${hooks.length})`),
     hooks.length ? hookTable(hooks) : h('p', { class: 'muted' }, 'No hooks ran (built-in evaluation or no stage reached).'));
 }

@@ -188,7 +188,8 @@ export function renderFleet(root, { stream }) {
   function row(t, i) {
     const cur = t.currentReplicas;
     const want = t.desiredReplicas;
-    const wantClass = want > cur ? 'want-up' : want < cur ? 'want-down' : '';
+    const known = typeof want === 'number' && typeof cur === 'number';
+    const wantClass = known && want > cur ? 'want-up' : known && want < cur ? 'want-down' : '';
     const d = t.lastDecision;
     const when = d ? d.time : t.updatedAt;
     const el = h('a', {

@@ -34,10 +34,12 @@ function route() {
     replace(crumbs, h('a', { href: '/', 'data-link': true }, 'Fleet'), h('span', { class: 'sep' }, '/'),
       h('span', {}, `${ns} / ${kind} / ${name}`));
     document.title = `${name} · scalehub`;
+    stream.connect({ namespace: ns, kind, name });
     teardown = renderTarget(app, { namespace: ns, kind, name }, { stream, navigate });
   } else {
     replace(crumbs, h('span', {}, 'Fleet'));
     document.title = 'scalehub';
+    stream.connect({});
     teardown = renderFleet(app, { stream, navigate });
   }
   app.focus({ preventScroll: true });
@@ -79,7 +81,6 @@ stream.onStatus((status) => {
   el.querySelector('.live-text').textContent = status === 'live' ? 'live' : status === 'connecting' ? 'reconnecting' : 'offline';
 });
 
-stream.start();
 refreshHub();
 setInterval(refreshHub, 15000);
 route();

@@ -6,8 +6,8 @@ import { h } from './dom.js';
 
 /** Badge definitions: label, icon path (12×12 viewBox) and a sentence for the tooltip. */
 export const BADGES = {
-  scaling: { label: 'scaling', icon: 'M6 1 10 5H7.5v6h-3V5H2z', title: 'The last decision changed the replica count' },
-  'scaling-down': { label: 'scaling', icon: 'M6 11 2 7h2.5V1h3v6H10z', title: 'The last decision lowered the replica count' },
+  scaling: { label: 'scaling', icon: 'M6 1 10 5H7.5v6h-3V5H2z', title: 'The hub wants more replicas than the workload has' },
+  'scaling-down': { label: 'scaling', icon: 'M6 11 2 7h2.5V1h3v6H10z', title: 'The hub wants fewer replicas than the workload has' },
   stable: { label: 'stable', icon: 'M1.5 6.5 4.5 9.5 10.5 2.5', stroke: true, title: 'The evaluation matches the current replicas' },
   stabilised: { label: 'stabilised', icon: 'M1 4h10M1 8h10', stroke: true, title: 'A stabilisation window holds the replicas' },
   'at-min': { label: 'at min', icon: 'M6 1v7M3 5l3 3 3-3M1.5 10.5h9', stroke: true, title: 'The evaluation is below the minimum; clamped to it' },
@@ -67,16 +67,16 @@ export function badgeKeys(t) {
 }
 
 function isChange(t, d) {
-  if (d.outcome === 'scaled') return true;
-  // A shadow target never scales, so compare what it would do with what it has.
-  const want = d.finalReplicas ?? t.desiredReplicas;
+  // What the target has now against what the hub wants: a finished scale is no longer "scaling".
+  // A shadow target never scales, so there this reads as "would scale".
+  const want = t.desiredReplicas ?? d.finalReplicas;
   const have = t.currentReplicas ?? d.currentReplicas;
   return want !== null && want !== undefined && have !== null && have !== undefined && want !== have;
 }
 
 function direction(t, d) {
-  const want = d.finalReplicas ?? t.desiredReplicas ?? 0;
-  const have = d.currentReplicas ?? t.currentReplicas ?? 0;
+  const want = t.desiredReplicas ?? d.finalReplicas ?? 0;
+  const have = t.currentReplicas ?? d.currentReplicas ?? 0;
   return Math.sign(want - have);
 }
 

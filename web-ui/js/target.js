@@ -181,11 +181,16 @@ export function renderTarget(root, key, { stream }) {
     }
   }
 
+  /** Adds decisions, newest first; a stored row replaces the streamed copy of itself. */
   function merge(newer) {
-    const ids = new Set(decisions.map((d) => d.id));
-    const add = newer.filter((d) => !ids.has(d.id));
-    for (const d of add) fresh.add(d.id);
-    decisions = [...add, ...decisions].sort((a, b) => b.time - a.time || b.id - a.id);
+    const byKey = new Map(decisions.map((d) => [api.decisionKey(d), d]));
+    for (const d of newer) {
+      const k = api.decisionKey(d);
+      const had = byKey.get(k);
+      if (!had) fresh.add(k);
+      if (!had || (!had.id && d.id)) byKey.set(k, d);
+    }
+    decisions = [...byKey.values()].sort((a, b) => b.time - a.time || b.id - a.id);
   }
 
   async function loadOlder() {
@@ -193,7 +198,8 @@ export function renderTarget(root, key, { stream }) {
     olderButton.disabled = true;
     try {
       const page = await api.get(`${api.targetPath(key)}/decisions`, { limit: HISTORY, before: nextBefore });
-      decisions = decisions.concat(page.items || []);
+      merge(page.items || []);
+      fresh.clear();
       nextBefore = page.nextBefore ?? null;
       renderTable();
       for (const c of charts) c.update();
@@ -205,6 +211,10 @@ export function renderTarget(root, key, { stream }) {
   const same = (k) => k && k.namespace === key.namespace && k.name === key.name && kindMatches(k.kind);
   const kindMatches = (kind) => !target || kind === target.kind;
   const unsubscribe = stream.subscribe((type, data) => {
+    if (type === 'lagged') {
+      refresh();
+      return;
+    }
     if (!target || !same(api.eventKey(data))) return;
     if (type === 'decision') {
       merge([data]);
