@@ -1,0 +1,87 @@
+//! Malformed requests, unknown endpoints, body limits and protected reads: always JSON, never a 500.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::json;
+
+use scalehub::api::auth::Auth;
+
+use crate::common::{assert_error, token_file, TestApi, ALICE, VIEWER};
+
+const URI: &str = "/api/v1/targets/shop/Deployment/web/override";
+
+fn put(body: impl Into<Body>, content_type: Option<&str>) -> Request<Body> {
+    let mut req = Request::put(URI).header("authorization", format!("Bearer {ALICE}"));
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    req.body(body.into()).unwrap()
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_400() {
+    let api = TestApi::new().await;
+    api.add_target("shop", "Deployment", "web").await;
+    assert_error(&api.send(put("{\"replicas\": 3,", Some("application/json"))).await, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_a_415() {
+    let api = TestApi::new().await;
+    api.add_target("shop", "Deployment", "web").await;
+    assert_error(&api.send(put("replicas=3", Some("application/x-www-form-urlencoded"))).await, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_error(&api.send(put("{}", None)).await, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn a_huge_body_is_a_413() {
+    let api = TestApi::new().await;
+    api.add_target("shop", "Deployment", "web").await;
+    let reason = "x".repeat(200 * 1024);
+    let body = json!({"replicas": 3, "reason": reason}).to_string();
+    assert_error(&api.send(put(body, Some("application/json"))).await, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn unknown_endpoints_and_methods_answer_in_json() {
+    let api = TestApi::new().await;
+    assert_error(&api.get("/api/v1/nothing-here").await, StatusCode::NOT_FOUND);
+    assert_error(&api.get("/api/v1/targets/a/b").await, StatusCode::NOT_FOUND);
+    assert_error(&api.call(Method::DELETE, "/api/v1/targets", Some(ALICE), None).await, StatusCode::METHOD_NOT_ALLOWED);
+    assert_error(&api.call(Method::GET, "/api/v1/targets/shop/Deployment/web/evaluation", None, None).await, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn protected_reads_need_any_valid_token() {
+    let api = TestApi::with_auth(Auth::from_text(&token_file(), true).unwrap()).await;
+    api.add_target("shop", "Deployment", "web").await;
+    for uri in ["/api/v1/targets", "/api/v1/targets/shop/deploy/web", "/api/v1/targets/shop/deploy/web/decisions", "/api/v1/hub", "/api/v1/stream"] {
+        assert_error(&api.get(uri).await, StatusCode::UNAUTHORIZED);
+        assert_error(&api.call(Method::GET, uri, Some("not-a-real-token-0000"), None).await, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = api.call(Method::GET, "/api/v1/targets", Some(VIEWER), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = api.call(Method::GET, "/api/v1/targets", Some(ALICE), None).await;
+    assert_eq!(status, StatusCode::OK);
+    // Probes and Prometheus never need a token.
+    assert_eq!(api.get("/healthz").await.0, StatusCode::OK);
+    assert_eq!(api.get("/metrics").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn protected_reads_without_a_token_file_are_forbidden() {
+    let api = TestApi::with_auth(Auth::from_config(&scalehub_core::config::ApiConfig { token_file: None, protect_reads: true }).unwrap()).await;
+    assert_error(&api.get("/api/v1/targets").await, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_401_names_the_bearer_scheme() {
+    let api = TestApi::new().await;
+    let valid = json!({"replicas": 3, "reason": "r"}).to_string();
+    let res = tower::ServiceExt::oneshot(api.app.clone(), put(valid, Some("application/json"))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "valid token, unknown target");
+    let req = Request::put(URI).header("content-type", "application/json").body(Body::from("{}")).unwrap();
+    let res = tower::ServiceExt::oneshot(api.app.clone(), req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+}

@@ -1,0 +1,93 @@
+//! Hub status, health, metrics, the OpenAPI document and the live stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use futures::StreamExt;
+use serde_json::json;
+
+use scalehub::api::stream::{publish, StreamEvent};
+
+use crate::common::{row, TestApi, T0};
+
+#[tokio::test]
+async fn hub_status_reports_version_role_and_counts() {
+    let api = TestApi::new().await;
+    api.add_target("shop", "Deployment", "web").await;
+    let (status, body) = api.get("/api/v1/hub").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["leader"], true);
+    assert_eq!(body["identity"], "scalehub-test");
+    assert_eq!(body["targets"], json!({"active": 1}));
+    assert_eq!(body["startedAt"], T0);
+    assert_eq!(body["writesEnabled"], true);
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let api = TestApi::new().await;
+    assert_eq!(api.get("/healthz").await.0, StatusCode::OK);
+    let (status, body) = api.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!("ok (leader)"));
+    api.shared.metrics.tick_lateness.observe(0.01);
+    let (_, text) = api.get("/metrics").await;
+    assert!(text.as_str().unwrap().contains("scalehub_tick_lateness_seconds_count 1"), "{text}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_endpoint() {
+    let api = TestApi::new().await;
+    let (status, doc) = api.get("/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/targets",
+        "/api/v1/targets/{namespace}/{kind}/{name}",
+        "/api/v1/targets/{namespace}/{kind}/{name}/decisions",
+        "/api/v1/targets/{namespace}/{kind}/{name}/metrics",
+        "/api/v1/targets/{namespace}/{kind}/{name}/evaluation",
+        "/api/v1/targets/{namespace}/{kind}/{name}/override",
+        "/api/v1/hub",
+        "/api/v1/stream",
+        "/api/v1/openapi.json",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(path), "missing {path}");
+    }
+    let override_path = &paths["/api/v1/targets/{namespace}/{kind}/{name}/override"];
+    assert!(override_path.get("put").is_some() && override_path.get("delete").is_some());
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in ["Target", "Decision", "Reason", "Hook", "OverrideRequest", "OverrideView", "Stabilisation", "ErrorBody", "HubStatus", "Evaluation"] {
+        assert!(schemas.contains_key(name), "missing schema {name}: {:?}", schemas.keys().collect::<Vec<_>>());
+    }
+    // The mirror of the store's target row names every field the row serialises.
+    let stored = serde_json::to_value(row("a", "Deployment", "b", "active", T0)).unwrap();
+    let documented = schemas["Target"]["properties"].as_object().unwrap();
+    for field in stored.as_object().unwrap().keys() {
+        assert!(documented.contains_key(field), "Target schema lacks {field}");
+    }
+}
+
+#[tokio::test]
+async fn the_stream_sends_decisions_and_target_changes_as_events() {
+    let api = TestApi::new().await;
+    let res = tower::ServiceExt::oneshot(api.app.clone(), Request::get("/api/v1/stream?namespace=shop").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut body = res.into_body().into_data_stream();
+    let other = row("batch", "Deployment", "workers", "active", T0);
+    publish(&api.shared.stream, || StreamEvent::Target(Arc::new(other)));
+    let mine = row("shop", "Deployment", "web", "error", T0);
+    publish(&api.shared.stream, || StreamEvent::Target(Arc::new(mine)));
+    let chunk = tokio::time::timeout(Duration::from_secs(5), body.next()).await.unwrap().unwrap().unwrap();
+    let text = String::from_utf8_lossy(&chunk);
+    assert!(text.starts_with("event: target\ndata: {"), "{text}");
+    assert!(text.contains("\"name\":\"web\"") && text.contains("\"state\":\"error\""), "the filter let another namespace through: {text}");
+}

@@ -1,0 +1,168 @@
+//! The target list, one target, and its decision history.
+
+use std::collections::HashSet;
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use scalehub_store::{DecisionRow, PolicyStateRow, TargetKey};
+
+use crate::common::{assert_error, row, TestApi, T0};
+
+fn decision(key: &TargetKey, time: i64, outcome: &str) -> DecisionRow {
+    DecisionRow {
+        id: 0,
+        key: key.clone(),
+        time,
+        run_type: "scaler".into(),
+        metrics: json!([{"resource": "web", "value": "3"}]),
+        raw_evaluation: Some(3),
+        evaluation: json!({"targetReplicas": 3}),
+        reasons: json!([{"step": "clamp", "code": "TooManyReplicas", "message": "lowered to 10", "from": 12, "to": 10}]),
+        final_replicas: Some(3),
+        current_replicas: Some(2),
+        scaled: outcome == "scaled",
+        scale_result: None,
+        error: None,
+        hooks: json!([{"stage": "evaluate", "kind": "shell", "exitCode": 0, "durationMs": 4, "queuedMs": 0, "timedOut": false}]),
+        outcome: outcome.into(),
+    }
+}
+
+#[tokio::test]
+async fn pages_walk_2500_targets_once_each_in_order() {
+    let api = TestApi::new().await;
+    let rows: Vec<_> = (0..2500).map(|i| row(&format!("ns-{:02}", i % 25), "Deployment", &format!("app-{i:04}"), "active", T0)).collect();
+    api.shared.store.upsert_targets(rows).await.unwrap();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let uri = match &cursor {
+            Some(c) => format!("/api/v1/targets?limit=1000&cursor={c}"),
+            None => "/api/v1/targets?limit=1000".to_owned(),
+        };
+        let (status, body) = api.get(&uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        pages += 1;
+        for item in body["items"].as_array().unwrap() {
+            seen.push(format!("{}/{}", item["namespace"].as_str().unwrap(), item["name"].as_str().unwrap()));
+        }
+        assert_eq!(body["counts"]["active"], 2500);
+        match body["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 2500);
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 2500, "a target appeared twice");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "the default sort is by key");
+}
+
+#[tokio::test]
+async fn filters_search_and_sorts_narrow_the_list() {
+    let api = TestApi::new().await;
+    api.add_target("shop", "Deployment", "web").await;
+    api.add_target("shop", "StatefulSet", "db").await;
+    api.add_target("batch", "Deployment", "workers").await;
+    api.shared.store.upsert_target(row("batch", "Deployment", "broken", "invalid", T0 + 5)).await.unwrap();
+
+    let (_, body) = api.get("/api/v1/targets?namespace=shop").await;
+    assert_eq!(body["items"].as_array().unwrap().len(), 2);
+    let (_, body) = api.get("/api/v1/targets?state=invalid").await;
+    assert_eq!(body["items"][0]["name"], "broken");
+    let (_, body) = api.get("/api/v1/targets?q=WORK").await;
+    assert_eq!(body["items"].as_array().unwrap().len(), 1, "search is case-insensitive: {body}");
+    let (_, body) = api.get("/api/v1/targets?sort=updated").await;
+    assert_eq!(body["items"][0]["name"], "broken", "newest first");
+    let (_, body) = api.get("/api/v1/targets?sort=name&namespace=&q=").await;
+    assert_eq!(body["items"][0]["name"], "broken", "empty parameters are no filter: {body}");
+    assert_eq!(body["counts"], json!({"active": 3, "invalid": 1}));
+}
+
+#[tokio::test]
+async fn bad_list_parameters_are_400s() {
+    let api = TestApi::new().await;
+    api.add_target("shop", "Deployment", "web").await;
+    for uri in [
+        "/api/v1/targets?cursor=not-a-cursor",
+        "/api/v1/targets?sort=size",
+        "/api/v1/targets?state=happy",
+        "/api/v1/targets?limit=many",
+        "/api/v1/targets?limit=-1",
+    ] {
+        assert_error(&api.get(uri).await, StatusCode::BAD_REQUEST);
+    }
+}
+
+#[tokio::test]
+async fn a_target_carries_its_last_decision_override_and_stabilisation() {
+    let api = TestApi::new().await;
+    api.add_target("shop", "Deployment", "web").await;
+    let key = TargetKey::new("shop", "Deployment", "web");
+    let state = json!({"seeded": true, "recommendations": [{"at": T0 - 120_000, "replicas": 5}, {"at": T0 - 1_000, "replicas": 3}],
+        "scaleUpEvents": [{"at": T0 - 60_000, "change": 2}], "scaleDownEvents": []});
+    api.shared.store.record_decision_committed(decision(&key, T0 - 1_000, "scaled"), Some(PolicyStateRow { key: key.clone(), state, updated_at: T0 - 1_000 })).await.unwrap();
+
+    for kind in ["Deployment", "deployments", "deploy"] {
+        let (status, body) = api.get(&format!("/api/v1/targets/shop/{kind}/web")).await;
+        assert_eq!(status, StatusCode::OK, "{kind}: {body}");
+        assert_eq!(body["kind"], "Deployment");
+        assert_eq!(body["currentReplicas"], 2);
+        assert_eq!(body["lastDecision"]["outcome"], "scaled");
+        assert_eq!(body["lastDecision"]["reasons"][0]["code"], "TooManyReplicas");
+        assert_eq!(body["override"], json!(null));
+        let stab = &body["stabilisation"];
+        assert_eq!(stab["recommendations"].as_array().unwrap().len(), 2, "{stab}");
+        assert_eq!(stab["downscaleWindowMs"], 300_000);
+        assert_eq!(stab["upscaleWindowMs"], 0);
+        assert_eq!(stab["lowerBound"], 5, "the 5 of two minutes ago holds scale-down: {stab}");
+        assert_eq!(stab["upperBound"], json!(null));
+        assert_eq!(stab["scaleUpEvents"][0]["change"], 2);
+        assert_eq!(body["overrideHistory"], json!([]));
+    }
+    let (_, list) = api.get("/api/v1/targets").await;
+    assert_eq!(list["items"][0]["lastDecision"]["finalReplicas"], 3);
+}
+
+#[tokio::test]
+async fn unknown_targets_and_kinds_are_json_404s() {
+    let api = TestApi::new().await;
+    api.add_target("shop", "Deployment", "web").await;
+    assert_error(&api.get("/api/v1/targets/shop/Deployment/nope").await, StatusCode::NOT_FOUND);
+    let got = api.get("/api/v1/targets/shop/CronJob/web").await;
+    assert_error(&got, StatusCode::NOT_FOUND);
+    assert!(got.1["error"].as_str().unwrap().contains("CronJob"), "{}", got.1);
+    assert_error(&api.get("/api/v1/targets/shop/Deployment/nope/decisions").await, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn history_pages_newest_first_with_a_before_cursor() {
+    let api = TestApi::new().await;
+    api.add_target("shop", "Deployment", "web").await;
+    let key = TargetKey::new("shop", "Deployment", "web");
+    for i in 0..120 {
+        api.shared.store.record_decision(decision(&key, T0 + i * 1000, "unchanged"), None).await.unwrap();
+    }
+    api.shared.store.flush().await.unwrap();
+    let mut times = Vec::new();
+    let mut uri = "/api/v1/targets/shop/deploy/web/decisions?limit=50".to_owned();
+    loop {
+        let (status, body) = api.get(&uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        times.extend(body["items"].as_array().unwrap().iter().map(|d| d["time"].as_i64().unwrap()));
+        match body["nextBefore"].as_i64() {
+            Some(id) => uri = format!("/api/v1/targets/shop/deploy/web/decisions?limit=50&before={id}"),
+            None => break,
+        }
+    }
+    assert_eq!(times.len(), 120);
+    assert!(times.windows(2).all(|w| w[0] > w[1]), "newest first");
+    let (_, body) = api.get("/api/v1/targets/shop/deploy/web/decisions").await;
+    assert_eq!(body["items"].as_array().unwrap().len(), 50, "the default page is 50");
+    assert_eq!(body["items"][0]["hooks"][0]["exitCode"], 0);
+    assert_error(&api.get("/api/v1/targets/shop/deploy/web/decisions?before=yesterday").await, StatusCode::BAD_REQUEST);
+}
