@@ -41,6 +41,17 @@ pub struct StateLabels {
     pub state: String,
 }
 
+/// Labels of a request to the Kubernetes API server.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch` or `delete`.
+    pub verb: String,
+    /// The resource, with its subresource: `deployments`, `deployments/scale`, `leases`, ...
+    pub resource: String,
+    /// The HTTP status, or `error` when no response came.
+    pub code: String,
+}
+
 /// Every metric the hub exports; cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
@@ -60,6 +71,8 @@ pub struct Metrics {
     pub targets: Family<StateLabels, Gauge>,
     /// Scale calls made to the API server.
     pub scale_calls: Family<OutcomeLabels, Counter>,
+    /// Every request made to the API server (see [`counted_client`]).
+    pub apiserver_requests: Family<RequestLabels, Counter>,
     registry: Arc<Registry>,
 }
 
@@ -77,6 +90,7 @@ impl Metrics {
         let tick_lateness = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let targets = Family::<StateLabels, Gauge>::default();
         let scale_calls = Family::<OutcomeLabels, Counter>::default();
+        let apiserver_requests = Family::<RequestLabels, Counter>::default();
         registry.register("target_current_replicas", "Replicas the workload has", current_replicas.clone());
         registry.register("target_desired_replicas", "Replicas the last decision wanted", desired_replicas.clone());
         registry.register("decisions", "Decisions by outcome", decisions.clone());
@@ -85,6 +99,7 @@ impl Metrics {
         registry.register("tick_lateness_seconds", "Delay of a tick behind its schedule", tick_lateness.clone());
         registry.register("targets", "Targets by state", targets.clone());
         registry.register("scale_calls", "Scale subresource writes by result", scale_calls.clone());
+        registry.register("apiserver_requests", "Requests made to the Kubernetes API server", apiserver_requests.clone());
         Self {
             current_replicas,
             desired_replicas,
@@ -94,6 +109,7 @@ impl Metrics {
             tick_lateness,
             targets,
             scale_calls,
+            apiserver_requests,
             registry: Arc::new(registry),
         }
     }
@@ -124,5 +140,79 @@ pub fn init_logging() {
 impl From<&crate::workload::TargetKey> for TargetLabels {
     fn from(key: &crate::workload::TargetKey) -> Self {
         Self { namespace: key.namespace.clone(), kind: key.kind.as_str().into(), name: key.name.clone() }
+    }
+}
+
+/// Wraps `client` so that every request it sends (watches, lists, scale patches, Events,
+/// Leases, metrics reads) is counted in `apiserver_requests` by verb, resource and status.
+pub fn counted_client(client: kube::Client, metrics: &Metrics) -> kube::Client {
+    let namespace = client.default_namespace().to_owned();
+    let requests = metrics.apiserver_requests.clone();
+    let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+        let (client, requests) = (client.clone(), requests.clone());
+        async move {
+            let (verb, resource) = classify(req.method(), req.uri());
+            let result = client.send(req).await;
+            let code = match &result {
+                Ok(res) => res.status().as_u16().to_string(),
+                Err(_) => "error".to_owned(),
+            };
+            requests.get_or_create(&RequestLabels { verb: verb.into(), resource, code }).inc();
+            result
+        }
+    });
+    kube::Client::new(service, namespace)
+}
+
+/// The Kubernetes verb and resource of a request path such as
+/// `/apis/apps/v1/namespaces/shop/deployments/web/scale`.
+fn classify(method: &http::Method, uri: &http::Uri) -> (&'static str, String) {
+    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    let mut rest: &[&str] = match segments.first() {
+        Some(&"api") => segments.get(2..).unwrap_or_default(),
+        Some(&"apis") => segments.get(3..).unwrap_or_default(),
+        _ => &[],
+    };
+    // `namespaces/{ns}/...` scopes a resource; `namespaces` or `namespaces/{ns}` alone is one.
+    if rest.first() == Some(&"namespaces") && rest.len() > 2 {
+        rest = &rest[2..];
+    }
+    let resource = match rest {
+        [] => "other".to_owned(),
+        [resource] | [resource, _] => (*resource).to_owned(),
+        [resource, _, sub, ..] => format!("{resource}/{sub}"),
+    };
+    let named = rest.len() >= 2;
+    let watch = uri.query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let verb = match *method {
+        http::Method::GET if watch => "watch",
+        http::Method::GET if named => "get",
+        http::Method::GET => "list",
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE => "delete",
+        _ => "other",
+    };
+    (verb, resource)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(method: http::Method, uri: &str) -> (&'static str, String) {
+        classify(&method, &uri.parse().unwrap())
+    }
+
+    #[test]
+    fn requests_are_classified_by_verb_and_resource() {
+        assert_eq!(class(http::Method::PATCH, "/apis/apps/v1/namespaces/shop/deployments/web/scale"), ("patch", "deployments/scale".into()));
+        assert_eq!(class(http::Method::GET, "/apis/apps/v1/deployments?watch=true&resourceVersion=5"), ("watch", "deployments".into()));
+        assert_eq!(class(http::Method::GET, "/api/v1/namespaces/shop/pods"), ("list", "pods".into()));
+        assert_eq!(class(http::Method::GET, "/apis/coordination.k8s.io/v1/namespaces/default/leases/scalehub"), ("get", "leases".into()));
+        assert_eq!(class(http::Method::POST, "/apis/events.k8s.io/v1/namespaces/shop/events"), ("create", "events".into()));
+        assert_eq!(class(http::Method::GET, "/api/v1/namespaces/shop"), ("get", "namespaces".into()));
+        assert_eq!(class(http::Method::GET, "/version"), ("list", "other".into()));
     }
 }

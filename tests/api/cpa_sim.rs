@@ -168,6 +168,11 @@ async fn the_cpa_calls_run_the_hooks_and_only_a_real_run_scales() {
     let runs: Vec<&str> = history["items"].as_array().unwrap().iter().map(|d| d["runType"].as_str().unwrap()).collect();
     assert_eq!(runs, ["api", "api_dry_run", "api_dry_run"], "{history}");
     assert_eq!(history["items"][0]["outcome"], "scaled");
+
+    let text = env.hub.shared.metrics.encode();
+    let line = r#"scalehub_apiserver_requests_total{verb="patch",resource="deployments/scale",code="200"} 1"#;
+    assert!(text.contains(line), "the scale call was not counted:\n{text}");
+    assert!(text.contains(r#"verb="watch",resource="deployments""#), "{text}");
     env.stop().await;
 }
 
