@@ -66,6 +66,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let list = pods.list(&ListParams::default().labels("app=w42")).await?;
     println!("list pods with labelSelector app=w42 ({} items): {:?}", list.items.len(), t.elapsed());
     let t = Instant::now();
+    let req = http::Request::get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dw42").body(Vec::new())?;
+    let m: serde_json::Value = client.request(req).await?;
+    println!("PodMetrics for one workload ({} items): {:?}", m["items"].as_array().map_or(0, Vec::len), t.elapsed());
+    let t = Instant::now();
     let mut count = 0;
     let mut pages = 0;
     let mut lp = ListParams::default().limit(500);

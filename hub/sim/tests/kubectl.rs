@@ -76,6 +76,11 @@ async fn kubectl_manages_a_deployment_end_to_end() {
     .await;
     let pods = kubectl(&kc, &["get", "pods", "-l", "app in (web,other)", "-o", "name"]).await;
     assert_eq!(pods.lines().count(), 3, "{pods}");
+    // Server-side Table columns, as with a real server.
+    let table = kubectl(&kc, &["get", "deploy", "web"]).await;
+    assert!(table.contains("READY") && table.contains("3/3"), "{table}");
+    let table = kubectl(&kc, &["get", "pods"]).await;
+    assert!(table.contains("Running") && table.contains("1/1"), "{table}");
 
     let raw = kubectl(&kc, &["get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dweb"]).await;
     let metrics: Value = serde_json::from_str(&raw).unwrap();
