@@ -35,6 +35,8 @@ impl Browser {
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            // A zone other than the machine's UTC, so the screenshots show that times are local.
+            .env("TZ", "Europe/Berlin")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -3,6 +3,18 @@
 const BASE = '/api/v1';
 const TOKEN_KEY = 'scalehub.token';
 
+let hub = null;
+
+/** The last `/api/v1/hub` answer (version, leader, writesEnabled, readsProtected), or null. */
+export function hubInfo() {
+  return hub;
+}
+
+/** Remembers the hub's answer for the views. */
+export function setHubInfo(info) {
+  hub = info;
+}
+
 /** An API failure, with the HTTP status and the server's `error` message. */
 export class ApiError extends Error {
   constructor(status, message) {

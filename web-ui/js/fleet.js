@@ -44,7 +44,7 @@ export function renderFleet(root, { stream }) {
   const sparks = new Sparklines();
 
   const search = h('input', {
-    class: 'search', type: 'search', placeholder: 'Search name or namespace…', value: filter.q,
+    class: 'search', type: 'search', placeholder: 'Search name or namespace  ( / )', value: filter.q,
     'aria-label': 'Search targets by name or namespace', id: 'fleet-search',
   });
   const nsInput = h('input', {
@@ -269,6 +269,14 @@ export function renderFleet(root, { stream }) {
       paint();
     });
   });
+  // "/" jumps to the search box, as on most list pages.
+  const onKey = (ev) => {
+    if (ev.key === '/' && !/^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement?.tagName || '')) {
+      ev.preventDefault();
+      search.focus();
+    }
+  };
+  document.addEventListener('keydown', onKey);
   const onResize = debounce(paint, 100);
   window.addEventListener('resize', onResize);
   search.addEventListener('input', debounce(() => setFilter({ q: search.value.trim() }), 250));
@@ -320,6 +328,7 @@ export function renderFleet(root, { stream }) {
     unsubscribe();
     clearInterval(ticker);
     window.removeEventListener('resize', onResize);
+    document.removeEventListener('keydown', onKey);
     sparks.stop();
     generation += 1;
   };

@@ -60,6 +60,7 @@ async function refreshHub() {
   const box = document.getElementById('hub-summary');
   try {
     const hub = await api.get('/hub');
+    api.setHubInfo(hub);
     const total = Object.values(hub.targets || {}).reduce((a, b) => a + b, 0);
     const role = hub.leader ? 'Leader' : 'Standby';
     replace(box,
@@ -81,6 +82,6 @@ stream.onStatus((status) => {
   el.querySelector('.live-text').textContent = status === 'live' ? 'live' : status === 'connecting' ? 'reconnecting' : 'offline';
 });
 
-refreshHub();
+// The first view waits for the hub's answer, so it knows whether writes are enabled.
+refreshHub().finally(route);
 setInterval(refreshHub, 15000);
-route();

@@ -45,6 +45,14 @@ export function renderOverride(el, target, onChange) {
     }
   }
 
+  const hub = api.hubInfo();
+  if (hub && hub.writesEnabled === false) {
+    // Say so up front rather than after the reader has filled in the form.
+    replace(el, active, h('p', { class: 'muted', id: 'writes-disabled' },
+      'This hub accepts no writes: it was started without a token file (',
+      h('code', {}, 'api.tokenFile'), '), so overrides cannot be set here. The REST API explains the same with 403.'));
+    return;
+  }
   replace(el, active, overrideForm(target, onChange, Boolean(o)));
 }
 

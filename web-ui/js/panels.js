@@ -15,8 +15,11 @@ export function renderStabilisation(el, t) {
   const inWindow = (ms) => recs.filter((r) => ms > 0 && r.at > now - ms);
   const down = inWindow(s.downscaleWindowMs);
   const up = inWindow(s.upscaleWindowMs);
-  const floor = down.length ? down.reduce((a, r) => (r.replicas >= a.replicas ? r : a)) : null;
-  const ceiling = up.length ? up.reduce((a, r) => (r.replicas <= a.replicas ? r : a)) : null;
+  const floor = down.length ? { ...down.reduce((a, r) => (r.replicas >= a.replicas ? r : a)) } : null;
+  const ceiling = up.length ? { ...up.reduce((a, r) => (r.replicas <= a.replicas ? r : a)) } : null;
+  // The hub's own figures win over the ones derived here from the samples.
+  if (floor && typeof s.lowerBound === 'number') floor.replicas = s.lowerBound;
+  if (ceiling && typeof s.upperBound === 'number') ceiling.replicas = s.upperBound;
   const line = (label, windowMs, bound, words) => [
     h('dt', {}, label),
     h('dd', {}, !windowMs ? 'off (0s)' : bound
