@@ -79,7 +79,7 @@ function overrideForm(target, onChange, replacing) {
   const num = (name, label, value) => h('div', { class: 'row' },
     h('label', { for: `ov-${name}` }, label),
     h('input', { id: `ov-${name}`, name, type: 'number', min: 0, step: 1, value: value ?? '', inputmode: 'numeric' }));
-  const pinFields = h('div', { class: 'row', 'data-for': 'pin' }, num('replicas', 'Replicas', target.currentReplicas));
+  const pinFields = h('div', { class: 'row', 'data-for': 'pin' }, num('replicas', 'Replicas', target.override?.replicas ?? target.currentReplicas));
   const boundFields = h('div', { class: 'row2', 'data-for': 'bounds', hidden: true },
     num('minReplicas', 'Min replicas', spec.minReplicas), num('maxReplicas', 'Max replicas', spec.maxReplicas));
   const pauseFields = h('div', { class: 'row', 'data-for': 'pause', hidden: true },
