@@ -14,8 +14,9 @@ pub struct ApiError {
     pub reason: &'static str,
     /// Human-readable message.
     pub message: String,
-    /// `Status.details` (name, group, kind) when the error concerns one object.
-    pub details: Option<Details>,
+    /// `Status.details` (name, group, kind) when the error concerns one object; boxed to keep
+    /// `Result<_, ApiError>` small on the hot path.
+    pub details: Option<Box<Details>>,
     /// `Retry-After` seconds for 429/503.
     pub retry_after: Option<u64>,
 }
@@ -107,7 +108,7 @@ impl ApiError {
 
     /// Sets `Status.details`.
     pub fn with_details(mut self, group: &str, plural: &str, name: &str) -> Self {
-        self.details = Some(Details { name: name.into(), group: group.into(), kind: plural.into() });
+        self.details = Some(Box::new(Details { name: name.into(), group: group.into(), kind: plural.into() }));
         self
     }
 

@@ -172,11 +172,14 @@ pub fn parse_duration_secs(text: &str) -> Result<f64, LoadError> {
     Ok(n * factor)
 }
 
+/// Parsed curves keyed by (annotation text, is CPU); None caches a parse failure.
+type CurveCache = HashMap<(String, bool), Option<Arc<Curve>>>;
+
 /// Parsed curves by annotation text, and the time origin.
 #[derive(Debug)]
 pub struct LoadModel {
     start: Instant,
-    cache: Mutex<HashMap<(String, bool), Option<Arc<Curve>>>>,
+    cache: Mutex<CurveCache>,
 }
 
 impl Default for LoadModel {

@@ -64,7 +64,7 @@ pub(crate) fn handle(state: &AppState, def: &ResourceDef, ns: &str, name: &str, 
         "patch" => Some(PatchKind::from_content_type(content_type).ok_or_else(|| ApiError::unsupported_media_type(content_type))?),
         _ => return Err(ApiError::method_not_allowed(format!("{verb} is not supported on scale"))),
     };
-    if !state.store.get(def.storage, ns, name).is_some() {
+    if state.store.get(def.storage, ns, name).is_none() {
         return Err(not_found());
     }
     let (obj, _) = state.store.write(def, ns, name, WriteMode::Main, false, params.dry_run(), |old| {

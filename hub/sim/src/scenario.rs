@@ -294,6 +294,15 @@ faults:
     }
 
     #[test]
+    fn the_demo_scenario_parses_and_applies() {
+        let s = Scenario::from_yaml(include_str!("../examples/demo-scenario.yaml"), Path::new(".")).unwrap();
+        let store = Store::new(100);
+        s.apply(&store).unwrap();
+        assert!(store.get(STATEFULSETS, "shop", "queue").is_some());
+        assert!(store.get(REPLICASETS, "default", "legacy").is_some());
+    }
+
+    #[test]
     fn trace_csv_becomes_an_interpolated_curve() {
         let curve = trace_curve("seconds,millicores\n0,100\n60,700\n").unwrap();
         assert_eq!(curve, "trace:100m@0s,700m@60s");

@@ -326,6 +326,7 @@ impl Store {
     }
 
     /// Reads, changes and commits one object under the lock.
+    #[allow(clippy::too_many_arguments)]
     ///
     /// `f` gets the current object (None when missing) and returns the desired one; when it is
     /// missing and `create_if_missing` is false the write fails with 404. Immutable metadata is

@@ -215,7 +215,7 @@ async fn pods_follow_replicas_turn_ready_and_report_metrics() {
     d.metadata.annotations = Some([("sim.scalehub.io/load".to_string(), "constant:1000m".to_string())].into());
     api.create(&PostParams::default(), &d).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let ready = common::eventually(10, || {
+    common::eventually(10, || {
         let api = api.clone();
         async move {
             let d = api.get("web").await.ok()?;
@@ -223,7 +223,6 @@ async fn pods_follow_replicas_turn_ready_and_report_metrics() {
         }
     })
     .await;
-    let _ = ready;
     let list = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
     assert_eq!(list.items.len(), 2);
     let pod = &list.items[0];
