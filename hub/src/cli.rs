@@ -112,6 +112,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { listen } => {
             let demo = crate::demo::start(listen).await?;
             println!("scalehub demo: dashboard and API on http://{}", demo.hub.addr);
+            println!("overrides need the token in {} (the part after \"demo:\")", demo.token_file.display());
             println!("simulated cluster at {} (Ctrl-C stops everything)", demo.sim.url());
             shutdown_signal().await;
             demo.shutdown().await;

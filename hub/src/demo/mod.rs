@@ -23,6 +23,8 @@ pub struct Demo {
     pub sim: scalehub_sim::SimHandle,
     /// The hub.
     pub hub: HubHandle,
+    /// The file holding the demo's write token (`demo:<token>`), for the dashboard's override form.
+    pub token_file: std::path::PathBuf,
     /// Holds the temporary database until the demo ends.
     _dir: tempfile::TempDir,
 }
@@ -42,8 +44,15 @@ pub async fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
         .await
         .context("starting the simulator")?;
     let client = sim_client(&sim.url())?;
-    let config = Arc::new(Config::from_yaml_str(CONFIG).context("demo config")?);
+    let mut config = Config::from_yaml_str(CONFIG).context("demo config")?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    // A fresh random token per run, so the demo's API accepts writes (overrides) from
+    // whoever can read this file, and from nobody else.
+    let token_file = dir.path().join("tokens");
+    let token: String = rand::Rng::sample_iter(rand::rng(), rand::distr::Alphanumeric).take(32).map(char::from).collect();
+    std::fs::write(&token_file, format!("# name:token\ndemo:{token}\n")).context("writing the demo token file")?;
+    config.api.token_file = Some(token_file.clone());
+    let config = Arc::new(config);
     let database = format!("sqlite://{}", dir.path().join("scalehub.db").display());
     let listen = free_port_from(listen).await;
     let hub = hub::start(
@@ -58,7 +67,7 @@ pub async fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
         },
     )
     .await?;
-    Ok(Demo { sim, hub, _dir: dir })
+    Ok(Demo { sim, hub, token_file, _dir: dir })
 }
 
 /// A kube client for the simulator at `url`.
