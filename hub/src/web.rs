@@ -10,12 +10,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use rust_embed::{EmbeddedFile, RustEmbed};
 
-/// The files of `web-ui/`, without the developer fixtures, tests and notes.
+/// The files of `web-ui/`, without the developer fixtures, tests, notes and node metadata.
 #[derive(RustEmbed)]
 #[folder = "web-ui/"]
 #[exclude = "dev/*"]
 #[exclude = "tests/*"]
 #[exclude = "*.md"]
+#[exclude = "package.json"]
 struct Assets;
 
 /// Content-Security-Policy of every dashboard response: same-origin only, no inline scripts.
@@ -203,6 +204,7 @@ mod tests {
     async fn developer_fixtures_are_not_embedded() {
         assert!(has_asset("index.html"));
         assert!(!has_asset("README.md"));
+        assert!(!has_asset("package.json"));
         assert!(!Assets::iter().any(|p| p.starts_with("dev/") || p.starts_with("tests/")));
     }
 

@@ -2,6 +2,8 @@
 //! the demo's targets, a target page shows a chart and a decision whose reasons are visible,
 //! and an override set through the form is applied to the workload and shows up.
 //!
+//! Also runs the page's node unit tests (`web-ui/tests/`).
+//!
 //! Screenshots go to `target/screenshots/`. Without `/usr/bin/chromium` and
 //! `/usr/bin/chromedriver` the test is skipped with a printed reason (but fails under CI,
 //! where `scripts/test.sh` installs them).
@@ -25,6 +27,22 @@ const DEMO_TARGETS: [&str; 5] = [
     "shop/Deployment/typo",
     "batch/StatefulSet/queue-workers",
 ];
+
+/// The page's pure rules (badges, reasons, number and time formats) under node's test runner.
+#[test]
+fn badge_and_format_rules_pass_their_node_tests() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web-ui");
+    let out = match std::process::Command::new("node").arg("--test").arg("tests/").current_dir(&dir).output() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("SKIPPED web-ui node tests: node is not available ({e})");
+            return;
+        }
+    };
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "node --test web-ui/tests/ failed:\n{text}");
+    assert!(text.contains("# fail 0"), "{text}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_lists_explains_and_overrides_the_demo_targets() {
