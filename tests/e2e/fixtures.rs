@@ -84,7 +84,14 @@ pub fn sh(script: &str, timeout_ms: u64) -> Value {
 /// One of the python hooks in `tests/e2e/hooks/`.
 pub fn python(script: &str) -> Value {
     let path = hooks_dir().join(script);
-    shell("python3", &[&path.to_string_lossy()], 10_000)
+    shell(python3(), &[&path.to_string_lossy()], 10_000)
+}
+
+/// The system python when there is one: a version manager's shim on `PATH` (pyenv) costs
+/// ~200 ms per start, which many hubs ticking every second on two cores turn into seconds.
+fn python3() -> &'static str {
+    const SYSTEM: &str = "/usr/bin/python3";
+    if std::path::Path::new(SYSTEM).exists() { SYSTEM } else { "python3" }
 }
 
 /// The profile most tests use: `metric.py` reports the target's `param.replicas` (or the file named

@@ -51,6 +51,10 @@ enum KubeconfigSource {
 }
 
 async fn servers() -> Vec<Server> {
+    // The hub's own logs, when asked for (`RUST_LOG=info cargo test --test e2e -- --nocapture`).
+    if std::env::var_os("RUST_LOG").is_some() {
+        scalehub::telemetry::init_logging();
+    }
     let mut out = vec![sim_server().await.expect("start the in-process simulator")];
     if let Ok(path) = std::env::var(REAL_KUBECONFIG_ENV) {
         let real = real_server(&path)

@@ -37,8 +37,13 @@ async fn two_hubs(env: &Env) -> anyhow::Result<()> {
     std::fs::write(&value, "5")?;
     eventually("hub-b to lead", LEASE * 3, async || Ok(b.leader.borrow().then_some(()))).await?;
     env.wait_replicas("shared", 5).await?;
+    // The decision is committed just after the scale call; give the write batch its moment.
+    let recorded = eventually("hub-b's scale decision", WAIT, async || {
+        Ok(decisions(env, &b.shared.store, "shared").await?.into_iter().find(|d| d.outcome == "scaled"))
+    })
+    .await;
     let by_b = decisions(env, &b.shared.store, "shared").await?;
-    let scaled = by_b.iter().find(|d| d.outcome == "scaled").with_context(|| format!("hub-b recorded no scale: {}", summary(&by_b)))?;
+    let scaled = recorded.with_context(|| format!("hub-b recorded no scale: {}", summary(&by_b)))?;
     ensure!(
         scaled.current_replicas == Some(3) && scaled.final_replicas == Some(5),
         "hub-b's scale went {:?} → {:?}, expected 3 → 5",

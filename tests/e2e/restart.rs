@@ -147,11 +147,12 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
 
     let down = env.wait_replicas("steady", 1).await;
     down.with_context(|| format!("second hub's log:\n{}", second.log_tail()))?;
+    let recorded = eventually("the scale-down decision", WAIT, async || {
+        Ok(decisions(env, &store, "steady").await?.into_iter().find(|d| d.outcome == "scaled" && d.final_replicas == Some(1)))
+    })
+    .await;
     let all = decisions(env, &store, "steady").await?;
-    let scaled_down = all
-        .iter()
-        .find(|d| d.outcome == "scaled" && d.final_replicas == Some(1))
-        .with_context(|| format!("no scale-down decision: {}", summary(&all)))?;
+    let scaled_down = recorded.with_context(|| format!("no scale-down decision: {}", summary(&all)))?;
     ensure!(
         scaled_down.time - high >= WINDOW_MS,
         "scaled down {} ms after the last high recommendation; the window is {WINDOW_MS} ms",
