@@ -1,5 +1,6 @@
 use super::*;
 use crate::resources::{DEPLOYMENTS, RESOURCES};
+use crate::selector::Selectors;
 
 fn deploy(name: &str) -> Value {
     json!({"metadata": {"name": name, "labels": {"app": name}}, "spec": {"replicas": 1}})
