@@ -166,3 +166,30 @@ async fn history_pages_newest_first_with_a_before_cursor() {
     assert_eq!(body["items"][0]["hooks"][0]["exitCode"], 0);
     assert_error(&api.get("/api/v1/targets/shop/deploy/web/decisions?before=yesterday").await, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_stays_fast_with_10000_targets_that_all_have_decisions() {
+    let api = TestApi::new().await;
+    let rows: Vec<_> = (0..10_000).map(|i| row(&format!("ns-{:03}", i % 100), "Deployment", &format!("app-{i:05}"), "active", T0)).collect();
+    let keys: Vec<_> = rows.iter().map(|r| r.key.clone()).collect();
+    api.shared.store.upsert_targets(rows).await.unwrap();
+    for key in &keys {
+        api.shared.store.record_decision(decision(key, T0, "unchanged"), None).await.unwrap();
+    }
+    api.shared.store.flush().await.unwrap();
+    let (_, first) = api.get("/api/v1/targets?limit=100").await;
+    let cursor = first["nextCursor"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    for uri in [
+        format!("/api/v1/targets?limit=100&cursor={cursor}"),
+        "/api/v1/targets?limit=100&sort=updated".to_owned(),
+        "/api/v1/targets?limit=100&q=app-09".to_owned(),
+        "/api/v1/targets?limit=100&namespace=ns-042&sort=name".to_owned(),
+    ] {
+        let (status, body) = api.get(&uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["items"][0]["lastDecision"].is_object(), "{uri}");
+    }
+    // Generous for a debug build on a small machine; a full scan per page would take far longer.
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "four pages took {:?}", started.elapsed());
+}
