@@ -15,8 +15,14 @@
 //! token). Reads are open unless `api.protectReads` is set; then any valid token reads.
 //! With no token file, writes are refused with 403 (there is nobody they could be
 //! attributed to), and protected reads are refused too.
+//!
+//! The file is read again when its modification time changes (checked at most every few
+//! seconds), so a rotated Secret takes effect without a restart; a file that no longer
+//! parses keeps the previous tokens and logs why.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -75,16 +81,67 @@ struct Entry {
     role: Role,
 }
 
+/// How often the token file's modification time is checked, at most.
+const RECHECK: Duration = Duration::from_secs(2);
+
+/// The tokens, and the file they came from (if any) to notice rotations.
+struct Tokens {
+    path: Option<PathBuf>,
+    recheck: Duration,
+    loaded: RwLock<Loaded>,
+}
+
+struct Loaded {
+    entries: Arc<Vec<Entry>>,
+    modified: Option<SystemTime>,
+    checked: Instant,
+}
+
+impl Tokens {
+    fn new(entries: Vec<Entry>, path: Option<PathBuf>, modified: Option<SystemTime>) -> Self {
+        let loaded = Loaded { entries: Arc::new(entries), modified, checked: Instant::now() };
+        Self { path, recheck: RECHECK, loaded: RwLock::new(loaded) }
+    }
+
+    /// The current tokens, re-reading the file first if it changed.
+    fn entries(&self) -> Arc<Vec<Entry>> {
+        let Ok(loaded) = self.loaded.read() else { return Arc::default() };
+        let (Some(path), true) = (&self.path, loaded.checked.elapsed() >= self.recheck) else {
+            return loaded.entries.clone();
+        };
+        drop(loaded);
+        let Ok(mut loaded) = self.loaded.write() else { return Arc::default() };
+        loaded.checked = Instant::now();
+        let modified = modified(path);
+        if modified != loaded.modified {
+            match read_file(path) {
+                Ok(entries) => {
+                    tracing::info!(path = %path.display(), tokens = entries.len(), "token file reloaded");
+                    loaded.entries = Arc::new(entries);
+                    loaded.modified = modified;
+                }
+                // Keep serving the old tokens: locking everyone out over a typo helps nobody.
+                Err(e) => tracing::warn!(error = %e, "token file changed but cannot be used; keeping the previous tokens"),
+            }
+        }
+        loaded.entries.clone()
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
 /// The API's access rules: the tokens (if any) and whether reads need one.
 pub struct Auth {
-    tokens: Option<Vec<Entry>>,
+    tokens: Option<Tokens>,
     protect_reads: bool,
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Names only: tokens must never reach a log.
-        let names: Option<Vec<&str>> = self.tokens.as_ref().map(|t| t.iter().map(|e| e.name.as_str()).collect());
+        let names: Option<Vec<String>> = self.tokens.as_ref().map(|t| t.entries().iter().map(|e| e.name.clone()).collect());
         f.debug_struct("Auth").field("tokens", &names).field("protect_reads", &self.protect_reads).finish()
     }
 }
@@ -98,7 +155,7 @@ impl Auth {
     /// The rules of the config's `api` section; reads the token file if one is named.
     pub fn from_config(config: &scalehub_core::config::ApiConfig) -> Result<Self, AuthError> {
         let tokens = match &config.token_file {
-            Some(path) => Some(read_file(path)?),
+            Some(path) => Some(Tokens::new(read_file(path)?, Some(path.clone()), modified(path))),
             None => None,
         };
         Ok(Self { tokens, protect_reads: config.protect_reads })
@@ -106,7 +163,15 @@ impl Auth {
 
     /// Rules from the text of a token file (tests, or a file read elsewhere).
     pub fn from_text(text: &str, protect_reads: bool) -> Result<Self, AuthError> {
-        Ok(Self { tokens: Some(parse(text)?), protect_reads })
+        Ok(Self { tokens: Some(Tokens::new(parse(text)?, None, None)), protect_reads })
+    }
+
+    /// Checks the token file for changes every `every` instead of every 2 s (tests).
+    pub fn recheck_every(mut self, every: Duration) -> Self {
+        if let Some(tokens) = &mut self.tokens {
+            tokens.recheck = every;
+        }
+        self
     }
 
     /// Whether reads need a token.
@@ -150,7 +215,7 @@ impl Auth {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err(unauthorized("the Authorization header must be Bearer <token>")),
         };
-        let entries = self.tokens.as_deref().unwrap_or_default();
+        let entries = self.tokens.as_ref().map(Tokens::entries).unwrap_or_default();
         // Compare with every entry, without stopping at a match, so timing says nothing
         // about which entry (or how much of a token) matched.
         let mut found = None;
@@ -287,6 +352,28 @@ mod tests {
         }
         let dup = "a:bbbbbbbbbbbbbbbbbbbb\nb:bbbbbbbbbbbbbbbbbbbb";
         assert!(matches!(Auth::from_text(dup, false), Err(AuthError::Line { line: 2, .. })));
+    }
+
+    #[test]
+    fn a_rewritten_token_file_takes_effect_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        std::fs::write(&path, "alice:aaaaaaaaaaaaaaaaaaaa\n").unwrap();
+        let config = scalehub_core::config::ApiConfig { token_file: Some(path.clone()), protect_reads: false };
+        let auth = Auth::from_config(&config).unwrap().recheck_every(Duration::ZERO);
+        assert!(auth.check_write(&bearer("aaaaaaaaaaaaaaaaaaaa")).is_ok());
+
+        let rotate = |text: &str, secs: u64| {
+            std::fs::write(&path, text).unwrap();
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
+        };
+        rotate("alice:bbbbbbbbbbbbbbbbbbbb\n", 1_000);
+        assert!(auth.check_write(&bearer("aaaaaaaaaaaaaaaaaaaa")).is_err(), "the old token still works");
+        assert!(auth.check_write(&bearer("bbbbbbbbbbbbbbbbbbbb")).is_ok());
+
+        rotate("alice\n", 2_000);
+        assert!(auth.check_write(&bearer("bbbbbbbbbbbbbbbbbbbb")).is_ok(), "a broken file must keep the previous tokens");
     }
 
     #[test]
