@@ -9,7 +9,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
-use crate::fixtures::{create, decisions, deployment, events_of, opted_in, param_profile, summary, target};
+use crate::fixtures::{annotate, create, decisions, deployment, events_of, opted_in, param_profile, summary, target};
 use crate::harness::{Env, WAIT, eventually, on_every_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,44 +56,8 @@ async fn conflict(env: &Env) -> anyhow::Result<()> {
     let annotations = opted_in(&[("scalehub.io/param.replicas", "7")]);
     create(env, &deployment("contested", 2, annotations)).await?;
     // The HPA exists before the hub starts: the hub must never scale a workload an HPA owns,
-    // not even on its first tick. The real v1.20 server has no autoscaling/v2, so it gets a v1 HPA
-    // (no HPA controller runs there, and bounds 1..10 around 2 replicas would leave it alone anyway).
-    let target_ref = ("apps/v1", "Deployment", "contested");
-    if env.is_real {
-        let hpa = v1::HorizontalPodAutoscaler {
-            metadata: ObjectMeta { name: Some("contested-hpa".into()), ..Default::default() },
-            spec: Some(v1::HorizontalPodAutoscalerSpec {
-                scale_target_ref: v1::CrossVersionObjectReference {
-                    api_version: Some(target_ref.0.into()),
-                    kind: target_ref.1.into(),
-                    name: target_ref.2.into(),
-                },
-                min_replicas: Some(1),
-                max_replicas: 10,
-                target_cpu_utilization_percentage: Some(80),
-            }),
-            ..Default::default()
-        };
-        let api: Api<v1::HorizontalPodAutoscaler> = Api::namespaced(env.client.clone(), &env.ns);
-        api.create(&PostParams::default(), &hpa).await.context("create autoscaling/v1 HPA")?;
-    } else {
-        let hpa = v2::HorizontalPodAutoscaler {
-            metadata: ObjectMeta { name: Some("contested-hpa".into()), ..Default::default() },
-            spec: Some(v2::HorizontalPodAutoscalerSpec {
-                scale_target_ref: v2::CrossVersionObjectReference {
-                    api_version: Some(target_ref.0.into()),
-                    kind: target_ref.1.into(),
-                    name: target_ref.2.into(),
-                },
-                min_replicas: Some(1),
-                max_replicas: 10,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let api: Api<v2::HorizontalPodAutoscaler> = Api::namespaced(env.client.clone(), &env.ns);
-        api.create(&PostParams::default(), &hpa).await.context("create autoscaling/v2 HPA")?;
-    }
+    // not even on its first tick.
+    create_hpa(env, "contested-hpa", "contested").await?;
     let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
     let store = &hub.shared.store;
     let row = eventually("the target row in state conflict", WAIT, async || {
@@ -113,6 +77,60 @@ async fn conflict(env: &Env) -> anyhow::Result<()> {
         "a workload an HPA owns was scaled: {}",
         summary(&decided)
     );
+
+    // An HPA that appears later takes an active target out of the hub's hands as well.
+    create(env, &deployment("later", 1, opted_in(&[("scalehub.io/param.replicas", "4")]))).await?;
+    env.wait_replicas("later", 4).await?;
+    create_hpa(env, "later-hpa", "later").await?;
+    eventually("the later target's row in state conflict", WAIT, async || {
+        Ok(target(env, store, "later").await?.filter(|r| r.state == "conflict"))
+    })
+    .await?;
+    annotate(env, "later", &[("scalehub.io/param.replicas", Some("6"))]).await?;
+    env.hold_replicas("later", 4, Duration::from_secs(3)).await?;
     hub.shutdown().await;
+    Ok(())
+}
+
+/// Creates HPA `name` on Deployment `target`. The real v1.20 server has no autoscaling/v2, so it
+/// gets a v1 HPA (no HPA controller runs there, and bounds 1..10 around the replicas the tests use
+/// would leave the workload alone anyway).
+async fn create_hpa(env: &Env, name: &str, target: &str) -> anyhow::Result<()> {
+    let meta = ObjectMeta { name: Some(name.into()), ..Default::default() };
+    if env.is_real {
+        let hpa = v1::HorizontalPodAutoscaler {
+            metadata: meta,
+            spec: Some(v1::HorizontalPodAutoscalerSpec {
+                scale_target_ref: v1::CrossVersionObjectReference {
+                    api_version: Some("apps/v1".into()),
+                    kind: "Deployment".into(),
+                    name: target.into(),
+                },
+                min_replicas: Some(1),
+                max_replicas: 10,
+                target_cpu_utilization_percentage: Some(80),
+            }),
+            ..Default::default()
+        };
+        let api: Api<v1::HorizontalPodAutoscaler> = Api::namespaced(env.client.clone(), &env.ns);
+        api.create(&PostParams::default(), &hpa).await.context("create autoscaling/v1 HPA")?;
+    } else {
+        let hpa = v2::HorizontalPodAutoscaler {
+            metadata: meta,
+            spec: Some(v2::HorizontalPodAutoscalerSpec {
+                scale_target_ref: v2::CrossVersionObjectReference {
+                    api_version: Some("apps/v1".into()),
+                    kind: "Deployment".into(),
+                    name: target.into(),
+                },
+                min_replicas: Some(1),
+                max_replicas: 10,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let api: Api<v2::HorizontalPodAutoscaler> = Api::namespaced(env.client.clone(), &env.ns);
+        api.create(&PostParams::default(), &hpa).await.context("create autoscaling/v2 HPA")?;
+    }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
+use kube::api::DeleteParams;
 use serde_json::json;
 
 use crate::fixtures::{annotate, create, decisions, deployment, opted_in, param_profile, summary, target};
@@ -19,7 +20,9 @@ async fn lifecycle(env: &Env) -> anyhow::Result<()> {
     let store = &hub.shared.store;
     let annotations = opted_in(&[("scalehub.io/param.replicas", "8"), ("scalehub.io/max-replicas", "5")]);
     create(env, &deployment("edit", 1, annotations)).await?;
+    create(env, &deployment("doomed", 1, opted_in(&[("scalehub.io/param.replicas", "2")]))).await?;
     env.wait_replicas("edit", 5).await?;
+    env.wait_replicas("doomed", 2).await?;
 
     // Raising the bound takes effect on a following tick, with the same hub.
     annotate(env, "edit", &[("scalehub.io/max-replicas", Some("7"))]).await?;
@@ -40,6 +43,16 @@ async fn lifecycle(env: &Env) -> anyhow::Result<()> {
     env.hold_replicas("edit", 7, Duration::from_secs(3)).await?;
     let later = decisions(env, store, "edit").await?;
     ensure!(later.len() == kept.len(), "an opted-out target was still decided for: {}", summary(&later[..later.len().saturating_sub(kept.len())]));
+
+    // Deleting a workload ends its loop the same way, and its history stays too.
+    env.deployments().delete("doomed", &DeleteParams::default()).await.context("delete deployment doomed")?;
+    eventually("the deleted target's row in state removed", WAIT, async || {
+        Ok(target(env, store, "doomed").await?.filter(|r| r.state == "removed"))
+    })
+    .await?;
+    store.flush().await.context("flush")?;
+    let history = decisions(env, store, "doomed").await?;
+    ensure!(history.iter().any(|d| d.outcome == "scaled"), "the deleted target's history is gone: {}", summary(&history));
     hub.shutdown().await;
     Ok(())
 }

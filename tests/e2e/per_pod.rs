@@ -24,7 +24,12 @@ async fn pod_names(pods: &Api<Pod>) -> anyhow::Result<BTreeSet<String>> {
 }
 
 async fn per_pod(env: &Env) -> anyhow::Result<()> {
-    let annotations = opted_in(&[("scalehub.io/run-mode", "per-pod"), ("scalehub.io/param.replicas", "3")]);
+    // The metric hook fails unless it is given a Pod.
+    let annotations = opted_in(&[
+        ("scalehub.io/run-mode", "per-pod"),
+        ("scalehub.io/param.replicas", "3"),
+        ("scalehub.io/param.expectKind", "Pod"),
+    ]);
     create(env, &deployment("fleet", 2, annotations)).await?;
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     // The simulator's controllers and the real controller-manager create the pods; if the real

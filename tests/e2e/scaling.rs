@@ -15,7 +15,8 @@ async fn an_annotated_deployment_is_scaled_to_its_evaluation() {
 async fn scaled_to_evaluation(env: &Env) -> anyhow::Result<()> {
     let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
     let store = &hub.shared.store;
-    create(env, &deployment("web", 1, opted_in(&[("scalehub.io/param.replicas", "4")]))).await?;
+    let annotations = opted_in(&[("scalehub.io/param.replicas", "4"), ("scalehub.io/param.expectKind", "Deployment")]);
+    create(env, &deployment("web", 1, annotations)).await?;
     env.wait_replicas("web", 4).await?;
 
     let scaled = eventually("a `scaled` decision in the store", WAIT, async || {
