@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::patch::{self, PatchError, PatchKind};
-use crate::resources::{self, ResourceDef};
+use crate::resources::ResourceDef;
 use crate::router::{Params, Target};
 use crate::selector::{FieldSelector, LabelSelector, Selectors};
 use crate::store::{Obj, WriteMode, set_type_meta};
@@ -83,7 +83,7 @@ pub(crate) fn list_response(def: &ResourceDef, items: &[Obj], rv: u64, continue_
 /// Label and field selectors from the query.
 pub(crate) fn selectors(def: &ResourceDef, params: &Params) -> Result<Selectors, ApiError> {
     let labels = LabelSelector::parse(params.get("labelSelector").unwrap_or("")).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let fields = FieldSelector::parse(params.get("fieldSelector").unwrap_or(""), def.storage == resources::PODS)
+    let fields = FieldSelector::parse(params.get("fieldSelector").unwrap_or(""), crate::selector::extra_fields(def.group, def.plural))
         .map_err(|e| ApiError::bad_request(format!("unable to parse fieldSelector: {e}")))?;
     Ok(Selectors { labels, fields })
 }

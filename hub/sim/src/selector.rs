@@ -154,8 +154,9 @@ pub struct FieldSelector {
 }
 
 impl FieldSelector {
-    /// Parses a field selector, accepting only fields the resource supports.
-    pub fn parse(text: &str, pods: bool) -> Result<Self, SelectorError> {
+    /// Parses a field selector, accepting `metadata.name`, `metadata.namespace` and the
+    /// resource-specific fields in `extra` (see [`extra_fields`]).
+    pub fn parse(text: &str, extra: &[&str]) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (field, eq, value) = if let Some((f, v)) = part.split_once("!=") {
@@ -166,8 +167,7 @@ impl FieldSelector {
                 return Err(SelectorError::Syntax(part.to_string()));
             };
             let field = field.trim();
-            let supported = matches!(field, "metadata.name" | "metadata.namespace")
-                || (pods && matches!(field, "status.phase" | "spec.nodeName"));
+            let supported = matches!(field, "metadata.name" | "metadata.namespace") || extra.contains(&field);
             if !supported {
                 return Err(SelectorError::UnsupportedField(field.to_string()));
             }
@@ -195,6 +195,25 @@ impl FieldSelector {
             let actual = obj.pointer(&pointer).and_then(Value::as_str).unwrap_or("");
             (actual == value) == *eq
         })
+    }
+}
+
+/// Field selectors a resource supports beyond `metadata.name`/`metadata.namespace`, as the real
+/// server registers them (kubectl describe selects events by `involvedObject.*`).
+pub fn extra_fields(group: &str, plural: &str) -> &'static [&'static str] {
+    match (group, plural) {
+        ("", "pods") => &["status.phase", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "status.podIP", "status.nominatedNodeName"],
+        ("", "events") => &[
+            "involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+            "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+            "reason", "reportingComponent", "source", "type",
+        ],
+        ("events.k8s.io", "events") => &[
+            "regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "regarding.apiVersion",
+            "regarding.resourceVersion", "regarding.fieldPath", "reason", "reportingController", "type",
+        ],
+        ("", "namespaces") => &["status.phase"],
+        _ => &[],
     }
 }
 
@@ -268,13 +287,16 @@ mod tests {
     #[test]
     fn field_selectors_support_name_namespace_and_pod_phase() {
         let o = obj(json!({}));
-        assert!(FieldSelector::parse("metadata.name=web-1", false).unwrap().matches(&o));
-        assert!(!FieldSelector::parse("metadata.namespace!=prod", false).unwrap().matches(&o));
-        assert!(FieldSelector::parse("status.phase=Running", true).unwrap().matches(&o));
+        assert!(FieldSelector::parse("metadata.name=web-1", &[]).unwrap().matches(&o));
+        assert!(!FieldSelector::parse("metadata.namespace!=prod", &[]).unwrap().matches(&o));
+        assert!(FieldSelector::parse("status.phase=Running", extra_fields("", "pods")).unwrap().matches(&o));
         assert_eq!(
-            FieldSelector::parse("status.phase=Running", false),
+            FieldSelector::parse("status.phase=Running", &[]),
             Err(SelectorError::UnsupportedField("status.phase".into()))
         );
-        assert!(FieldSelector::parse("spec.nodeName=", true).unwrap().matches(&o));
+        assert!(FieldSelector::parse("spec.nodeName=", extra_fields("", "pods")).unwrap().matches(&o));
+        let ev = json!({"involvedObject": {"name": "web", "kind": "Deployment"}});
+        let sel = FieldSelector::parse("involvedObject.name=web,involvedObject.kind=Deployment", extra_fields("", "events")).unwrap();
+        assert!(sel.matches(&ev));
     }
 }

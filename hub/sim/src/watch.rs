@@ -76,7 +76,7 @@ fn bookmark(def: &ResourceDef, rv: u64, initial_end: bool) -> Bytes {
 pub(crate) fn serve(state: &Arc<AppState>, t: &Target, name: Option<&str>, params: &Params) -> Result<Response, ApiError> {
     let mut sel = selectors(t.def, params)?;
     if let Some(name) = name {
-        let by_name = FieldSelector::parse(&format!("metadata.name={name}"), false).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let by_name = FieldSelector::parse(&format!("metadata.name={name}"), &[]).map_err(|e| ApiError::bad_request(e.to_string()))?;
         sel.fields = merge_fields(&sel.fields, by_name);
     }
     let spec = WatchSpec { def: t.def, ns: t.ns.clone(), sel };
