@@ -84,4 +84,6 @@ async fn a_401_names_the_bearer_scheme() {
     let res = tower::ServiceExt::oneshot(api.app.clone(), req).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert_eq!(res.headers()["cache-control"], "no-store", "API answers are never cached");
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
 }

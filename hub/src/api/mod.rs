@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -80,7 +80,8 @@ pub fn app(state: ApiState) -> Router {
         .route("/openapi.json", get(openapi::document))
         .fallback(error::no_such_endpoint)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(api_headers));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/livez", get(healthz))
@@ -89,6 +90,14 @@ pub fn app(state: ApiState) -> Router {
         .nest("/api/v1", api)
         .with_state(state)
         .fallback_service(crate::web::router())
+}
+
+/// API answers are live data: never cached, never sniffed into another content type.
+async fn api_headers(mut res: axum::response::Response) -> axum::response::Response {
+    let headers = res.headers_mut();
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    res
 }
 
 /// Liveness: the process serves HTTP.
