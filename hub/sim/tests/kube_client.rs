@@ -248,3 +248,17 @@ async fn pods_follow_replicas_turn_ready_and_report_metrics() {
     // Scaling out spreads the same demand thinner.
     assert_eq!(metrics["items"][0]["containers"][0]["usage"]["cpu"], "250000000n");
 }
+
+#[tokio::test]
+async fn dry_run_create_validates_without_storing() {
+    let (_sim, client) = sim().await;
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    let pp = PostParams { dry_run: true, ..Default::default() };
+    let out = api.create(&pp, &deployment("web", 1)).await.unwrap();
+    assert_eq!(out.metadata.name.as_deref(), Some("web"));
+    assert!(matches!(api.get("web").await.unwrap_err(), kube::Error::Api(s) if s.code == 404));
+    let mut bad = deployment("bad", 1);
+    bad.spec.as_mut().unwrap().selector.match_labels = Some([("app".to_string(), "other".to_string())].into());
+    let err = api.create(&pp, &bad).await.unwrap_err();
+    assert!(matches!(err, kube::Error::Api(s) if s.code == 422 && s.reason == "Invalid"));
+}

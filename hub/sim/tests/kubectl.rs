@@ -89,6 +89,12 @@ async fn kubectl_manages_a_deployment_end_to_end() {
     // 900m spread over 3 ready pods.
     assert_eq!(items[0]["containers"][0]["usage"]["cpu"], "300000000n");
 
+    // A changed manifest goes through kubectl's three-way strategic merge patch.
+    std::fs::write(&manifest, MANIFEST.replace("nginx:1.27", "nginx:1.28")).unwrap();
+    assert!(kubectl(&kc, &["apply", "-f", file]).await.contains("configured"));
+    let d: Value = serde_json::from_str(&kubectl(&kc, &["get", "deploy", "web", "-o", "json"]).await).unwrap();
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.28");
+    assert_eq!(d["spec"]["template"]["spec"]["containers"].as_array().unwrap().len(), 1);
     assert!(kubectl(&kc, &["apply", "--server-side", "-f", file]).await.contains("serverside-applied"));
     assert!(kubectl(&kc, &["delete", "deploy", "web"]).await.contains("deleted"));
     common::eventually(5, || {
