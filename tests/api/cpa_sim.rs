@@ -153,7 +153,10 @@ async fn the_cpa_calls_run_the_hooks_and_only_a_real_run_scales() {
     let (status, _) = env.call(Method::POST, &format!("{BASE}/evaluation"), None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a run that may scale needs a token");
     let (status, _) = env.call(Method::GET, &format!("{BASE}/metrics?dry_run=false"), None, None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(status, StatusCode::OK, "a GET never scales, so it is a read");
+    assert_eq!(env.replicas().await, 2, "a GET scaled");
+    let (status, _) = env.call(Method::GET, &format!("{BASE}/metrics?dry_run=perhaps"), None, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = env.call(Method::POST, "/api/v1/targets/shop/Deployment/nope/evaluation?dry_run=true", None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -166,7 +169,7 @@ async fn the_cpa_calls_run_the_hooks_and_only_a_real_run_scales() {
     let (status, history) = env.call(Method::GET, &format!("{BASE}/decisions"), None, None).await;
     assert_eq!(status, StatusCode::OK, "{history}");
     let runs: Vec<&str> = history["items"].as_array().unwrap().iter().map(|d| d["runType"].as_str().unwrap()).collect();
-    assert_eq!(runs, ["api", "api_dry_run", "api_dry_run"], "{history}");
+    assert_eq!(runs, ["api", "api_dry_run", "api_dry_run", "api_dry_run"], "{history}");
     assert_eq!(history["items"][0]["outcome"], "scaled");
 
     let text = env.hub.shared.metrics.encode();

@@ -2,9 +2,14 @@
 //!
 //! Both run the target's stages in its own loop, between its ticks, so they never race a
 //! tick for the stabilisation state. A dry run (`api_dry_run`) never scales and leaves the
-//! state alone, so it is a read; anything else runs as `api`, which may scale, so it is a
-//! write and needs a token. As in the CPA, a missing `dry_run` means false, and the
+//! state alone, so it is a read; a real evaluation runs as `api`, which may scale, so it is
+//! a write and needs a token. As in the CPA, a missing `dry_run` means false, and the
 //! evaluation of a dry run is the raw one while a real run returns the final value.
+//!
+//! `GET …/metrics` always runs as `api_dry_run`: the loop's on-demand run is a whole
+//! decision, and a GET (polled by any monitoring tool) must never scale. `dry_run` is still
+//! checked, so CPA clients get the same 400 for a bad value. (The CPA's metrics call never
+//! scaled either; only the `runType` its hooks saw differed.)
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -23,7 +28,8 @@ use crate::tick::TickResult;
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DryRunQuery {
-    /// `true` runs as `api_dry_run` (never scales); false or absent runs as `api` (may scale, needs a token).
+    /// Evaluation: `true` runs as `api_dry_run` (never scales); false or absent runs as `api`
+    /// (may scale, needs a token). Metrics: always a dry run; the value is only validated.
     /// Parsed like Go's `strconv.ParseBool`: 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False.
     pub dry_run: Option<String>,
 }
@@ -46,7 +52,7 @@ pub fn parse_dry_run(value: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
-/// Runs the target's metric stage (the whole decision, as the CPA's `api` run type does).
+/// Runs the target's metric stage as a dry run (never scales, whatever `dry_run` says).
 #[utoipa::path(get, path = "/api/v1/targets/{namespace}/{kind}/{name}/metrics", tag = "cpa",
     params(("namespace" = String, Path), ("kind" = String, Path), ("name" = String, Path), DryRunQuery),
     responses(
@@ -62,7 +68,8 @@ pub async fn metrics(
     ApiPath(path): ApiPath<TargetPath>,
     ApiQuery(q): ApiQuery<DryRunQuery>,
 ) -> Result<Json<Vec<MetricValue>>, ApiError> {
-    let result = run(&state, &headers, &path, q.dry_run.as_deref()).await?;
+    parse_dry_run(q.dry_run.as_deref())?;
+    let result = run(&state, &headers, &path, Some("true")).await?;
     match result.error {
         Some(e) if result.metrics.is_empty() => Err(hook_failed(e)),
         _ => Ok(Json(result.metrics)),
