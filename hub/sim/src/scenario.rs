@@ -141,6 +141,14 @@ impl Scenario {
         Ok(s)
     }
 
+    /// The built-in demo cluster (`examples/demo-scenario.yaml`): opted-in workloads of each kind
+    /// with sine, step and trace load, one shadow-mode target and one workload not opted in.
+    pub fn demo() -> Self {
+        // The embedded file is covered by a unit test, so a parse failure cannot ship; fall back
+        // to an empty scenario rather than panic.
+        Self::from_yaml(include_str!("../examples/demo-scenario.yaml"), Path::new(".")).unwrap_or_default()
+    }
+
     /// Reads and parses a scenario file.
     pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
@@ -296,6 +304,7 @@ faults:
     #[test]
     fn the_demo_scenario_parses_and_applies() {
         let s = Scenario::from_yaml(include_str!("../examples/demo-scenario.yaml"), Path::new(".")).unwrap();
+        assert_eq!(Scenario::demo().workloads.len(), s.workloads.len());
         let store = Store::new(100);
         s.apply(&store).unwrap();
         assert!(store.get(STATEFULSETS, "shop", "queue").is_some());

@@ -262,3 +262,15 @@ async fn dry_run_create_validates_without_storing() {
     let err = api.create(&pp, &bad).await.unwrap_err();
     assert!(matches!(err, kube::Error::Api(s) if s.code == 422 && s.reason == "Invalid"));
 }
+
+#[tokio::test]
+async fn delete_collection_removes_only_selected_objects() {
+    let (_sim, client) = common::sim_with(SimOptions { controllers: false, ..Default::default() }).await;
+    let api: Api<Deployment> = Api::namespaced(client, "default");
+    for name in ["a", "b", "c"] {
+        api.create(&PostParams::default(), &deployment(name, 1)).await.unwrap();
+    }
+    api.delete_collection(&DeleteParams::default(), &ListParams::default().labels("app in (a,b)")).await.unwrap();
+    let left: Vec<String> = api.list(&ListParams::default()).await.unwrap().items.into_iter().map(|d| d.metadata.name.unwrap()).collect();
+    assert_eq!(left, ["c"]);
+}
