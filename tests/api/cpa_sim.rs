@@ -204,3 +204,30 @@ async fn a_pinned_override_decides_the_next_run() {
     assert_eq!(history["items"][1]["outcome"], "override_set");
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_carries_the_decisions_of_a_running_hub() {
+    use futures::StreamExt;
+
+    let env = Env::start().await;
+    env.wait_for_loop(&TargetKey::new("shop", Kind::Deployment, "web")).await;
+    let uri = format!("http://{}/api/v1/stream?namespace=shop&kind=deploy&name=web", env.hub.addr);
+    let res = env.http.request(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = Body::new(res.into_body()).into_data_stream();
+    let (status, _) = env.call(Method::POST, &format!("{BASE}/evaluation?dry_run=true"), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(chunk)) = body.next().await {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen.contains("event: decision") && seen.contains("\"runType\":\"api_dry_run\"") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "no decision event arrived: {seen}");
+    env.stop().await;
+}
