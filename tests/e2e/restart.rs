@@ -112,6 +112,9 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
         Ok(decisions(env, &store, "steady").await?.into_iter().find(|d| d.raw_evaluation == Some(1) && d.final_replicas == Some(5)))
     })
     .await?;
+    // Kill a few seconds into the window, so that a hub which forgot the window and started a new
+    // one at its restart (seeding it with the current replicas) would come down visibly later.
+    tokio::time::sleep(Duration::from_secs(4)).await;
     first.child.start_kill().context("kill -9 the first hub")?;
     first.child.wait().await.context("reap the first hub")?;
     let killed_at = now_ms();
@@ -157,6 +160,12 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
         scaled_down.time - high >= WINDOW_MS,
         "scaled down {} ms after the last high recommendation; the window is {WINDOW_MS} ms",
         scaled_down.time - high
+    );
+    ensure!(
+        scaled_down.time < killed_at + WINDOW_MS,
+        "scaled down {} ms after the restart: the restarted hub waited a whole new window instead of \
+         the rest of the one it had persisted",
+        scaled_down.time - killed_at
     );
     drop(second);
     store.close().await.context("close the database")?;
