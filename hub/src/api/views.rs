@@ -183,3 +183,40 @@ impl Stabilisation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scalehub_core::policy::Sample;
+
+    fn spec(up_secs: u64, down_secs: u64) -> TargetSpec {
+        let mut spec: TargetSpec = serde_json::from_value(serde_json::json!({"profile": "default", "minReplicas": 1, "maxReplicas": 10,
+            "interval": "15s", "downscaleStabilization": "5m", "upscaleStabilization": "0s", "runMode": "per-resource", "mode": "active", "params": {}}))
+        .unwrap();
+        spec.upscale_stabilization = std::time::Duration::from_secs(up_secs);
+        spec.downscale_stabilization = std::time::Duration::from_secs(down_secs);
+        spec
+    }
+
+    #[test]
+    fn stabilisation_bounds_come_from_the_samples_inside_each_window() {
+        let state = PolicyState {
+            recommendations: vec![Sample { at: 0, replicas: 9 }, Sample { at: 100_000, replicas: 4 }, Sample { at: 170_000, replicas: 6 }],
+            ..PolicyState::default()
+        };
+        let view = Stabilisation::new(&state, Some(&spec(60, 120)), Some(170_000), 180_000);
+        assert_eq!(view.lower_bound, Some(6), "9 left the 2-minute window; 6 is the highest inside it");
+        assert_eq!(view.upper_bound, Some(6), "only 6 is inside the 1-minute up window");
+        assert_eq!((view.upscale_window_ms, view.downscale_window_ms), (Some(60_000), Some(120_000)));
+        let unknown = Stabilisation::new(&state, None, None, 180_000);
+        assert_eq!((unknown.lower_bound, unknown.upper_bound), (None, None), "no spec, no windows, no bounds");
+    }
+
+    #[test]
+    fn an_override_view_names_its_kind_and_direction() {
+        let o = Override { action: OverrideAction::Pause { direction: PauseDirection::Up }, until: Some(10), reason: "r".into(), set_by: "alice".into(), set_at: 1 };
+        let view = OverrideView::from_override(&o, 5);
+        assert_eq!((view.kind.as_str(), view.paused.as_deref(), view.active), ("pause", Some("up"), true));
+        assert!(!OverrideView::from_override(&o, 10).active, "until is exclusive");
+    }
+}
