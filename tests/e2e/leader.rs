@@ -1,9 +1,15 @@
-//! Two hubs on one Lease: only the leader scales; the standby takes over when it goes.
+//! Leader election: of two hubs on one Lease only the leader scales; a standby takes over when
+//! the leader goes away, or once a dead leader's Lease has expired.
 
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::Api;
+use kube::api::PostParams;
 use serde_json::json;
+use tokio::time::Instant;
 
 use crate::fixtures::{create, decisions, deployment, opted_in, param_profile, summary};
 use crate::harness::{Env, LEASE, WAIT, eventually, on_every_server};
@@ -51,5 +57,44 @@ async fn two_hubs(env: &Env) -> anyhow::Result<()> {
         scaled.final_replicas
     );
     b.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_takes_over_only_after_a_dead_leaders_lease_expires() {
+    on_every_server("lease-expiry", async |env: &Env| lease_expiry(env).await).await;
+}
+
+async fn lease_expiry(env: &Env) -> anyhow::Result<()> {
+    // A leader that died without releasing: its Lease was renewed just now and never again.
+    let now = MicroTime(jiff::Timestamp::now());
+    let lease = Lease {
+        metadata: ObjectMeta { name: Some("scalehub".into()), ..Default::default() },
+        spec: Some(LeaseSpec {
+            holder_identity: Some("dead-hub".into()),
+            lease_duration_seconds: Some(LEASE.as_secs() as i32),
+            acquire_time: Some(now.clone()),
+            renew_time: Some(now),
+            ..Default::default()
+        }),
+    };
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
+    leases.create(&PostParams::default(), &lease).await.context("create the dead leader's Lease")?;
+    let created = Instant::now();
+    create(env, &deployment("orphan", 1, opted_in(&[("scalehub.io/param.replicas", "3")]))).await?;
+    let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-b").await?;
+
+    // While the dead leader's lease is valid, the hub must stand by.
+    let valid_until = created + LEASE - Duration::from_millis(300);
+    while Instant::now() < valid_until {
+        ensure!(!*hub.leader.borrow(), "the hub took a lease that was still valid");
+        ensure!(env.replicas("orphan").await? == 1, "the hub scaled while another hub held the lease");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eventually("the hub to take the expired lease", LEASE * 3, async || Ok(hub.leader.borrow().then_some(()))).await?;
+    env.wait_replicas("orphan", 3).await?;
+    let holder = leases.get("scalehub").await.context("get the Lease")?.spec.and_then(|s| s.holder_identity);
+    ensure!(holder.as_deref() == Some("hub-b"), "the Lease is held by {holder:?}, expected hub-b");
+    hub.shutdown().await;
     Ok(())
 }
