@@ -39,7 +39,12 @@ impl HubProcess {
 }
 
 /// Starts `scalehub run` and waits until it says where it listens.
-async fn spawn_hub(env: &Env, config: &Path, db: &str, log_name: &str) -> anyhow::Result<HubProcess> {
+async fn spawn_hub(
+    env: &Env,
+    config: &Path,
+    db: &str,
+    log_name: &str,
+) -> anyhow::Result<HubProcess> {
     let log = env.path(log_name);
     let stderr = std::fs::File::create(&log).context("create the hub's log file")?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_scalehub"))
@@ -48,7 +53,16 @@ async fn spawn_hub(env: &Env, config: &Path, db: &str, log_name: &str) -> anyhow
         .arg(&env.kubeconfig)
         .arg("--config")
         .arg(config)
-        .args(["--database", db, "--listen", "127.0.0.1:0", "--lease-namespace", &env.ns, "--lease-seconds", "2"])
+        .args([
+            "--database",
+            db,
+            "--listen",
+            "127.0.0.1:0",
+            "--lease-namespace",
+            &env.ns,
+            "--lease-seconds",
+            "2",
+        ])
         .env("RUST_LOG", "info,kube_runtime=warn,sqlx=warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -70,9 +84,15 @@ async fn spawn_hub(env: &Env, config: &Path, db: &str, log_name: &str) -> anyhow
     let hub = HubProcess { child, log };
     match started {
         Ok(Ok(true)) => {}
-        Ok(Ok(false)) => bail!("scalehub run exited before listening; its log:\n{}", hub.log_tail()),
+        Ok(Ok(false)) => bail!(
+            "scalehub run exited before listening; its log:\n{}",
+            hub.log_tail()
+        ),
         Ok(Err(e)) => bail!("reading the hub's stdout: {e}"),
-        Err(_) => bail!("scalehub run did not start within {WAIT:?}; its log:\n{}", hub.log_tail()),
+        Err(_) => bail!(
+            "scalehub run did not start within {WAIT:?}; its log:\n{}",
+            hub.log_tail()
+        ),
     }
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -91,7 +111,10 @@ fn last_high(all: &[DecisionRow]) -> Option<&DecisionRow> {
 async fn restart(env: &Env) -> anyhow::Result<()> {
     let value = env.path("value");
     std::fs::write(&value, "5")?;
-    let config = env.write_config("config.yaml", &env.config(json!({"default": param_profile()})))?;
+    let config = env.write_config(
+        "config.yaml",
+        &env.config(json!({"default": param_profile()})),
+    )?;
     let db = env.database("hub.db");
     let value_file = value.to_string_lossy().into_owned();
     let annotations = opted_in(&[
@@ -109,7 +132,10 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
     // The evaluation drops; the window holds the target at 5.
     std::fs::write(&value, "1")?;
     eventually("a held scale-down decision", WAIT, async || {
-        Ok(decisions(env, &store, "steady").await?.into_iter().find(|d| d.raw_evaluation == Some(1) && d.final_replicas == Some(5)))
+        Ok(decisions(env, &store, "steady")
+            .await?
+            .into_iter()
+            .find(|d| d.raw_evaluation == Some(1) && d.final_replicas == Some(5)))
     })
     .await?;
     // Kill a few seconds into the window, so that a hub which forgot the window and started a new
@@ -120,9 +146,14 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
     let killed_at = now_ms();
 
     let before = decisions(env, &store, "steady").await?;
-    let high = last_high(&before).with_context(|| format!("no decision saw 5: {}", summary(&before)))?.time;
+    let high = last_high(&before)
+        .with_context(|| format!("no decision saw 5: {}", summary(&before)))?
+        .time;
     let window_ends = high + WINDOW_MS;
-    ensure!(killed_at < window_ends - 8_000, "the kill came too late in the window to prove anything");
+    ensure!(
+        killed_at < window_ends - 8_000,
+        "the kill came too late in the window to prove anything"
+    );
 
     let second = spawn_hub(env, &config, &db, "hub-2.log").await?;
     // Until the window since the last high recommendation has passed, the target stays at 5.
@@ -140,22 +171,45 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The restarted hub did tick inside the window (else holding proves nothing), and said why it held.
-    let after: Vec<DecisionRow> =
-        decisions(env, &store, "steady").await?.into_iter().filter(|d| d.time > killed_at).collect();
-    let held = after.iter().find(|d| d.raw_evaluation == Some(1) && d.final_replicas == Some(5)).with_context(|| {
-        format!("the restarted hub made no held decision in the window: {}; log:\n{}", summary(&after), second.log_tail())
-    })?;
-    let stabilised = held.reasons.as_array().into_iter().flatten().any(|r| r["step"] == "stabilise" && r["code"] == "ScaleDownStabilized");
-    ensure!(stabilised, "the held decision does not name the window: {}", held.reasons);
+    let after: Vec<DecisionRow> = decisions(env, &store, "steady")
+        .await?
+        .into_iter()
+        .filter(|d| d.time > killed_at)
+        .collect();
+    let held = after
+        .iter()
+        .find(|d| d.raw_evaluation == Some(1) && d.final_replicas == Some(5))
+        .with_context(|| {
+            format!(
+                "the restarted hub made no held decision in the window: {}; log:\n{}",
+                summary(&after),
+                second.log_tail()
+            )
+        })?;
+    let stabilised = held
+        .reasons
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| r["step"] == "stabilise" && r["code"] == "ScaleDownStabilized");
+    ensure!(
+        stabilised,
+        "the held decision does not name the window: {}",
+        held.reasons
+    );
 
     let down = env.wait_replicas("steady", 1).await;
     down.with_context(|| format!("second hub's log:\n{}", second.log_tail()))?;
     let recorded = eventually("the scale-down decision", WAIT, async || {
-        Ok(decisions(env, &store, "steady").await?.into_iter().find(|d| d.outcome == "scaled" && d.final_replicas == Some(1)))
+        Ok(decisions(env, &store, "steady")
+            .await?
+            .into_iter()
+            .find(|d| d.outcome == "scaled" && d.final_replicas == Some(1)))
     })
     .await;
     let all = decisions(env, &store, "steady").await?;
-    let scaled_down = recorded.with_context(|| format!("no scale-down decision: {}", summary(&all)))?;
+    let scaled_down =
+        recorded.with_context(|| format!("no scale-down decision: {}", summary(&all)))?;
     ensure!(
         scaled_down.time - high >= WINDOW_MS,
         "scaled down {} ms after the last high recommendation; the window is {WINDOW_MS} ms",
