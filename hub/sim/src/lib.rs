@@ -15,6 +15,7 @@
 pub mod accounting;
 mod admin;
 pub mod controllers;
+mod convert;
 mod discovery;
 pub mod error;
 pub mod faults;

@@ -23,6 +23,7 @@ pub(crate) fn typed<'a>(def: &ResourceDef, obj: &'a Value) -> Cow<'a, Value> {
         Cow::Borrowed(obj)
     } else {
         let mut o = obj.clone();
+        crate::convert::convert(def, &mut o);
         set_type_meta(&mut o, def);
         Cow::Owned(o)
     }
@@ -41,11 +42,11 @@ fn object_response(code: StatusCode, def: &ResourceDef, obj: &Value) -> Response
 }
 
 /// Serialises an object without `kind`/`apiVersion`, as list items appear on the wire.
-struct ListItem<'a>(&'a Value);
+struct ListItem<'a>(Cow<'a, Value>);
 
 impl Serialize for ListItem<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.as_object() {
+        match self.0.as_ref().as_object() {
             Some(map) => {
                 let mut m = s.serialize_map(None)?;
                 for (k, v) in map.iter().filter(|(k, _)| !matches!(k.as_str(), "kind" | "apiVersion")) {
@@ -53,14 +54,14 @@ impl Serialize for ListItem<'_> {
                 }
                 m.end()
             }
-            None => self.0.serialize(s),
+            None => self.0.as_ref().serialize(s),
         }
     }
 }
 
 /// A `<Kind>List` response.
 pub(crate) fn list_response(def: &ResourceDef, items: &[Obj], rv: u64, continue_token: Option<String>) -> Response {
-    let items: Vec<ListItem<'_>> = items.iter().map(|o| ListItem(o)).collect();
+    let items: Vec<ListItem<'_>> = items.iter().map(|o| ListItem(typed(def, o))).collect();
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if let Some(c) = continue_token {
         metadata["continue"] = json!(c);
@@ -193,7 +194,8 @@ pub(crate) fn patch(state: &AppState, def: &ResourceDef, ns: &str, name: &str, m
     }
     let (out, created) = state.store.write(def, ns, name, mode, apply && mode == WriteMode::Main, params.dry_run(), |old| {
         let base = match old {
-            Some(o) => o.as_ref().clone(),
+            // Patches apply to the object as this version sees it.
+            Some(o) => typed(def, o).into_owned(),
             None => json!({"metadata": {"name": name}}),
         };
         let mut patched = patch::apply_patch(kind, &base, body).map_err(|e| match e {

@@ -82,7 +82,8 @@ pub const NAMESPACES: usize = 4;
 /// Slot of PodMetrics (computed, never stored).
 pub const POD_METRICS: usize = 10;
 
-/// Every served resource. autoscaling/v1 HPAs share storage with v2 (fields are not converted).
+/// Every served resource. Both Event groups share storage, as do autoscaling/v1 and v2 HPAs
+/// (converted on read by `convert`).
 pub static RESOURCES: [ResourceDef; 11] = [
     res!(0, 0, "apps", "v1", "deployments", "deployment", "Deployment", true, &["deploy"], true, true, false),
     res!(1, 1, "apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, &["sts"], true, true, false),
@@ -90,7 +91,7 @@ pub static RESOURCES: [ResourceDef; 11] = [
     res!(3, 3, "", "v1", "pods", "pod", "Pod", true, &["po"], false, true, false),
     res!(4, 4, "", "v1", "namespaces", "namespace", "Namespace", false, &["ns"], false, true, false),
     res!(5, 5, "", "v1", "events", "event", "Event", true, &["ev"], false, false, false),
-    res!(6, 6, "events.k8s.io", "v1", "events", "event", "Event", true, &["ev"], false, false, false),
+    res!(6, 5, "events.k8s.io", "v1", "events", "event", "Event", true, &["ev"], false, false, false),
     res!(7, 7, "coordination.k8s.io", "v1", "leases", "lease", "Lease", true, &[], false, false, false),
     res!(8, 8, "autoscaling", "v2", "horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", true, &["hpa"], false, true, false),
     res!(9, 8, "autoscaling", "v1", "horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", true, &["hpa"], false, true, false),

@@ -54,7 +54,10 @@ pub fn scale_of(workload: &Value) -> Value {
 /// GET, PUT or PATCH on `/scale`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn handle(state: &AppState, def: &ResourceDef, ns: &str, name: &str, verb: &str, params: &Params, content_type: &str, body: &[u8]) -> Result<Response, ApiError> {
-    let not_found = || ApiError::not_found(def.group, def.plural, name).with_details(def.group, &format!("{}/scale", def.plural), name);
+    // The real server names the subresource for Deployments and ReplicaSets but not for
+    // StatefulSets (observed on v1.20 by the conformance suite).
+    let kind = if def.storage == crate::resources::STATEFULSETS { def.plural.to_string() } else { format!("{}/scale", def.plural) };
+    let not_found = || ApiError::not_found(def.group, &kind, name);
     if verb == "get" {
         let obj = state.store.get(def.storage, ns, name).ok_or_else(not_found)?;
         return Ok(json_response(StatusCode::OK, &scale_of(&obj)));

@@ -306,7 +306,9 @@ impl Store {
         if new == *old.as_ref() {
             return Ok((old, false));
         }
-        if spec_changed(&old, &new)
+        // Deployments also bump generation on annotation changes (they are copied to ReplicaSets).
+        let annotations_changed = def.storage == resources::DEPLOYMENTS && old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations");
+        if (spec_changed(&old, &new) || annotations_changed)
             && let Some(g) = old.pointer("/metadata/generation").and_then(Value::as_i64)
         {
             new["metadata"]["generation"] = json!(g + 1);

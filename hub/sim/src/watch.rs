@@ -39,17 +39,18 @@ impl WatchSpec {
             return None;
         }
         let matches = |o: &Value| self.sel.is_empty() || self.sel.matches(o);
-        let kind = match ev.kind {
-            EventType::Added => matches(&ev.object).then_some("ADDED"),
-            EventType::Deleted => matches(&ev.object).then_some("DELETED"),
+        let (kind, object) = match ev.kind {
+            EventType::Added => (matches(&ev.object).then_some("ADDED")?, &ev.object),
+            EventType::Deleted => (matches(&ev.object).then_some("DELETED")?, &ev.object),
             EventType::Modified => match (ev.prev.as_deref().is_some_and(matches), matches(&ev.object)) {
-                (true, true) => Some("MODIFIED"),
-                (false, true) => Some("ADDED"),
-                (true, false) => Some("DELETED"),
-                (false, false) => None,
+                (true, true) => ("MODIFIED", &ev.object),
+                (false, true) => ("ADDED", &ev.object),
+                // The real server sends the object as it was before it left the selection.
+                (true, false) => ("DELETED", ev.prev.as_ref()?),
+                (false, false) => return None,
             },
-        }?;
-        Some(line(kind, typed(self.def, &ev.object).as_ref()))
+        };
+        Some(line(kind, typed(self.def, object).as_ref()))
     }
 }
 
