@@ -11,6 +11,7 @@
 //! - [`restart`]: a scale-down held by its window across `kill -9` of `scalehub run`.
 //! - [`invalid`]: invalid annotations and HPA conflicts are listed, reported, never scaled.
 //! - [`hooks`]: failing, hanging and lying hooks hold only their own target.
+//! - [`kinds`]: StatefulSets and ReplicaSets; shadow mode and zero replicas decide without scaling.
 //! - [`per_pod`]: the metric hook once per pod.
 //! - [`leader`]: two hubs on one Lease.
 //! - [`lifecycle`]: annotation edits without restart; opting out keeps the history.
@@ -22,6 +23,7 @@ mod fixtures;
 mod harness;
 mod hooks;
 mod invalid;
+mod kinds;
 mod leader;
 mod lifecycle;
 mod ownership;
