@@ -162,3 +162,20 @@ async fn an_override_expires_by_itself_and_the_expiry_is_recorded() {
     assert_eq!(target["overrideHistory"][0]["endedBy"], "expired");
     assert_error(&api.call(Method::DELETE, URI, Some(ALICE), None).await, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_kubernetes_user_may_override_where_rbac_allows_and_becomes_the_author() {
+    let client = scalehub::api::testing::review_server("k8s-token", "jane@example.com", "shop", Default::default());
+    let api = TestApi::with_auth(Auth::without_tokens().with_kubernetes_review(client)).await;
+    api.add_target("shop", "Deployment", "web").await;
+    api.add_target("batch", "Deployment", "web").await;
+    let body = json!({"replicas": 2, "reason": "rbac"});
+    let (status, view) = api.call(Method::PUT, URI, Some("k8s-token"), Some(body.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["author"], "jane@example.com");
+    let other = "/api/v1/targets/batch/Deployment/web/override";
+    assert_error(&api.call(Method::PUT, other, Some("k8s-token"), Some(body.clone())).await, StatusCode::FORBIDDEN);
+    assert_error(&api.call(Method::PUT, URI, Some("stolen-token"), Some(body)).await, StatusCode::UNAUTHORIZED);
+    let (_, hub) = api.get("/api/v1/hub").await;
+    assert_eq!(hub["writesEnabled"], true);
+}

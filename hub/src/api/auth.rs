@@ -16,6 +16,10 @@
 //! With no token file, writes are refused with 403 (there is nobody they could be
 //! attributed to), and protected reads are refused too.
 //!
+//! Optionally ([`Auth::with_kubernetes_review`]), tokens that are not in the file are
+//! checked with the API server (TokenReview, then SubjectAccessReview on
+//! `targets.scalehub.io`), as kube-rbac-proxy does; see [`super::kube_auth`].
+//!
 //! The file is read again when its modification time changes (checked at most every few
 //! seconds), so a rotated Secret takes effect without a restart; a file that no longer
 //! parses keeps the previous tokens and logs why.
@@ -36,7 +40,7 @@ use super::ApiState;
 pub const MIN_TOKEN_LEN: usize = 16;
 
 /// What a token may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// Reads only.
     Read,
@@ -132,24 +136,30 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// The API's access rules: the tokens (if any) and whether reads need one.
+/// The API's access rules: the tokens (if any), Kubernetes reviews (if enabled) and
+/// whether reads need a credential.
 pub struct Auth {
     tokens: Option<Tokens>,
     protect_reads: bool,
+    kube: Option<super::kube_auth::KubeReview>,
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Names only: tokens must never reach a log.
         let names: Option<Vec<String>> = self.tokens.as_ref().map(|t| t.entries().iter().map(|e| e.name.clone()).collect());
-        f.debug_struct("Auth").field("tokens", &names).field("protect_reads", &self.protect_reads).finish()
+        f.debug_struct("Auth")
+            .field("tokens", &names)
+            .field("protect_reads", &self.protect_reads)
+            .field("kubernetes_review", &self.kube.is_some())
+            .finish()
     }
 }
 
 impl Auth {
     /// No tokens: reads open, writes refused.
     pub fn without_tokens() -> Self {
-        Self { tokens: None, protect_reads: false }
+        Self { tokens: None, protect_reads: false, kube: None }
     }
 
     /// The rules of the config's `api` section; reads the token file if one is named.
@@ -158,12 +168,19 @@ impl Auth {
             Some(path) => Some(Tokens::new(read_file(path)?, Some(path.clone()), modified(path))),
             None => None,
         };
-        Ok(Self { tokens, protect_reads: config.protect_reads })
+        Ok(Self { tokens, protect_reads: config.protect_reads, kube: None })
     }
 
     /// Rules from the text of a token file (tests, or a file read elsewhere).
     pub fn from_text(text: &str, protect_reads: bool) -> Result<Self, AuthError> {
-        Ok(Self { tokens: Some(Tokens::new(parse(text)?, None, None)), protect_reads })
+        Ok(Self { tokens: Some(Tokens::new(parse(text)?, None, None)), protect_reads, kube: None })
+    }
+
+    /// Also accepts Kubernetes bearer tokens, checked with TokenReview and
+    /// SubjectAccessReview through `client` (see [`super::kube_auth`]).
+    pub fn with_kubernetes_review(mut self, client: kube::Client) -> Self {
+        self.kube = Some(super::kube_auth::KubeReview::new(client));
+        self
     }
 
     /// Checks the token file for changes every `every` instead of every 2 s (tests).
@@ -179,9 +196,33 @@ impl Auth {
         self.protect_reads
     }
 
-    /// Whether writes are possible at all (a token file is configured).
+    /// Whether writes are possible at all (a token file or Kubernetes reviews).
     pub fn writes_enabled(&self) -> bool {
-        self.tokens.is_some()
+        self.tokens.is_some() || self.kube.is_some()
+    }
+
+    /// Checks that the request may read targets in `namespace` (None: cluster-wide), asking
+    /// the API server about tokens that are not in the token file when reviews are enabled.
+    pub async fn read_access(&self, headers: &HeaderMap, namespace: Option<&str>) -> Result<Option<Caller>, ApiError> {
+        match &self.kube {
+            Some(kube) if self.protect_reads && self.file_caller(headers).is_none() => {
+                kube.review(bearer_token(headers)?, Role::Read, namespace).await.map(Some)
+            }
+            _ => self.check_read(headers),
+        }
+    }
+
+    /// Checks that the request may write targets in `namespace`; returns the caller.
+    pub async fn write_access(&self, headers: &HeaderMap, namespace: Option<&str>) -> Result<Caller, ApiError> {
+        match &self.kube {
+            Some(kube) if self.file_caller(headers).is_none() => kube.review(bearer_token(headers)?, Role::Write, namespace).await,
+            _ => self.check_write(headers),
+        }
+    }
+
+    fn file_caller(&self, headers: &HeaderMap) -> Option<Caller> {
+        self.tokens.as_ref()?;
+        self.authenticate(headers).ok()
     }
 
     /// Checks that the request may read.
@@ -208,13 +249,7 @@ impl Auth {
     }
 
     fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
-        let value = headers.get(header::AUTHORIZATION).ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?;
-        let value = value.to_str().map_err(|_| unauthorized("malformed Authorization header"))?;
-        let presented = match value.split_once(' ') {
-            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            _ => return Err(unauthorized("the Authorization header must be Bearer <token>")),
-        };
+        let presented = bearer_token(headers)?;
         let entries = self.tokens.as_ref().map(Tokens::entries).unwrap_or_default();
         // Compare with every entry, without stopping at a match, so timing says nothing
         // about which entry (or how much of a token) matched.
@@ -224,8 +259,31 @@ impl Auth {
                 found = Some(i);
             }
         }
-        let entry = found.and_then(|i| entries.get(i)).ok_or_else(|| unauthorized("invalid bearer token"))?;
+        let entry = found.and_then(|i| entries.get(i)).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid bearer token"))?;
         Ok(Caller { name: entry.name.clone(), role: entry.role })
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header, or a 401.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?;
+    let value = value.to_str().map_err(|_| unauthorized("malformed Authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
+        _ => Err(unauthorized("the Authorization header must be Bearer <token>")),
+    }
+}
+
+/// The namespace a request's path names (`/api/v1/targets/{namespace}/...`), for RBAC.
+/// Inside the nested API router the `/api/v1` prefix is already stripped.
+fn path_namespace(parts: &Parts) -> Option<String> {
+    let path = parts.uri.path();
+    let rest = path.strip_prefix("/api/v1").unwrap_or(path);
+    let mut segments = rest.split('/').filter(|s| !s.is_empty());
+    match (segments.next(), segments.next()) {
+        (Some("targets"), Some(ns)) => Some(ns.to_owned()),
+        _ => None,
     }
 }
 
@@ -280,7 +338,8 @@ impl FromRequestParts<ApiState> for CanRead {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        state.auth.check_read(&parts.headers).map(|_| CanRead)
+        let namespace = path_namespace(parts);
+        state.auth.read_access(&parts.headers, namespace.as_deref()).await.map(|_| CanRead)
     }
 }
 
@@ -292,94 +351,11 @@ impl FromRequestParts<ApiState> for CanWrite {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        state.auth.check_write(&parts.headers).map(CanWrite)
+        let namespace = path_namespace(parts);
+        state.auth.write_access(&parts.headers, namespace.as_deref()).await.map(CanWrite)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    const FILE: &str = "# operators\nalice:aaaaaaaaaaaaaaaaaaaa\n\n  grafana:rrrrrrrrrrrrrrrrrrrr:read \n";
-
-    fn bearer(token: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {token}")).unwrap());
-        h
-    }
-
-    #[test]
-    fn a_write_token_writes_and_names_its_author() {
-        let auth = Auth::from_text(FILE, false).unwrap();
-        let caller = auth.check_write(&bearer("aaaaaaaaaaaaaaaaaaaa")).unwrap();
-        assert_eq!(caller, Caller { name: "alice".into(), role: Role::Write });
-    }
-
-    #[test]
-    fn a_read_token_cannot_write() {
-        let auth = Auth::from_text(FILE, true).unwrap();
-        assert_eq!(auth.check_write(&bearer("rrrrrrrrrrrrrrrrrrrr")).unwrap_err().status, StatusCode::FORBIDDEN);
-        assert!(auth.check_read(&bearer("rrrrrrrrrrrrrrrrrrrr")).is_ok());
-    }
-
-    #[test]
-    fn missing_or_wrong_tokens_are_unauthorized() {
-        let auth = Auth::from_text(FILE, true).unwrap();
-        assert_eq!(auth.check_write(&HeaderMap::new()).unwrap_err().status, StatusCode::UNAUTHORIZED);
-        assert_eq!(auth.check_write(&bearer("aaaaaaaaaaaaaaaaaaab")).unwrap_err().status, StatusCode::UNAUTHORIZED);
-        assert_eq!(auth.check_read(&bearer("short")).unwrap_err().status, StatusCode::UNAUTHORIZED);
-        let mut basic = HeaderMap::new();
-        basic.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic YWxpY2U6eA=="));
-        assert_eq!(auth.check_write(&basic).unwrap_err().status, StatusCode::UNAUTHORIZED);
-    }
-
-    #[test]
-    fn without_a_token_file_reads_are_open_and_writes_forbidden() {
-        let auth = Auth::without_tokens();
-        assert!(auth.check_read(&HeaderMap::new()).is_ok());
-        let err = auth.check_write(&bearer("aaaaaaaaaaaaaaaaaaaa")).unwrap_err();
-        assert_eq!(err.status, StatusCode::FORBIDDEN);
-        assert!(err.message.contains("tokenFile"), "{}", err.message);
-    }
-
-    #[test]
-    fn bad_lines_are_reported_by_number_without_their_content() {
-        for (text, line) in [("alice", 1), ("# c\nbob:short", 2), ("a:bbbbbbbbbbbbbbbbbbbb:admin", 1), ("a b:bbbbbbbbbbbbbbbbbbbb", 1)] {
-            let err = Auth::from_text(text, false).unwrap_err();
-            assert!(matches!(err, AuthError::Line { line: l, .. } if l == line), "{text}: {err}");
-            assert!(!err.to_string().contains("bbbb"), "{err}");
-        }
-        let dup = "a:bbbbbbbbbbbbbbbbbbbb\nb:bbbbbbbbbbbbbbbbbbbb";
-        assert!(matches!(Auth::from_text(dup, false), Err(AuthError::Line { line: 2, .. })));
-    }
-
-    #[test]
-    fn a_rewritten_token_file_takes_effect_without_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tokens");
-        std::fs::write(&path, "alice:aaaaaaaaaaaaaaaaaaaa\n").unwrap();
-        let config = scalehub_core::config::ApiConfig { token_file: Some(path.clone()), protect_reads: false };
-        let auth = Auth::from_config(&config).unwrap().recheck_every(Duration::ZERO);
-        assert!(auth.check_write(&bearer("aaaaaaaaaaaaaaaaaaaa")).is_ok());
-
-        let rotate = |text: &str, secs: u64| {
-            std::fs::write(&path, text).unwrap();
-            let file = std::fs::File::options().write(true).open(&path).unwrap();
-            file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
-        };
-        rotate("alice:bbbbbbbbbbbbbbbbbbbb\n", 1_000);
-        assert!(auth.check_write(&bearer("aaaaaaaaaaaaaaaaaaaa")).is_err(), "the old token still works");
-        assert!(auth.check_write(&bearer("bbbbbbbbbbbbbbbbbbbb")).is_ok());
-
-        rotate("alice\n", 2_000);
-        assert!(auth.check_write(&bearer("bbbbbbbbbbbbbbbbbbbb")).is_ok(), "a broken file must keep the previous tokens");
-    }
-
-    #[test]
-    fn debug_output_never_shows_tokens() {
-        let auth = Auth::from_text(FILE, false).unwrap();
-        let shown = format!("{auth:?}");
-        assert!(shown.contains("alice") && !shown.contains("aaaaaaaa"), "{shown}");
-    }
-}
+#[path = "auth_tests.rs"]
+mod tests;

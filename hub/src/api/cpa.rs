@@ -105,10 +105,10 @@ pub async fn evaluation(
 async fn run(state: &ApiState, headers: &HeaderMap, path: &TargetPath, dry_run: Option<&str>) -> Result<TickResult, ApiError> {
     let dry_run = parse_dry_run(dry_run)?;
     let run_type = if dry_run {
-        state.auth.check_read(headers)?;
+        state.auth.read_access(headers, Some(&path.namespace)).await?;
         RunType::ApiDryRun
     } else {
-        state.auth.check_write(headers)?;
+        state.auth.write_access(headers, Some(&path.namespace)).await?;
         RunType::Api
     };
     let key = path.key()?;

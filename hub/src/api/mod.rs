@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cpa;
 pub mod error;
 pub mod hub_info;
+pub mod kube_auth;
 pub mod openapi;
 pub mod overrides;
 pub mod stream;
