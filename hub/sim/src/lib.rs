@@ -27,6 +27,7 @@ pub mod patch;
 pub mod resources;
 mod router;
 mod scale;
+mod ssa;
 pub mod scenario;
 pub mod selector;
 pub mod store;

@@ -205,6 +205,11 @@ pub(crate) fn patch(state: &AppState, def: &ResourceDef, ns: &str, name: &str, m
         if let Some(old) = old {
             check_rv(def, name, old, &patched)?;
         }
+        if apply {
+            let applied = patch::parse_json_or_yaml(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let manager = params.get("fieldManager").unwrap_or_default();
+            crate::ssa::record_apply(def, old.map(|o| o.as_ref()), &mut patched, &applied, manager, params.flag("force"))?;
+        }
         if mode == WriteMode::Main {
             validate(def, &mut patched)?;
         }
