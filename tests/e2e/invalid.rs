@@ -34,11 +34,17 @@ async fn invalid(env: &Env) -> anyhow::Result<()> {
     ]);
     create(env, &deployment("typo", 2, annotations)).await?;
 
-    let row = eventually("the target row in state invalid", WAIT, async || {
-        Ok(target(env, store, "typo")
-            .await?
-            .filter(|r| r.state == "invalid"))
-    })
+    // An invalid spec has no interval, so the hub falls back to its 15 s default and jitters the
+    // first tick over it, so the report may take up to ~16 s.
+    let row = eventually(
+        "the target row in state invalid",
+        WAIT + Duration::from_secs(10),
+        async || {
+            Ok(target(env, store, "typo")
+                .await?
+                .filter(|r| r.state == "invalid"))
+        },
+    )
     .await?;
     let error = row.error.clone().unwrap_or_default();
     ensure!(
