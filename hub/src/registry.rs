@@ -66,7 +66,9 @@ impl Registry {
 
     async fn applied(&mut self, kind: Kind, obj: Arc<DynamicObject>) {
         let key = TargetKey::of(kind, &obj);
-        if !scalehub_core::spec::is_opted_in(&annotations(&obj)) {
+        // A workload with a controlling owner (the ReplicaSets of a Deployment, which inherit
+        // its annotations) is scaled by that owner; scaling it too would fight the owner.
+        if !scalehub_core::spec::is_opted_in(&annotations(&obj)) || has_controller(&obj) {
             if self.targets.contains_key(&key) {
                 self.remove(&key, "opted out").await;
             }
@@ -119,4 +121,9 @@ impl Registry {
             self.remove(&key, "missing from a relist").await;
         }
     }
+}
+
+/// Whether another object controls this one (an ownerReference with `controller: true`).
+fn has_controller(obj: &DynamicObject) -> bool {
+    obj.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true))
 }

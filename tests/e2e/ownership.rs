@@ -19,7 +19,6 @@ use crate::fixtures::{create, deployment, opted_in, param_profile};
 use crate::harness::{Env, on_every_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "hub bug: on a real cluster the ReplicaSets of an opted-in Deployment become targets and are scaled (no ownerReference check in registry.rs)"]
 async fn replica_sets_owned_by_an_opted_in_deployment_are_not_targets() {
     on_every_server("owned-replicasets", async |env: &Env| owned(env).await).await;
 }
