@@ -119,6 +119,19 @@ impl Browser {
         }
     }
 
+    /// Clicks the element `css` selects, found and clicked in one script: live updates
+    /// re-render rows, so an element handle held across two WebDriver calls can go stale.
+    pub async fn click(&self, css: &str, secs: u64) {
+        let script = format!("const el = document.querySelector({}); if (!el) return false; el.click(); return true", json!(css));
+        self.until(&format!("{css} to click"), secs, &script).await;
+    }
+
+    /// The text of the element `css` selects (empty when there is none), read in one script.
+    pub async fn text(&self, css: &str) -> String {
+        let script = format!("const el = document.querySelector({}); return el ? el.innerText : ''", json!(css));
+        self.js(&script).await.as_str().unwrap_or_default().to_owned()
+    }
+
     /// Saves a screenshot as `<target>/screenshots/<name>.png` and returns its path.
     pub async fn shot(&self, name: &str) -> PathBuf {
         let dir = screenshot_dir();

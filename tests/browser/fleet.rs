@@ -73,6 +73,28 @@ impl Fleet {
         api.get(name).await.ok().and_then(|d| d.spec).and_then(|s| s.replicas)
     }
 
+    /// Adds `n` target rows straight to the store (namespaces `bulk-0`…`bulk-9`), so the fleet
+    /// view pages through thousands of targets without simulating thousands of workloads.
+    pub async fn add_bulk_targets(&self, n: usize) {
+        let now = scalehub::hub::now_ms();
+        let rows = (0..n)
+            .map(|i| scalehub_store::TargetRow {
+                key: scalehub_store::TargetKey::new(format!("bulk-{}", i % 10), "Deployment", format!("svc-{i:05}")),
+                uid: None,
+                state: if i % 7 == 0 { "shadow" } else { "active" }.into(),
+                spec: serde_json::json!({"minReplicas": 1, "maxReplicas": 10}),
+                error: None,
+                current_replicas: Some((i % 9 + 1) as i32),
+                desired_replicas: Some((i % 9 + 1) as i32),
+                first_seen: now,
+                last_seen: now,
+                removed_at: None,
+                updated_at: now,
+            })
+            .collect();
+        self.hub.shared.store.upsert_targets(rows).await.unwrap();
+    }
+
     /// Stops the hub, then the simulator.
     pub async fn shutdown(self) {
         self.hub.shutdown().await;

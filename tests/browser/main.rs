@@ -13,7 +13,6 @@ mod fleet;
 
 use std::panic::AssertUnwindSafe;
 
-use fantoccini::Locator;
 use futures::FutureExt;
 use serde_json::json;
 
@@ -60,6 +59,7 @@ async fn dashboard_lists_explains_and_overrides_the_demo_targets() {
         the_fleet_lists_the_demo_targets(&browser, &fleet).await;
         a_target_page_shows_a_chart_and_the_reasons_of_a_decision(&browser).await;
         an_override_set_through_the_form_is_applied_and_shows_up(&browser, &fleet).await;
+        the_fleet_pages_through_thousands_of_targets(&browser, &fleet).await;
         let errors = browser.page_errors().await;
         assert!(errors.is_empty(), "the page reported errors: {errors:?}");
     })
@@ -113,28 +113,26 @@ async fn the_fleet_lists_the_demo_targets(browser: &Browser, fleet: &Fleet) {
              return rows.length === 1 && rows[0].dataset.key === 'shop/Deployment/checkout'",
         )
         .await;
-    let clear = browser.client.find(Locator::XPath("//button[normalize-space()='Clear']")).await.unwrap();
-    clear.click().await.unwrap();
+    browser.js("[...document.querySelectorAll('.toolbar button')].find(b => b.textContent === 'Clear').click()").await;
     browser.until("the full list again", 15, &all_listed).await;
 }
 
 async fn a_target_page_shows_a_chart_and_the_reasons_of_a_decision(browser: &Browser) {
     // Navigate the way a reader does: click the row.
-    browser.element("a.trow[data-key=\"shop/Deployment/web\"]", 10).await.click().await.unwrap();
+    browser.click("a.trow[data-key=\"shop/Deployment/web\"]", 10).await;
     browser.until("the target page", 15, "return location.pathname === '/targets/shop/Deployment/web'").await;
     browser.element("#replica-chart canvas", 20).await;
     browser.element("#decisions tr.drow", 30).await;
-    let name = browser.element("#target-name", 5).await.text().await.unwrap();
-    assert_eq!(name, "web");
+    assert_eq!(browser.text("#target-name").await, "web");
     // The demo's web workload scales up under rate limits, so decisions with reasons come quickly.
     browser
         .until("a decision with reasons", 90, "return !!document.querySelector('#decisions tr.drow:not([data-codes=\"\"])')")
         .await;
-    browser.element("#decisions tr.drow:not([data-codes=\"\"])", 5).await.click().await.unwrap();
-    let step = browser.element(".decision-detail .chain li[data-code]", 10).await;
-    let text = step.text().await.unwrap();
+    browser.click("#decisions tr.drow:not([data-codes=\"\"])", 5).await;
+    browser.element(".decision-detail .chain li[data-code]", 10).await;
+    let text = browser.text(".decision-detail .chain li[data-code]").await;
     assert!(!text.trim().is_empty(), "the reason has no text");
-    let chain = browser.element(".decision-detail .chain", 5).await.text().await.unwrap();
+    let chain = browser.text(".decision-detail .chain").await;
     assert!(chain.contains("The evaluation asked for"), "reason chain: {chain}");
     browser.js("document.querySelector('.decision-detail').scrollIntoView({block: 'center'})").await;
     browser.shot("target-decision").await;
@@ -151,7 +149,7 @@ async fn an_override_set_through_the_form_is_applied_and_shows_up(browser: &Brow
     replicas.send_keys(&pin.to_string()).await.unwrap();
     browser.element("#ov-reason", 5).await.send_keys("browser test: hold web steady").await.unwrap();
     browser.element("#ov-token", 5).await.send_keys(TOKEN).await.unwrap();
-    browser.element("#set-override", 5).await.click().await.unwrap();
+    browser.click("#set-override", 5).await;
 
     let shown = format!(
         "const el = document.querySelector('[data-testid=active-override]');\
@@ -182,6 +180,46 @@ async fn an_override_set_through_the_form_is_applied_and_shows_up(browser: &Brow
     browser.shot("override").await;
 
     // The token is kept for the session, so clearing needs no second entry.
-    browser.element("#clear-override", 5).await.click().await.unwrap();
+    browser.click("#clear-override", 5).await;
     browser.until("the override to be gone", 20, "return !document.querySelector('[data-testid=active-override]')").await;
+}
+
+async fn the_fleet_pages_through_thousands_of_targets(browser: &Browser, fleet: &Fleet) {
+    const BULK: usize = 2500;
+    fleet.add_bulk_targets(BULK).await;
+    let total = BULK + DEMO_TARGETS.len();
+    browser.client.goto(&format!("{}/", fleet.url)).await.unwrap();
+    browser.element("a.trow", 15).await;
+    // The scroll area is sized for the whole fleet from the first page's counts.
+    browser
+        .until("the fleet size in the title", 15, &format!("return document.querySelector('.fleet-head .sub').textContent.replace(/\\D/g, '') === '{total}'"))
+        .await;
+    let rendered = browser.js("return document.querySelectorAll('a.trow').length").await;
+    assert!(rendered.as_u64().unwrap_or(0) < 100, "only the visible rows are in the page, not {rendered}");
+    // Jump to the end: the pages in between load through the cursor, and the last target
+    // in key order (shop/Deployment/web) turns up at the bottom.
+    let started = std::time::Instant::now();
+    browser
+        .until(
+            "the last row after scrolling to the end",
+            60,
+            "const s = document.querySelector('.table-scroll'); s.scrollTop = s.scrollHeight;\
+             return !!document.querySelector('a.trow[data-key=\"shop/Deployment/web\"]')",
+        )
+        .await;
+    let elapsed = started.elapsed();
+    assert!(elapsed < std::time::Duration::from_secs(30), "paging to the end took {elapsed:?}");
+    let rows = browser.js("return document.querySelectorAll('a.trow').length").await;
+    assert!(rows.as_u64().unwrap_or(0) < 100, "rows are recycled while scrolling, found {rows}");
+    browser.shot("fleet-scrolled").await;
+    // The server filters: a search finds one bulk target among thousands.
+    browser.client.goto(&format!("{}/?q=svc-01234", fleet.url)).await.unwrap();
+    browser
+        .until(
+            "the search result",
+            15,
+            "const rows = [...document.querySelectorAll('a.trow')];\
+             return rows.length === 1 && rows[0].dataset.key === 'bulk-4/Deployment/svc-01234'",
+        )
+        .await;
 }

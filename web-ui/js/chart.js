@@ -3,6 +3,7 @@
 
 import uPlot from '/vendor/uplot-1.6.32/uPlot.esm.js';
 import { metricNumber } from './format.js';
+import { overrideKind } from './override.js';
 
 /** Series colours: Okabe–Ito, in an order where neighbours stay distinct for every vision type. */
 export const PALETTE = ['#0072B2', '#E69F00', '#CC79A7', '#009E73', '#56B4E9', '#D55E00', '#F0E442', '#000000'];
@@ -161,9 +162,10 @@ export function replicaChart(el, get) {
 }
 
 function overrideLabel(o) {
-  if (o.kind === 'pin' || (o.replicas !== null && o.replicas !== undefined)) return `pinned at ${o.replicas}`;
-  if (o.kind === 'bounds' || o.minReplicas !== null && o.minReplicas !== undefined) return `bounds ${o.minReplicas ?? '…'}–${o.maxReplicas ?? '…'}`;
-  return `paused ${o.pauseDirection || 'both'}`;
+  const kind = overrideKind(o);
+  if (kind === 'pin') return `pinned at ${o.replicas}`;
+  if (kind === 'bounds') return `bounds ${o.minReplicas ?? '…'}–${o.maxReplicas ?? '…'}`;
+  return `paused ${o.paused || o.pauseDirection || 'both'}`;
 }
 
 /** Numeric metric series per resource name (at most 8; the rest are summed into "other"). */

@@ -11,10 +11,20 @@ const DURATIONS = [['15m', '15 minutes'], ['30m', '30 minutes'], ['1h', '1 hour'
 /** What an override does, in words. */
 export function describeOverride(o) {
   if (!o) return '';
-  if (o.kind === 'pin' || (o.replicas !== null && o.replicas !== undefined)) return `Pinned at ${o.replicas} replica${o.replicas === 1 ? '' : 's'}`;
-  if (o.kind === 'bounds' || (o.minReplicas !== null && o.minReplicas !== undefined)) return `Bounds narrowed to ${o.minReplicas}–${o.maxReplicas}`;
-  const dir = o.pauseDirection || o.paused || 'both';
+  const kind = overrideKind(o);
+  if (kind === 'pin') return `Pinned at ${o.replicas} replica${o.replicas === 1 ? '' : 's'}`;
+  if (kind === 'bounds') return `Bounds narrowed to ${o.minReplicas ?? '…'}–${o.maxReplicas ?? '…'}`;
+  const dir = o.paused || o.pauseDirection || 'both';
   return dir === 'both' ? 'Scaling paused' : `Scaling ${dir} paused`;
+}
+
+/** `pin`, `bounds` or `pause`, from the API's `type` or from the fields that are set. */
+export function overrideKind(o) {
+  const declared = o.type || o.kind;
+  if (declared === 'pin' || declared === 'bounds' || declared === 'pause') return declared;
+  if (o.replicas !== null && o.replicas !== undefined) return 'pin';
+  if (o.minReplicas != null || o.maxReplicas != null) return 'bounds';
+  return 'pause';
 }
 
 /** Renders the panel body into `el`; `onChange` runs after a successful write. */

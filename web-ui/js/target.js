@@ -131,8 +131,9 @@ export function renderTarget(root, key, { stream }) {
     const seen = new Set();
     const list = [];
     for (const o of [target.override, ...(target.overrideHistory || [])]) {
-      if (!o || seen.has(o.id ?? o.createdAt)) continue;
-      seen.add(o.id ?? o.createdAt);
+      // The active override (from memory, no id) is also in the history: one period each.
+      if (!o || seen.has(o.createdAt)) continue;
+      seen.add(o.createdAt);
       list.push(o);
     }
     return list;
