@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Debian's browser; never a downloaded one.
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -59,13 +59,26 @@ impl Browser {
         ];
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
-        caps.insert("goog:chromeOptions".into(), json!({ "binary": CHROMIUM, "args": args }));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": CHROMIUM, "args": args }),
+        );
         let url = format!("http://127.0.0.1:{port}");
         let mut last = None;
         // chromedriver takes a moment to listen.
         for _ in 0..100 {
-            match ClientBuilder::new(HttpConnector::new()).capabilities(caps.clone()).connect(&url).await {
-                Ok(client) => return Browser { client, driver, _profile: profile },
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => {
+                    return Browser {
+                        client,
+                        driver,
+                        _profile: profile,
+                    };
+                }
                 Err(e) => last = Some(e),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -82,7 +95,10 @@ impl Browser {
 
     /// Runs a script in the page and returns its result.
     pub async fn js(&self, script: &str) -> Value {
-        self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
     /// Polls `script` until it returns a truthy value; panics with `what` after `secs` seconds.
@@ -110,7 +126,13 @@ impl Browser {
 
     /// Waits for an element.
     pub async fn element(&self, css: &str, secs: u64) -> fantoccini::elements::Element {
-        match self.client.wait().at_most(Duration::from_secs(secs)).for_element(Locator::Css(css)).await {
+        match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(secs))
+            .for_element(Locator::Css(css))
+            .await
+        {
             Ok(el) => el,
             Err(e) => {
                 self.shot("failure").await;
@@ -122,14 +144,24 @@ impl Browser {
     /// Clicks the element `css` selects, found and clicked in one script: live updates
     /// re-render rows, so an element handle held across two WebDriver calls can go stale.
     pub async fn click(&self, css: &str, secs: u64) {
-        let script = format!("const el = document.querySelector({}); if (!el) return false; el.click(); return true", json!(css));
+        let script = format!(
+            "const el = document.querySelector({}); if (!el) return false; el.click(); return true",
+            json!(css)
+        );
         self.until(&format!("{css} to click"), secs, &script).await;
     }
 
     /// The text of the element `css` selects (empty when there is none), read in one script.
     pub async fn text(&self, css: &str) -> String {
-        let script = format!("const el = document.querySelector({}); return el ? el.innerText : ''", json!(css));
-        self.js(&script).await.as_str().unwrap_or_default().to_owned()
+        let script = format!(
+            "const el = document.querySelector({}); return el ? el.innerText : ''",
+            json!(css)
+        );
+        self.js(&script)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Saves a screenshot as `<target>/screenshots/<name>.png` and returns its path.
@@ -165,5 +197,9 @@ pub fn screenshot_dir() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
