@@ -2,9 +2,10 @@
 //! `spec.replicas`), the kubelet (pods turn Running and Ready after a delay) and the garbage
 //! collector (a deleted workload's pods go). They react to store events; nothing polls.
 //!
-//! Simplifications: Deployments own their pods directly (no intermediate ReplicaSet), pods are
-//! named `<workload>-<5 random chars>` (`<sts>-<ordinal>` for StatefulSets), StatefulSet pods are
-//! created in parallel, template changes do not roll pods.
+//! Deployments get one ReplicaSet each (see `controllers_deploy.rs`), which owns the pods.
+//! Simplifications: pods are named `<replicaset>-<5 random chars>` (`<sts>-<ordinal>` for
+//! StatefulSets), StatefulSet pods are created in parallel, a template change replaces the
+//! ReplicaSet instead of rolling.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -49,9 +50,15 @@ impl Controllers {
         let ns = ev.namespace.as_str();
         let Some(uid) = meta::meta_str(&ev.object, "uid") else { return };
         if ev.kind == EventType::Deleted {
-            // Garbage collection of dependents.
+            // Garbage collection of dependents (a ReplicaSet's pods go when its DELETED arrives).
+            for rs in self.store.owned_by(REPLICASETS, ns, uid) {
+                let _ = self.store.delete(&RESOURCES[REPLICASETS], ns, meta::name(&rs), None, false);
+            }
             for pod in self.store.pods_owned_by(ns, uid) {
                 let _ = self.store.delete(&RESOURCES[PODS], ns, meta::name(&pod), None, false);
+            }
+            if def.storage == REPLICASETS {
+                self.refresh_owner_deployment(&ev.object);
             }
             return;
         }
@@ -60,7 +67,14 @@ impl Controllers {
         if meta::meta_str(&current, "uid") != Some(uid) {
             return;
         }
+        if def.storage == DEPLOYMENTS {
+            self.reconcile_deployment(&current);
+            return;
+        }
         self.reconcile(def, &current);
+        if def.storage == REPLICASETS {
+            self.refresh_owner_deployment(&current);
+        }
     }
 
     fn reconcile(&self, def: &'static ResourceDef, workload: &Obj) {
@@ -205,6 +219,12 @@ impl Controllers {
         let ns = meta::meta_str(workload, "namespace").unwrap_or("default");
         let uid = meta::meta_str(workload, "uid").unwrap_or("");
         let pods = self.store.pods_owned_by(ns, uid);
+        self.write_status(def, workload, &pods);
+    }
+
+    /// Writes workload status computed from its pods (no event when nothing changed).
+    fn write_status(&self, def: &'static ResourceDef, workload: &Obj, pods: &[Obj]) {
+        let ns = meta::meta_str(workload, "namespace").unwrap_or("default");
         let replicas = pods.len();
         let ready = pods.iter().filter(|p| meta::pod_ready(p)).count();
         let generation = workload.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
@@ -235,6 +255,9 @@ impl Controllers {
         });
     }
 }
+
+#[path = "controllers_deploy.rs"]
+mod deploy;
 
 #[cfg(test)]
 #[path = "controllers_tests.rs"]

@@ -29,7 +29,12 @@ async fn settle(d: Duration) {
 
 fn pods_of(store: &Store, slot: usize, name: &str) -> Vec<Obj> {
     let w = store.get(slot, "default", name).unwrap();
-    store.pods_owned_by("default", meta::meta_str(&w, "uid").unwrap())
+    let uid = meta::meta_str(&w, "uid").unwrap();
+    if slot == DEPLOYMENTS {
+        // Deployment → ReplicaSet → pods.
+        return store.owned_by(REPLICASETS, "default", uid).iter().flat_map(|rs| store.pods_owned_by("default", meta::meta_str(rs, "uid").unwrap())).collect();
+    }
+    store.pods_owned_by("default", uid)
 }
 
 #[tokio::test(start_paused = true)]
@@ -41,7 +46,12 @@ async fn pods_follow_replicas_and_turn_ready_after_the_delay() {
     let pods = pods_of(&store, DEPLOYMENTS, "web");
     assert_eq!(pods.len(), 3);
     assert!(pods.iter().all(|p| p["status"]["phase"] == "Pending" && p["metadata"]["labels"]["app"] == "web"));
-    assert!(pods.iter().all(|p| meta::name(p).starts_with("web-") && meta::name(p).len() == 9));
+    // `web-<pod-template-hash>-<suffix>`, owned by the Deployment's ReplicaSet.
+    assert!(pods.iter().all(|p| meta::name(p).starts_with("web-") && meta::name(p).len() == 20), "{:?}", pods.iter().map(|p| meta::name(p)).collect::<Vec<_>>());
+    let rs = store.owned_by(REPLICASETS, "default", meta::meta_str(&store.get(DEPLOYMENTS, "default", "web").unwrap(), "uid").unwrap());
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0]["spec"]["replicas"], 3);
+    assert!(pods.iter().all(|p| p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"));
     let w = store.get(DEPLOYMENTS, "default", "web").unwrap();
     assert_eq!((w["status"]["replicas"].as_u64(), w["status"]["readyReplicas"].as_u64()), (Some(3), Some(0)));
 
@@ -89,4 +99,23 @@ async fn deleting_a_workload_deletes_its_pods_and_deleted_pods_are_replaced() {
     store.delete(&RESOURCES[REPLICASETS], "default", "rs", None, false).unwrap();
     settle(Duration::from_millis(1)).await;
     assert_eq!(store.count(PODS), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deployment_replicasets_carry_annotations_and_are_collected_with_the_deployment() {
+    let store = Store::new(1000);
+    let _ctl = spawn(store.clone(), Duration::from_secs(1));
+    let mut d = deploy("web", 2);
+    d["metadata"]["annotations"] = json!({"scalehub.io/enabled": "true"});
+    store.create(&RESOURCES[DEPLOYMENTS], "default", d, false).unwrap();
+    settle(Duration::from_secs(2)).await;
+    let rs = store.list(REPLICASETS, None, &Default::default(), None, None).unwrap().items;
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0]["metadata"]["annotations"]["scalehub.io/enabled"], "true");
+    assert_eq!(rs[0]["status"]["readyReplicas"], 2);
+    let w = store.get(DEPLOYMENTS, "default", "web").unwrap();
+    assert_eq!(w["status"]["readyReplicas"], 2);
+    store.delete(&RESOURCES[DEPLOYMENTS], "default", "web", None, false).unwrap();
+    settle(Duration::from_millis(1)).await;
+    assert_eq!((store.count(REPLICASETS), store.count(PODS)), (0, 0));
 }

@@ -12,6 +12,22 @@ pub fn random_suffix(len: usize) -> String {
     (0..len).map(|_| SUFFIX_CHARS[rng.random_range(0..SUFFIX_CHARS.len())] as char).collect()
 }
 
+/// A stable 10-character hash in the suffix alphabet, like `pod-template-hash`.
+pub fn short_hash(text: &str) -> String {
+    // FNV-1a: stable across runs and platforms, unlike std's randomly seeded hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (0..10)
+        .map(|_| {
+            let c = SUFFIX_CHARS[(h % SUFFIX_CHARS.len() as u64) as usize] as char;
+            h /= SUFFIX_CHARS.len() as u64;
+            c
+        })
+        .collect()
+}
+
 /// A random v4-style UUID string.
 pub fn new_uid() -> String {
     let b: [u8; 16] = rand::rng().random();

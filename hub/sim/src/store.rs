@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::error::ApiError;
 use crate::meta;
-use crate::resources::{self, NAMESPACES, PODS, ResourceDef, STORAGE_SLOTS};
+use crate::resources::{self, NAMESPACES, PODS, REPLICASETS, ResourceDef, STORAGE_SLOTS};
 
 /// A stored object; shared between the store, the history and in-flight responses.
 pub type Obj = Arc<Value>;
@@ -93,8 +93,8 @@ struct Slot {
     history: VecDeque<Arc<StoredEvent>>,
     /// resourceVersion of the newest event evicted from `history`; older watches have lost events.
     compacted_rv: u64,
-    /// Pods only: controller owner uid → pod names (the owner's namespace), so controllers and
-    /// metrics find a workload's pods without scanning all pods.
+    /// Pods and ReplicaSets: controller owner uid → names (in the owner's namespace), so
+    /// controllers and metrics find a workload's pods without scanning all pods.
     owners: HashMap<String, BTreeSet<String>>,
     /// Pods only: `(label key, value)` → (namespace, name), so `labelSelector=app=web` over
     /// 50,000 pods touches only the matching ones.
@@ -169,8 +169,13 @@ impl Store {
 
     /// Pods whose controlling owner has this uid, in the owner's namespace.
     pub fn pods_owned_by(&self, ns: &str, owner_uid: &str) -> Vec<Obj> {
+        self.owned_by(PODS, ns, owner_uid)
+    }
+
+    /// Objects of a slot (pods or ReplicaSets) whose controlling owner has this uid.
+    pub fn owned_by(&self, slot: usize, ns: &str, owner_uid: &str) -> Vec<Obj> {
         let inner = self.lock();
-        let slot = &inner.slots[PODS];
+        let slot = &inner.slots[slot];
         let (Some(names), Some(pods)) = (slot.owners.get(owner_uid), slot.objects.get(ns)) else {
             return Vec::new();
         };
@@ -368,6 +373,8 @@ impl Store {
         let s = &mut inner.slots[slot];
         if slot == PODS {
             index_labels(&mut s.labels, ns, name, prev.as_deref(), new.as_deref());
+        }
+        if slot == PODS || slot == REPLICASETS {
             let old_owner = prev.as_deref().and_then(meta::controller_uid).map(str::to_string);
             let new_owner = new.as_deref().and_then(meta::controller_uid).map(str::to_string);
             if old_owner != new_owner {

@@ -227,7 +227,7 @@ async fn pods_follow_replicas_turn_ready_and_report_metrics() {
     assert_eq!(list.items.len(), 2);
     let pod = &list.items[0];
     assert_eq!(pod.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
-    assert_eq!(pod.metadata.owner_references.as_ref().unwrap()[0].kind, "Deployment");
+    assert_eq!(pod.metadata.owner_references.as_ref().unwrap()[0].kind, "ReplicaSet");
     let running = pods.list(&ListParams::default().fields("status.phase=Running")).await.unwrap();
     assert_eq!(running.items.len(), 2);
 
