@@ -88,6 +88,7 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     let shutdown = CancellationToken::new();
     let metrics = Metrics::new();
     let client = crate::telemetry::counted_client(client, &metrics);
+    let auth = if config.api.kubernetes_auth { auth.with_kubernetes_review(client.clone()) } else { auth };
     let mut leader_config = LeaderConfig::new(&opts.lease_namespace, "scalehub", &opts.identity);
     leader_config.lease_duration = opts.lease_duration;
     leader_config.retry_period = (opts.lease_duration / 7).max(Duration::from_millis(200));

@@ -171,6 +171,9 @@ pub async fn run(
     async move {
         let restored = shared.restored.lock().ok().and_then(|mut m| m.remove(&key)).unwrap_or_default();
         let mut memory = tick::Memory::restored(restored);
+        // List the target at once, not only after its first (jittered) tick.
+        let first = input.borrow().clone();
+        tick::announce(&shared, &key, &first, &mut memory).await;
         let mut interval = input.borrow().interval();
         // Spread first ticks over one interval so a restart or a mass opt-in is no thundering herd.
         let jitter = rand::rng().random_range(0..interval.as_millis().max(1) as u64);

@@ -46,9 +46,19 @@ pub struct TickResult {
     pub error: Option<String>,
 }
 
+/// Lists a new target before its first tick: `invalid` with the error, or `pending`.
+pub async fn announce(shared: &Arc<Shared>, key: &TargetKey, input: &TargetInput, memory: &mut Memory) {
+    let now = (shared.clock)();
+    let current = Some(spec_replicas(&input.workload));
+    match &input.spec {
+        Err(error) => report(shared, key, input, memory, "invalid", Some(error.clone()), current, None, now).await,
+        Ok(_) => report(shared, key, input, memory, "pending", None, current, None, now).await,
+    }
+}
+
 /// A scheduled tick: the `scaler` run type.
 pub async fn scheduled(shared: &Arc<Shared>, key: &TargetKey, input: &TargetInput, memory: &mut Memory) {
-    if !*shared.leader.borrow() {
+    if !*shared.leader.borrow() || !shared.hpas.synced() {
         return;
     }
     let now = (shared.clock)();

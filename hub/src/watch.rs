@@ -187,9 +187,17 @@ impl PodIndex {
 pub struct HpaIndex {
     /// One map per watch scope (all namespaces, or one namespace), so scopes never overwrite each other.
     inner: Arc<RwLock<HashMap<Option<String>, HashMap<TargetKey, String>>>>,
+    /// Scopes still to finish their first list; until then no target may scale, or it
+    /// could scale a workload whose HPA the hub has not seen yet.
+    unsynced: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl HpaIndex {
+    /// Whether every HPA watch has listed once (conflicts are known).
+    pub fn synced(&self) -> bool {
+        self.unsynced.load(std::sync::atomic::Ordering::Acquire) == 0
+    }
+
     /// The HPA that targets this workload, if any.
     pub fn owner(&self, key: &TargetKey) -> Option<String> {
         let map = self.inner.read().ok()?;
@@ -222,6 +230,7 @@ impl HpaIndex {
         let index = self.clone();
         let client = client.clone();
         let scope = scope.clone();
+        self.unsynced.store(scope.namespaces.len().max(1), std::sync::atomic::Ordering::Release);
         tokio::spawn(async move {
             let version = match client.list_api_group_resources("autoscaling/v2").await {
                 Ok(list) if list.resources.iter().any(|r| r.name == "horizontalpodautoscalers") => "v2",
@@ -242,6 +251,7 @@ impl HpaIndex {
                     let mut stream = std::pin::pin!(stream);
                     let mut all: HashMap<(String, String), DynamicObject> = HashMap::new();
                     let mut listing = HashMap::new();
+                    let mut first_list = true;
                     loop {
                         let item = tokio::select! {
                             _ = shutdown.cancelled() => return,
@@ -250,14 +260,20 @@ impl HpaIndex {
                         match item {
                             None => return,
                             Some(Err(e)) => {
-                                tracing::debug!(error = %e, "hpa watch error; retrying");
+                                tracing::warn!(error = %e, "hpa watch error (targets wait for the first HPA list); retrying");
                                 continue;
                             }
                             Some(Ok(Event::Init)) => listing.clear(),
                             Some(Ok(Event::InitApply(h))) => {
                                 listing.insert((h.namespace().unwrap_or_default(), h.name_any()), h);
                             }
-                            Some(Ok(Event::InitDone)) => all = std::mem::take(&mut listing),
+                            Some(Ok(Event::InitDone)) => {
+                                all = std::mem::take(&mut listing);
+                                if std::mem::take(&mut first_list) {
+                                    index.rebuild(namespace.clone(), &all);
+                                    index.unsynced.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                                }
+                            }
                             Some(Ok(Event::Apply(h))) => {
                                 all.insert((h.namespace().unwrap_or_default(), h.name_any()), h);
                             }

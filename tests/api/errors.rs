@@ -70,7 +70,7 @@ async fn protected_reads_need_any_valid_token() {
 
 #[tokio::test]
 async fn protected_reads_without_a_token_file_are_forbidden() {
-    let api = TestApi::with_auth(Auth::from_config(&scalehub_core::config::ApiConfig { token_file: None, protect_reads: true }).unwrap()).await;
+    let api = TestApi::with_auth(Auth::from_config(&scalehub_core::config::ApiConfig { token_file: None, protect_reads: true, kubernetes_auth: false }).unwrap()).await;
     assert_error(&api.get("/api/v1/targets").await, StatusCode::FORBIDDEN);
 }
 

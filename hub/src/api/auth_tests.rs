@@ -61,7 +61,7 @@ fn a_rewritten_token_file_takes_effect_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens");
     std::fs::write(&path, "alice:aaaaaaaaaaaaaaaaaaaa\n").unwrap();
-    let config = scalehub_core::config::ApiConfig { token_file: Some(path.clone()), protect_reads: false };
+    let config = scalehub_core::config::ApiConfig { token_file: Some(path.clone()), protect_reads: false, kubernetes_auth: false };
     let auth = Auth::from_config(&config).unwrap().recheck_every(Duration::ZERO);
     assert!(auth.check_write(&bearer("aaaaaaaaaaaaaaaaaaaa")).is_ok());
 

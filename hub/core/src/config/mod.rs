@@ -69,6 +69,11 @@ pub struct ApiConfig {
     /// Require the token for reads too.
     #[serde(default)]
     pub protect_reads: bool,
+    /// Also accept Kubernetes bearer tokens, checked with TokenReview and authorised with
+    /// SubjectAccessReview (as kube-rbac-proxy does); the hub's ServiceAccount then needs
+    /// the `system:auth-delegator` ClusterRole.
+    #[serde(default)]
+    pub kubernetes_auth: bool,
 }
 
 fn default_listen() -> SocketAddr {
