@@ -202,6 +202,15 @@ async fn a_target_page_shows_a_chart_and_the_reasons_of_a_decision(browser: &Bro
         .js("document.querySelector('.decision-detail').scrollIntoView({block: 'center'})")
         .await;
     browser.shot("target-decision").await;
+    // The CPA's dry-run evaluation from the page: recorded, nothing scaled.
+    browser.click("#dry-run", 5).await;
+    browser
+        .until(
+            "the dry run in the history",
+            30,
+            "return !!document.querySelector('#decisions tr.drow[data-outcome=\"dry_run\"]')",
+        )
+        .await;
     browser.js("window.scrollTo(0, 0)").await;
     browser.shot("target").await;
 }

@@ -73,9 +73,9 @@ export function get(path, params, signal) {
   return request('GET', path, { params, signal });
 }
 
-/** PUT/POST/DELETE with the session's token. */
-export function write(method, path, body, token) {
-  return request(method, path, { body, token });
+/** PUT/POST/DELETE with the session's token (or `token`), and optional query parameters. */
+export function write(method, path, body, token, params) {
+  return request(method, path, { body, token, params });
 }
 
 /** The token kept for this browser tab's session (never in localStorage or cookies). */

@@ -16,9 +16,11 @@ const OVERRIDE_EDGE = 'rgba(204, 121, 167, 0.9)';
 
 const stepped = uPlot.paths.stepped({ align: 1 });
 
-/** Decisions that carry replica numbers (override bookkeeping rows do not), oldest first. */
+/** Decisions that carry replica numbers, oldest first. Override bookkeeping rows carry none,
+ * and dry runs never applied what they decided, so neither belongs on the lines. */
 function chartable(decisions) {
-  return decisions.filter((d) => d.runType !== 'override' && (d.currentReplicas !== null || d.finalReplicas !== null))
+  return decisions.filter((d) => d.runType !== 'override' && d.runType !== 'api_dry_run'
+    && (d.currentReplicas !== null || d.finalReplicas !== null))
     .slice().sort((a, b) => a.time - b.time || a.id - b.id);
 }
 

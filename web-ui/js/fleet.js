@@ -7,6 +7,7 @@ import { h, replace, debounce } from './dom.js';
 import { relative, fullTime } from './format.js';
 import { targetBadges, mainReason } from './state.js';
 import { Sparklines } from './sparkline.js';
+import { needsToken, tokenGate } from './auth.js';
 
 const ROW = 44;
 const OVERSCAN = 8;
@@ -170,7 +171,12 @@ export function renderFleet(root, { stream }) {
       renderChips();
       renderNamespaces();
     }).catch((e) => {
-      if (gen === generation) error = e.message;
+      if (gen !== generation) return;
+      error = e.message;
+      if (needsToken(e)) {
+        generation += 1;
+        tokenGate(root, e, () => renderFleet(root, { stream }));
+      }
     }).finally(() => {
       if (gen === generation) {
         loading = null;

@@ -2,13 +2,14 @@
 // decision history, the override panel, the stabilisation state and the parsed spec.
 
 import * as api from './api.js';
-import { h, replace } from './dom.js';
+import { h, replace, toast } from './dom.js';
 import { relative, fullTime, replicas, timeZone } from './format.js';
 import { targetBadges, mainReason } from './state.js';
 import { replicaChart, metricChart } from './chart.js';
 import { renderDecisions } from './decisions.js';
 import { renderOverride } from './override.js';
 import { renderSpec, renderStabilisation } from './panels.js';
+import { needsToken, tokenGate } from './auth.js';
 
 const HISTORY = 200;
 
@@ -89,7 +90,11 @@ export function renderTarget(root, key, { stream }) {
         stat('Desired', h('span', { id: 'stat-desired' }, replicas(t.desiredReplicas)), 'Replicas the last decision asked for'),
         stat('Bounds', spec ? h('span', {}, `${spec.minReplicas}–${spec.maxReplicas}`) : '—', 'min–max from the annotations'),
         stat('Interval', spec ? String(spec.interval) : '—', 'Tick period'),
-        stat('Last decision', d ? h('span', { title: fullTime(d.time) }, relative(d.time)) : '—', d ? fullTime(d.time) : 'none yet')));
+        stat('Last decision', d ? h('span', { title: fullTime(d.time) }, relative(d.time)) : '—', d ? fullTime(d.time) : 'none yet'),
+        h('div', { class: 'stat stat-action' }, h('button', {
+          type: 'button', id: 'dry-run', onclick: dryRun, disabled: t.state === 'invalid' || t.state === 'conflict',
+          title: 'Runs the metric and evaluate stages and the policy now, as the CPA API’s dry run: nothing is scaled and the stabilisation state is left alone',
+        }, 'Evaluate now (dry run)'))));
     replace(errorBox, t.error ? h('div', { class: 'error-box', role: 'alert', id: 'target-error' },
       h('strong', {}, t.state === 'invalid' ? 'Invalid annotations — this target is never scaled.'
         : t.state === 'conflict' ? 'Conflict — ' : 'Error — '),
@@ -156,10 +161,28 @@ export function renderTarget(root, key, { stream }) {
       buildCharts();
     } catch (e) {
       if (stopped) return;
+      if (needsToken(e)) {
+        tokenGate(root, e, load);
+        return;
+      }
       replace(root, h('div', { class: 'panel empty' },
         h('h1', {}, e.status === 404 ? 'No such target' : 'Could not load the target'),
         h('p', {}, `${key.namespace} / ${key.kind} / ${key.name}: ${e.message}`),
         h('p', {}, h('a', { href: '/', 'data-link': true }, '← back to the fleet'))));
+    }
+  }
+
+  async function dryRun(ev) {
+    const button = ev.currentTarget;
+    button.disabled = true;
+    try {
+      const res = await api.write('POST', `${api.targetPath(key)}/evaluation`, undefined, undefined, { dry_run: 'true' });
+      toast(`Dry run: the evaluation asks for ${res.targetReplicas} replica${res.targetReplicas === 1 ? '' : 's'} now (nothing scaled).`, 'ok');
+      refresh();
+    } catch (e) {
+      toast(`Dry run failed: ${e.message}`, 'error');
+    } finally {
+      button.disabled = false;
     }
   }
 
