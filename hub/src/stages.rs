@@ -106,6 +106,14 @@ impl Stages<'_> {
 
     /// Runs the metric stage and the evaluate stage; returns the metrics and the evaluation document.
     pub async fn metrics_and_evaluation(&self, hooks: &mut Vec<HookRecord>) -> Result<(Vec<MetricValue>, Value), StageFailure> {
+        let (metrics, gathered) = self.metrics(hooks).await?;
+        let evaluation = self.evaluation(&metrics, &gathered, hooks).await?;
+        Ok((metrics, evaluation))
+    }
+
+    /// The metric stage alone (the CPA's `GET /metrics`): Kubernetes metrics, then the
+    /// metric hooks. Without a metric hook the metrics are one summary line per metric spec.
+    pub async fn metrics(&self, hooks: &mut Vec<HookRecord>) -> Result<(Vec<MetricValue>, Vec<Gathered>), StageFailure> {
         let fail = |stage: &'static str, message: String, metrics: &[MetricValue]| StageFailure { stage, message, metrics: metrics.to_vec() };
         let pods = self.pods();
         let mut gathered: Vec<Gathered> = Vec::new();
@@ -161,11 +169,21 @@ impl Stages<'_> {
                 self.hook("postMetric", post, &to_json(&payload), hooks).await.map_err(|m| fail("postMetric", m, &metrics))?;
             }
         }
+        if metrics.is_empty() {
+            metrics = gathered.iter().map(|g| MetricValue { resource: g.name.clone(), value: g.summary.clone() }).collect();
+        }
+        Ok((metrics, gathered))
+    }
+
+    /// The evaluate stage: the evaluate hooks, or the built-in calculation over `gathered`.
+    async fn evaluation(&self, metrics: &[MetricValue], gathered: &[Gathered], hooks: &mut Vec<HookRecord>) -> Result<Value, StageFailure> {
+        let fail = |stage: &'static str, message: String, metrics: &[MetricValue]| StageFailure { stage, message, metrics: metrics.to_vec() };
+        let resource = self.workload_json();
         let evaluation = match &self.profile.evaluate {
             Some(evaluate) => {
-                let mut payload = EvaluatePayload { context: self.context(resource), metrics: metrics.clone(), evaluation: None };
+                let mut payload = EvaluatePayload { context: self.context(resource), metrics: metrics.to_vec(), evaluation: None };
                 if let Some(pre) = &self.profile.pre_evaluate {
-                    self.hook("preEvaluate", pre, &to_json(&payload), hooks).await.map_err(|m| fail("preEvaluate", m, &metrics))?;
+                    self.hook("preEvaluate", pre, &to_json(&payload), hooks).await.map_err(|m| fail("preEvaluate", m, metrics))?;
                 }
                 let evaluation = match self.shared.hooks.evaluate(evaluate, &to_json(&payload)).await {
                     Ok((evaluation, outcome)) => {
@@ -174,21 +192,18 @@ impl Stages<'_> {
                     }
                     Err(failure) => {
                         hooks.push(HookRecord { stage: "evaluate".into(), outcome: failure.outcome });
-                        return Err(fail("evaluate", format!("evaluate hook failed: {}", failure.error), &metrics));
+                        return Err(fail("evaluate", format!("evaluate hook failed: {}", failure.error), metrics));
                     }
                 };
                 if let Some(post) = &self.profile.post_evaluate {
                     payload.evaluation = Some(evaluation.clone());
-                    self.hook("postEvaluate", post, &to_json(&payload), hooks).await.map_err(|m| fail("postEvaluate", m, &metrics))?;
+                    self.hook("postEvaluate", post, &to_json(&payload), hooks).await.map_err(|m| fail("postEvaluate", m, metrics))?;
                 }
                 to_json(&evaluation)
             }
-            None => self.builtin(&gathered).map_err(|m| fail("evaluate", m, &metrics))?,
+            None => self.builtin(gathered).map_err(|m| fail("evaluate", m, metrics))?,
         };
-        if metrics.is_empty() {
-            metrics = gathered.iter().map(|g| MetricValue { resource: g.name.clone(), value: g.summary.clone() }).collect();
-        }
-        Ok((metrics, evaluation))
+        Ok(evaluation)
     }
 
     /// The HPA's calculation over the Kubernetes metrics: the largest count any spec asks for.

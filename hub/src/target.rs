@@ -76,6 +76,13 @@ pub enum Command {
         /// Where the result goes.
         reply: oneshot::Sender<Result<tick::TickResult, RunError>>,
     },
+    /// Run only the metric stage (the CPA's `GET /metrics`); nothing is decided or recorded.
+    Metrics {
+        /// `api` or `api_dry_run`, as the hooks see it.
+        run_type: scalehub_hooks::RunType,
+        /// The metrics, or why the stage failed.
+        reply: oneshot::Sender<Result<Result<Vec<scalehub_hooks::MetricValue>, String>, RunError>>,
+    },
 }
 
 /// How the API reaches a running loop.
@@ -123,6 +130,18 @@ impl Shared {
         let handle = self.loops.read().ok().and_then(|m| m.get(key).cloned()).ok_or(RunError::NotFound)?;
         let (reply, rx) = oneshot::channel();
         handle.commands.send(Command::Run { run_type, reply }).await.map_err(|_| RunError::Stopped)?;
+        rx.await.map_err(|_| RunError::Stopped)?
+    }
+
+    /// Runs only the target's metric stage now, between its ticks.
+    pub async fn metrics_now(
+        &self,
+        key: &TargetKey,
+        run_type: scalehub_hooks::RunType,
+    ) -> Result<Result<Vec<scalehub_hooks::MetricValue>, String>, RunError> {
+        let handle = self.loops.read().ok().and_then(|m| m.get(key).cloned()).ok_or(RunError::NotFound)?;
+        let (reply, rx) = oneshot::channel();
+        handle.commands.send(Command::Metrics { run_type, reply }).await.map_err(|_| RunError::Stopped)?;
         rx.await.map_err(|_| RunError::Stopped)?
     }
 
@@ -219,7 +238,17 @@ pub async fn run(
 }
 
 async fn handle_command(shared: &Arc<Shared>, key: &TargetKey, input: &TargetInput, memory: &mut tick::Memory, command: Command) {
-    let Command::Run { run_type, reply } = command;
+    let (run_type, reply) = match command {
+        Command::Run { run_type, reply } => (run_type, reply),
+        Command::Metrics { run_type, reply } => {
+            let result = match &input.spec {
+                Err(e) => Err(RunError::Invalid(e.clone())),
+                Ok(spec) => Ok(tick::metrics_only(shared, key, input, spec, run_type).await),
+            };
+            let _ = reply.send(result);
+            return;
+        }
+    };
     let result = match &input.spec {
         Err(e) => Err(RunError::Invalid(e.clone())),
         Ok(_) if run_type != scalehub_hooks::RunType::ApiDryRun && !*shared.leader.borrow() => Err(RunError::NotLeader),

@@ -88,6 +88,23 @@ pub async fn scheduled(shared: &Arc<Shared>, key: &TargetKey, input: &TargetInpu
     report(shared, key, input, memory, state, result.error, Some(current), result.desired, now).await;
 }
 
+/// Runs only the metric stage (the CPA's `GET /metrics`).
+pub async fn metrics_only(
+    shared: &Arc<Shared>,
+    key: &TargetKey,
+    input: &TargetInput,
+    spec: &TargetSpec,
+    run_type: RunType,
+) -> Result<Vec<MetricValue>, String> {
+    let Some(profile) = shared.profiles.get(&spec.profile) else {
+        return Err(format!("profile {:?} is not in the hub config", spec.profile));
+    };
+    let current = spec_replicas(&input.workload);
+    let stages = Stages { shared, key, input, spec, profile: &profile, run_type, current };
+    let mut hooks = Vec::new();
+    stages.metrics(&mut hooks).await.map(|(metrics, _)| metrics).map_err(|f| f.message)
+}
+
 /// Runs the stages and the policy for one target and records the decision.
 /// With `RunType::ApiDryRun` nothing is scaled and the policy state is left untouched.
 pub async fn decide(

@@ -68,11 +68,14 @@ pub async fn metrics(
     ApiPath(path): ApiPath<TargetPath>,
     ApiQuery(q): ApiQuery<DryRunQuery>,
 ) -> Result<Json<Vec<MetricValue>>, ApiError> {
-    parse_dry_run(q.dry_run.as_deref())?;
-    let result = run(&state, &headers, &path, Some("true")).await?;
-    match result.error {
-        Some(e) if result.metrics.is_empty() => Err(hook_failed(e)),
-        _ => Ok(Json(result.metrics)),
+    // As in the CPA, `dry_run` only changes the run type the hooks see: gathering metrics
+    // never scales, so a read is enough either way.
+    let run_type = if parse_dry_run(q.dry_run.as_deref())? { RunType::ApiDryRun } else { RunType::Api };
+    state.auth.read_access(&headers, Some(&path.namespace)).await?;
+    let key = path.key()?;
+    match state.shared.metrics_now(&key, run_type).await.map_err(|e| run_error(&key, e))? {
+        Ok(metrics) => Ok(Json(metrics)),
+        Err(e) => Err(hook_failed(e)),
     }
 }
 
@@ -112,13 +115,17 @@ async fn run(state: &ApiState, headers: &HeaderMap, path: &TargetPath, dry_run: 
         RunType::Api
     };
     let key = path.key()?;
-    state.shared.run_now(&key, run_type).await.map_err(|e| match e {
-        RunError::NotFound => super::targets::not_found(&key),
+    state.shared.run_now(&key, run_type).await.map_err(|e| run_error(&key, e))
+}
+
+fn run_error(key: &crate::workload::TargetKey, e: RunError) -> ApiError {
+    match e {
+        RunError::NotFound => super::targets::not_found(key),
         RunError::Invalid(why) => ApiError::unprocessable(format!("the target's annotations are invalid: {why}")),
         RunError::Conflict(why) => ApiError::new(StatusCode::CONFLICT, why),
         RunError::NotLeader => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "this hub is a standby; ask the leader"),
         RunError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the target's loop stopped; retry"),
-    })
+    }
 }
 
 fn hook_failed(e: String) -> ApiError {
