@@ -218,14 +218,19 @@ async fn scale_round_trip<K: Workload>(ctx: &Ctx, not_found_kind: &str) -> anyho
     )?;
     check_status("stale scale replace", &status, 409, "Conflict")?;
 
-    // Replace with a fresh Scale.
-    let mut fresh = within("get scale", api.get_scale(name)).await??;
-    fresh.spec.get_or_insert_default().replicas = Some(2);
-    let replaced = within(
-        "replace scale",
-        api.replace_scale(name, &PostParams::default(), &fresh),
-    )
-    .await??;
+    // Replace with a fresh Scale. On a real cluster the workload's controller may write its
+    // status between our read and our write (a legitimate 409), so read-modify-write again,
+    // as every client does; a persistent conflict still fails the test.
+    let mut attempt = 0;
+    let replaced = loop {
+        attempt += 1;
+        let mut fresh = within("get scale", api.get_scale(name)).await??;
+        fresh.spec.get_or_insert_default().replicas = Some(2);
+        match within("replace scale", api.replace_scale(name, &PostParams::default(), &fresh)).await? {
+            Err(kube::Error::Api(s)) if s.code == 409 && attempt < 5 => continue,
+            other => break other?,
+        }
+    };
     ensure!(
         scale_replicas(&replaced) == Some(2),
         "replaced Scale shows {:?}",
