@@ -427,7 +427,7 @@ pub async fn gather(
             let mut cpa = json!({"current_replicas": current, "spec": q.spec});
             cpa[section] = block;
             let total: i64 = grouping.ready.values().map(|s| s.milli).sum();
-            let summary = format!("{name}: {total}m over {} ready pods", grouping.ready.len());
+            let summary = format!("{total}m over {} ready pods", grouping.ready.len());
             Ok::<_, MetricsError>(Gathered { name, cpa, grouping, requests, goal: q.goal, summary })
         }
         .await;
