@@ -123,13 +123,17 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
 
 /// A client from a kubeconfig file, or inferred (in-cluster, then $KUBECONFIG).
 async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
+    let mut config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.context("loading kubeconfig")?
         }
         None => kube::Config::infer().await.context("no kubeconfig given and no in-cluster config found")?,
     };
+    // kube's built-in retry waits up to ~3 minutes per request on 429/503/504; the hub
+    // retries scale calls itself (bounded) and every tick retries the rest, so a flaky API
+    // server costs a target one tick instead of stalling its loop.
+    config.default_retry = false;
     kube::Client::try_from(config).context("building the kube client")
 }
 
