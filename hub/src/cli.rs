@@ -63,6 +63,9 @@ pub enum Command {
         #[arg(long, env = "SCALEHUB_LEASE_SECONDS", default_value_t = 15)]
         lease_seconds: u64,
     },
+    /// Measure how many targets one hub runs: seeds a fleet in a simulator child process (or a
+    /// cluster), runs the hub on it and prints the figures as one JSON line.
+    Bench(crate::bench::BenchOptions),
     /// Start the simulator with sample workloads, the hub and the dashboard.
     Demo {
         /// Where the dashboard listens; the next free port is used if it is taken.
@@ -101,6 +104,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                     lease_namespace,
                     identity,
                     lease_duration: Duration::from_secs(lease_seconds.max(1)),
+                    record_ticks: false,
                 },
             )
             .await?;
@@ -109,6 +113,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             handle.shutdown().await;
             Ok(())
         }
+        Command::Bench(opts) => crate::bench::main(opts).await,
         Command::Demo { listen } => {
             let demo = crate::demo::start(listen).await?;
             println!("scalehub demo: dashboard and API on http://{}", demo.hub.addr);
@@ -122,7 +127,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// A client from a kubeconfig file, or inferred (in-cluster, then $KUBECONFIG).
-async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+pub(crate) async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
     let mut config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;

@@ -45,6 +45,8 @@ pub struct HubOptions {
     pub identity: String,
     /// Lease timing (tests shorten it).
     pub lease_duration: Duration,
+    /// Keep exact tick timings in `Metrics::tick_log` (`scalehub bench`).
+    pub record_ticks: bool,
 }
 
 /// A running hub.
@@ -87,6 +89,9 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     let overrides = overrides::load(&store, now_ms()).await?;
     let shutdown = CancellationToken::new();
     let metrics = Metrics::new();
+    if opts.record_ticks {
+        metrics.tick_log.enable();
+    }
     let client = crate::telemetry::counted_client(client, &metrics);
     let auth = if config.api.kubernetes_auth { auth.with_kubernetes_review(client.clone()) } else { auth };
     let mut leader_config = LeaderConfig::new(&opts.lease_namespace, "scalehub", &opts.identity);
@@ -104,6 +109,7 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
         store,
         hooks,
         pods: PodIndex::default(),
+        pod_metrics: crate::podmetrics::PodMetricsCache::new(config.metrics_resolution),
         hpas: HpaIndex::default(),
         scaler: Scaler::new(client.clone()),
         events: Events::spawn(client.clone(), "scalehub", Duration::from_secs(300)),
@@ -131,7 +137,8 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     Ok(HubHandle { addr, leader, shared, shutdown, registry })
 }
 
-async fn restore_states(store: &scalehub_store::Store) -> anyhow::Result<HashMap<TargetKey, PolicyState>> {
+/// Reads every target's persisted policy state (the windows and rate events a restart resumes).
+pub async fn restore_states(store: &scalehub_store::Store) -> anyhow::Result<HashMap<TargetKey, PolicyState>> {
     let mut out = HashMap::new();
     for (key, value) in store.load_policy_states().await.context("loading policy states")? {
         let Some(kind) = Kind::parse(&key.kind) else { continue };
@@ -159,7 +166,9 @@ async fn housekeeping(shared: Arc<Shared>, retention: Duration, shutdown: Cancel
         overrides::expire(&shared, now).await;
         if last_prune.elapsed() >= Duration::from_secs(600) {
             last_prune = tokio::time::Instant::now();
-            let cutoff = now - retention.as_millis() as i64;
+            // Retention is validated (at most ten years), and saturating arithmetic keeps even
+            // an unvalidated value from wrapping around and pruning everything.
+            let cutoff = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
             match shared.store.prune_decisions(cutoff).await {
                 Ok(n) if n > 0 => tracing::info!(pruned = n, "old decisions pruned"),
                 Ok(_) => {}

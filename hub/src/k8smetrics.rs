@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
+use crate::watch::pods::{ConditionStatus, Phase};
+use crate::podmetrics::{PodMetricsCache, PodUsages};
+use crate::watch::{PodInfo, PodSelector};
 use serde_json::{json, Value};
 
 use scalehub_core::quantity::parse_milli;
@@ -44,6 +46,12 @@ pub enum MetricsError {
     /// The spec asks for something scalehub does not gather.
     #[error("unsupported metric spec: {0}")]
     Unsupported(String),
+    /// The metrics API did not answer in time.
+    #[error("metrics api request timed out after {0:?}")]
+    Timeout(Duration),
+    /// The namespace's shared read failed a moment ago (see `podmetrics`).
+    #[error("{0}")]
+    Cached(String),
 }
 
 /// One pod's sample from a metrics API.
@@ -87,13 +95,9 @@ pub struct Grouping {
     pub total: usize,
 }
 
-fn to_ts(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Timestamp {
-    t.0
-}
-
 /// Groups pods and their samples like the HPA's `groupPods` (deleted and failed pods are skipped).
 pub fn group_pods(
-    pods: &[Arc<Pod>],
+    pods: &[Arc<PodInfo>],
     samples: &HashMap<String, Sample>,
     cpu: bool,
     readiness: Readiness,
@@ -101,13 +105,11 @@ pub fn group_pods(
 ) -> Grouping {
     let mut g = Grouping { total: pods.len(), ..Default::default() };
     for pod in pods {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let status = pod.status.clone().unwrap_or_default();
-        let phase = status.phase.as_deref().unwrap_or("Pending");
-        if pod.metadata.deletion_timestamp.is_some() || phase == "Failed" {
+        let name = pod.name.to_string();
+        if pod.deleting || pod.phase == Phase::Failed {
             continue;
         }
-        if phase == "Pending" {
+        if pod.phase == Phase::Pending {
             g.ignored.insert(name);
             continue;
         }
@@ -116,17 +118,16 @@ pub fn group_pods(
             continue;
         };
         if cpu {
-            let ready = status.conditions.iter().flatten().find(|c| c.type_ == "Ready");
-            let unready = match (ready, status.start_time.as_ref()) {
+            let unready = match (pod.ready, pod.start_time) {
                 (Some(cond), Some(start)) => {
-                    let start = to_ts(start);
-                    let transition = cond.last_transition_time.as_ref().map(to_ts).unwrap_or(start);
+                    let transition = cond.last_transition.unwrap_or(start);
                     let init_end = start + readiness.cpu_initialization_period;
+                    let not_ready = cond.status == ConditionStatus::False;
                     if init_end > now {
                         let window_after_ready = transition + sample.window;
-                        cond.status == "False" || sample.timestamp < window_after_ready
+                        not_ready || sample.timestamp < window_after_ready
                     } else {
-                        cond.status == "False" && start + readiness.initial_readiness_delay > transition
+                        not_ready && start + readiness.initial_readiness_delay > transition
                     }
                 }
                 _ => true,
@@ -143,53 +144,32 @@ pub fn group_pods(
 
 /// Sum of container requests of `resource` per pod, in milli-units; an error names the first
 /// container without one, as the HPA requires requests for Utilization targets.
-pub fn requests(pods: &[Arc<Pod>], resource: &str) -> Result<BTreeMap<String, i64>, MetricsError> {
+pub fn requests(pods: &[Arc<PodInfo>], resource: &str) -> Result<BTreeMap<String, i64>, MetricsError> {
     let mut out = BTreeMap::new();
     for pod in pods {
-        let name = pod.metadata.name.clone().unwrap_or_default();
         let mut sum = 0i64;
-        for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-            let q = c.resources.as_ref().and_then(|r| r.requests.as_ref()).and_then(|r| r.get(resource));
-            let Some(q) = q else {
-                return Err(MetricsError::MissingRequest {
-                    resource: resource.into(),
-                    pod: name,
-                    container: c.name.clone(),
-                });
-            };
-            sum += parse_milli(&q.0).map_err(|e| MetricsError::Malformed { what: "request", detail: e.to_string() })?;
-        }
-        out.insert(name, sum);
-    }
-    Ok(out)
-}
-
-/// Reads `containers[].usage[resource]` of a PodMetricsList into samples by pod name.
-pub fn parse_pod_metrics(list: &Value, resource: &str) -> Result<HashMap<String, Sample>, MetricsError> {
-    let malformed = |detail: String| MetricsError::Malformed { what: "PodMetricsList", detail };
-    let items = list.get("items").and_then(Value::as_array).ok_or_else(|| malformed("no items".into()))?;
-    let mut out = HashMap::new();
-    for item in items {
-        let name = item.pointer("/metadata/name").and_then(Value::as_str).ok_or_else(|| malformed("item without name".into()))?;
-        let timestamp: Timestamp = item
-            .get("timestamp")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| malformed(format!("{name}: bad timestamp")))?;
-        let window = item.get("window").and_then(Value::as_str).map(parse_go_duration).unwrap_or(Duration::from_secs(30));
-        let mut milli = 0i64;
-        for c in item.get("containers").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(q) = c.pointer(&format!("/usage/{resource}")).and_then(Value::as_str) {
-                milli += parse_milli(q).map_err(|e| malformed(format!("{name}: {e}")))?;
+        for c in pod.containers.iter() {
+            match c.requests.iter().find(|(r, _)| &**r == resource) {
+                None => {
+                    return Err(MetricsError::MissingRequest {
+                        resource: resource.into(),
+                        pod: pod.name.to_string(),
+                        container: c.name.to_string(),
+                    });
+                }
+                Some((_, None)) => {
+                    return Err(MetricsError::Malformed { what: "request", detail: format!("{resource} of container {} of pod {}", c.name, pod.name) });
+                }
+                Some((_, Some(milli))) => sum += milli,
             }
         }
-        out.insert(name.to_owned(), Sample { milli, timestamp, window });
+        out.insert(pod.name.to_string(), sum);
     }
     Ok(out)
 }
 
 /// Parses the simple Go durations metrics-server writes for `window` (`30s`, `1m0s`, `15.5s`).
-fn parse_go_duration(s: &str) -> Duration {
+pub(crate) fn parse_go_duration(s: &str) -> Duration {
     let mut total = 0f64;
     let mut num = String::new();
     let mut chars = s.chars().peekable();
@@ -246,14 +226,14 @@ pub fn cpa_block(g: &Grouping, requests: Option<&BTreeMap<String, i64>>, now: Ti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
     }
 
-    fn pod(name: &str, phase: &str, start: Option<&str>, ready: Option<(&str, &str)>) -> Arc<Pod> {
+    fn pod(name: &str, phase: &str, start: Option<&str>, ready: Option<(&str, &str)>) -> Arc<PodInfo> {
         let mut p = Pod::default();
         p.metadata.name = Some(name.into());
         p.status = Some(PodStatus {
@@ -269,7 +249,7 @@ mod tests {
             }),
             ..Default::default()
         });
-        Arc::new(p)
+        Arc::new(PodInfo::from_pod(&p))
     }
 
     fn sample(at: &str) -> Sample {
@@ -310,20 +290,6 @@ mod tests {
         // Memory has no readiness rules: only pending pods are ignored.
         let g = group_pods(&pods, &samples, false, Readiness::default(), now);
         assert_eq!(g.ready.len(), 4);
-    }
-
-    #[test]
-    fn pod_metrics_list_is_read_into_milli_samples() {
-        let list = json!({"items": [{
-            "metadata": {"name": "web-1"}, "timestamp": "2026-01-01T00:00:00Z", "window": "1m0s",
-            "containers": [{"name": "a", "usage": {"cpu": "250000000n", "memory": "64Ki"}},
-                           {"name": "b", "usage": {"cpu": "50m", "memory": "1Mi"}}]}]});
-        let cpu = parse_pod_metrics(&list, "cpu").unwrap();
-        assert_eq!(cpu["web-1"].milli, 300);
-        assert_eq!(cpu["web-1"].window, Duration::from_secs(60));
-        let mem = parse_pod_metrics(&list, "memory").unwrap();
-        assert_eq!(mem["web-1"].milli, (64 * 1024 + 1024 * 1024) * 1000);
-        assert!(parse_pod_metrics(&json!({"kind": "Status"}), "cpu").is_err());
     }
 }
 
@@ -373,11 +339,14 @@ pub struct Gathered {
 }
 
 /// Reads every query for one target; returns what succeeded and the errors of the rest.
+/// Resource metrics come from the namespace's shared PodMetrics read (see `podmetrics`).
+#[allow(clippy::too_many_arguments)]
 pub async fn gather(
     client: &kube::Client,
+    cache: &PodMetricsCache,
     namespace: &str,
-    selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
-    pods: &[Arc<Pod>],
+    selector: Option<&PodSelector>,
+    pods: &[Arc<PodInfo>],
     queries: &[MetricQuery],
     readiness: Readiness,
     current: i32,
@@ -388,30 +357,26 @@ pub async fn gather(
         errors.push(MetricsError::Unsupported("the workload has no pod selector".into()));
         return (ok, errors);
     };
-    let sel = crate::workload::selector_string(selector);
     let now = Timestamp::now();
-    let mut pod_metrics: Option<Value> = None;
+    let mut pod_metrics: Option<Arc<PodUsages>> = None;
     for q in queries {
         let result = async {
             let (name, samples, cpu, utilization) = match &q.source {
                 QuerySource::Resource { name, utilization } => {
                     if pod_metrics.is_none() {
-                        let path = format!(
-                            "/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods?labelSelector={}",
-                            encode(namespace),
-                            encode(&sel)
-                        );
-                        pod_metrics = Some(get_json(client, &path).await?);
+                        pod_metrics = Some(cache.get(client, namespace, selector.as_str()).await?);
                     }
-                    let list = pod_metrics.as_ref().ok_or(MetricsError::NoMetrics)?;
-                    (name.clone(), parse_pod_metrics(list, name)?, name == "cpu", *utilization)
+                    let usages = pod_metrics.as_ref().ok_or(MetricsError::NoMetrics)?;
+                    let samples: HashMap<String, Sample> =
+                        pods.iter().filter_map(|p| usages.get(&*p.name).map(|u| (p.name.to_string(), u.sample(name)))).collect();
+                    (name.clone(), samples, name == "cpu", *utilization)
                 }
                 QuerySource::Pods { metric } => {
                     let path = format!(
                         "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{}/pods/*/{}?labelSelector={}",
                         encode(namespace),
                         encode(metric),
-                        encode(&sel)
+                        encode(selector.as_str())
                     );
                     let list = get_json(client, &path).await?;
                     (format!("pods/{metric}"), parse_metric_value_list(&list)?, false, false)
@@ -457,11 +422,12 @@ fn parse_metric_value_list(list: &Value) -> Result<HashMap<String, Sample>, Metr
 
 async fn get_json(client: &kube::Client, path: &str) -> Result<Value, MetricsError> {
     let req = http::Request::get(path).body(Vec::new()).map_err(|e| MetricsError::Malformed { what: "request", detail: e.to_string() })?;
-    client.request::<Value>(req).await.map_err(MetricsError::Request)
+    let timeout = Duration::from_secs(10);
+    tokio::time::timeout(timeout, client.request::<Value>(req)).await.map_err(|_| MetricsError::Timeout(timeout))?.map_err(MetricsError::Request)
 }
 
 /// Percent-encodes a query or path component (selectors contain spaces, commas and parentheses).
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {

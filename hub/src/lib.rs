@@ -7,14 +7,16 @@
 //! - [`target`]: the per-target loop; [`tick`] and [`stages`]: one tick
 //!   (hooks → evaluate → policy → scale → record);
 //! - [`profile`]: config profiles resolved into hook specs and metric queries;
-//! - [`k8smetrics`], [`builtin`]: Kubernetes metrics for hooks and the HPA's own calculation;
+//! - [`k8smetrics`], [`podmetrics`], [`builtin`]: Kubernetes metrics for hooks (PodMetrics read
+//!   once per namespace) and the HPA's own calculation;
 //! - [`overrides`]: operator overrides mirrored from the store;
 //! - [`scaler`], [`events`]: writes to Kubernetes;
 //! - [`leader`]: Lease-based leader election;
 //! - [`api`], [`telemetry`]: the HTTP server and metrics; [`web`]: the embedded dashboard;
-//! - [`hub`]: wires it all; [`cli`] and [`demo`]: the commands.
+//! - [`hub`]: wires it all; [`cli`], [`demo`] and [`bench`]: the commands.
 
 pub mod api;
+pub mod bench;
 pub mod builtin;
 pub mod cli;
 pub mod demo;
@@ -23,6 +25,7 @@ pub mod hub;
 pub mod k8smetrics;
 pub mod leader;
 pub mod overrides;
+pub mod podmetrics;
 pub mod profile;
 pub mod registry;
 pub mod scaler;

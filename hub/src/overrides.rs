@@ -134,7 +134,7 @@ pub async fn record(shared: &Shared, key: &crate::workload::TargetKey, change: C
 async fn current_replicas(shared: &Shared, key: &crate::workload::TargetKey) -> Option<i32> {
     let live = shared.loops.read().ok().and_then(|m| m.get(key).map(|h| h.input.borrow().workload.clone()));
     match live {
-        Some(workload) => Some(crate::workload::spec_replicas(&workload)),
+        Some(workload) => Some(workload.replicas),
         None => shared.store.get_target(&store_key(key)).await.ok().flatten().and_then(|t| t.current_replicas),
     }
 }

@@ -9,14 +9,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use kube::api::DynamicObject;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::target::{self, LoopHandle, Shared, TargetInput};
 use crate::watch::WorkloadChange;
-use crate::workload::{annotations, Kind, TargetKey};
+use crate::workload::{Kind, TargetKey, Workload};
 
 struct Handle {
     input: watch::Sender<Arc<TargetInput>>,
@@ -50,7 +49,7 @@ impl Registry {
             };
             match change {
                 None => break,
-                Some(WorkloadChange::Applied(kind, obj)) => self.applied(kind, obj).await,
+                Some(WorkloadChange::Applied(key, workload)) => self.applied(key, workload).await,
                 Some(WorkloadChange::Deleted(key)) => self.remove(&key, "deleted").await,
                 Some(WorkloadChange::Listed { kind, namespace, keys }) => self.listed(kind, namespace, keys).await,
             }
@@ -64,17 +63,16 @@ impl Registry {
         }
     }
 
-    async fn applied(&mut self, kind: Kind, obj: Arc<DynamicObject>) {
-        let key = TargetKey::of(kind, &obj);
+    async fn applied(&mut self, key: TargetKey, workload: Arc<Workload>) {
         // A workload with a controlling owner (the ReplicaSets of a Deployment, which inherit
         // its annotations) is scaled by that owner; scaling it too would fight the owner.
-        if !scalehub_core::spec::is_opted_in(&annotations(&obj)) || has_controller(&obj) {
+        if !scalehub_core::spec::is_opted_in(&workload.annotations) || workload.controlled {
             if self.targets.contains_key(&key) {
                 self.remove(&key, "opted out").await;
             }
             return;
         }
-        let input = Arc::new(TargetInput::new(&self.shared, kind, obj));
+        let input = Arc::new(TargetInput::new(&self.shared, workload));
         match self.targets.get(&key) {
             Some(handle) => {
                 handle.input.send_replace(input);
@@ -121,9 +119,4 @@ impl Registry {
             self.remove(&key, "missing from a relist").await;
         }
     }
-}
-
-/// Whether another object controls this one (an ownerReference with `controller: true`).
-fn has_controller(obj: &DynamicObject) -> bool {
-    obj.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true))
 }

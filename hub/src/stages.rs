@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -19,7 +20,8 @@ use crate::builtin;
 use crate::k8smetrics::{self, Gathered};
 use crate::profile::Profile;
 use crate::target::{Shared, TargetInput};
-use crate::workload::{selector, TargetKey};
+use crate::watch::PodInfo;
+use crate::workload::TargetKey;
 
 /// One hook run, as kept in the decision record.
 #[derive(Clone, Debug, Serialize)]
@@ -76,18 +78,33 @@ impl Stages<'_> {
     }
 
     fn workload_json(&self) -> Value {
-        let mut v = serde_json::to_value(self.input.workload.as_ref()).unwrap_or(Value::Null);
+        let mut v = self.input.workload.to_json();
         // The watch cache drops apiVersion/kind; CPA scripts may read them.
         v["apiVersion"] = json!("apps/v1");
         v["kind"] = json!(self.key.kind.as_str());
         v
     }
 
-    fn pods(&self) -> Vec<Arc<Pod>> {
-        match selector(&self.input.workload) {
-            Some(sel) => self.shared.pods.select(&self.key.namespace, &sel),
+    fn pods(&self) -> Vec<Arc<PodInfo>> {
+        match self.input.workload.pod_selector() {
+            Some(sel) => self.shared.pods.select(&self.key.namespace, sel),
             None => Vec::new(),
         }
+    }
+
+    /// The target's pods in full, for per-pod hooks, which get each pod as the CPA passed it:
+    /// read from the API server (the cache keeps only what ticks need), as the CPA read them.
+    async fn full_pods(&self) -> Result<Vec<Pod>, String> {
+        let Some(sel) = self.input.workload.pod_selector() else { return Ok(Vec::new()) };
+        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &self.key.namespace);
+        let timeout = std::time::Duration::from_secs(10);
+        let list = tokio::time::timeout(timeout, api.list(&ListParams::default().labels(sel.as_str())))
+            .await
+            .map_err(|_| format!("listing the target's pods timed out after {timeout:?}"))?
+            .map_err(|e| format!("listing the target's pods failed: {e}"))?;
+        let mut pods: Vec<Pod> = list.items.into_iter().filter(|p| sel.matches(p.metadata.labels.as_ref().unwrap_or(&Default::default()))).collect();
+        pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Ok(pods)
     }
 
     async fn hook(&self, stage: &str, spec: &HookSpec, payload: &Value, hooks: &mut Vec<HookRecord>) -> Result<String, String> {
@@ -119,11 +136,11 @@ impl Stages<'_> {
         let mut gathered: Vec<Gathered> = Vec::new();
         let mut kubernetes_metrics = None;
         if !self.profile.metric_specs.is_empty() {
-            let sel = selector(&self.input.workload);
             let (ok, errors) = k8smetrics::gather(
                 &self.shared.client,
+                &self.shared.pod_metrics,
                 &self.key.namespace,
-                sel.as_ref(),
+                self.input.workload.pod_selector(),
                 &pods,
                 &self.profile.metric_specs,
                 self.profile.readiness,
@@ -149,9 +166,10 @@ impl Stages<'_> {
             }
             match self.spec.run_mode {
                 RunMode::PerPod => {
-                    for pod in &pods {
+                    let full = self.full_pods().await.map_err(|m| fail("metric", m, &metrics))?;
+                    for pod in &full {
                         let name = pod.metadata.name.clone().unwrap_or_default();
-                        let mut pod_json = serde_json::to_value(pod.as_ref()).unwrap_or(Value::Null);
+                        let mut pod_json = serde_json::to_value(pod).unwrap_or(Value::Null);
                         pod_json["apiVersion"] = json!("v1");
                         pod_json["kind"] = json!("Pod");
                         let p = MetricPayload { context: self.context(pod_json), kubernetes_metrics: kubernetes_metrics.clone(), metrics: None };

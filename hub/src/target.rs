@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use kube::api::DynamicObject;
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -26,7 +25,7 @@ use crate::scaler::Scaler;
 use crate::telemetry::Metrics;
 use crate::tick;
 use crate::watch::{HpaIndex, PodIndex};
-use crate::workload::{annotations, Kind, TargetKey};
+use crate::workload::{TargetKey, Workload};
 
 /// Everything target loops share; one per hub.
 pub struct Shared {
@@ -40,6 +39,8 @@ pub struct Shared {
     pub hooks: scalehub_hooks::HookRunner,
     /// Pods by namespace, from the pod watch.
     pub pods: PodIndex,
+    /// PodMetrics shared by namespace.
+    pub pod_metrics: crate::podmetrics::PodMetricsCache,
     /// Workloads that an HPA owns.
     pub hpas: HpaIndex,
     /// Writes `/scale`.
@@ -157,19 +158,19 @@ pub fn store_key(key: &TargetKey) -> scalehub_store::TargetKey {
     scalehub_store::TargetKey::new(&key.namespace, key.kind.as_str(), &key.name)
 }
 
-/// The latest view of one target: its workload object and its parsed spec.
+/// The latest view of one target: its workload and its parsed spec.
 #[derive(Debug)]
 pub struct TargetInput {
     /// The workload as last seen by the watch.
-    pub workload: Arc<DynamicObject>,
+    pub workload: Arc<Workload>,
     /// The annotations parsed against the config, or every problem with them.
     pub spec: Result<TargetSpec, String>,
 }
 
 impl TargetInput {
     /// Parses the workload's annotations with the hub's profiles.
-    pub fn new(shared: &Shared, _kind: Kind, workload: Arc<DynamicObject>) -> Self {
-        let spec = shared.profiles.parse_spec(&annotations(&workload));
+    pub fn new(shared: &Shared, workload: Arc<Workload>) -> Self {
+        let spec = shared.profiles.parse_spec(&workload.annotations);
         Self { workload, spec }
     }
 
@@ -197,6 +198,7 @@ pub async fn run(
         // Spread first ticks over one interval so a restart or a mass opt-in is no thundering herd.
         let jitter = rand::rng().random_range(0..interval.as_millis().max(1) as u64);
         let mut next = Instant::now() + Duration::from_millis(jitter);
+        shared.metrics.tick_log.schedule(next, interval);
         let mut last_start: Option<Instant> = None;
         loop {
             tokio::select! {
@@ -223,6 +225,7 @@ pub async fn run(
             }
             let start = Instant::now();
             shared.metrics.tick_lateness.observe(start.saturating_duration_since(next).as_secs_f64());
+            shared.metrics.tick_log.tick(next, start);
             last_start = Some(start);
             let current = input.borrow().clone();
             tick::scheduled(&shared, &key, &current, &mut memory).await;

@@ -73,6 +73,8 @@ pub struct Metrics {
     pub scale_calls: Family<OutcomeLabels, Counter>,
     /// Every request made to the API server (see [`counted_client`]).
     pub apiserver_requests: Family<RequestLabels, Counter>,
+    /// Exact tick timings for `scalehub bench` (kept only once enabled).
+    pub tick_log: Arc<TickLog>,
     registry: Arc<Registry>,
 }
 
@@ -110,6 +112,7 @@ impl Metrics {
             targets,
             scale_calls,
             apiserver_requests,
+            tick_log: Arc::new(TickLog::default()),
             registry: Arc::new(registry),
         }
     }
@@ -182,6 +185,12 @@ fn classify(method: &http::Method, uri: &http::Uri) -> (&'static str, String) {
         [resource] | [resource, _] => (*resource).to_owned(),
         [resource, _, sub, ..] => format!("{resource}/{sub}"),
     };
+    // The metrics APIs serve `pods` too: name their group so a metrics read is never taken for
+    // a pod list (`pods.metrics.k8s.io`, as kubectl spells it).
+    let resource = match segments.get(1) {
+        Some(group) if segments.first() == Some(&"apis") && group.ends_with("metrics.k8s.io") => format!("{resource}.{group}"),
+        _ => resource,
+    };
     let named = rest.len() >= 2;
     let watch = uri.query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
     let verb = match *method {
@@ -214,5 +223,115 @@ mod tests {
         assert_eq!(class(http::Method::POST, "/apis/events.k8s.io/v1/namespaces/shop/events"), ("create", "events".into()));
         assert_eq!(class(http::Method::GET, "/api/v1/namespaces/shop"), ("get", "namespaces".into()));
         assert_eq!(class(http::Method::GET, "/version"), ("list", "other".into()));
+        assert_eq!(class(http::Method::GET, "/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods"), ("list", "pods.metrics.k8s.io".into()));
+        assert_eq!(
+            class(http::Method::GET, "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/*/rps"),
+            ("get", "pods/rps.custom.metrics.k8s.io".into())
+        );
+    }
+}
+
+/// Exact tick timings, for `scalehub bench`: the Prometheus histogram's buckets are too coarse
+/// for a p99.9 and cannot say which due tick never ran. Off in a normal hub (nothing is kept).
+#[derive(Default)]
+pub struct TickLog {
+    enabled: std::sync::atomic::AtomicBool,
+    inner: std::sync::Mutex<TickLogInner>,
+}
+
+#[derive(Default)]
+struct TickLogInner {
+    /// Each loop's first scheduled tick and its interval: the grid of ticks that are due.
+    schedules: Vec<(tokio::time::Instant, std::time::Duration)>,
+    /// Each tick run: when it was due and when it started.
+    ticks: Vec<(tokio::time::Instant, tokio::time::Instant)>,
+}
+
+/// Tick counts and lateness over a window, from a [`TickLog`].
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct TickStats {
+    /// Ticks whose schedule fell in the window.
+    pub due: u64,
+    /// Of those, ticks that started (however late).
+    pub run: u64,
+    /// Of the due ticks, the share that started within 1 s of schedule.
+    pub within_1s: f64,
+    /// Lateness quantiles over the due ticks, seconds; a due tick that never started counts as
+    /// infinitely late (reported as the window's length).
+    pub lateness_p50: f64,
+    /// 99th percentile.
+    pub lateness_p99: f64,
+    /// 99.9th percentile.
+    pub lateness_p999: f64,
+}
+
+impl TickLog {
+    /// Starts keeping timings.
+    pub fn enable(&self) {
+        self.enabled.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A loop's schedule: its first tick is due at `first`, then every `interval`.
+    pub fn schedule(&self, first: tokio::time::Instant, interval: std::time::Duration) {
+        if self.enabled()
+            && let Ok(mut inner) = self.inner.lock()
+        {
+            inner.schedules.push((first, interval));
+        }
+    }
+
+    /// A tick due at `due` started at `started`.
+    pub fn tick(&self, due: tokio::time::Instant, started: tokio::time::Instant) {
+        if self.enabled()
+            && let Ok(mut inner) = self.inner.lock()
+        {
+            inner.ticks.push((due, started));
+        }
+    }
+
+    /// Ticks due in `[from, to)` by the loops' schedules, and how late those that ran started.
+    pub fn stats(&self, from: tokio::time::Instant, to: tokio::time::Instant) -> TickStats {
+        let Ok(inner) = self.inner.lock() else { return TickStats::default() };
+        let mut due = 0u64;
+        for &(first, interval) in &inner.schedules {
+            if interval.is_zero() {
+                continue;
+            }
+            // Grid points first + k·interval in [from, to).
+            let count_before = |t: tokio::time::Instant| -> u64 {
+                if t <= first { 0 } else { (t - first).as_nanos().div_ceil(interval.as_nanos()) as u64 }
+            };
+            due += count_before(to) - count_before(from);
+        }
+        let mut lateness: Vec<f64> = inner
+            .ticks
+            .iter()
+            .filter(|(d, _)| *d >= from && *d < to)
+            .map(|(d, s)| s.saturating_duration_since(*d).as_secs_f64())
+            .collect();
+        let run = lateness.len() as u64;
+        let never = (to - from).as_secs_f64();
+        lateness.extend(std::iter::repeat_n(never, due.saturating_sub(run) as usize));
+        lateness.sort_by(f64::total_cmp);
+        let q = |p: f64| -> f64 {
+            if lateness.is_empty() {
+                return 0.0;
+            }
+            let i = ((lateness.len() as f64 * p).ceil() as usize).clamp(1, lateness.len()) - 1;
+            lateness[i]
+        };
+        let within = lateness.iter().filter(|l| **l <= 1.0).count() as f64;
+        TickStats {
+            due,
+            run,
+            within_1s: if due == 0 { 1.0 } else { (within / due.max(run) as f64).min(1.0) },
+            lateness_p50: q(0.5),
+            lateness_p99: q(0.99),
+            lateness_p999: q(0.999),
+        }
     }
 }

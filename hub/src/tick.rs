@@ -15,7 +15,7 @@ use crate::events::WorkloadEvent;
 use crate::stages::{self, Stages};
 use crate::target::{store_key, Shared, TargetInput};
 use crate::telemetry::{OutcomeLabels, TargetLabels};
-use crate::workload::{spec_replicas, TargetKey};
+use crate::workload::TargetKey;
 
 /// What a loop remembers between ticks besides the policy state.
 #[derive(Debug, Default)]
@@ -49,7 +49,7 @@ pub struct TickResult {
 /// Lists a new target before its first tick: `invalid` with the error, or `pending`.
 pub async fn announce(shared: &Arc<Shared>, key: &TargetKey, input: &TargetInput, memory: &mut Memory) {
     let now = (shared.clock)();
-    let current = Some(spec_replicas(&input.workload));
+    let current = Some(input.workload.replicas);
     match &input.spec {
         Err(error) => report(shared, key, input, memory, "invalid", Some(error.clone()), current, None, now).await,
         Ok(_) => report(shared, key, input, memory, "pending", None, current, None, now).await,
@@ -62,7 +62,7 @@ pub async fn scheduled(shared: &Arc<Shared>, key: &TargetKey, input: &TargetInpu
         return;
     }
     let now = (shared.clock)();
-    let current = spec_replicas(&input.workload);
+    let current = input.workload.replicas;
     let spec = match &input.spec {
         Ok(spec) => spec,
         Err(error) => {
@@ -99,7 +99,7 @@ pub async fn metrics_only(
     let Some(profile) = shared.profiles.get(&spec.profile) else {
         return Err(format!("profile {:?} is not in the hub config", spec.profile));
     };
-    let current = spec_replicas(&input.workload);
+    let current = input.workload.replicas;
     let stages = Stages { shared, key, input, spec, profile: &profile, run_type, current };
     let mut hooks = Vec::new();
     stages.metrics(&mut hooks).await.map(|(metrics, _)| metrics).map_err(|f| f.message)
@@ -116,7 +116,7 @@ pub async fn decide(
     run_type: RunType,
     now: i64,
 ) -> TickResult {
-    let current = spec_replicas(&input.workload);
+    let current = input.workload.replicas;
     let Some(profile) = shared.profiles.get(&spec.profile) else {
         let error = format!("profile {:?} is not in the hub config", spec.profile);
         return TickResult { metrics: Vec::new(), evaluated: None, desired: None, error: Some(error) };
@@ -327,11 +327,11 @@ async fn report(
     }
     let spec = match &input.spec {
         Ok(spec) => json!(spec),
-        Err(_) => json!(input.workload.metadata.annotations),
+        Err(_) => json!(input.workload.annotations),
     };
     let row = scalehub_store::TargetRow {
         key: store_key(key),
-        uid: input.workload.metadata.uid.clone(),
+        uid: input.workload.uid.clone(),
         state: state.into(),
         spec,
         error,
@@ -357,7 +357,7 @@ async fn report(
 fn emit(shared: &Shared, key: &TargetKey, input: &TargetInput, warning: bool, reason: &str, note: &str) {
     shared.events.emit(WorkloadEvent {
         key: key.clone(),
-        uid: input.workload.metadata.uid.clone(),
+        uid: input.workload.uid.clone(),
         warning,
         reason: reason.into(),
         note: note.into(),

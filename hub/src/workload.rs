@@ -1,12 +1,14 @@
 //! The workload kinds scalehub scales, and what it reads from their objects.
 //!
-//! Workloads are handled as `DynamicObject`s of three known kinds so that one watch,
-//! one cache and one scale path serve them all.
+//! Workloads are watched as `DynamicObject`s of three known kinds so that one watch and one
+//! scale path serve them all, and kept as a compact [`Workload`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use crate::watch::PodSelector;
 use kube::api::{ApiResource, DynamicObject};
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
@@ -97,99 +99,95 @@ impl fmt::Display for TargetKey {
     }
 }
 
-/// `spec.replicas` of a workload; Kubernetes defaults it to 1 when absent.
-pub fn spec_replicas(obj: &DynamicObject) -> i32 {
-    obj.data
-        .pointer("/spec/replicas")
-        .and_then(|v| v.as_i64())
-        .map(|v| v.clamp(0, i32::MAX as i64) as i32)
-        .unwrap_or(1)
+/// What the hub keeps of a watched workload: the few fields a tick reads, and the object as
+/// compact JSON text for hooks (parsed only when a hook runs; `managedFields` dropped).
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// `metadata.uid`, for Events.
+    pub uid: Option<String>,
+    /// `spec.replicas`; Kubernetes defaults it to 1 when absent.
+    pub replicas: i32,
+    /// The annotations, from which the target spec is parsed.
+    pub annotations: BTreeMap<String, String>,
+    /// `spec.selector`, compiled; `None` when absent, an error when invalid.
+    pub selector: Option<Result<PodSelector, String>>,
+    /// Whether another object controls this one (an ownerReference with `controller: true`).
+    pub controlled: bool,
+    json: Box<str>,
 }
 
-/// The annotations of a workload.
-pub fn annotations(obj: &DynamicObject) -> BTreeMap<String, String> {
-    obj.metadata.annotations.clone().unwrap_or_default()
-}
-
-/// The workload's pod selector (`spec.selector`), if it has a valid one.
-pub fn selector(obj: &DynamicObject) -> Option<LabelSelector> {
-    obj.data.pointer("/spec/selector").and_then(|v| serde_json::from_value(v.clone()).ok())
-}
-
-/// Renders a label selector in the string form of the `/scale` subresource's `status.selector`.
-pub fn selector_string(sel: &LabelSelector) -> String {
-    let mut parts = Vec::new();
-    for (k, v) in sel.match_labels.iter().flatten() {
-        parts.push(format!("{k}={v}"));
-    }
-    for expr in sel.match_expressions.iter().flatten() {
-        let values = expr.values.clone().unwrap_or_default().join(",");
-        match expr.operator.as_str() {
-            "In" => parts.push(format!("{} in ({values})", expr.key)),
-            "NotIn" => parts.push(format!("{} notin ({values})", expr.key)),
-            "Exists" => parts.push(expr.key.clone()),
-            "DoesNotExist" => parts.push(format!("!{}", expr.key)),
-            _ => {}
+impl Workload {
+    /// Keeps what the hub needs of a watched object.
+    pub fn from_object(mut obj: DynamicObject) -> Workload {
+        obj.metadata.managed_fields = None;
+        let replicas = obj
+            .data
+            .pointer("/spec/replicas")
+            .and_then(|v| v.as_i64())
+            .map(|v| v.clamp(0, i32::MAX as i64) as i32)
+            .unwrap_or(1);
+        let selector = obj
+            .data
+            .pointer("/spec/selector")
+            .map(|v| serde_json::from_value::<LabelSelector>(v.clone()).map_err(|e| format!("invalid spec.selector: {e}")).and_then(|s| PodSelector::new(&s)));
+        let controlled = obj.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true));
+        Workload {
+            uid: obj.metadata.uid.clone(),
+            replicas,
+            annotations: obj.metadata.annotations.clone().unwrap_or_default(),
+            selector,
+            controlled,
+            json: serde_json::to_string(&obj).unwrap_or_default().into_boxed_str(),
         }
     }
-    parts.join(",")
-}
 
-/// Whether a pod's labels satisfy a label selector. An empty selector matches nothing
-/// here: the CPA matched every pod in the namespace, which scaled the wrong pods.
-pub fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let mut any = false;
-    for (k, v) in sel.match_labels.iter().flatten() {
-        any = true;
-        if labels.get(k) != Some(v) {
-            return false;
-        }
+    /// The workload's pod selector, if it has a valid one.
+    pub fn pod_selector(&self) -> Option<&PodSelector> {
+        self.selector.as_ref().and_then(|s| s.as_ref().ok())
     }
-    for expr in sel.match_expressions.iter().flatten() {
-        any = true;
-        let values = expr.values.as_deref().unwrap_or_default();
-        let value = labels.get(&expr.key);
-        let ok = match expr.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
+
+    /// The object as the watch delivered it (without `managedFields`), for hook payloads.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.json).unwrap_or(serde_json::Value::Null)
     }
-    any
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    #[test]
+    fn a_workload_keeps_what_ticks_read_and_drops_managed_fields() {
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u1",
+                         "annotations": {"scalehub.io/enabled": "true"},
+                         "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}},
+        }))
+        .unwrap();
+        let w = Workload::from_object(obj);
+        assert_eq!(w.replicas, 3);
+        assert_eq!(w.uid.as_deref(), Some("u1"));
+        assert_eq!(w.pod_selector().map(PodSelector::as_str), Some("app=web"));
+        assert!(!w.controlled);
+        let json = w.to_json();
+        assert_eq!(json["spec"]["replicas"], 3);
+        assert!(json["metadata"].get("managedFields").is_none());
     }
 
     #[test]
-    fn selector_with_labels_and_expressions_matches_like_kubernetes() {
-        let sel = LabelSelector {
-            match_labels: Some(labels(&[("app", "web")])),
-            match_expressions: Some(vec![
-                LabelSelectorRequirement { key: "tier".into(), operator: "In".into(), values: Some(vec!["a".into(), "b".into()]) },
-                LabelSelectorRequirement { key: "canary".into(), operator: "DoesNotExist".into(), values: None },
-            ]),
-        };
-        assert!(selector_matches(&sel, &labels(&[("app", "web"), ("tier", "b")])));
-        assert!(!selector_matches(&sel, &labels(&[("app", "web"), ("tier", "c")])));
-        assert!(!selector_matches(&sel, &labels(&[("app", "web"), ("tier", "a"), ("canary", "1")])));
-        assert_eq!(selector_string(&sel), "app=web,tier in (a,b),!canary");
-    }
-
-    #[test]
-    fn empty_selector_matches_no_pod() {
-        assert!(!selector_matches(&LabelSelector::default(), &labels(&[("app", "web")])));
+    fn replicas_default_to_one_and_a_bad_selector_is_an_error() {
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "x", "uid": "u", "controller": true}]},
+            "spec": {"selector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}},
+        }))
+        .unwrap();
+        let w = Workload::from_object(obj);
+        assert_eq!(w.replicas, 1);
+        assert!(w.controlled);
+        assert!(matches!(w.selector, Some(Err(_))));
+        assert!(w.pod_selector().is_none());
     }
 
     #[test]

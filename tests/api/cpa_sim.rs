@@ -83,6 +83,7 @@ impl Env {
                 lease_namespace: "default".into(),
                 identity: "api-test".into(),
                 lease_duration: Duration::from_secs(15),
+                record_ticks: false,
             },
         )
         .await

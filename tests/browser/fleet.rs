@@ -59,6 +59,7 @@ impl Fleet {
                 lease_namespace: "default".into(),
                 identity: "scalehub-browser-test".into(),
                 lease_duration: Duration::from_secs(3),
+                record_ticks: false,
             },
         )
         .await

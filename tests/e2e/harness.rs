@@ -161,6 +161,7 @@ impl Env {
             lease_namespace: self.ns.clone(),
             identity: identity.into(),
             lease_duration: LEASE,
+            record_ticks: false,
         };
         within("the hub to start", hub::start(self.client.clone(), opts)).await?
     }

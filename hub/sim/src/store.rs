@@ -167,6 +167,11 @@ impl Store {
         self.lock().slots[slot].objects.values().map(BTreeMap::len).sum()
     }
 
+    /// Number of objects in a slot for which `pred` holds (e.g. Ready pods, for `/sim/admin/stats`).
+    pub fn count_where(&self, slot: usize, pred: impl Fn(&Value) -> bool) -> usize {
+        self.lock().slots[slot].objects.values().flat_map(BTreeMap::values).filter(|o| pred(o)).count()
+    }
+
     /// Pods whose controlling owner has this uid, in the owner's namespace.
     pub fn pods_owned_by(&self, ns: &str, owner_uid: &str) -> Vec<Obj> {
         self.owned_by(PODS, ns, owner_uid)

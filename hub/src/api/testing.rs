@@ -51,6 +51,7 @@ pub fn shared(store: scalehub_store::Store, clock: Clock, leader: bool) -> anyho
         store,
         hooks: scalehub_hooks::HookRunner::new(scalehub_hooks::HookRunnerConfig::default()),
         pods: Default::default(),
+        pod_metrics: crate::podmetrics::PodMetricsCache::new(Duration::from_secs(15)),
         hpas: Default::default(),
         scaler: crate::scaler::Scaler::new(client.clone()),
         events: crate::events::Events::spawn(client, "scalehub-test", Duration::from_secs(300)),

@@ -64,6 +64,7 @@ pub async fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
             lease_namespace: "default".into(),
             identity: "scalehub-demo".into(),
             lease_duration: Duration::from_secs(15),
+            record_ticks: false,
         },
     )
     .await?;

@@ -222,6 +222,16 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes the database's pages hold (pages in use, WAL frames included, free pages not),
+    /// so storage growth can be measured without waiting for a checkpoint.
+    pub async fn used_bytes(&self) -> Result<i64> {
+        let err = crate::error::query_err("read page counts");
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(self.pool()).await.map_err(&err)?;
+        let free: i64 = sqlx::query_scalar("PRAGMA freelist_count").fetch_one(self.pool()).await.map_err(&err)?;
+        let size: i64 = sqlx::query_scalar("PRAGMA page_size").fetch_one(self.pool()).await.map_err(&err)?;
+        Ok((pages - free) * size)
+    }
+
     /// The SQLite journal mode in effect (`wal` for files, `memory` in memory).
     pub async fn journal_mode(&self) -> Result<String> {
         sqlx::query_scalar("PRAGMA journal_mode")

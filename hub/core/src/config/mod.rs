@@ -49,6 +49,10 @@ pub struct Config {
     /// How many hooks may run at once across all targets.
     #[serde(default = "default_hook_concurrency")]
     pub hook_concurrency: usize,
+    /// How long one read of a namespace's PodMetrics serves every target of that namespace
+    /// (metrics-server refreshes every 15 s by default); `0s` reads per target and tick.
+    #[serde(default = "default_metrics_resolution", with = "crate::duration::serde_human")]
+    pub metrics_resolution: Duration,
     /// API access settings.
     #[serde(default)]
     pub api: ApiConfig,
@@ -91,6 +95,13 @@ fn default_retention() -> Duration {
 fn default_hook_concurrency() -> usize {
     32
 }
+
+fn default_metrics_resolution() -> Duration {
+    Duration::from_secs(15)
+}
+
+/// The longest `retention` accepted: ten years keeps every time computation far from overflow.
+const MAX_RETENTION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
 
 /// One problem found in the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +206,7 @@ impl Config {
             namespaces: Vec::new(),
             retention: default_retention(),
             hook_concurrency: default_hook_concurrency(),
+            metrics_resolution: default_metrics_resolution(),
             api: ApiConfig::default(),
             defaults: None,
             profiles: BTreeMap::new(),
@@ -224,6 +236,11 @@ impl Config {
         }
         if self.retention.is_zero() {
             issues.push("retention", "must be > 0");
+        } else if self.retention > MAX_RETENTION {
+            issues.push("retention", "must be at most 3660d (10 years)");
+        }
+        if self.metrics_resolution > Duration::from_secs(3600) {
+            issues.push("metricsResolution", "must be at most 1h");
         }
         if self.hook_concurrency == 0 {
             issues.push("hookConcurrency", "must be > 0");

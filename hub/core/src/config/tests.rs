@@ -210,6 +210,13 @@ fn schema_errors_name_the_field_path_and_the_line() {
         .to_string();
     assert!(err.starts_with("retention: "), "{err}");
     assert!(err.contains("has no unit"), "{err}");
+    // A retention that would wrap `now - retention` around is refused, not obeyed.
+    let err = Config::from_yaml_str("retention: 1000000000y
+").unwrap_err().to_string();
+    assert!(err.contains("retention: must be at most"), "{err}");
+    let config = Config::from_yaml_str("metricsResolution: 30s
+").unwrap();
+    assert_eq!(config.metrics_resolution, Duration::from_secs(30));
     let err = Config::from_yaml_str("profiles:\n  a:\n    runMode: per-node\n").unwrap_err();
     assert!(err.to_string().starts_with("profiles.a.runMode: "), "{err}");
 }

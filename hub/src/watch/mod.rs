@@ -5,11 +5,10 @@
 //! retried with kube's default backoff and re-listed, and the registry is told which
 //! workloads exist after each (re)list so a delete missed during an outage is noticed.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -17,14 +16,16 @@ use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::workload::{selector_matches, Kind, TargetKey};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use crate::workload::{Kind, TargetKey, Workload};
+
+pub mod pods;
+pub use pods::{PodIndex, PodInfo, PodSelector};
 
 /// A change to a workload, as the registry needs it.
 #[derive(Debug)]
 pub enum WorkloadChange {
     /// The workload was created or changed.
-    Applied(Kind, Arc<DynamicObject>),
+    Applied(TargetKey, Arc<Workload>),
     /// The workload was deleted.
     Deleted(TargetKey),
     /// A (re)list of one kind in one scope finished: these are all the workloads that exist there.
@@ -83,101 +84,18 @@ async fn forward_workloads(
                 continue;
             }
             Some(Ok(Event::InitApply(obj))) => {
-                listing.insert(TargetKey::of(kind, &obj));
-                WorkloadChange::Applied(kind, Arc::new(obj))
+                let key = TargetKey::of(kind, &obj);
+                listing.insert(key.clone());
+                WorkloadChange::Applied(key, Arc::new(Workload::from_object(obj)))
             }
             Some(Ok(Event::InitDone)) => {
                 WorkloadChange::Listed { kind, namespace: namespace.clone(), keys: std::mem::take(&mut listing) }
             }
-            Some(Ok(Event::Apply(obj))) => WorkloadChange::Applied(kind, Arc::new(obj)),
+            Some(Ok(Event::Apply(obj))) => WorkloadChange::Applied(TargetKey::of(kind, &obj), Arc::new(Workload::from_object(obj))),
             Some(Ok(Event::Delete(obj))) => WorkloadChange::Deleted(TargetKey::of(kind, &obj)),
         };
         if tx.send(change).await.is_err() {
             return;
-        }
-    }
-}
-
-/// Pods by namespace, kept current by a watch; ticks select from it instead of listing.
-#[derive(Clone, Default)]
-pub struct PodIndex {
-    inner: Arc<RwLock<HashMap<String, BTreeMap<String, Arc<Pod>>>>>,
-}
-
-impl PodIndex {
-    /// Pods of `namespace` whose labels match `selector`, sorted by name.
-    pub fn select(&self, namespace: &str, selector: &LabelSelector) -> Vec<Arc<Pod>> {
-        let Ok(map) = self.inner.read() else { return Vec::new() };
-        map.get(namespace)
-            .map(|pods| {
-                pods.values()
-                    .filter(|p| selector_matches(selector, p.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn apply(&self, pod: Pod) {
-        if let Ok(mut map) = self.inner.write() {
-            let ns = pod.namespace().unwrap_or_default();
-            map.entry(ns).or_default().insert(pod.name_any(), Arc::new(pod));
-        }
-    }
-
-    fn delete(&self, pod: &Pod) {
-        if let Ok(mut map) = self.inner.write() {
-            if let Some(pods) = map.get_mut(&pod.namespace().unwrap_or_default()) {
-                pods.remove(&pod.name_any());
-            }
-        }
-    }
-
-    fn replace_scope(&self, namespace: Option<&str>, pods: Vec<Pod>) {
-        if let Ok(mut map) = self.inner.write() {
-            match namespace {
-                None => map.clear(),
-                Some(ns) => {
-                    map.remove(ns);
-                }
-            }
-            for pod in pods {
-                let ns = pod.namespace().unwrap_or_default();
-                map.entry(ns).or_default().insert(pod.name_any(), Arc::new(pod));
-            }
-        }
-    }
-
-    /// Starts the pod watches that keep this index current.
-    pub fn watch(&self, client: &Client, scope: &Scope, shutdown: CancellationToken) {
-        let apis: Vec<(Option<String>, Api<Pod>)> = if scope.namespaces.is_empty() {
-            vec![(None, Api::all(client.clone()))]
-        } else {
-            scope.namespaces.iter().map(|ns| (Some(ns.clone()), Api::namespaced(client.clone(), ns))).collect()
-        };
-        for (namespace, api) in apis {
-            let index = self.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-                let mut stream = std::pin::pin!(stream);
-                let mut listing = Vec::new();
-                loop {
-                    let item = tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        item = stream.next() => item,
-                    };
-                    match item {
-                        None => return,
-                        Some(Err(e)) => tracing::warn!(error = %e, "pod watch error; retrying"),
-                        Some(Ok(Event::Init)) => listing.clear(),
-                        Some(Ok(Event::InitApply(p))) => listing.push(p),
-                        Some(Ok(Event::InitDone)) => index.replace_scope(namespace.as_deref(), std::mem::take(&mut listing)),
-                        Some(Ok(Event::Apply(p))) => index.apply(p),
-                        Some(Ok(Event::Delete(p))) => index.delete(&p),
-                    }
-                }
-            });
         }
     }
 }

@@ -1,0 +1,288 @@
+//! `scalehub bench`: how many targets one hub runs, measured, not asserted.
+//!
+//! The simulator runs in its own process (or `--kubeconfig` points at any cluster), so the
+//! figures are the hub's own: this process is the hub and nothing else. The fleet is seeded,
+//! the hub started on it, and after every loop has had one interval to start (first ticks are
+//! spread over one interval) a window of `--duration` is measured. Progress goes to stderr;
+//! the last line on stdout is one JSON object ([`Report`]).
+
+mod fleet;
+mod probe;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use scalehub_core::config::Config;
+
+use crate::hub::{self, HubOptions};
+pub use fleet::Fleet;
+
+/// Which hook pipeline the fleet's profile runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchProfile {
+    /// The built-in HPA calculation over the CPU metric (no hooks).
+    Builtin,
+    /// CPA metric and evaluate hooks over HTTP, answered by the simulator's process.
+    Http,
+    /// A CPA evaluate hook as a shell command.
+    Shell,
+}
+
+/// What to measure.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchOptions {
+    /// Targets (Deployments) in the fleet.
+    #[arg(long, default_value_t = 1000)]
+    pub targets: u32,
+    /// Namespaces the targets are spread over.
+    #[arg(long, default_value_t = 1)]
+    pub namespaces: u32,
+    /// Length of the measured window, e.g. `60s`.
+    #[arg(long, default_value = "60s")]
+    pub duration: String,
+    /// Every target's interval.
+    #[arg(long, default_value = "15s")]
+    pub interval: String,
+    /// Pods per target.
+    #[arg(long, default_value_t = 2)]
+    pub pods: u32,
+    /// The profile the targets use.
+    #[arg(long, value_enum, default_value = "builtin")]
+    pub profile: BenchProfile,
+    /// Run against this cluster instead of a simulator child process (the fleet is created
+    /// through the API in namespaces bench-0 …).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// The figures, printed as one JSON line.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Targets in the fleet.
+    pub targets: u32,
+    /// Namespaces.
+    pub namespaces: u32,
+    /// The profile.
+    pub profile: BenchProfile,
+    /// Length of the measured window.
+    pub seconds: f64,
+    /// Ticks due in the window.
+    pub ticks_due: u64,
+    /// Due ticks that ran.
+    pub ticks_run: u64,
+    /// Share of due ticks that started within 1 s of schedule.
+    pub ticks_within_1s: f64,
+    /// Lateness quantiles of due ticks, seconds.
+    pub lateness_p50_s: f64,
+    /// 99th percentile.
+    pub lateness_p99_s: f64,
+    /// 99.9th percentile.
+    pub lateness_p999_s: f64,
+    /// CPU of the hub process over the window, in cores.
+    pub hub_cpu_cores: f64,
+    /// CPU of hook child processes over the window, in cores (shell profile).
+    pub hook_cpu_cores: f64,
+    /// Hub CPU per tick run, microseconds.
+    pub cpu_us_per_decision: f64,
+    /// Resident memory of the hub at the end of the window.
+    pub hub_rss_bytes: u64,
+    /// Peak resident memory of the hub.
+    pub hub_peak_rss_bytes: u64,
+    /// `hub_rss_bytes / targets`.
+    pub rss_per_target_bytes: u64,
+    /// Resident memory of the simulator (0 with --kubeconfig).
+    pub sim_rss_bytes: u64,
+    /// API-server requests per target-hour, excluding metrics reads and scale writes.
+    pub api_requests_per_target_hour: f64,
+    /// Metrics API reads per interval, across the fleet.
+    pub metrics_requests_per_interval: f64,
+    /// Scale writes in the window.
+    pub scale_writes: f64,
+    /// Database growth per target-day, extrapolated from the window.
+    pub db_bytes_per_target_day: f64,
+    /// Database growth per tick run.
+    pub db_bytes_per_tick: f64,
+    /// Time to restore every target's policy state from the database after the run.
+    pub restore_seconds: f64,
+    /// Policy states restored.
+    pub restored_states: usize,
+    /// Shell profile: the pipeline's hook rate against a raw fork+exec loop of the same command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell_vs_raw_fork_exec: Option<f64>,
+}
+
+fn config(profile: BenchProfile, sim_url: &str) -> String {
+    match profile {
+        BenchProfile::Builtin => "profiles:\n  default:\n    cpuInitializationPeriod: 0\n    kubernetesMetricSpecs:\n      \
+             - {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}\n"
+            .to_owned(),
+        BenchProfile::Http => format!(
+            "hookConcurrency: 64\nprofiles:\n  default:\n    runMode: per-resource\n    \
+             metric: {{type: http, timeout: 5000, http: {{method: POST, url: \"{sim_url}/sim/hooks/metric\"}}}}\n    \
+             evaluate: {{type: http, timeout: 5000, http: {{method: POST, url: \"{sim_url}/sim/hooks/evaluate\"}}}}\n"
+        ),
+        BenchProfile::Shell => format!(
+            "hookConcurrency: 32\nprofiles:\n  default:\n    runMode: per-resource\n    \
+             evaluate: {{type: shell, timeout: 5000, shell: {{entrypoint: /bin/sh, command: [\"-c\", {SHELL_HOOK:?}]}}}}\n"
+        ),
+    }
+}
+
+/// The shell profile's evaluate hook: reads the payload, keeps two replicas.
+const SHELL_HOOK: &str = "cat >/dev/null; echo '{\"targetReplicas\": 2}'";
+
+/// Runs the benchmark and returns its report.
+pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
+    let duration = scalehub_core::duration::parse_duration(&opts.duration).context("--duration")?;
+    let interval = scalehub_core::duration::parse_duration(&opts.interval).context("--interval")?;
+    let fleet = Fleet { targets: opts.targets, namespaces: opts.namespaces.max(1), pods: opts.pods, interval: opts.interval.clone() };
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let (sim, client) = match &opts.kubeconfig {
+        Some(path) => {
+            let client = crate::cli::client(Some(path)).await?;
+            fleet::create_fleet(&client, &fleet).await?;
+            (None, client)
+        }
+        None => {
+            let sim = fleet::SimProcess::start(&fleet, dir.path()).await?;
+            let client = crate::demo::sim_client(&sim.url)?;
+            (Some(sim), client)
+        }
+    };
+    let sim_url = sim.as_ref().map(|s| s.url.clone()).unwrap_or_default();
+    let config = Arc::new(Config::from_yaml_str(&config(opts.profile, &sim_url)).context("bench config")?);
+    let database = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let started = Instant::now();
+    let handle = hub::start(
+        client,
+        HubOptions {
+            config,
+            database: Some(database.clone()),
+            listen: Some("127.0.0.1:0".parse()?),
+            lease_namespace: "default".into(),
+            identity: "scalehub-bench".into(),
+            lease_duration: Duration::from_secs(15),
+            record_ticks: true,
+        },
+    )
+    .await?;
+    let metrics_url = format!("http://{}/metrics", handle.addr);
+    // Wait for every target's loop, then one interval for every first tick.
+    loop {
+        let loops = handle.shared.loops.read().map(|l| l.len()).unwrap_or(0);
+        if loops >= opts.targets as usize {
+            eprintln!("bench: {loops} target loops running after {:.1?}", started.elapsed());
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(900) {
+            anyhow::bail!("only {loops} of {} targets were picked up within 15 minutes", opts.targets);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(interval + Duration::from_secs(1)).await;
+    eprintln!("bench: measuring {duration:?}");
+    let requests0 = probe::requests(&fleet::get_text(&metrics_url).await?);
+    let db0 = handle.shared.store.used_bytes().await?;
+    let (cpu0, child0) = probe::cpu_seconds();
+    let t0 = tokio::time::Instant::now();
+    let wall0 = Instant::now();
+    tokio::time::sleep(duration).await;
+    let t1 = tokio::time::Instant::now();
+    let seconds = wall0.elapsed().as_secs_f64();
+    let (cpu1, child1) = probe::cpu_seconds();
+    let (rss, peak) = probe::rss_bytes();
+    let requests = probe::requests(&fleet::get_text(&metrics_url).await?) - requests0;
+    handle.shared.store.flush().await?;
+    let db1 = handle.shared.store.used_bytes().await?;
+    // Ticks due just before the window's end get a moment to start before they are counted.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ticks = handle.shared.metrics.tick_log.stats(t0, t1);
+    let sim_rss = sim.as_ref().map_or(0, |s| s.rss_bytes());
+    handle.shutdown().await;
+    let restore = Instant::now();
+    let store = scalehub_store::Store::open(&database).await?;
+    let restored = hub::restore_states(&store).await?.len();
+    let restore_seconds = restore.elapsed().as_secs_f64();
+    store.close().await?;
+    // With the hub stopped, the same command's raw fork+exec rate at the hub's hook concurrency.
+    let raw_rate = match opts.profile {
+        BenchProfile::Shell => Some(raw_fork_exec_rate(32, Duration::from_secs(5)).await?),
+        _ => None,
+    };
+    if let Some(sim) = sim {
+        sim.stop().await;
+    }
+    let targets = f64::from(opts.targets.max(1));
+    let cpu = cpu1 - cpu0;
+    let hook_rate = ticks.run as f64 / seconds;
+    Ok(Report {
+        targets: opts.targets,
+        namespaces: fleet.namespaces,
+        profile: opts.profile,
+        seconds,
+        ticks_due: ticks.due,
+        ticks_run: ticks.run,
+        ticks_within_1s: ticks.within_1s,
+        lateness_p50_s: ticks.lateness_p50,
+        lateness_p99_s: ticks.lateness_p99,
+        lateness_p999_s: ticks.lateness_p999,
+        hub_cpu_cores: cpu / seconds,
+        hook_cpu_cores: (child1 - child0) / seconds,
+        cpu_us_per_decision: if ticks.run == 0 { 0.0 } else { cpu * 1e6 / ticks.run as f64 },
+        hub_rss_bytes: rss,
+        hub_peak_rss_bytes: peak,
+        rss_per_target_bytes: rss / u64::from(opts.targets.max(1)),
+        sim_rss_bytes: sim_rss,
+        api_requests_per_target_hour: requests.other / targets / (seconds / 3600.0),
+        metrics_requests_per_interval: requests.metrics / (seconds / interval.as_secs_f64()),
+        scale_writes: requests.scale,
+        db_bytes_per_target_day: (db1 - db0) as f64 / targets / (seconds / 86_400.0),
+        db_bytes_per_tick: if ticks.run == 0 { 0.0 } else { (db1 - db0) as f64 / ticks.run as f64 },
+        restore_seconds,
+        restored_states: restored,
+        shell_vs_raw_fork_exec: raw_rate.map(|raw| if raw > 0.0 { hook_rate / raw } else { 0.0 }),
+    })
+}
+
+/// Runs of the shell profile's hook command per second, `concurrency` at a time, with the same
+/// payload on stdin: what fork+exec of that command costs on this machine without the hub.
+async fn raw_fork_exec_rate(concurrency: usize, for_how_long: Duration) -> anyhow::Result<f64> {
+    use tokio::io::AsyncWriteExt;
+    let payload = br#"{"resource": {}, "runType": "scaler"}"#;
+    let started = Instant::now();
+    let mut runs = 0u64;
+    while started.elapsed() < for_how_long {
+        let mut batch = Vec::with_capacity(concurrency);
+        for _ in 0..concurrency {
+            batch.push(async {
+                let mut child = tokio::process::Command::new("/bin/sh")
+                    .args(["-c", SHELL_HOOK])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()?;
+                if let Some(mut stdin) = child.stdin.take() {
+                    stdin.write_all(payload).await?;
+                }
+                child.wait_with_output().await.map(|_| ())
+            });
+        }
+        for result in futures::future::join_all(batch).await {
+            result.context("running the hook command")?;
+            runs += 1;
+        }
+    }
+    Ok(runs as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Runs the benchmark and prints its report as the last line on stdout.
+pub async fn main(opts: BenchOptions) -> anyhow::Result<()> {
+    let report = run(opts).await?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! PodMetrics shared by namespace: one metrics.k8s.io list per namespace per resolution
+//! window serves every target of that namespace, so the load on metrics-server grows with
+//! namespaces, not targets.
+//!
+//! metrics-server itself refreshes its samples every 15 s (`--metric-resolution`), so a
+//! cached list no older than that window holds the same samples a fresh read would, most of
+//! the time. Readers of one namespace share a single in-flight read. A failed read is kept
+//! for a few seconds, so a broken metrics API costs one request per namespace, not one per
+//! target.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::k8smetrics::{MetricsError, Sample};
+use scalehub_core::quantity::parse_milli;
+
+/// How long one metrics request may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a failed read is remembered (bounded by the resolution).
+const ERROR_TTL: Duration = Duration::from_secs(5);
+
+/// One pod's usage: timestamp, window and the sum over containers per resource.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodUsage {
+    /// When metrics-server measured it.
+    pub timestamp: Timestamp,
+    /// Over which window.
+    pub window: Duration,
+    /// Resource name → usage in milli-units, summed over containers.
+    pub usage: Box<[(Box<str>, i64)]>,
+}
+
+impl PodUsage {
+    /// The sample of one resource (0 when no container reports it, as the HPA sums).
+    pub fn sample(&self, resource: &str) -> Sample {
+        let milli = self.usage.iter().filter(|(r, _)| &**r == resource).map(|(_, m)| *m).sum();
+        Sample { milli, timestamp: self.timestamp, window: self.window }
+    }
+}
+
+/// The PodMetrics of one namespace (or of one selector, when sharing is off), by pod name.
+pub type PodUsages = HashMap<Box<str>, PodUsage>;
+
+#[derive(Deserialize)]
+struct List<'a> {
+    #[serde(borrow)]
+    items: Vec<Item<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Item<'a> {
+    #[serde(borrow)]
+    metadata: Meta<'a>,
+    #[serde(borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    window: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    containers: Vec<Container<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Meta<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Container<'a> {
+    #[serde(borrow, default)]
+    usage: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+}
+
+/// Reads a PodMetricsList body into usages by pod name.
+pub fn parse(body: &str) -> Result<PodUsages, MetricsError> {
+    let malformed = |detail: String| MetricsError::Malformed { what: "PodMetricsList", detail };
+    let list: List = serde_json::from_str(body).map_err(|e| malformed(e.to_string()))?;
+    let mut out = HashMap::with_capacity(list.items.len());
+    for item in list.items {
+        let name = item.metadata.name.ok_or_else(|| malformed("item without name".into()))?;
+        let timestamp: Timestamp =
+            item.timestamp.as_deref().and_then(|s| s.parse().ok()).ok_or_else(|| malformed(format!("{name}: bad timestamp")))?;
+        let window = item.window.as_deref().map(crate::k8smetrics::parse_go_duration).unwrap_or(Duration::from_secs(30));
+        let mut usage: Vec<(Box<str>, i64)> = Vec::new();
+        for c in &item.containers {
+            for (resource, q) in &c.usage {
+                let milli = parse_milli(q).map_err(|e| malformed(format!("{name}: {e}")))?;
+                match usage.iter_mut().find(|(r, _)| **r == **resource) {
+                    Some((_, sum)) => *sum += milli,
+                    None => usage.push((resource.as_ref().into(), milli)),
+                }
+            }
+        }
+        out.insert(name.as_ref().into(), PodUsage { timestamp, window, usage: usage.into_boxed_slice() });
+    }
+    Ok(out)
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Result<Arc<PodUsages>, String>)>>>;
+
+/// The shared cache, one slot per namespace.
+pub struct PodMetricsCache {
+    resolution: Duration,
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl PodMetricsCache {
+    /// A cache whose reads serve for `resolution`; zero turns sharing off.
+    pub fn new(resolution: Duration) -> Self {
+        Self { resolution, slots: Mutex::new(HashMap::new()) }
+    }
+
+    /// PodMetrics covering the pods `selector` selects in `namespace`: the namespace's shared
+    /// list while it is fresh, else one new read shared with every concurrent caller.
+    pub async fn get(&self, client: &kube::Client, namespace: &str, selector: &str) -> Result<Arc<PodUsages>, MetricsError> {
+        if self.resolution.is_zero() {
+            return read(client, namespace, Some(selector)).await.map(Arc::new);
+        }
+        let slot = {
+            let Ok(mut slots) = self.slots.lock() else { return Err(MetricsError::NoMetrics) };
+            slots.entry(namespace.to_owned()).or_default().clone()
+        };
+        let mut guard = slot.lock().await;
+        if let Some((at, result)) = guard.as_ref() {
+            let ttl = if result.is_ok() { self.resolution } else { ERROR_TTL.min(self.resolution) };
+            if at.elapsed() < ttl {
+                return result.clone().map_err(MetricsError::Cached);
+            }
+        }
+        let result = read(client, namespace, None).await.map(Arc::new);
+        *guard = Some((Instant::now(), result.as_ref().map(Arc::clone).map_err(|e| e.to_string())));
+        result
+    }
+
+    /// Drops the slot of a namespace nobody reads any more (called rarely; slots are small).
+    pub fn forget(&self, namespace: &str) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.remove(namespace);
+        }
+    }
+}
+
+async fn read(client: &kube::Client, namespace: &str, selector: Option<&str>) -> Result<PodUsages, MetricsError> {
+    let mut path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods", crate::k8smetrics::encode(namespace));
+    if let Some(sel) = selector {
+        path.push_str("?labelSelector=");
+        path.push_str(&crate::k8smetrics::encode(sel));
+    }
+    let req = http::Request::get(&path)
+        .body(Vec::new())
+        .map_err(|e| MetricsError::Malformed { what: "request", detail: e.to_string() })?;
+    let body = tokio::time::timeout(REQUEST_TIMEOUT, client.request_text(req))
+        .await
+        .map_err(|_| MetricsError::Timeout(REQUEST_TIMEOUT))?
+        .map_err(MetricsError::Request)?;
+    parse(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pod_metrics_list_is_read_into_usage_sums() {
+        let body = r#"{"kind": "PodMetricsList", "items": [{
+            "metadata": {"name": "web-1"}, "timestamp": "2026-01-01T00:00:00Z", "window": "1m0s",
+            "containers": [{"name": "a", "usage": {"cpu": "250000000n", "memory": "64Ki"}},
+                           {"name": "b", "usage": {"cpu": "50m", "memory": "1Mi"}}]}]}"#;
+        let usages = parse(body).unwrap();
+        let web = &usages["web-1"];
+        assert_eq!(web.sample("cpu").milli, 300);
+        assert_eq!(web.window, Duration::from_secs(60));
+        assert_eq!(web.sample("memory").milli, (64 * 1024 + 1024 * 1024) * 1000);
+        assert_eq!(web.sample("gpu").milli, 0);
+        assert!(parse(r#"{"kind": "Status"}"#).is_err());
+        assert!(parse(r#"{"items": [{"metadata": {"name": "x"}, "timestamp": "soon"}]}"#).is_err());
+    }
+}
