@@ -24,12 +24,43 @@ pub struct Memory {
     pub policy: PolicyState,
     /// The target row as last written, so unchanged rows are not rewritten every tick.
     last_row: Option<(String, Option<String>, Option<i32>, Option<i32>)>,
+    /// What the last recorded decision row said: a scheduled tick that says the same adds
+    /// only a point to the series, not a row.
+    last_decision: Option<Signature>,
+    /// The target's open chunk of the tick series.
+    series: scalehub_store::series::SeriesWriter,
 }
 
 impl Memory {
     /// Memory that starts from a restored policy state.
     pub fn restored(policy: PolicyState) -> Self {
-        Self { policy, last_row: None }
+        Self { policy, ..Default::default() }
+    }
+}
+
+/// The parts of a decision that make it worth a row of its own when they change.
+#[derive(Debug, PartialEq)]
+struct Signature {
+    outcome: String,
+    error: Option<String>,
+    current: Option<i32>,
+    raw: Option<i64>,
+    desired: Option<i32>,
+    scaled: bool,
+    reasons: Value,
+}
+
+impl Signature {
+    fn of(row: &scalehub_store::DecisionRow) -> Self {
+        Signature {
+            outcome: row.outcome.clone(),
+            error: row.error.clone(),
+            current: row.current_replicas,
+            raw: row.raw_evaluation,
+            desired: row.final_replicas,
+            scaled: row.scaled,
+            reasons: row.reasons.clone(),
+        }
     }
 }
 
@@ -138,7 +169,7 @@ pub async fn decide(
             shared.metrics.hook_errors.get_or_create(&crate::telemetry::HookLabels { hook: failure.stage.into() }).inc();
             emit(shared, key, input, true, "FailedComputeReplicas", &failure.message);
             let result = TickResult { metrics: failure.metrics, evaluated: None, desired: None, error: record.error.clone() };
-            finish(shared, record, None, run_type).await;
+            finish(shared, memory, record, None, run_type).await;
             return result;
         }
     };
@@ -183,7 +214,7 @@ pub async fn decide(
         desired: Some(decision.desired_replicas),
         error: record.error.clone(),
     };
-    finish(shared, record, next_state, run_type).await;
+    finish(shared, memory, record, next_state, run_type).await;
     result
 }
 
@@ -267,7 +298,10 @@ impl Record {
     }
 }
 
-async fn finish(shared: &Arc<Shared>, r: Record, state: Option<PolicyState>, run_type: RunType) {
+/// Records a tick: a point of the series always (dry runs aside), a decision row when the
+/// decision differs from the last recorded one (or was asked for through the API), and the
+/// policy state, all in one transaction.
+async fn finish(shared: &Arc<Shared>, memory: &mut Memory, r: Record, state: Option<PolicyState>, run_type: RunType) {
     shared.metrics.decisions.get_or_create(&OutcomeLabels { outcome: r.outcome.into() }).inc();
     for h in &r.hooks {
         shared
@@ -294,10 +328,53 @@ async fn finish(shared: &Arc<Shared>, r: Record, state: Option<PolicyState>, run
         hooks: json!(r.hooks),
         outcome: r.outcome.into(),
     };
+    let dry_run = run_type == RunType::ApiDryRun;
+    let series = if dry_run { None } else { series_chunk(memory, &key, &row) };
+    let signature = Signature::of(&row);
+    let changed = run_type != RunType::Scaler || memory.last_decision.as_ref() != Some(&signature);
+    if !dry_run {
+        memory.last_decision = Some(signature);
+    }
     let policy = state.map(|s| scalehub_store::PolicyStateRow { key, state: json!(s), updated_at: r.time });
-    crate::api::stream::publish(&shared.stream, || crate::api::stream::StreamEvent::Decision(Arc::new(row.clone())));
-    if let Err(e) = shared.store.record_decision(row, policy).await {
+    let decision = changed.then(|| {
+        crate::api::stream::publish(&shared.stream, || crate::api::stream::StreamEvent::Decision(Arc::new(row.clone())));
+        row
+    });
+    if let Err(e) = shared.store.record_tick(decision, policy, series).await {
         tracing::error!(target_key = %r.key, error = %e, "decision not recorded");
+    }
+}
+
+/// Appends the tick to the target's open series chunk.
+fn series_chunk(memory: &mut Memory, key: &scalehub_store::TargetKey, row: &scalehub_store::DecisionRow) -> Option<scalehub_store::SeriesChunkRow> {
+    let metrics = match &row.metrics {
+        Value::Array(items) => items
+            .iter()
+            .map(|m| scalehub_store::SeriesMetric {
+                resource: m.get("resource").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                value: match m.get("value") {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                },
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let point = scalehub_store::TickPoint {
+        time: row.time,
+        current_replicas: row.current_replicas,
+        raw_evaluation: row.raw_evaluation.and_then(|r| i32::try_from(r).ok()),
+        final_replicas: row.final_replicas,
+        outcome: row.outcome.clone(),
+        metrics,
+    };
+    match memory.series.push(point) {
+        Ok(chunk) => Some(scalehub_store::SeriesChunkRow { key: key.clone(), chunk: chunk.clone() }),
+        Err(e) => {
+            tracing::warn!(error = %e, "tick not added to the series");
+            None
+        }
     }
 }
 

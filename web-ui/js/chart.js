@@ -24,6 +24,28 @@ function chartable(decisions) {
     .slice().sort((a, b) => a.time - b.time || a.id - b.id);
 }
 
+/** Rows for the charts: the recorded decisions, and between them the ticks of the series
+ * that changed nothing (and so left no row). Such a tick said what the decision before it
+ * said, so it carries that decision's reasons (the stabilisation hold band stays drawn). */
+export function chartRows(decisions, points) {
+  const rows = chartable(decisions);
+  if (!points || !points.length) return rows;
+  const at = new Set(rows.map((d) => d.time));
+  const extra = [];
+  let i = 0;
+  let last = null;
+  for (const p of points) {
+    while (i < rows.length && rows[i].time <= p.time) last = rows[i++];
+    if (at.has(p.time)) continue;
+    extra.push({
+      id: 0, time: p.time, runType: 'scaler', outcome: p.outcome,
+      currentReplicas: p.currentReplicas, finalReplicas: p.finalReplicas, rawEvaluation: p.rawEvaluation,
+      metrics: p.metrics, reasons: last ? last.reasons : [],
+    });
+  }
+  return chartable([...rows, ...extra]);
+}
+
 /** The stabilise step of a decision, if it acted: `from` is what it got, `to` what it let through. */
 function hold(d) {
   return (Array.isArray(d.reasons) ? d.reasons : []).find((r) => r && r.step === 'stabilise') || null;

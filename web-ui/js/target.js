@@ -5,7 +5,7 @@ import * as api from './api.js';
 import { h, replace, toast } from './dom.js';
 import { relative, fullTime, replicas, timeZone } from './format.js';
 import { targetBadges, mainReason } from './state.js';
-import { replicaChart, metricChart } from './chart.js';
+import { replicaChart, metricChart, chartRows } from './chart.js';
 import { renderDecisions } from './decisions.js';
 import { renderOverride } from './override.js';
 import { renderSpec, renderStabilisation } from './panels.js';
@@ -17,6 +17,8 @@ const HISTORY = 200;
 export function renderTarget(root, key, { stream }) {
   let target = null;
   let decisions = [];
+  /** Every tick of the last day (the series), for the charts. */
+  let points = [];
   let nextBefore = null;
   let charts = [];
   let overrideSig = null;
@@ -122,7 +124,7 @@ export function renderTarget(root, key, { stream }) {
     for (const c of charts) c.destroy();
     charts = [];
     const get = () => ({
-      decisions,
+      decisions: chartRows(decisions, points),
       spec: target.spec,
       overrides: overridePeriods(),
     });
@@ -146,13 +148,15 @@ export function renderTarget(root, key, { stream }) {
 
   async function load() {
     try {
-      const [t, page] = await Promise.all([
+      const [t, page, series] = await Promise.all([
         api.get(api.targetPath(key)),
         api.get(`${api.targetPath(key)}/decisions`, { limit: HISTORY }),
+        api.get(`${api.targetPath(key)}/series`).catch(() => ({ points: [] })),
       ]);
       if (stopped) return;
       target = t;
       decisions = page.items || [];
+      points = series.points || [];
       nextBefore = page.nextBefore ?? null;
       layout();
       renderHead();
@@ -189,13 +193,18 @@ export function renderTarget(root, key, { stream }) {
   /** Re-reads the target and the newest decisions (after a write, or now and then). */
   async function refresh() {
     try {
-      const [t, page] = await Promise.all([
+      const since = points.length ? points[points.length - 1].time + 1 : undefined;
+      const [t, page, series] = await Promise.all([
         api.get(api.targetPath(key)),
         api.get(`${api.targetPath(key)}/decisions`, { limit: 50 }),
+        api.get(`${api.targetPath(key)}/series`, since === undefined ? {} : { from: since }).catch(() => ({ points: [] })),
       ]);
       if (stopped || !target) return;
       target = t;
       merge(page.items || []);
+      // A page left open keeps one day of ticks, like the first load.
+      const dayAgo = Date.now() - 86400000;
+      points = points.concat(series.points || []).filter((p) => p.time >= dayAgo);
       renderHead();
       renderSide(false);
       renderTable();

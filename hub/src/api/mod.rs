@@ -73,6 +73,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/targets", get(targets::list))
         .route(TARGET, get(targets::get_one))
         .route(&format!("{TARGET}/decisions"), get(targets::decisions))
+        .route(&format!("{TARGET}/series"), get(targets::series))
         .route(&format!("{TARGET}/metrics"), get(cpa::metrics))
         .route(&format!("{TARGET}/evaluation"), post(cpa::evaluation))
         .route(&format!("{TARGET}/override"), put(overrides::put).delete(overrides::delete))

@@ -18,9 +18,9 @@ use super::{cpa, error, hub_info, overrides, stream, targets};
     info(title = "scalehub API", description = "Targets, decisions, the CPA's metrics and evaluation calls, overrides and a live stream. \
         Errors are `{\"error\": string, \"code\": number}`. Writes need `Authorization: Bearer <token>` (tokens from the config's api.tokenFile); \
         reads too when api.protectReads is set. Times are unix milliseconds."),
-    paths(targets::list, targets::get_one, targets::decisions, cpa::metrics, cpa::evaluation, overrides::put, overrides::delete,
+    paths(targets::list, targets::get_one, targets::decisions, targets::series, cpa::metrics, cpa::evaluation, overrides::put, overrides::delete,
         hub_info::hub, stream::stream, document, super::healthz, super::readyz, super::metrics),
-    components(schemas(TargetDoc, TargetPageDoc, TargetDetailDoc, DecisionDoc, DecisionPageDoc, ReasonDoc, HookDoc, MetricValueDoc,
+    components(schemas(TargetDoc, TargetPageDoc, TargetDetailDoc, DecisionDoc, DecisionPageDoc, SeriesPageDoc, TickPointDoc, ReasonDoc, HookDoc, MetricValueDoc,
         OverrideView, Stabilisation, SampleView, ScaleEventView, cpa::Evaluation, overrides::OverrideRequest, overrides::Until,
         hub_info::HubStatus, error::ErrorBody)),
     modifiers(&BearerAuth),
@@ -209,6 +209,33 @@ pub struct MetricValueDoc {
     pub resource: String,
     /// The metric hook's stdout, verbatim.
     pub value: String,
+}
+
+/// One tick of a target's series.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TickPoint)]
+#[serde(rename_all = "camelCase")]
+pub struct TickPointDoc {
+    /// When the tick ran (unix ms).
+    pub time: i64,
+    /// Replicas the workload had.
+    pub current_replicas: Option<i32>,
+    /// What the evaluation asked for.
+    pub raw_evaluation: Option<i32>,
+    /// Replicas after policy.
+    pub final_replicas: Option<i32>,
+    /// `unchanged`, `held`, `scaled`, `error`, `shadow`, `disabled`.
+    pub outcome: String,
+    /// The metric values.
+    pub metrics: Vec<MetricValueDoc>,
+}
+
+/// A target's ticks, oldest first.
+#[derive(Serialize, ToSchema)]
+#[schema(as = SeriesPage)]
+pub struct SeriesPageDoc {
+    /// One per tick.
+    pub points: Vec<TickPointDoc>,
 }
 
 /// A page of decisions.

@@ -192,6 +192,50 @@ pub async fn decisions(
     Ok(Json(DecisionPage { items, next_before }))
 }
 
+/// Query of the tick series.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesQuery {
+    /// From this time (unix ms, inclusive); default 24 h before `to`.
+    pub from: Option<i64>,
+    /// Up to this time (unix ms, exclusive); default now.
+    pub to: Option<i64>,
+    /// Most points returned (the newest are kept), default and maximum 20000.
+    pub limit: Option<u32>,
+}
+
+/// A target's ticks in a time range, oldest first.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeriesPage {
+    /// One point per tick: time, replicas, raw evaluation, outcome, metric values.
+    pub points: Vec<scalehub_store::TickPoint>,
+}
+
+/// A target's tick series: every scheduled tick, also those that changed nothing and so left
+/// no decision row (they said what the decision before them said).
+#[utoipa::path(get, path = "/api/v1/targets/{namespace}/{kind}/{name}/series", tag = "targets",
+    params(("namespace" = String, Path), ("kind" = String, Path), ("name" = String, Path), SeriesQuery),
+    responses((status = 200, body = super::openapi::SeriesPageDoc), (status = 400, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody)))]
+pub async fn series(
+    _: CanRead,
+    State(state): State<ApiState>,
+    ApiPath(path): ApiPath<TargetPath>,
+    ApiQuery(q): ApiQuery<SeriesQuery>,
+) -> Result<Json<SeriesPage>, ApiError> {
+    let key = path.key()?;
+    let skey = crate::target::store_key(&key);
+    state.shared.store.get_target(&skey).await?.ok_or_else(|| not_found(&key))?;
+    let to = q.to.unwrap_or_else(|| (state.shared.clock)().saturating_add(1));
+    let from = q.from.unwrap_or_else(|| to.saturating_sub(24 * 3600 * 1000));
+    if from > to {
+        return Err(ApiError::bad_request("from must not be after to"));
+    }
+    let limit = q.limit.unwrap_or(scalehub_store::series::MAX_POINTS);
+    let points = state.shared.store.ticks(&skey, from, to, limit).await?;
+    Ok(Json(SeriesPage { points }))
+}
+
 /// The 404 for a target the hub has no record of.
 pub fn not_found(key: &TargetKey) -> ApiError {
     ApiError::not_found(format!("no target {key}: the workload is not opted in, or has not been seen yet"))

@@ -189,19 +189,25 @@ impl Store {
         Ok(found)
     }
 
-    /// Deletes decisions older than `older_than_ms` in chunks, each its own
-    /// transaction through the writer so decisions keep landing in between.
-    /// Returns how many were deleted.
+    /// Deletes decisions older than `older_than_ms`, and tick-series chunks that ended
+    /// before it, in chunks, each its own transaction through the writer so decisions keep
+    /// landing in between. Returns how many rows were deleted.
     pub async fn prune_decisions(&self, older_than_ms: i64) -> Result<u64> {
         let mut total = 0u64;
-        loop {
-            let op = Write::PruneDecisions { older_than: older_than_ms, limit: PRUNE_CHUNK };
-            let deleted = self.write(op).await?;
-            total += deleted.max(0) as u64;
-            if deleted < PRUNE_CHUNK {
-                return Ok(total);
+        for series in [false, true] {
+            loop {
+                let op = match series {
+                    false => Write::PruneDecisions { older_than: older_than_ms, limit: PRUNE_CHUNK },
+                    true => Write::PruneTicks { older_than: older_than_ms, limit: PRUNE_CHUNK },
+                };
+                let deleted = self.write(op).await?;
+                total += deleted.max(0) as u64;
+                if deleted < PRUNE_CHUNK {
+                    break;
+                }
             }
         }
+        Ok(total)
     }
 }
 

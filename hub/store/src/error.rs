@@ -58,6 +58,14 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// A packed column (the tick series) could not be encoded or decoded.
+    #[error("invalid packed data in column {what}: {detail}")]
+    Encode {
+        /// The column.
+        what: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
     /// A stored enum column holds a value this version does not know.
     #[error("unknown value {value:?} in column {column}")]
     UnknownValue {

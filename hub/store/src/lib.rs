@@ -4,7 +4,7 @@
 //! - [`store`]: opening the database (WAL, migrations), the read pool, and
 //!   the queue to the writer; [`Store`] is the cheap-to-clone handle.
 //! - `writer`: the one task that performs every write, many per transaction.
-//! - `targets`, `decisions`, `policy`, `overrides`: one module per table,
+//! - `targets`, `decisions`, `policy`, `overrides`, [`series`]: one module per table,
 //!   holding both the writer's statements and the readers' queries.
 //! - [`rows`] and [`filter`]: the plain types callers exchange with the store.
 //!
@@ -28,7 +28,7 @@
 //!
 //! History. Targets are never deleted (`mark_target_removed` sets
 //! `removed_at`); overrides are ended, never deleted (`ended_at`, `ended_by`);
-//! only decisions are pruned, by `prune_decisions`.
+//! only decisions and tick-series chunks are pruned, by `prune_decisions`.
 
 pub mod filter;
 pub mod rows;
@@ -39,6 +39,7 @@ mod decisions;
 mod error;
 mod overrides;
 mod policy;
+pub mod series;
 mod targets;
 mod writer;
 
@@ -48,4 +49,5 @@ pub use filter::{Page, TargetFilter, TargetSort};
 pub use rows::{
     DecisionRow, OverrideKind, OverrideRow, PauseDirection, PolicyStateRow, TargetKey, TargetRow, WriterStats,
 };
+pub use series::{SeriesChunkRow, SeriesMetric, TickPoint};
 pub use store::{Store, StoreOptions};

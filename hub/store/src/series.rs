@@ -1,0 +1,337 @@
+//! The `tick_series` table: every tick of a target, compactly, for charts and replay.
+//!
+//! A full decision row (reason chain, hooks, evaluation) is written only when something
+//! changes; each tick adds a [`TickPoint`] here instead. Points are packed into chunks of
+//! consecutive ticks, one row per chunk: the open chunk is rewritten in place as it grows
+//! (so nothing is lost in a crash and disk use is the packed size), then closed when full.
+//! Inside a chunk each point stores its time as the gap to the previous one, and its metrics,
+//! outcome and replica counts only where they differ from the previous point, so a stable
+//! target costs a few bytes per tick.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Row as _, SqliteConnection};
+
+use crate::error::{Result, StoreError, query_err};
+use crate::rows::TargetKey;
+use crate::store::Store;
+use crate::writer::Write;
+
+/// Points per chunk: at a 15 s interval one chunk holds 15 minutes.
+pub const CHUNK_POINTS: usize = 60;
+
+/// Largest number of points one read returns.
+pub const MAX_POINTS: u32 = 20_000;
+
+/// The format of `points`; bumped if the encoding ever changes.
+const FORMAT: u8 = 1;
+
+/// One metric value as a tick recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesMetric {
+    /// The resource (pod or workload) or metric name.
+    pub resource: String,
+    /// The value as the metric stage produced it.
+    pub value: String,
+}
+
+/// One tick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TickPoint {
+    /// When the tick ran, unix ms.
+    pub time: i64,
+    /// Replicas the workload had.
+    pub current_replicas: Option<i32>,
+    /// What the evaluation asked for.
+    pub raw_evaluation: Option<i32>,
+    /// Replicas after policy.
+    pub final_replicas: Option<i32>,
+    /// The decision's outcome (`unchanged`, `held`, `scaled`, `error`, ...).
+    pub outcome: String,
+    /// The metric values.
+    pub metrics: Vec<SeriesMetric>,
+}
+
+/// A chunk of consecutive ticks of one target, packed, as the hub writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesChunkRow {
+    /// The target.
+    pub key: TargetKey,
+    /// The packed points.
+    pub chunk: PackedChunk,
+}
+
+/// Packed points of one chunk.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PackedChunk {
+    /// Time of the first point; names the chunk.
+    pub start: i64,
+    /// Time of the last point.
+    pub end: i64,
+    /// Points in the chunk.
+    pub ticks: usize,
+    /// The format byte and the packed points.
+    pub bytes: Vec<u8>,
+}
+
+/// A target's open chunk, appended to point by point: packing a point costs only that point.
+#[derive(Debug, Default)]
+pub struct SeriesWriter {
+    chunk: PackedChunk,
+    last: Option<TickPoint>,
+}
+
+impl SeriesWriter {
+    /// Appends a tick, starting a new chunk when the open one is full (or when time went
+    /// backwards), and returns the open chunk as it now is.
+    pub fn push(&mut self, point: TickPoint) -> Result<&PackedChunk> {
+        let full = self.chunk.ticks >= CHUNK_POINTS;
+        let backwards = self.last.as_ref().is_some_and(|l| point.time < l.time);
+        if full || backwards || self.last.is_none() {
+            self.chunk = PackedChunk { start: point.time, end: point.time, ticks: 0, bytes: vec![FORMAT] };
+            self.last = None;
+        }
+        let packed = pack(&point, self.last.as_ref(), self.chunk.start);
+        postcard::to_io(&packed, &mut self.chunk.bytes)
+            .map_err(|e| StoreError::Encode { what: "tick_series.points", detail: e.to_string() })?;
+        self.chunk.ticks += 1;
+        self.chunk.end = point.time;
+        self.last = Some(point);
+        Ok(&self.chunk)
+    }
+}
+
+fn pack(p: &TickPoint, previous: Option<&TickPoint>, start: i64) -> Packed {
+    let last_time = previous.map_or(start, |q| q.time);
+    Packed {
+        gap_ms: u64::try_from(p.time - last_time).unwrap_or(0),
+        current: Change::of(&p.current_replicas, previous.map(|q| &q.current_replicas)),
+        raw: Change::of(&p.raw_evaluation, previous.map(|q| &q.raw_evaluation)),
+        desired: Change::of(&p.final_replicas, previous.map(|q| &q.final_replicas)),
+        outcome: Change::of(&p.outcome, previous.map(|q| &q.outcome)),
+        metrics: Change::of(&p.metrics, previous.map(|q| &q.metrics)),
+    }
+}
+
+/// A point as stored: a gap and the fields that changed.
+#[derive(Serialize, Deserialize)]
+struct Packed {
+    gap_ms: u64,
+    current: Change<Option<i32>>,
+    raw: Change<Option<i32>>,
+    desired: Change<Option<i32>>,
+    outcome: Change<String>,
+    metrics: Change<Vec<SeriesMetric>>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Change<T> {
+    Same,
+    New(T),
+}
+
+impl<T: PartialEq + Clone> Change<T> {
+    fn of(new: &T, previous: Option<&T>) -> Change<T> {
+        match previous {
+            Some(p) if p == new => Change::Same,
+            _ => Change::New(new.clone()),
+        }
+    }
+
+    fn resolve(self, previous: Option<&T>) -> Option<T>
+    where
+        T: Clone,
+    {
+        match self {
+            Change::New(v) => Some(v),
+            Change::Same => previous.cloned(),
+        }
+    }
+}
+
+/// Packs points (oldest first) into one chunk.
+pub fn encode(points: &[TickPoint]) -> Result<PackedChunk> {
+    let mut writer = SeriesWriter::default();
+    let mut chunk = PackedChunk::default();
+    for p in points {
+        chunk = writer.push(p.clone())?.clone();
+    }
+    Ok(chunk)
+}
+
+/// Unpacks a chunk that starts at `start`.
+pub fn decode(start: i64, bytes: &[u8]) -> Result<Vec<TickPoint>> {
+    let bad = |detail: String| StoreError::Encode { what: "tick_series.points", detail };
+    let (format, body) = bytes.split_first().ok_or_else(|| bad("empty chunk".into()))?;
+    if *format != FORMAT {
+        return Err(bad(format!("unknown format {format}")));
+    }
+    let mut out: Vec<TickPoint> = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (p, tail): (Packed, &[u8]) = postcard::take_from_bytes(rest).map_err(|e| bad(e.to_string()))?;
+        rest = tail;
+        let previous = out.last();
+        let time = previous.map_or(start, |q| q.time).saturating_add(i64::try_from(p.gap_ms).unwrap_or(i64::MAX));
+        let missing = || bad("a chunk's first point must carry every field".into());
+        let point = TickPoint {
+            time,
+            current_replicas: p.current.resolve(previous.map(|q| &q.current_replicas)).ok_or_else(missing)?,
+            raw_evaluation: p.raw.resolve(previous.map(|q| &q.raw_evaluation)).ok_or_else(missing)?,
+            final_replicas: p.desired.resolve(previous.map(|q| &q.final_replicas)).ok_or_else(missing)?,
+            outcome: p.outcome.resolve(previous.map(|q| &q.outcome)).ok_or_else(missing)?,
+            metrics: p.metrics.resolve(previous.map(|q| &q.metrics)).ok_or_else(missing)?,
+        };
+        out.push(point);
+    }
+    Ok(out)
+}
+
+/// Writes (or rewrites) the chunk of the target with id `target`.
+pub(crate) async fn upsert(conn: &mut SqliteConnection, target: i64, row: &SeriesChunkRow) -> Result<i64> {
+    let chunk = &row.chunk;
+    if chunk.ticks == 0 {
+        return Ok(0);
+    }
+    sqlx::query(
+        "INSERT INTO tick_series (target_id, start_time, end_time, ticks, points) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (target_id, start_time) DO UPDATE SET \
+             end_time = excluded.end_time, ticks = excluded.ticks, points = excluded.points",
+    )
+    .bind(target)
+    .bind(chunk.start)
+    .bind(chunk.end)
+    .bind(chunk.ticks as i64)
+    .bind(&chunk.bytes)
+    .execute(conn)
+    .await
+    .map_err(query_err("write tick series"))?;
+    Ok(1)
+}
+
+/// Deletes up to `limit` chunks that ended before `older_than`.
+pub(crate) async fn prune_batch(conn: &mut SqliteConnection, older_than: i64, limit: i64) -> Result<i64> {
+    let done = sqlx::query(
+        "DELETE FROM tick_series WHERE (target_id, start_time) IN \
+             (SELECT target_id, start_time FROM tick_series WHERE end_time < ?1 ORDER BY end_time LIMIT ?2)",
+    )
+    .bind(older_than)
+    .bind(limit)
+    .execute(conn)
+    .await
+    .map_err(query_err("prune tick series"))?;
+    Ok(done.rows_affected() as i64)
+}
+
+impl Store {
+    /// Queues one tick: its decision row (only when something changed), the policy state it
+    /// produced and the target's open series chunk, committed together. Returns once queued.
+    pub async fn record_tick(
+        &self,
+        decision: Option<crate::rows::DecisionRow>,
+        policy: Option<crate::rows::PolicyStateRow>,
+        series: Option<SeriesChunkRow>,
+    ) -> Result<()> {
+        let op = Write::Tick { decision: decision.map(Box::new), policy: policy.map(Box::new), series: series.map(Box::new) };
+        self.enqueue(op).await
+    }
+
+    /// Queues a chunk of a target's series (returns once queued, like decisions).
+    pub async fn record_ticks(&self, chunk: SeriesChunkRow) -> Result<()> {
+        self.enqueue(Write::Ticks(Box::new(chunk))).await
+    }
+
+    /// A target's ticks with `from <= time < to`, oldest first, at most `limit`
+    /// (capped at [`MAX_POINTS`]); when more match, the newest are kept.
+    pub async fn ticks(&self, key: &TargetKey, from: i64, to: i64, limit: u32) -> Result<Vec<TickPoint>> {
+        let limit = limit.clamp(1, MAX_POINTS) as usize;
+        let rows = sqlx::query(
+            "SELECT s.start_time, s.points FROM tick_series s \
+             WHERE s.target_id = (SELECT id FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3) \
+               AND s.end_time >= ?4 AND s.start_time < ?5 \
+             ORDER BY s.start_time DESC",
+        )
+        .bind(&key.namespace)
+        .bind(&key.kind)
+        .bind(&key.name)
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.pool())
+        .await
+        .map_err(query_err("read tick series"))?;
+        // Newest chunks first, so a read that hits the limit keeps the newest points.
+        let mut newest_first: Vec<TickPoint> = Vec::new();
+        for row in rows {
+            let start: i64 = row.try_get(0).map_err(query_err("decode tick series"))?;
+            let bytes: Vec<u8> = row.try_get(1).map_err(query_err("decode tick series"))?;
+            let points = decode(start, &bytes)?;
+            newest_first.extend(points.into_iter().rev().filter(|p| p.time >= from && p.time < to));
+            if newest_first.len() >= limit {
+                break;
+            }
+        }
+        newest_first.truncate(limit);
+        newest_first.reverse();
+        Ok(newest_first)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(time: i64, current: i32, outcome: &str, value: &str) -> TickPoint {
+        TickPoint {
+            time,
+            current_replicas: Some(current),
+            raw_evaluation: Some(current),
+            final_replicas: Some(current),
+            outcome: outcome.into(),
+            metrics: vec![SeriesMetric { resource: "cpu".into(), value: value.into() }],
+        }
+    }
+
+    #[test]
+    fn points_round_trip_through_the_packed_form() {
+        let points = vec![
+            point(1_000, 2, "unchanged", "600m"),
+            point(16_000, 2, "unchanged", "600m"),
+            point(31_000, 3, "scaled", "900m"),
+            TickPoint { metrics: vec![], raw_evaluation: None, final_replicas: None, ..point(46_005, 3, "error", "") },
+        ];
+        let chunk = encode(&points).unwrap();
+        assert_eq!((chunk.start, chunk.end, chunk.ticks), (1_000, 46_005, 4));
+        assert_eq!(decode(1_000, &chunk.bytes).unwrap(), points);
+    }
+
+    #[test]
+    fn a_stable_tick_costs_a_few_bytes() {
+        let mut points = vec![point(0, 2, "unchanged", "612m over 2 ready pods")];
+        for i in 1..60 {
+            points.push(point(i * 15_000, 2, "unchanged", "612m over 2 ready pods"));
+        }
+        let bytes = encode(&points).unwrap().bytes;
+        let first = encode(&points[..1]).unwrap().bytes.len();
+        let per_tick = (bytes.len() - first) as f64 / 59.0;
+        assert!(per_tick <= 8.0, "{per_tick} bytes per stable tick");
+    }
+
+    #[test]
+    fn a_full_chunk_or_a_step_back_in_time_starts_a_new_chunk() {
+        let mut writer = SeriesWriter::default();
+        for i in 0..CHUNK_POINTS as i64 {
+            writer.push(point(i * 1_000, 2, "unchanged", "1")).unwrap();
+        }
+        let next = writer.push(point(CHUNK_POINTS as i64 * 1_000, 2, "unchanged", "1")).unwrap();
+        assert_eq!((next.start, next.ticks), (CHUNK_POINTS as i64 * 1_000, 1));
+        assert_eq!(decode(next.start, &next.bytes).unwrap().len(), 1, "a new chunk carries every field again");
+        let back = writer.push(point(5, 2, "unchanged", "1")).unwrap();
+        assert_eq!((back.start, back.ticks), (5, 1));
+    }
+
+    #[test]
+    fn a_chunk_from_an_unknown_format_is_an_error() {
+        assert!(decode(0, &[9, 0]).is_err());
+        assert!(decode(0, &[]).is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! The tick series: chunks grow in place, survive a restart, read back by time range, and
+//! retention removes the chunks that ended before the cutoff.
+
+mod common;
+
+use common::{TempDb, key, target};
+use scalehub_store::series::{SeriesWriter, encode};
+use scalehub_store::{SeriesChunkRow, SeriesMetric, Store, TickPoint};
+
+fn row(key: &scalehub_store::TargetKey, points: &[TickPoint]) -> SeriesChunkRow {
+    SeriesChunkRow { key: key.clone(), chunk: encode(points).unwrap() }
+}
+
+fn point(time: i64, replicas: i32) -> TickPoint {
+    TickPoint {
+        time,
+        current_replicas: Some(replicas),
+        raw_evaluation: Some(replicas),
+        final_replicas: Some(replicas),
+        outcome: "unchanged".into(),
+        metrics: vec![SeriesMetric { resource: "cpu".into(), value: format!("{}m over 2 ready pods", 600 + time % 7) }],
+    }
+}
+
+#[tokio::test]
+async fn a_growing_chunk_is_rewritten_in_place_and_survives_a_restart() {
+    let db = TempDb::new();
+    let k = key("ns", "web");
+    let store = db.open().await;
+    store.upsert_target(target("ns", "web")).await.unwrap();
+    let mut points = Vec::new();
+    let mut writer = SeriesWriter::default();
+    for t in 0..10 {
+        points.push(point(1_000 + t * 15_000, 2));
+        let chunk = writer.push(points[points.len() - 1].clone()).unwrap().clone();
+        store.record_ticks(SeriesChunkRow { key: k.clone(), chunk }).await.unwrap();
+    }
+    store.flush().await.unwrap();
+    drop(store);
+
+    let store = db.open().await;
+    let read = store.ticks(&k, 0, i64::MAX, 100).await.unwrap();
+    assert_eq!(read, points, "one chunk, rewritten ten times, holds all ten points");
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn ticks_are_read_by_time_range_across_chunks_newest_kept_at_the_limit() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let k = key("ns", "web");
+    let other = key("ns", "other");
+    for chunk in 0..3 {
+        let points: Vec<TickPoint> = (0..5).map(|i| point((chunk * 5 + i) * 1_000, 2)).collect();
+        store.record_ticks(row(&k, &points)).await.unwrap();
+    }
+    store.record_ticks(row(&other, &[point(3_000, 9)])).await.unwrap();
+    store.flush().await.unwrap();
+    let times = |points: Vec<TickPoint>| points.iter().map(|p| p.time / 1_000).collect::<Vec<_>>();
+    assert_eq!(times(store.ticks(&k, 3_000, 7_000, 100).await.unwrap()), [3, 4, 5, 6]);
+    assert_eq!(times(store.ticks(&k, 0, i64::MAX, 4).await.unwrap()), [11, 12, 13, 14]);
+    assert_eq!(store.ticks(&other, 0, i64::MAX, 100).await.unwrap()[0].final_replicas, Some(9));
+    assert!(store.ticks(&key("ns", "nobody"), 0, i64::MAX, 100).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn retention_removes_series_chunks_that_ended_before_the_cutoff() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let k = key("ns", "web");
+    store.record_ticks(row(&k, &[point(1_000, 2), point(2_000, 2)])).await.unwrap();
+    store.record_ticks(row(&k, &[point(5_000, 2), point(9_000, 3)])).await.unwrap();
+    store.flush().await.unwrap();
+    let pruned = store.prune_decisions(6_000).await.unwrap();
+    assert_eq!(pruned, 1, "only the chunk that ended at 2 s is older than the cutoff");
+    let left = store.ticks(&k, 0, i64::MAX, 100).await.unwrap();
+    assert_eq!(left.iter().map(|p| p.time).collect::<Vec<_>>(), [5_000, 9_000]);
+}
