@@ -326,7 +326,7 @@ pub enum QuerySource {
 pub struct Gathered {
     /// A short name for records, e.g. `cpu` or `pods/requests_per_second`.
     pub name: String,
-    /// The CPA `kubernetesMetrics` element.
+    /// The CPA `kubernetesMetrics` element (null unless a metric hook gets it).
     pub cpa: Value,
     /// Pods grouped by the HPA's rules.
     pub grouping: Grouping,
@@ -350,6 +350,7 @@ pub async fn gather(
     queries: &[MetricQuery],
     readiness: Readiness,
     current: i32,
+    cpa_blocks: bool,
 ) -> (Vec<Gathered>, Vec<MetricsError>) {
     let mut ok = Vec::new();
     let mut errors = Vec::new();
@@ -384,13 +385,17 @@ pub async fn gather(
             };
             let grouping = group_pods(pods, &samples, cpu, readiness, now);
             let requests = if utilization { requests(pods, &name)? } else { BTreeMap::new() };
-            let block = cpa_block(&grouping, utilization.then_some(&requests), now);
-            let section = match q.source {
-                QuerySource::Resource { .. } => "resource",
-                QuerySource::Pods { .. } => "pods",
+            let cpa = if cpa_blocks {
+                let section = match q.source {
+                    QuerySource::Resource { .. } => "resource",
+                    QuerySource::Pods { .. } => "pods",
+                };
+                let mut cpa = json!({"current_replicas": current, "spec": q.spec});
+                cpa[section] = cpa_block(&grouping, utilization.then_some(&requests), now);
+                cpa
+            } else {
+                Value::Null
             };
-            let mut cpa = json!({"current_replicas": current, "spec": q.spec});
-            cpa[section] = block;
             let total: i64 = grouping.ready.values().map(|s| s.milli).sum();
             let summary = format!("{total}m over {} ready pods", grouping.ready.len());
             Ok::<_, MetricsError>(Gathered { name, cpa, grouping, requests, goal: q.goal, summary })

@@ -78,7 +78,9 @@ impl Registry {
                 handle.input.send_replace(input);
             }
             None => {
-                tracing::info!(target_key = %key, "target added");
+                // Debug, not info: a hub of 100,000 targets would log 100,000 lines at start;
+                // the first list logs the count instead.
+                tracing::debug!(target_key = %key, "target added");
                 let (tx, rx) = watch::channel(input);
                 // API requests queue here; a few suffice, as each waits for its answer.
                 let (commands, command_rx) = mpsc::channel(8);
@@ -106,8 +108,8 @@ impl Registry {
 
     async fn listed(&mut self, kind: Kind, namespace: Option<String>, keys: HashSet<TargetKey>) {
         self.listed.insert((kind, namespace.clone()));
-        if self.listed.len() >= self.scopes {
-            self.ready.store(true, Ordering::Relaxed);
+        if self.listed.len() >= self.scopes && !self.ready.swap(true, Ordering::Relaxed) {
+            tracing::info!(targets = self.targets.len(), "workloads listed; targets running");
         }
         let gone: Vec<TargetKey> = self
             .targets

@@ -151,6 +151,15 @@ pub async fn decisions(env: &Env, store: &Store, name: &str) -> anyhow::Result<V
         .context("read decisions")
 }
 
+/// Every tick of Deployment `name` in its series, oldest first (ticks that changed nothing
+/// leave a point there but no decision row).
+pub async fn ticks(env: &Env, store: &Store, name: &str) -> anyhow::Result<Vec<scalehub_store::TickPoint>> {
+    store
+        .ticks(&key(env, name), 0, i64::MAX, 10_000)
+        .await
+        .context("read the tick series")
+}
+
 /// The target row of Deployment `name`, if the hub wrote one.
 pub async fn target(env: &Env, store: &Store, name: &str) -> anyhow::Result<Option<TargetRow>> {
     store

@@ -5,7 +5,7 @@ use scalehub_store::DecisionRow;
 use serde_json::{Value, json};
 
 use crate::fixtures::{
-    create, decisions, deployment, opted_in, param_profile, sh, summary, target, with_evaluate,
+    create, decisions, deployment, opted_in, param_profile, sh, summary, target, ticks, with_evaluate,
 };
 use crate::harness::{Env, WAIT, eventually, on_every_server};
 
@@ -60,19 +60,21 @@ async fn bad_hooks(env: &Env) -> anyhow::Result<()> {
     // The healthy target scales although four others fail on every tick (one hangs 500 ms each time).
     env.wait_replicas("healthy", 3).await?;
     for name in BAD {
-        let failed = eventually(
-            &format!("two error decisions of {name}"),
-            WAIT,
-            async || {
-                let errors: Vec<DecisionRow> = decisions(env, store, name)
-                    .await?
-                    .into_iter()
-                    .filter(|d| d.outcome == "error")
-                    .collect();
-                Ok((errors.len() >= 2).then_some(errors))
-            },
-        )
+        // Every tick fails; the series has each one, the history a row for the first (and for
+        // any whose error differs).
+        eventually(&format!("two failed ticks of {name}"), WAIT, async || {
+            let failed = ticks(env, store, name).await?.into_iter().filter(|t| t.outcome == "error").count();
+            Ok((failed >= 2).then_some(()))
+        })
         .await?;
+        let failed: Vec<DecisionRow> =
+            decisions(env, store, name).await?.into_iter().filter(|d| d.outcome == "error").collect();
+        ensure!(!failed.is_empty(), "{name}: failed ticks but no error decision");
+        let series = ticks(env, store, name).await?;
+        ensure!(
+            series.iter().all(|t| t.outcome == "error" && t.final_replicas.is_none()),
+            "{name}: a tick other than a failed one: {series:?}"
+        );
         let all = decisions(env, store, name).await?;
         ensure!(
             all.iter().all(|d| d.outcome == "error" && !d.scaled),
@@ -105,12 +107,12 @@ async fn bad_hooks(env: &Env) -> anyhow::Result<()> {
             "{name} was scaled to {replicas}; a failing hook must hold its target at 2"
         );
     }
-    // And the healthy one keeps ticking: more decisions arrive while the bad ones fail.
-    let before = decisions(env, store, "healthy").await?.len();
+    // And the healthy one keeps ticking: more ticks arrive while the bad ones fail.
+    let before = ticks(env, store, "healthy").await?.len();
     eventually(
-        "two more decisions of the healthy target",
+        "two more ticks of the healthy target",
         WAIT,
-        async || Ok((decisions(env, store, "healthy").await?.len() >= before + 2).then_some(())),
+        async || Ok((ticks(env, store, "healthy").await?.len() >= before + 2).then_some(())),
     )
     .await?;
     hub.shutdown().await;

@@ -222,13 +222,23 @@ pub async fn get_json(url: &str) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(&body).with_context(|| format!("GET {url}: not JSON"))
 }
 
-/// GETs a document over plain HTTP on loopback.
+/// GETs a document over plain HTTP/1.0 on loopback (the simulator's admin routes, the hub's
+/// `/metrics`): the bench talks only to its own servers, so no client library is needed.
 pub async fn get_text(url: &str) -> anyhow::Result<String> {
-    let res = reqwest::get(url).await.with_context(|| format!("GET {url}"))?;
-    let status = res.status();
-    let body = res.text().await.with_context(|| format!("GET {url}: reading the body"))?;
-    if !status.is_success() {
-        bail!("GET {url}: {status}");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").with_context(|| format!("not an http:// url: {url}"))?;
+    let (authority, path) = rest.split_once('/').map_or((rest, String::from("/")), |(a, p)| (a, format!("/{p}")));
+    let mut stream = tokio::net::TcpStream::connect(authority).await.with_context(|| format!("connecting to {authority}"))?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").as_bytes()).await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut response))
+        .await
+        .with_context(|| format!("GET {url} timed out"))??;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").with_context(|| format!("GET {url}: no HTTP response"))?;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if !status.starts_with('2') {
+        bail!("GET {url}: status {status}");
     }
-    Ok(body)
+    Ok(body.to_owned())
 }
