@@ -193,7 +193,9 @@ pub async fn run(
         let mut memory = tick::Memory::restored(restored);
         // List the target at once, not only after its first (jittered) tick.
         let first = input.borrow().clone();
-        tick::announce(&shared, &key, &first, &mut memory).await;
+        // The stages' futures are boxed: held inline, they would make every idle loop carry
+        // the few kilobytes of state that only a running tick needs.
+        Box::pin(tick::announce(&shared, &key, &first, &mut memory)).await;
         let mut interval = input.borrow().interval();
         // Spread first ticks over one interval so a restart or a mass opt-in is no thundering herd.
         let jitter = rand::rng().random_range(0..interval.as_millis().max(1) as u64);
@@ -218,7 +220,7 @@ pub async fn run(
                 }
                 Some(command) = commands.recv() => {
                     let current = input.borrow().clone();
-                    handle_command(&shared, &key, &current, &mut memory, command).await;
+                    Box::pin(handle_command(&shared, &key, &current, &mut memory, command)).await;
                     continue;
                 }
                 _ = tokio::time::sleep_until(next) => {}
@@ -228,7 +230,7 @@ pub async fn run(
             shared.metrics.tick_log.tick(next, start);
             last_start = Some(start);
             let current = input.borrow().clone();
-            tick::scheduled(&shared, &key, &current, &mut memory).await;
+            Box::pin(tick::scheduled(&shared, &key, &current, &mut memory)).await;
             next += interval;
             if next <= Instant::now() {
                 // Overran: skip the missed ticks instead of firing them back to back.
@@ -261,4 +263,25 @@ async fn handle_command(shared: &Arc<Shared>, key: &TargetKey, input: &TargetInp
         },
     };
     let _ = reply.send(result);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    /// Every target's loop lives as long as the target, so its idle size is paid 100,000 times
+    /// in a large hub; the state of a running tick must live in a box, not inline.
+    #[tokio::test]
+    async fn an_idle_loop_carries_no_tick_state() {
+        let store = scalehub_store::Store::open("sqlite::memory:").await.unwrap();
+        let shared = crate::api::testing::shared(store, Arc::new(|| 0), true).unwrap();
+        let obj: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({"metadata": {"name": "web"}})).unwrap();
+        let input = Arc::new(super::TargetInput::new(&shared, Arc::new(crate::workload::Workload::from_object(obj))));
+        let (_input_tx, input_rx) = tokio::sync::watch::channel(input);
+        let (_commands_tx, commands_rx) = tokio::sync::mpsc::channel(8);
+        let key = crate::workload::TargetKey::new("shop", crate::workload::Kind::Deployment, "web");
+        let run = super::run(shared, key, input_rx, commands_rx, Default::default());
+        let size = std::mem::size_of_val(&run);
+        assert!(size <= 2048, "an idle target loop takes {size} bytes");
+    }
 }
