@@ -2,6 +2,12 @@
 
 use clap::Parser;
 
+/// jemalloc instead of glibc's malloc: a hub holds many small objects per target and churns
+/// short-lived ones every tick; glibc's per-thread arenas kept about twice the live heap
+/// resident, jemalloc returns what ticks free (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     scalehub::telemetry::init_logging();

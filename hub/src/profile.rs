@@ -52,6 +52,15 @@ pub struct Profiles {
     by_name: HashMap<String, Arc<Profile>>,
 }
 
+impl Profile {
+    /// Whether any hook of the profile runs (and so gets the workload's JSON).
+    pub fn has_hooks(&self) -> bool {
+        [&self.pre_metric, &self.metric, &self.post_metric, &self.pre_evaluate, &self.evaluate, &self.post_evaluate, &self.pre_scale, &self.post_scale]
+            .iter()
+            .any(|h| h.is_some())
+    }
+}
+
 impl Profiles {
     /// Resolves every profile of a validated config.
     pub fn new(config: Arc<Config>) -> Self {

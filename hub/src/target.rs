@@ -90,7 +90,9 @@ pub enum Command {
 #[derive(Clone, Debug)]
 pub struct LoopHandle {
     /// Commands to the loop.
-    pub commands: mpsc::Sender<Command>,
+    /// Boxed: a channel allocates 32 slots at once, and an idle target should not pay for
+    /// 32 unboxed commands.
+    pub commands: mpsc::Sender<Box<Command>>,
     /// The loop's latest input (workload and parsed spec).
     pub input: watch::Receiver<Arc<TargetInput>>,
 }
@@ -130,7 +132,7 @@ impl Shared {
     pub async fn run_now(&self, key: &TargetKey, run_type: scalehub_hooks::RunType) -> Result<tick::TickResult, RunError> {
         let handle = self.loops.read().ok().and_then(|m| m.get(key).cloned()).ok_or(RunError::NotFound)?;
         let (reply, rx) = oneshot::channel();
-        handle.commands.send(Command::Run { run_type, reply }).await.map_err(|_| RunError::Stopped)?;
+        handle.commands.send(Box::new(Command::Run { run_type, reply })).await.map_err(|_| RunError::Stopped)?;
         rx.await.map_err(|_| RunError::Stopped)?
     }
 
@@ -142,7 +144,7 @@ impl Shared {
     ) -> Result<Result<Vec<scalehub_hooks::MetricValue>, String>, RunError> {
         let handle = self.loops.read().ok().and_then(|m| m.get(key).cloned()).ok_or(RunError::NotFound)?;
         let (reply, rx) = oneshot::channel();
-        handle.commands.send(Command::Metrics { run_type, reply }).await.map_err(|_| RunError::Stopped)?;
+        handle.commands.send(Box::new(Command::Metrics { run_type, reply })).await.map_err(|_| RunError::Stopped)?;
         rx.await.map_err(|_| RunError::Stopped)?
     }
 
@@ -168,9 +170,12 @@ pub struct TargetInput {
 }
 
 impl TargetInput {
-    /// Parses the workload's annotations with the hub's profiles.
+    /// Parses the workload's annotations with the hub's profiles. A target whose profile
+    /// runs no hook never needs the workload's JSON, so it is dropped here.
     pub fn new(shared: &Shared, workload: Arc<Workload>) -> Self {
         let spec = shared.profiles.parse_spec(&workload.annotations);
+        let hooks = spec.as_ref().ok().and_then(|s| shared.profiles.get(&s.profile)).is_none_or(|p| p.has_hooks());
+        let workload = if hooks || !workload.has_json() { workload } else { Arc::new(workload.without_json()) };
         Self { workload, spec }
     }
 
@@ -184,7 +189,7 @@ pub async fn run(
     shared: Arc<Shared>,
     key: TargetKey,
     mut input: watch::Receiver<Arc<TargetInput>>,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::Receiver<Box<Command>>,
     cancel: CancellationToken,
 ) {
     let span = tracing::info_span!("target", namespace = %key.namespace, kind = %key.kind, name = %key.name);
@@ -242,8 +247,8 @@ pub async fn run(
     .await
 }
 
-async fn handle_command(shared: &Arc<Shared>, key: &TargetKey, input: &TargetInput, memory: &mut tick::Memory, command: Command) {
-    let (run_type, reply) = match command {
+async fn handle_command(shared: &Arc<Shared>, key: &TargetKey, input: &TargetInput, memory: &mut tick::Memory, command: Box<Command>) {
+    let (run_type, reply) = match *command {
         Command::Run { run_type, reply } => (run_type, reply),
         Command::Metrics { run_type, reply } => {
             let result = match &input.spec {

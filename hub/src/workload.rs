@@ -107,7 +107,7 @@ pub struct Workload {
     pub uid: Option<String>,
     /// `spec.replicas`; Kubernetes defaults it to 1 when absent.
     pub replicas: i32,
-    /// The annotations, from which the target spec is parsed.
+    /// The `scalehub.io/` annotations, from which the target spec is parsed.
     pub annotations: BTreeMap<String, String>,
     /// `spec.selector`, compiled; `None` when absent, an error when invalid.
     pub selector: Option<Result<PodSelector, String>>,
@@ -134,7 +134,16 @@ impl Workload {
         Workload {
             uid: obj.metadata.uid.clone(),
             replicas,
-            annotations: obj.metadata.annotations.clone().unwrap_or_default(),
+            // Only scalehub's own annotations are read (kubectl's last-applied copy of the
+            // whole object would double what a target holds); the JSON keeps them all.
+            annotations: obj
+                .metadata
+                .annotations
+                .iter()
+                .flatten()
+                .filter(|(k, _)| k.starts_with(scalehub_core::spec::PREFIX))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             selector,
             controlled,
             json: serde_json::to_string(&obj).unwrap_or_default().into_boxed_str(),
@@ -146,9 +155,20 @@ impl Workload {
         self.selector.as_ref().and_then(|s| s.as_ref().ok())
     }
 
-    /// The object as the watch delivered it (without `managedFields`), for hook payloads.
+    /// The object as the watch delivered it (without `managedFields`), for hook payloads;
+    /// null once [`Workload::without_json`] dropped it.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::from_str(&self.json).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Whether the JSON is still kept.
+    pub fn has_json(&self) -> bool {
+        !self.json.is_empty()
+    }
+
+    /// The same workload without its JSON, for targets that run no hook.
+    pub fn without_json(&self) -> Workload {
+        Workload { json: Box::default(), ..self.clone() }
     }
 }
 
