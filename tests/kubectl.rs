@@ -59,11 +59,7 @@ fn find_kubectl() -> Option<PathBuf> {
     if usr.is_file() {
         return Some(usr);
     }
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join("kubectl"))
-        .find(|p| p.is_file())
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| Path::new(dir).join("kubectl")).find(|p| p.is_file())
 }
 
 /// Runs kubectl against one server.
@@ -109,29 +105,17 @@ impl Kubectl {
     /// Runs kubectl and fails unless it succeeded; returns stdout.
     async fn ok(&self, args: &[&str]) -> anyhow::Result<String> {
         let out = self.run(args).await?;
-        ensure!(
-            out.ok,
-            "kubectl {args:?} failed on {}:\nstdout: {}\nstderr: {}",
-            self.server,
-            out.stdout,
-            out.stderr
-        );
+        ensure!(out.ok, "kubectl {args:?} failed on {}:\nstdout: {}\nstderr: {}", self.server, out.stdout, out.stderr);
         Ok(out.stdout)
     }
 
     async fn json(&self, args: &[&str]) -> anyhow::Result<Value> {
         let stdout = self.ok(args).await?;
-        serde_json::from_str(&stdout)
-            .with_context(|| format!("kubectl {args:?} printed non-JSON: {stdout}"))
+        serde_json::from_str(&stdout).with_context(|| format!("kubectl {args:?} printed non-JSON: {stdout}"))
     }
 
     /// Polls a JSON-printing command until `check` accepts its output.
-    async fn until(
-        &self,
-        args: &[&str],
-        what: &str,
-        check: impl Fn(&Value) -> bool,
-    ) -> anyhow::Result<Value> {
+    async fn until(&self, args: &[&str], what: &str, check: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let v = self.json(args).await?;
@@ -153,43 +137,22 @@ fn items(v: &Value) -> usize {
 /// The user's walk through, against one server.
 async fn walkthrough(k: &Kubectl, dir: &Path, is_real: bool) -> anyhow::Result<()> {
     let version = k.json(&["version", "-o", "json"]).await?;
-    ensure!(
-        version["serverVersion"]["major"] == "1",
-        "kubectl version shows {}",
-        version["serverVersion"]
-    );
+    ensure!(version["serverVersion"]["major"] == "1", "kubectl version shows {}", version["serverVersion"]);
 
     // `kubectl create namespace` would send protobuf; a manifest goes as JSON.
     let ns_manifest = dir.join(format!("{}.yaml", k.ns));
-    std::fs::write(
-        &ns_manifest,
-        format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {}\n",
-            k.ns
-        ),
-    )
-    .context("write namespace manifest")?;
-    let out = k
-        .ok(&["apply", "-f", &ns_manifest.to_string_lossy()])
-        .await?;
-    ensure!(
-        out.trim() == format!("namespace/{} created", k.ns),
-        "namespace apply printed {out:?}"
-    );
+    std::fs::write(&ns_manifest, format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {}\n", k.ns))
+        .context("write namespace manifest")?;
+    let out = k.ok(&["apply", "-f", &ns_manifest.to_string_lossy()]).await?;
+    ensure!(out.trim() == format!("namespace/{} created", k.ns), "namespace apply printed {out:?}");
 
     let manifest = dir.join("web.yaml");
     std::fs::write(&manifest, DEPLOYMENT_YAML).context("write manifest")?;
     let manifest = manifest.to_string_lossy().into_owned();
     let out = k.ok(&["apply", "-f", &manifest]).await?;
-    ensure!(
-        out.trim() == "deployment.apps/web created",
-        "first apply printed {out:?}"
-    );
+    ensure!(out.trim() == "deployment.apps/web created", "first apply printed {out:?}");
     let out = k.ok(&["apply", "-f", &manifest]).await?;
-    ensure!(
-        out.trim() == "deployment.apps/web unchanged",
-        "second apply printed {out:?}"
-    );
+    ensure!(out.trim() == "deployment.apps/web unchanged", "second apply printed {out:?}");
 
     let d = k.json(&["get", "deploy", "web", "-o", "json"]).await?;
     ensure!(
@@ -198,48 +161,24 @@ async fn walkthrough(k: &Kubectl, dir: &Path, is_real: bool) -> anyhow::Result<(
         d["apiVersion"],
         d["kind"]
     );
-    ensure!(
-        d["spec"]["replicas"] == 2,
-        "spec.replicas is {}",
-        d["spec"]["replicas"]
-    );
+    ensure!(d["spec"]["replicas"] == 2, "spec.replicas is {}", d["spec"]["replicas"]);
     ensure!(d["metadata"]["uid"].is_string(), "no uid");
     ensure!(
-        d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
-            .is_string(),
+        d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].is_string(),
         "apply did not record last-applied-configuration"
     );
     let table = k.ok(&["get", "deploy"]).await?;
-    ensure!(
-        table.starts_with("NAME") && table.lines().any(|l| l.starts_with("web ")),
-        "get deploy printed {table:?}"
-    );
+    ensure!(table.starts_with("NAME") && table.lines().any(|l| l.starts_with("web ")), "get deploy printed {table:?}");
 
-    let out = k
-        .ok(&["annotate", "deploy", "web", "scalehub.io/enabled=true"])
-        .await?;
-    ensure!(
-        out.trim() == "deployment.apps/web annotated",
-        "annotate printed {out:?}"
-    );
+    let out = k.ok(&["annotate", "deploy", "web", "scalehub.io/enabled=true"]).await?;
+    ensure!(out.trim() == "deployment.apps/web annotated", "annotate printed {out:?}");
     let d = k.json(&["get", "deploy", "web", "-o", "json"]).await?;
-    ensure!(
-        d["metadata"]["annotations"]["scalehub.io/enabled"] == "true",
-        "annotation missing: {}",
-        d["metadata"]
-    );
+    ensure!(d["metadata"]["annotations"]["scalehub.io/enabled"] == "true", "annotation missing: {}", d["metadata"]);
 
     let out = k.ok(&["scale", "deploy", "web", "--replicas=3"]).await?;
-    ensure!(
-        out.trim() == "deployment.apps/web scaled",
-        "scale printed {out:?}"
-    );
+    ensure!(out.trim() == "deployment.apps/web scaled", "scale printed {out:?}");
     let d = k.json(&["get", "deploy", "web", "-o", "json"]).await?;
-    ensure!(
-        d["spec"]["replicas"] == 3,
-        "after scale spec.replicas is {}",
-        d["spec"]["replicas"]
-    );
+    ensure!(d["spec"]["replicas"] == 3, "after scale spec.replicas is {}", d["spec"]["replicas"]);
 
     // Pods come from the controllers: the sim's own, or kube-controller-manager.
     let pods_args = ["get", "pods", "-l", "app in (web)", "-o", "json"];
@@ -249,78 +188,38 @@ async fn walkthrough(k: &Kubectl, dir: &Path, is_real: bool) -> anyhow::Result<(
             k.server
         );
     } else {
-        let pods = k
-            .until(&pods_args, "3 pods labelled app=web", |v| items(v) == 3)
-            .await?;
+        let pods = k.until(&pods_args, "3 pods labelled app=web", |v| items(v) == 3).await?;
         for p in pods["items"].as_array().into_iter().flatten() {
-            ensure!(
-                p["metadata"]["labels"]["app"] == "web",
-                "selected pod labels {}",
-                p["metadata"]["labels"]
-            );
+            ensure!(p["metadata"]["labels"]["app"] == "web", "selected pod labels {}", p["metadata"]["labels"]);
         }
-        let none = k
-            .json(&["get", "pods", "-l", "app notin (web)", "-o", "json"])
-            .await?;
-        ensure!(
-            items(&none) == 0,
-            "app notin (web) selected {} pods",
-            items(&none)
-        );
-        let names = k
-            .ok(&["get", "pods", "-l", "app in (web)", "-o", "name"])
-            .await?;
-        ensure!(
-            names.lines().filter(|l| l.starts_with("pod/web-")).count() == 3,
-            "-o name printed {names:?}"
-        );
+        let none = k.json(&["get", "pods", "-l", "app notin (web)", "-o", "json"]).await?;
+        ensure!(items(&none) == 0, "app notin (web) selected {} pods", items(&none));
+        let names = k.ok(&["get", "pods", "-l", "app in (web)", "-o", "name"]).await?;
+        ensure!(names.lines().filter(|l| l.starts_with("pod/web-")).count() == 3, "-o name printed {names:?}");
     }
 
     let raw = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{}/pods", k.ns);
     if is_real {
-        println!(
-            "SKIPPED kubectl get --raw {raw} on {}: metrics.k8s.io needs a metrics-server",
-            k.server
-        );
+        println!("SKIPPED kubectl get --raw {raw} on {}: metrics.k8s.io needs a metrics-server", k.server);
     } else {
-        let metrics = k
-            .until(
-                &["get", "--raw", &raw],
-                "PodMetrics for 3 ready pods",
-                |v| items(v) == 3,
-            )
-            .await?;
-        ensure!(
-            metrics["kind"] == "PodMetricsList",
-            "get --raw returned kind {}",
-            metrics["kind"]
-        );
+        let metrics = k.until(&["get", "--raw", &raw], "PodMetrics for 3 ready pods", |v| items(v) == 3).await?;
+        ensure!(metrics["kind"] == "PodMetricsList", "get --raw returned kind {}", metrics["kind"]);
         for m in metrics["items"].as_array().into_iter().flatten() {
-            ensure!(
-                m["containers"][0]["usage"]["cpu"].is_string(),
-                "PodMetrics without cpu usage: {m}"
-            );
+            ensure!(m["containers"][0]["usage"]["cpu"].is_string(), "PodMetrics without cpu usage: {m}");
         }
     }
 
     let out = k.ok(&["delete", "deploy", "web"]).await?;
-    ensure!(
-        out.trim() == "deployment.apps \"web\" deleted",
-        "delete printed {out:?}"
-    );
+    ensure!(out.trim() == "deployment.apps \"web\" deleted", "delete printed {out:?}");
     let gone = k.run(&["get", "deploy", "web"]).await?;
     ensure!(!gone.ok, "get after delete succeeded: {}", gone.stdout);
     ensure!(
-        gone.stderr
-            .contains("Error from server (NotFound): deployments.apps \"web\" not found"),
+        gone.stderr.contains("Error from server (NotFound): deployments.apps \"web\" not found"),
         "get after delete printed {:?}",
         gone.stderr
     );
     let left = k.ok(&["get", "deploy", "-o", "name"]).await?;
-    ensure!(
-        left.trim().is_empty(),
-        "deployments left after delete: {left:?}"
-    );
+    ensure!(left.trim().is_empty(), "deployments left after delete: {left:?}");
     let _ = k.run(&["delete", "namespace", &k.ns, "--wait=false"]).await;
     Ok(())
 }
@@ -341,10 +240,8 @@ async fn controller_manager_running(k: &Kubectl) -> anyhow::Result<bool> {
 }
 
 fn unique_ns() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("kubectl-{:x}{nanos:x}", std::process::id())
 }
 
@@ -355,23 +252,15 @@ async fn kubectl_applies_annotates_scales_selects_and_deletes() {
         return;
     };
     let dir = TempDir::new().unwrap();
-    let sim = scalehub_sim::start(SimOptions {
-        pod_ready_delay: Duration::from_millis(200),
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
+    let sim = scalehub_sim::start(SimOptions { pod_ready_delay: Duration::from_millis(200), ..SimOptions::default() })
+        .await
+        .unwrap();
     let kubeconfig = dir.0.join("sim.kubeconfig");
     sim.write_kubeconfig(&kubeconfig).unwrap();
 
     let mut failures = Vec::new();
-    let k = Kubectl {
-        bin: bin.clone(),
-        kubeconfig,
-        cache_dir: dir.0.join("cache-sim"),
-        ns: unique_ns(),
-        server: "sim",
-    };
+    let k =
+        Kubectl { bin: bin.clone(), kubeconfig, cache_dir: dir.0.join("cache-sim"), ns: unique_ns(), server: "sim" };
     if let Err(e) = walkthrough(&k, &dir.0, false).await {
         failures.push(format!("[sim] {e:#}"));
     }
@@ -389,9 +278,5 @@ async fn kubectl_applies_annotates_scales_selects_and_deletes() {
             failures.push(format!("[kube-apiserver-1.20] {e:#}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "kubectl failures:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "kubectl failures:\n{}", failures.join("\n"));
 }

@@ -69,10 +69,18 @@ pub fn replicas(
     let scale_up = ratio > 1.0;
     if g.missing.is_empty() && (unready == 0 || !scale_up) {
         if within(ratio) {
-            return Ok(Calculation { replicas: current, ratio, reason: format!("usage ratio {ratio:.2} within tolerance") });
+            return Ok(Calculation {
+                replicas: current,
+                ratio,
+                reason: format!("usage ratio {ratio:.2} within tolerance"),
+            });
         }
         let want = (ratio * g.ready.len() as f64).ceil() as i32;
-        return Ok(Calculation { replicas: want, ratio, reason: format!("usage ratio {ratio:.2} over {} ready pods", g.ready.len()) });
+        return Ok(Calculation {
+            replicas: want,
+            ratio,
+            reason: format!("usage ratio {ratio:.2} over {} ready pods", g.ready.len()),
+        });
     }
     // Fill the gaps conservatively: missing pods count as 100% (or the goal) on a
     // scale-down and 0 on a scale-up; unready pods count as 0 on a scale-up.
@@ -106,7 +114,11 @@ pub fn replicas(
     }
     let want = (new_ratio * n as f64).ceil() as i32;
     if (new_ratio > 1.0 && want < current) || (new_ratio < 1.0 && want > current) {
-        return Ok(Calculation { replicas: current, ratio: new_ratio, reason: "change would go against the usage ratio".into() });
+        return Ok(Calculation {
+            replicas: current,
+            ratio: new_ratio,
+            reason: "change would go against the usage ratio".into(),
+        });
     }
     Ok(Calculation {
         replicas: want,
@@ -161,8 +173,14 @@ mod tests {
         let c = replicas(3, &g, &reqs(&["a", "b", "c"], 200), Goal::Utilization(50), 0.1).unwrap();
         // usage 40 + 200 = 240 over requests 600 = 40% / 50% = 0.8 → ceil(0.8 * 3) = 3 → within? 0.8 is outside 0.1.
         assert_eq!(c.replicas, 3);
-        let alone = replicas(2, &grouping(&[("a", 20), ("b", 20)], &[], &[]), &reqs(&["a", "b"], 200), Goal::Utilization(50), 0.1)
-            .unwrap();
+        let alone = replicas(
+            2,
+            &grouping(&[("a", 20), ("b", 20)], &[], &[]),
+            &reqs(&["a", "b"], 200),
+            Goal::Utilization(50),
+            0.1,
+        )
+        .unwrap();
         assert_eq!(alone.replicas, 1);
     }
 

@@ -97,7 +97,8 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     let mut leader_config = LeaderConfig::new(&opts.lease_namespace, "scalehub", &opts.identity);
     leader_config.lease_duration = opts.lease_duration;
     leader_config.retry_period = (opts.lease_duration / 7).max(Duration::from_millis(200));
-    let leader = leader::spawn(Api::<Lease>::namespaced(client.clone(), &opts.lease_namespace), leader_config, shutdown.clone());
+    let leader =
+        leader::spawn(Api::<Lease>::namespaced(client.clone(), &opts.lease_namespace), leader_config, shutdown.clone());
     let hooks = scalehub_hooks::HookRunner::new(scalehub_hooks::HookRunnerConfig {
         max_concurrent: config.hook_concurrency.max(1),
         ..Default::default()
@@ -132,7 +133,9 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     tokio::spawn(housekeeping(shared.clone(), config.retention, shutdown.clone()));
     let state = ApiState::new(shared.clone(), ready, auth, &opts.identity, shutdown.clone());
     let listen = opts.listen.unwrap_or(config.listen);
-    let addr = api::serve(listen, api::app(state), shutdown.clone()).await.with_context(|| format!("listening on {listen}"))?;
+    let addr = api::serve(listen, api::app(state), shutdown.clone())
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(%addr, "hub serving");
     Ok(HubHandle { addr, leader, shared, shutdown, registry })
 }
@@ -177,4 +180,3 @@ async fn housekeeping(shared: Arc<Shared>, retention: Duration, shutdown: Cancel
         }
     }
 }
-

@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
-use crate::watch::pods::{ConditionStatus, Phase};
 use crate::podmetrics::{PodMetricsCache, PodUsages};
+use crate::watch::pods::{ConditionStatus, Phase};
 use crate::watch::{PodInfo, PodSelector};
-use serde_json::{json, Value};
+use jiff::Timestamp;
+use serde_json::{Value, json};
 
 use scalehub_core::quantity::parse_milli;
 
@@ -158,7 +158,10 @@ pub fn requests(pods: &[Arc<PodInfo>], resource: &str) -> Result<BTreeMap<String
                     });
                 }
                 Some((_, None)) => {
-                    return Err(MetricsError::Malformed { what: "request", detail: format!("{resource} of container {} of pod {}", c.name, pod.name) });
+                    return Err(MetricsError::Malformed {
+                        what: "request",
+                        detail: format!("{resource} of container {} of pod {}", c.name, pod.name),
+                    });
                 }
                 Some((_, Some(milli))) => sum += milli,
             }
@@ -208,7 +211,9 @@ pub fn cpa_block(g: &Grouping, requests: Option<&BTreeMap<String, i64>>, now: Ti
             )
         })
         .collect();
-    let set = |s: &BTreeSet<String>| -> Value { s.iter().map(|p| (p.clone(), json!({}))).collect::<serde_json::Map<_, _>>().into() };
+    let set = |s: &BTreeSet<String>| -> Value {
+        s.iter().map(|p| (p.clone(), json!({}))).collect::<serde_json::Map<_, _>>().into()
+    };
     let mut block = json!({
         "pod_metrics_info": info,
         "ready_pod_count": g.ready.len(),
@@ -368,8 +373,10 @@ pub async fn gather(
                         pod_metrics = Some(cache.get(client, namespace, selector.as_str()).await?);
                     }
                     let usages = pod_metrics.as_ref().ok_or(MetricsError::NoMetrics)?;
-                    let samples: HashMap<String, Sample> =
-                        pods.iter().filter_map(|p| usages.get(&*p.name).map(|u| (p.name.to_string(), u.sample(name)))).collect();
+                    let samples: HashMap<String, Sample> = pods
+                        .iter()
+                        .filter_map(|p| usages.get(&*p.name).map(|u| (p.name.to_string(), u.sample(name))))
+                        .collect();
                     (name.clone(), samples, name == "cpu", *utilization)
                 }
                 QuerySource::Pods { metric } => {
@@ -415,20 +422,33 @@ fn parse_metric_value_list(list: &Value) -> Result<HashMap<String, Sample>, Metr
     let items = list.get("items").and_then(Value::as_array).ok_or_else(|| malformed("no items".into()))?;
     let mut out = HashMap::new();
     for item in items {
-        let name = item.pointer("/describedObject/name").and_then(Value::as_str).ok_or_else(|| malformed("no describedObject".into()))?;
+        let name = item
+            .pointer("/describedObject/name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed("no describedObject".into()))?;
         let value = item.get("value").and_then(Value::as_str).ok_or_else(|| malformed(format!("{name}: no value")))?;
         let milli = parse_milli(value).map_err(|e| malformed(e.to_string()))?;
-        let timestamp = item.get("timestamp").and_then(Value::as_str).and_then(|s| s.parse().ok()).unwrap_or_else(Timestamp::now);
-        let window = item.get("windowSeconds").and_then(Value::as_u64).map(Duration::from_secs).unwrap_or(Duration::from_secs(30));
+        let timestamp =
+            item.get("timestamp").and_then(Value::as_str).and_then(|s| s.parse().ok()).unwrap_or_else(Timestamp::now);
+        let window = item
+            .get("windowSeconds")
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs)
+            .unwrap_or(Duration::from_secs(30));
         out.insert(name.to_owned(), Sample { milli, timestamp, window });
     }
     Ok(out)
 }
 
 async fn get_json(client: &kube::Client, path: &str) -> Result<Value, MetricsError> {
-    let req = http::Request::get(path).body(Vec::new()).map_err(|e| MetricsError::Malformed { what: "request", detail: e.to_string() })?;
+    let req = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|e| MetricsError::Malformed { what: "request", detail: e.to_string() })?;
     let timeout = Duration::from_secs(10);
-    tokio::time::timeout(timeout, client.request::<Value>(req)).await.map_err(|_| MetricsError::Timeout(timeout))?.map_err(MetricsError::Request)
+    tokio::time::timeout(timeout, client.request::<Value>(req))
+        .await
+        .map_err(|_| MetricsError::Timeout(timeout))?
+        .map_err(MetricsError::Request)
 }
 
 /// Percent-encodes a query or path component (selectors contain spaces, commas and parentheses).

@@ -134,10 +134,8 @@ async fn try_acquire_or_renew(
         *observed = Some(Observed { holder: holder.clone(), resource_version: rv, at: now });
     }
     let held_by_me = holder.as_deref() == Some(config.identity.as_str());
-    let duration = spec
-        .lease_duration_seconds
-        .map(|s| Duration::from_secs(s.max(1) as u64))
-        .unwrap_or(config.lease_duration);
+    let duration =
+        spec.lease_duration_seconds.map(|s| Duration::from_secs(s.max(1) as u64)).unwrap_or(config.lease_duration);
     let expired = observed.as_ref().is_some_and(|o| now.duration_since(o.at) >= duration);
     if !(held_by_me || holder.is_none() || expired) {
         return Ok(false);

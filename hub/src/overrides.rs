@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use scalehub_core::policy::{Override, OverrideAction, PauseDirection};
 use scalehub_store::{DecisionRow, OverrideKind, OverrideRow, PauseDirection as StorePause, Store};
 
-use crate::target::{store_key, Shared};
+use crate::target::{Shared, store_key};
 use crate::telemetry::OutcomeLabels;
 use crate::workload::{Kind, TargetKey};
 
@@ -16,7 +16,9 @@ use crate::workload::{Kind, TargetKey};
 pub fn from_row(row: &OverrideRow) -> Option<Override> {
     let action = match row.kind {
         OverrideKind::Pin => OverrideAction::Pin { replicas: row.replicas? },
-        OverrideKind::Bounds => OverrideAction::Bounds { min_replicas: row.min_replicas, max_replicas: row.max_replicas },
+        OverrideKind::Bounds => {
+            OverrideAction::Bounds { min_replicas: row.min_replicas, max_replicas: row.max_replicas }
+        }
         OverrideKind::Pause => OverrideAction::Pause {
             direction: match row.pause_direction? {
                 StorePause::Up => PauseDirection::Up,
@@ -25,7 +27,13 @@ pub fn from_row(row: &OverrideRow) -> Option<Override> {
             },
         },
     };
-    Some(Override { action, until: row.until, reason: row.reason.clone(), set_by: row.author.clone(), set_at: row.created_at })
+    Some(Override {
+        action,
+        until: row.until,
+        reason: row.reason.clone(),
+        set_by: row.author.clone(),
+        set_at: row.created_at,
+    })
 }
 
 /// Active overrides from the store, by target.
@@ -102,7 +110,14 @@ impl Change {
 
 /// Records an override change as a decision with run type `override`, so the history says
 /// who changed what, when and why; waits for the commit and returns the decision's id.
-pub async fn record(shared: &Shared, key: &crate::workload::TargetKey, change: Change, o: &Override, by: &str, at: i64) -> scalehub_store::Result<i64> {
+pub async fn record(
+    shared: &Shared,
+    key: &crate::workload::TargetKey,
+    change: Change,
+    o: &Override,
+    by: &str,
+    at: i64,
+) -> scalehub_store::Result<i64> {
     let current = current_replicas(shared, key).await;
     let reason = json!({
         "step": "override", "code": change.code(), "message": describe(change, o, by),
@@ -127,7 +142,9 @@ pub async fn record(shared: &Shared, key: &crate::workload::TargetKey, change: C
         outcome: change.outcome().into(),
     };
     shared.metrics.decisions.get_or_create(&OutcomeLabels { outcome: change.outcome().into() }).inc();
-    crate::api::stream::publish(&shared.stream, || crate::api::stream::StreamEvent::Decision(std::sync::Arc::new(row.clone())));
+    crate::api::stream::publish(&shared.stream, || {
+        crate::api::stream::StreamEvent::Decision(std::sync::Arc::new(row.clone()))
+    });
     shared.store.record_decision_committed(row, None).await
 }
 

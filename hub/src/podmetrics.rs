@@ -84,9 +84,13 @@ pub fn parse(body: &str) -> Result<PodUsages, MetricsError> {
     let mut out = HashMap::with_capacity(list.items.len());
     for item in list.items {
         let name = item.metadata.name.ok_or_else(|| malformed("item without name".into()))?;
-        let timestamp: Timestamp =
-            item.timestamp.as_deref().and_then(|s| s.parse().ok()).ok_or_else(|| malformed(format!("{name}: bad timestamp")))?;
-        let window = item.window.as_deref().map(crate::k8smetrics::parse_go_duration).unwrap_or(Duration::from_secs(30));
+        let timestamp: Timestamp = item
+            .timestamp
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| malformed(format!("{name}: bad timestamp")))?;
+        let window =
+            item.window.as_deref().map(crate::k8smetrics::parse_go_duration).unwrap_or(Duration::from_secs(30));
         let mut usage: Vec<(Box<str>, i64)> = Vec::new();
         for c in &item.containers {
             for (resource, q) in &c.usage {
@@ -118,7 +122,12 @@ impl PodMetricsCache {
 
     /// PodMetrics covering the pods `selector` selects in `namespace`: the namespace's shared
     /// list while it is fresh, else one new read shared with every concurrent caller.
-    pub async fn get(&self, client: &kube::Client, namespace: &str, selector: &str) -> Result<Arc<PodUsages>, MetricsError> {
+    pub async fn get(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Arc<PodUsages>, MetricsError> {
         if self.resolution.is_zero() {
             return read(client, namespace, Some(selector)).await.map(Arc::new);
         }

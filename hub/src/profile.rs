@@ -55,20 +55,25 @@ pub struct Profiles {
 impl Profile {
     /// Whether any hook of the profile runs (and so gets the workload's JSON).
     pub fn has_hooks(&self) -> bool {
-        [&self.pre_metric, &self.metric, &self.post_metric, &self.pre_evaluate, &self.evaluate, &self.post_evaluate, &self.pre_scale, &self.post_scale]
-            .iter()
-            .any(|h| h.is_some())
+        [
+            &self.pre_metric,
+            &self.metric,
+            &self.post_metric,
+            &self.pre_evaluate,
+            &self.evaluate,
+            &self.post_evaluate,
+            &self.pre_scale,
+            &self.post_scale,
+        ]
+        .iter()
+        .any(|h| h.is_some())
     }
 }
 
 impl Profiles {
     /// Resolves every profile of a validated config.
     pub fn new(config: Arc<Config>) -> Self {
-        let by_name = config
-            .profiles
-            .iter()
-            .map(|(name, p)| (name.clone(), Arc::new(resolve(name, p))))
-            .collect();
+        let by_name = config.profiles.iter().map(|(name, p)| (name.clone(), Arc::new(resolve(name, p)))).collect();
         Self { defaults: config.spec_defaults(), by_name }
     }
 

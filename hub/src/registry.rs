@@ -6,8 +6,8 @@
 //! out or deleting the workload ends its loop; its history stays in the store.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;

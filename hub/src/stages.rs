@@ -8,12 +8,12 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use scalehub_core::spec::{RunMode, TargetSpec};
 use scalehub_hooks::{
-    payload, EvaluatePayload, FinalEvaluation, HookOutcome, HookSpec, MetricPayload, MetricValue, RunType,
-    ScalePayload, ScaleTargetRef, StageContext, TargetRef,
+    EvaluatePayload, FinalEvaluation, HookOutcome, HookSpec, MetricPayload, MetricValue, RunType, ScalePayload,
+    ScaleTargetRef, StageContext, TargetRef, payload,
 };
 
 use crate::builtin;
@@ -102,12 +102,22 @@ impl Stages<'_> {
             .await
             .map_err(|_| format!("listing the target's pods timed out after {timeout:?}"))?
             .map_err(|e| format!("listing the target's pods failed: {e}"))?;
-        let mut pods: Vec<Pod> = list.items.into_iter().filter(|p| sel.matches(p.metadata.labels.as_ref().unwrap_or(&Default::default()))).collect();
+        let mut pods: Vec<Pod> = list
+            .items
+            .into_iter()
+            .filter(|p| sel.matches(p.metadata.labels.as_ref().unwrap_or(&Default::default())))
+            .collect();
         pods.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         Ok(pods)
     }
 
-    async fn hook(&self, stage: &str, spec: &HookSpec, payload: &Value, hooks: &mut Vec<HookRecord>) -> Result<String, String> {
+    async fn hook(
+        &self,
+        stage: &str,
+        spec: &HookSpec,
+        payload: &Value,
+        hooks: &mut Vec<HookRecord>,
+    ) -> Result<String, String> {
         match self.shared.hooks.run(spec, payload).await {
             Ok(out) => {
                 hooks.push(HookRecord { stage: stage.into(), outcome: out.outcome });
@@ -122,7 +132,10 @@ impl Stages<'_> {
     }
 
     /// Runs the metric stage and the evaluate stage; returns the metrics and the evaluation document.
-    pub async fn metrics_and_evaluation(&self, hooks: &mut Vec<HookRecord>) -> Result<(Vec<MetricValue>, Value), StageFailure> {
+    pub async fn metrics_and_evaluation(
+        &self,
+        hooks: &mut Vec<HookRecord>,
+    ) -> Result<(Vec<MetricValue>, Value), StageFailure> {
         let (metrics, gathered) = self.metrics(hooks).await?;
         let evaluation = self.evaluation(&metrics, &gathered, hooks).await?;
         Ok((metrics, evaluation))
@@ -130,8 +143,15 @@ impl Stages<'_> {
 
     /// The metric stage alone (the CPA's `GET /metrics`): Kubernetes metrics, then the
     /// metric hooks. Without a metric hook the metrics are one summary line per metric spec.
-    pub async fn metrics(&self, hooks: &mut Vec<HookRecord>) -> Result<(Vec<MetricValue>, Vec<Gathered>), StageFailure> {
-        let fail = |stage: &'static str, message: String, metrics: &[MetricValue]| StageFailure { stage, message, metrics: metrics.to_vec() };
+    pub async fn metrics(
+        &self,
+        hooks: &mut Vec<HookRecord>,
+    ) -> Result<(Vec<MetricValue>, Vec<Gathered>), StageFailure> {
+        let fail = |stage: &'static str, message: String, metrics: &[MetricValue]| StageFailure {
+            stage,
+            message,
+            metrics: metrics.to_vec(),
+        };
         let pods = self.pods();
         let mut gathered: Vec<Gathered> = Vec::new();
         let mut kubernetes_metrics = None;
@@ -164,9 +184,15 @@ impl Stages<'_> {
             // The workload's JSON is parsed only here and for other hooks: the built-in
             // calculation never needs it, and parsing it was a sixth of a tick's cost.
             let resource = self.workload_json();
-            let mut payload = MetricPayload { context: self.context(resource.clone()), kubernetes_metrics: kubernetes_metrics.clone(), metrics: None };
+            let mut payload = MetricPayload {
+                context: self.context(resource.clone()),
+                kubernetes_metrics: kubernetes_metrics.clone(),
+                metrics: None,
+            };
             if let Some(pre) = &self.profile.pre_metric {
-                self.hook("preMetric", pre, &to_json(&payload), hooks).await.map_err(|m| fail("preMetric", m, &metrics))?;
+                self.hook("preMetric", pre, &to_json(&payload), hooks)
+                    .await
+                    .map_err(|m| fail("preMetric", m, &metrics))?;
             }
             match self.spec.run_mode {
                 RunMode::PerPod => {
@@ -176,35 +202,63 @@ impl Stages<'_> {
                         let mut pod_json = serde_json::to_value(pod).unwrap_or(Value::Null);
                         pod_json["apiVersion"] = json!("v1");
                         pod_json["kind"] = json!("Pod");
-                        let p = MetricPayload { context: self.context(pod_json), kubernetes_metrics: kubernetes_metrics.clone(), metrics: None };
-                        let value = self.hook(&format!("metric[{name}]"), metric, &to_json(&p), hooks).await.map_err(|m| fail("metric", m, &metrics))?;
+                        let p = MetricPayload {
+                            context: self.context(pod_json),
+                            kubernetes_metrics: kubernetes_metrics.clone(),
+                            metrics: None,
+                        };
+                        let value = self
+                            .hook(&format!("metric[{name}]"), metric, &to_json(&p), hooks)
+                            .await
+                            .map_err(|m| fail("metric", m, &metrics))?;
                         metrics.push(MetricValue { resource: name, value });
                     }
                 }
                 RunMode::PerResource => {
-                    let value = self.hook("metric", metric, &to_json(&payload), hooks).await.map_err(|m| fail("metric", m, &metrics))?;
+                    let value = self
+                        .hook("metric", metric, &to_json(&payload), hooks)
+                        .await
+                        .map_err(|m| fail("metric", m, &metrics))?;
                     metrics.push(MetricValue { resource: self.key.name.clone(), value });
                 }
             }
             if let Some(post) = &self.profile.post_metric {
                 payload.metrics = Some(metrics.clone());
-                self.hook("postMetric", post, &to_json(&payload), hooks).await.map_err(|m| fail("postMetric", m, &metrics))?;
+                self.hook("postMetric", post, &to_json(&payload), hooks)
+                    .await
+                    .map_err(|m| fail("postMetric", m, &metrics))?;
             }
         }
         if metrics.is_empty() {
-            metrics = gathered.iter().map(|g| MetricValue { resource: g.name.clone(), value: g.summary.clone() }).collect();
+            metrics =
+                gathered.iter().map(|g| MetricValue { resource: g.name.clone(), value: g.summary.clone() }).collect();
         }
         Ok((metrics, gathered))
     }
 
     /// The evaluate stage: the evaluate hooks, or the built-in calculation over `gathered`.
-    async fn evaluation(&self, metrics: &[MetricValue], gathered: &[Gathered], hooks: &mut Vec<HookRecord>) -> Result<Value, StageFailure> {
-        let fail = |stage: &'static str, message: String, metrics: &[MetricValue]| StageFailure { stage, message, metrics: metrics.to_vec() };
+    async fn evaluation(
+        &self,
+        metrics: &[MetricValue],
+        gathered: &[Gathered],
+        hooks: &mut Vec<HookRecord>,
+    ) -> Result<Value, StageFailure> {
+        let fail = |stage: &'static str, message: String, metrics: &[MetricValue]| StageFailure {
+            stage,
+            message,
+            metrics: metrics.to_vec(),
+        };
         let evaluation = match &self.profile.evaluate {
             Some(evaluate) => {
-                let mut payload = EvaluatePayload { context: self.context(self.workload_json()), metrics: metrics.to_vec(), evaluation: None };
+                let mut payload = EvaluatePayload {
+                    context: self.context(self.workload_json()),
+                    metrics: metrics.to_vec(),
+                    evaluation: None,
+                };
                 if let Some(pre) = &self.profile.pre_evaluate {
-                    self.hook("preEvaluate", pre, &to_json(&payload), hooks).await.map_err(|m| fail("preEvaluate", m, metrics))?;
+                    self.hook("preEvaluate", pre, &to_json(&payload), hooks)
+                        .await
+                        .map_err(|m| fail("preEvaluate", m, metrics))?;
                 }
                 let evaluation = match self.shared.hooks.evaluate(evaluate, &to_json(&payload)).await {
                     Ok((evaluation, outcome)) => {
@@ -218,7 +272,9 @@ impl Stages<'_> {
                 };
                 if let Some(post) = &self.profile.post_evaluate {
                     payload.evaluation = Some(evaluation.clone());
-                    self.hook("postEvaluate", post, &to_json(&payload), hooks).await.map_err(|m| fail("postEvaluate", m, metrics))?;
+                    self.hook("postEvaluate", post, &to_json(&payload), hooks)
+                        .await
+                        .map_err(|m| fail("postEvaluate", m, metrics))?;
                 }
                 to_json(&evaluation)
             }
@@ -244,13 +300,21 @@ impl Stages<'_> {
         }
         match best {
             Some(c) => Ok(json!({"targetReplicas": c.replicas, "builtin": {"ratio": c.ratio, "reason": c.reason}})),
-            None if errors.is_empty() => Err("the profile has no evaluate hook and no kubernetes metric with a target".into()),
+            None if errors.is_empty() => {
+                Err("the profile has no evaluate hook and no kubernetes metric with a target".into())
+            }
             None => Err(format!("built-in evaluation failed: {}", errors.join("; "))),
         }
     }
 
     /// Runs the preScale or postScale hook, if the profile has it.
-    pub async fn scale_hook(&self, stage: &'static str, raw: i32, final_replicas: i32, hooks: &mut Vec<HookRecord>) -> Result<(), String> {
+    pub async fn scale_hook(
+        &self,
+        stage: &'static str,
+        raw: i32,
+        final_replicas: i32,
+        hooks: &mut Vec<HookRecord>,
+    ) -> Result<(), String> {
         let spec = match stage {
             "preScale" => self.profile.pre_scale.as_ref(),
             _ => self.profile.post_scale.as_ref(),

@@ -129,7 +129,11 @@ impl Shared {
     }
 
     /// Runs the target's stages now, between its ticks (the CPA's `metrics` and `evaluation` calls).
-    pub async fn run_now(&self, key: &TargetKey, run_type: scalehub_hooks::RunType) -> Result<tick::TickResult, RunError> {
+    pub async fn run_now(
+        &self,
+        key: &TargetKey,
+        run_type: scalehub_hooks::RunType,
+    ) -> Result<tick::TickResult, RunError> {
         let handle = self.loops.read().ok().and_then(|m| m.get(key).cloned()).ok_or(RunError::NotFound)?;
         let (reply, rx) = oneshot::channel();
         handle.commands.send(Box::new(Command::Run { run_type, reply })).await.map_err(|_| RunError::Stopped)?;
@@ -247,7 +251,13 @@ pub async fn run(
     .await
 }
 
-async fn handle_command(shared: &Arc<Shared>, key: &TargetKey, input: &TargetInput, memory: &mut tick::Memory, command: Box<Command>) {
+async fn handle_command(
+    shared: &Arc<Shared>,
+    key: &TargetKey,
+    input: &TargetInput,
+    memory: &mut tick::Memory,
+    command: Box<Command>,
+) {
     let (run_type, reply) = match *command {
         Command::Run { run_type, reply } => (run_type, reply),
         Command::Metrics { run_type, reply } => {
@@ -280,7 +290,8 @@ mod tests {
     async fn an_idle_loop_carries_no_tick_state() {
         let store = scalehub_store::Store::open("sqlite::memory:").await.unwrap();
         let shared = crate::api::testing::shared(store, Arc::new(|| 0), true).unwrap();
-        let obj: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({"metadata": {"name": "web"}})).unwrap();
+        let obj: kube::api::DynamicObject =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "web"}})).unwrap();
         let input = Arc::new(super::TargetInput::new(&shared, Arc::new(crate::workload::Workload::from_object(obj))));
         let (_input_tx, input_rx) = tokio::sync::watch::channel(input);
         let (_commands_tx, commands_rx) = tokio::sync::mpsc::channel(8);

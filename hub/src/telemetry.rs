@@ -6,7 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// Labels naming one target.
@@ -101,7 +101,11 @@ impl Metrics {
         registry.register("tick_lateness_seconds", "Delay of a tick behind its schedule", tick_lateness.clone());
         registry.register("targets", "Targets by state", targets.clone());
         registry.register("scale_calls", "Scale subresource writes by result", scale_calls.clone());
-        registry.register("apiserver_requests", "Requests made to the Kubernetes API server", apiserver_requests.clone());
+        registry.register(
+            "apiserver_requests",
+            "Requests made to the Kubernetes API server",
+            apiserver_requests.clone(),
+        );
         Self {
             current_replicas,
             desired_replicas,
@@ -188,7 +192,9 @@ fn classify(method: &http::Method, uri: &http::Uri) -> (&'static str, String) {
     // The metrics APIs serve `pods` too: name their group so a metrics read is never taken for
     // a pod list (`pods.metrics.k8s.io`, as kubectl spells it).
     let resource = match segments.get(1) {
-        Some(group) if segments.first() == Some(&"apis") && group.ends_with("metrics.k8s.io") => format!("{resource}.{group}"),
+        Some(group) if segments.first() == Some(&"apis") && group.ends_with("metrics.k8s.io") => {
+            format!("{resource}.{group}")
+        }
         _ => resource,
     };
     let named = rest.len() >= 2;
@@ -216,14 +222,29 @@ mod tests {
 
     #[test]
     fn requests_are_classified_by_verb_and_resource() {
-        assert_eq!(class(http::Method::PATCH, "/apis/apps/v1/namespaces/shop/deployments/web/scale"), ("patch", "deployments/scale".into()));
-        assert_eq!(class(http::Method::GET, "/apis/apps/v1/deployments?watch=true&resourceVersion=5"), ("watch", "deployments".into()));
+        assert_eq!(
+            class(http::Method::PATCH, "/apis/apps/v1/namespaces/shop/deployments/web/scale"),
+            ("patch", "deployments/scale".into())
+        );
+        assert_eq!(
+            class(http::Method::GET, "/apis/apps/v1/deployments?watch=true&resourceVersion=5"),
+            ("watch", "deployments".into())
+        );
         assert_eq!(class(http::Method::GET, "/api/v1/namespaces/shop/pods"), ("list", "pods".into()));
-        assert_eq!(class(http::Method::GET, "/apis/coordination.k8s.io/v1/namespaces/default/leases/scalehub"), ("get", "leases".into()));
-        assert_eq!(class(http::Method::POST, "/apis/events.k8s.io/v1/namespaces/shop/events"), ("create", "events".into()));
+        assert_eq!(
+            class(http::Method::GET, "/apis/coordination.k8s.io/v1/namespaces/default/leases/scalehub"),
+            ("get", "leases".into())
+        );
+        assert_eq!(
+            class(http::Method::POST, "/apis/events.k8s.io/v1/namespaces/shop/events"),
+            ("create", "events".into())
+        );
         assert_eq!(class(http::Method::GET, "/api/v1/namespaces/shop"), ("get", "namespaces".into()));
         assert_eq!(class(http::Method::GET, "/version"), ("list", "other".into()));
-        assert_eq!(class(http::Method::GET, "/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods"), ("list", "pods.metrics.k8s.io".into()));
+        assert_eq!(
+            class(http::Method::GET, "/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods"),
+            ("list", "pods.metrics.k8s.io".into())
+        );
         assert_eq!(
             class(http::Method::GET, "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/*/rps"),
             ("get", "pods/rps.custom.metrics.k8s.io".into())

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use scalehub_core::policy::{self, PolicyState};
 use scalehub_core::spec::{Mode, TargetSpec};
@@ -13,7 +13,7 @@ use scalehub_hooks::{HookOutcome, MetricValue, RunType};
 
 use crate::events::WorkloadEvent;
 use crate::stages::{self, Stages};
-use crate::target::{store_key, Shared, TargetInput};
+use crate::target::{Shared, TargetInput, store_key};
 use crate::telemetry::{OutcomeLabels, TargetLabels};
 use crate::workload::TargetKey;
 
@@ -166,25 +166,33 @@ pub async fn decide(
             record.error = Some(failure.message.clone());
             record.metrics = json!(failure.metrics);
             record.outcome = "error";
-            shared.metrics.hook_errors.get_or_create(&crate::telemetry::HookLabels { hook: failure.stage.into() }).inc();
+            shared
+                .metrics
+                .hook_errors
+                .get_or_create(&crate::telemetry::HookLabels { hook: failure.stage.into() })
+                .inc();
             emit(shared, key, input, true, "FailedComputeReplicas", &failure.message);
-            let result = TickResult { metrics: failure.metrics, evaluated: None, desired: None, error: record.error.clone() };
+            let result =
+                TickResult { metrics: failure.metrics, evaluated: None, desired: None, error: record.error.clone() };
             finish(shared, memory, record, None, run_type).await;
             return result;
         }
     };
     let (metrics, raw) = evaluated;
     let active = shared.override_for(key, now);
-    let decision = policy::decide(
-        &memory.policy,
-        &spec.policy_input(now, current, raw, active.as_ref()),
-    );
+    let decision = policy::decide(&memory.policy, &spec.policy_input(now, current, raw, active.as_ref()));
     record.reasons = json!(decision.reasons);
     record.desired = Some(decision.desired_replicas);
     let disabled = decision.reasons.iter().any(|r| r.step == policy::Step::Disabled);
     let dry_run = run_type == RunType::ApiDryRun;
     let mut next_state = if dry_run { None } else { Some(decision.next_state.clone()) };
-    record.outcome = if disabled { "disabled" } else if decision.wants_scale { "held" } else { "unchanged" };
+    record.outcome = if disabled {
+        "disabled"
+    } else if decision.wants_scale {
+        "held"
+    } else {
+        "unchanged"
+    };
     if !disabled && !dry_run {
         if let Err(failure) = stages.scale_hook("preScale", raw, decision.desired_replicas, &mut record.hooks).await {
             record.error = Some(failure);
@@ -197,7 +205,9 @@ pub async fn decide(
                     scale(shared, key, input, &mut record, &decision, next_state.as_mut(), now).await;
                 }
             }
-            if let Err(failure) = stages.scale_hook("postScale", raw, decision.desired_replicas, &mut record.hooks).await {
+            if let Err(failure) =
+                stages.scale_hook("postScale", raw, decision.desired_replicas, &mut record.hooks).await
+            {
                 record.error = Some(failure);
             }
         }
@@ -337,7 +347,9 @@ async fn finish(shared: &Arc<Shared>, memory: &mut Memory, r: Record, state: Opt
     }
     let policy = state.map(|s| scalehub_store::PolicyStateRow { key, state: json!(s), updated_at: r.time });
     let decision = changed.then(|| {
-        crate::api::stream::publish(&shared.stream, || crate::api::stream::StreamEvent::Decision(Arc::new(row.clone())));
+        crate::api::stream::publish(&shared.stream, || {
+            crate::api::stream::StreamEvent::Decision(Arc::new(row.clone()))
+        });
         row
     });
     if let Err(e) = shared.store.record_tick(decision, policy, series).await {
@@ -346,7 +358,11 @@ async fn finish(shared: &Arc<Shared>, memory: &mut Memory, r: Record, state: Opt
 }
 
 /// Appends the tick to the target's open series chunk.
-fn series_chunk(memory: &mut Memory, key: &scalehub_store::TargetKey, row: &scalehub_store::DecisionRow) -> Option<scalehub_store::SeriesChunkRow> {
+fn series_chunk(
+    memory: &mut Memory,
+    key: &scalehub_store::TargetKey,
+    row: &scalehub_store::DecisionRow,
+) -> Option<scalehub_store::SeriesChunkRow> {
     let metrics = match &row.metrics {
         Value::Array(items) => items
             .iter()

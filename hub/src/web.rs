@@ -40,17 +40,14 @@ pub fn has_asset(path: &str) -> bool {
 async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
         let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        res.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return res;
     }
     let path = uri.path().trim_start_matches('/');
     if path.starts_with("api/") {
         // An unknown API path must answer like the API (JSON), never with the dashboard's HTML.
         let body = r#"{"error":"no such API endpoint","code":404}"#;
-        return ([(header::CONTENT_TYPE, "application/json")], body)
-            .into_response()
-            .with_status(StatusCode::NOT_FOUND);
+        return ([(header::CONTENT_TYPE, "application/json")], body).into_response().with_status(StatusCode::NOT_FOUND);
     }
     let (name, file) = match lookup(path) {
         Some(found) => found,
@@ -66,10 +63,7 @@ async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
-        });
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
     let mut builder = Response::builder()
         .header(header::ETAG, &etag)
         .header(header::CACHE_CONTROL, cache)
@@ -78,19 +72,11 @@ async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         .header(header::CONTENT_SECURITY_POLICY, CSP);
     if not_modified {
         builder = builder.status(StatusCode::NOT_MODIFIED);
-        return builder
-            .body(Body::empty())
-            .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error\n"));
+        return builder.body(Body::empty()).unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error\n"));
     }
     builder = builder.header(header::CONTENT_TYPE, content_type(&name, &file));
-    let body = if method == Method::HEAD {
-        Body::empty()
-    } else {
-        Body::from(file.data.into_owned())
-    };
-    builder
-        .body(body)
-        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error\n"))
+    let body = if method == Method::HEAD { Body::empty() } else { Body::from(file.data.into_owned()) };
+    builder.body(body).unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "error\n"))
 }
 
 /// The embedded file for a request path: the file itself, or `index.html` for app routes.
@@ -125,9 +111,7 @@ fn content_type(name: &str, file: &EmbeddedFile) -> String {
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text)
-        .into_response()
-        .with_status(status)
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response().with_status(status)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -157,16 +141,11 @@ mod tests {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        router()
-            .oneshot(req.body(Body::empty()).unwrap())
-            .await
-            .unwrap()
+        router().oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
     }
 
     async fn text(res: Response) -> String {
-        let body = axum::body::to_bytes(res.into_body(), 1 << 24)
-            .await
-            .unwrap();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 24).await.unwrap();
         String::from_utf8(body.to_vec()).unwrap()
     }
 
@@ -174,10 +153,7 @@ mod tests {
     async fn root_serves_the_dashboard_page() {
         let res = get("/", &[]).await;
         assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(
-            res.headers()[header::CONTENT_TYPE],
-            "text/html; charset=utf-8"
-        );
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
         assert_eq!(res.headers()[header::CACHE_CONTROL], "no-cache");
         assert!(text(res).await.contains("<title>scalehub</title>"));
     }
@@ -196,25 +172,16 @@ mod tests {
     async fn scripts_and_styles_have_their_content_types() {
         let res = get("/js/main.js", &[]).await;
         assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(
-            res.headers()[header::CONTENT_TYPE],
-            "text/javascript; charset=utf-8"
-        );
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
         let res = get("/app.css", &[]).await;
-        assert_eq!(
-            res.headers()[header::CONTENT_TYPE],
-            "text/css; charset=utf-8"
-        );
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
     }
 
     #[tokio::test]
     async fn vendored_files_are_cached_for_good() {
         let res = get("/vendor/uplot-1.6.32/uPlot.esm.js", &[]).await;
         assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(
-            res.headers()[header::CACHE_CONTROL],
-            "public, max-age=31536000, immutable"
-        );
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
     }
 
     #[tokio::test]
@@ -253,9 +220,7 @@ mod tests {
     #[tokio::test]
     async fn responses_carry_a_strict_content_security_policy() {
         let res = get("/", &[]).await;
-        let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
-            .to_str()
-            .unwrap();
+        let csp = res.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(csp.contains("script-src 'self'"), "{csp}");
         assert_eq!(res.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     }

@@ -9,8 +9,8 @@ use std::fmt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::watch::PodSelector;
-use kube::api::{ApiResource, DynamicObject};
 use kube::ResourceExt;
+use kube::api::{ApiResource, DynamicObject};
 use serde::{Deserialize, Serialize};
 
 /// A scalable workload kind.
@@ -126,10 +126,11 @@ impl Workload {
             .and_then(|v| v.as_i64())
             .map(|v| v.clamp(0, i32::MAX as i64) as i32)
             .unwrap_or(1);
-        let selector = obj
-            .data
-            .pointer("/spec/selector")
-            .map(|v| serde_json::from_value::<LabelSelector>(v.clone()).map_err(|e| format!("invalid spec.selector: {e}")).and_then(|s| PodSelector::new(&s)));
+        let selector = obj.data.pointer("/spec/selector").map(|v| {
+            serde_json::from_value::<LabelSelector>(v.clone())
+                .map_err(|e| format!("invalid spec.selector: {e}"))
+                .and_then(|s| PodSelector::new(&s))
+        });
         let controlled = obj.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true));
         Workload {
             uid: obj.metadata.uid.clone(),

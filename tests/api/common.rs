@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use axum::Router;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -51,7 +51,13 @@ impl TestApi {
     }
 
     /// Sends a request; returns the status and the body as JSON (`Value::String` when not JSON).
-    pub async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(token) = token {
             req = req.header("authorization", format!("Bearer {token}"));

@@ -9,12 +9,12 @@ use axum::http::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::apps::v1::Deployment;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use scalehub::hub::{self, HubHandle, HubOptions};
 use scalehub::workload::{Kind, TargetKey};
 
-use crate::common::{token_file, ALICE};
+use crate::common::{ALICE, token_file};
 
 /// One Deployment whose shell hooks always evaluate to 5 replicas; it ticks hourly so the
 /// test's own calls are the only runs.
@@ -71,7 +71,9 @@ impl Env {
         let tokens = dir.path().join("tokens");
         std::fs::write(&tokens, token_file()).unwrap();
         let scenario = scalehub_sim::Scenario::from_yaml(SCENARIO, Path::new(".")).unwrap();
-        let sim = scalehub_sim::start(scalehub_sim::SimOptions { scenario: Some(scenario), ..Default::default() }).await.unwrap();
+        let sim = scalehub_sim::start(scalehub_sim::SimOptions { scenario: Some(scenario), ..Default::default() })
+            .await
+            .unwrap();
         let kube = scalehub::demo::sim_client(&sim.url()).unwrap();
         let config = scalehub_core::config::Config::from_yaml_str(&config(&tokens)).unwrap();
         let hub = hub::start(
@@ -158,7 +160,8 @@ async fn the_cpa_calls_run_the_hooks_and_only_a_real_run_scales() {
     assert_eq!(env.replicas().await, 2, "a GET scaled");
     let (status, _) = env.call(Method::GET, &format!("{BASE}/metrics?dry_run=perhaps"), None, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = env.call(Method::POST, "/api/v1/targets/shop/Deployment/nope/evaluation?dry_run=true", None, None).await;
+    let (status, _) =
+        env.call(Method::POST, "/api/v1/targets/shop/Deployment/nope/evaluation?dry_run=true", None, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     let (status, eval) = env.call(Method::POST, &format!("{BASE}/evaluation?dry_run=false"), Some(ALICE), None).await;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use scalehub::api::auth::Auth;
 
-use crate::common::{assert_error, token_file, TestApi, ALICE, VIEWER};
+use crate::common::{ALICE, TestApi, VIEWER, assert_error, token_file};
 
 const URI: &str = "/api/v1/targets/shop/Deployment/web/override";
 
@@ -29,7 +29,10 @@ async fn malformed_json_is_a_400() {
 async fn a_body_that_is_not_json_is_a_415() {
     let api = TestApi::new().await;
     api.add_target("shop", "Deployment", "web").await;
-    assert_error(&api.send(put("replicas=3", Some("application/x-www-form-urlencoded"))).await, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_error(
+        &api.send(put("replicas=3", Some("application/x-www-form-urlencoded"))).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    );
     assert_error(&api.send(put("{}", None)).await, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
@@ -48,14 +51,23 @@ async fn unknown_endpoints_and_methods_answer_in_json() {
     assert_error(&api.get("/api/v1/nothing-here").await, StatusCode::NOT_FOUND);
     assert_error(&api.get("/api/v1/targets/a/b").await, StatusCode::NOT_FOUND);
     assert_error(&api.call(Method::DELETE, "/api/v1/targets", Some(ALICE), None).await, StatusCode::METHOD_NOT_ALLOWED);
-    assert_error(&api.call(Method::GET, "/api/v1/targets/shop/Deployment/web/evaluation", None, None).await, StatusCode::METHOD_NOT_ALLOWED);
+    assert_error(
+        &api.call(Method::GET, "/api/v1/targets/shop/Deployment/web/evaluation", None, None).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+    );
 }
 
 #[tokio::test]
 async fn protected_reads_need_any_valid_token() {
     let api = TestApi::with_auth(Auth::from_text(&token_file(), true).unwrap()).await;
     api.add_target("shop", "Deployment", "web").await;
-    for uri in ["/api/v1/targets", "/api/v1/targets/shop/deploy/web", "/api/v1/targets/shop/deploy/web/decisions", "/api/v1/hub", "/api/v1/stream"] {
+    for uri in [
+        "/api/v1/targets",
+        "/api/v1/targets/shop/deploy/web",
+        "/api/v1/targets/shop/deploy/web/decisions",
+        "/api/v1/hub",
+        "/api/v1/stream",
+    ] {
         assert_error(&api.get(uri).await, StatusCode::UNAUTHORIZED);
         assert_error(&api.call(Method::GET, uri, Some("not-a-real-token-0000"), None).await, StatusCode::UNAUTHORIZED);
     }
@@ -70,7 +82,15 @@ async fn protected_reads_need_any_valid_token() {
 
 #[tokio::test]
 async fn protected_reads_without_a_token_file_are_forbidden() {
-    let api = TestApi::with_auth(Auth::from_config(&scalehub_core::config::ApiConfig { token_file: None, protect_reads: true, kubernetes_auth: false }).unwrap()).await;
+    let api = TestApi::with_auth(
+        Auth::from_config(&scalehub_core::config::ApiConfig {
+            token_file: None,
+            protect_reads: true,
+            kubernetes_auth: false,
+        })
+        .unwrap(),
+    )
+    .await;
     assert_error(&api.get("/api/v1/targets").await, StatusCode::FORBIDDEN);
 }
 

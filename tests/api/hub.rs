@@ -8,9 +8,9 @@ use axum::http::{Request, StatusCode};
 use futures::StreamExt;
 use serde_json::json;
 
-use scalehub::api::stream::{publish, StreamEvent};
+use scalehub::api::stream::{StreamEvent, publish};
 
-use crate::common::{row, TestApi, T0};
+use crate::common::{T0, TestApi, row};
 
 #[tokio::test]
 async fn hub_status_reports_version_role_and_counts() {
@@ -64,7 +64,18 @@ async fn the_openapi_document_describes_every_endpoint() {
     let override_path = &paths["/api/v1/targets/{namespace}/{kind}/{name}/override"];
     assert!(override_path.get("put").is_some() && override_path.get("delete").is_some());
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for name in ["Target", "Decision", "Reason", "Hook", "OverrideRequest", "OverrideView", "Stabilisation", "ErrorBody", "HubStatus", "Evaluation"] {
+    for name in [
+        "Target",
+        "Decision",
+        "Reason",
+        "Hook",
+        "OverrideRequest",
+        "OverrideView",
+        "Stabilisation",
+        "ErrorBody",
+        "HubStatus",
+        "Evaluation",
+    ] {
         assert!(schemas.contains_key(name), "missing schema {name}: {:?}", schemas.keys().collect::<Vec<_>>());
     }
     // The mirror of the store's target row names every field the row serialises.
@@ -78,7 +89,12 @@ async fn the_openapi_document_describes_every_endpoint() {
 #[tokio::test]
 async fn the_stream_sends_decisions_and_target_changes_as_events() {
     let api = TestApi::new().await;
-    let res = tower::ServiceExt::oneshot(api.app.clone(), Request::get("/api/v1/stream?namespace=shop").body(Body::empty()).unwrap()).await.unwrap();
+    let res = tower::ServiceExt::oneshot(
+        api.app.clone(),
+        Request::get("/api/v1/stream?namespace=shop").body(Body::empty()).unwrap(),
+    )
+    .await
+    .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     let mut body = res.into_body().into_data_stream();
@@ -89,5 +105,8 @@ async fn the_stream_sends_decisions_and_target_changes_as_events() {
     let chunk = tokio::time::timeout(Duration::from_secs(5), body.next()).await.unwrap().unwrap().unwrap();
     let text = String::from_utf8_lossy(&chunk);
     assert!(text.starts_with("event: target\ndata: {"), "{text}");
-    assert!(text.contains("\"name\":\"web\"") && text.contains("\"state\":\"error\""), "the filter let another namespace through: {text}");
+    assert!(
+        text.contains("\"name\":\"web\"") && text.contains("\"state\":\"error\""),
+        "the filter let another namespace through: {text}"
+    );
 }

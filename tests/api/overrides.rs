@@ -1,12 +1,12 @@
 //! Overrides: auth, validation, history, and expiry with a clock the test moves.
 
 use axum::http::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use scalehub::api::auth::Auth;
 use scalehub::workload::{Kind, TargetKey};
 
-use crate::common::{assert_error, TestApi, ALICE, T0, VIEWER};
+use crate::common::{ALICE, T0, TestApi, VIEWER, assert_error};
 
 const URI: &str = "/api/v1/targets/shop/Deployment/web/override";
 
@@ -19,7 +19,9 @@ async fn history(api: &TestApi) -> Vec<Value> {
 async fn a_pin_is_stored_applied_in_memory_and_recorded_with_its_author() {
     let api = TestApi::new().await;
     api.add_target("shop", "Deployment", "web").await;
-    let (status, body) = api.call(Method::PUT, URI, Some(ALICE), Some(json!({"replicas": 4, "reason": "incident 42", "duration": "30m"}))).await;
+    let (status, body) = api
+        .call(Method::PUT, URI, Some(ALICE), Some(json!({"replicas": 4, "reason": "incident 42", "duration": "30m"})))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["type"], "pin");
     assert_eq!(body["replicas"], 4);
@@ -47,12 +49,15 @@ async fn a_pin_is_stored_applied_in_memory_and_recorded_with_its_author() {
 async fn bounds_and_pauses_are_overrides_too_and_default_to_one_hour() {
     let api = TestApi::new().await;
     api.add_target("shop", "Deployment", "web").await;
-    let (status, body) = api.call(Method::PUT, URI, Some(ALICE), Some(json!({"maxReplicas": 3, "reason": "budget"}))).await;
+    let (status, body) =
+        api.call(Method::PUT, URI, Some(ALICE), Some(json!({"maxReplicas": 3, "reason": "budget"}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["type"], "bounds");
     assert_eq!(body["until"], T0 + 3_600_000, "no until and no duration means one hour");
     let until = "2026-11-27T02:00:00Z";
-    let (status, body) = api.call(Method::PUT, URI, Some(ALICE), Some(json!({"paused": "down", "reason": "sale", "until": until}))).await;
+    let (status, body) = api
+        .call(Method::PUT, URI, Some(ALICE), Some(json!({"paused": "down", "reason": "sale", "until": until})))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["paused"], "down");
     assert_eq!(body["until"], T0 + 2 * 3_600_000);
@@ -68,7 +73,10 @@ async fn writes_need_a_write_token() {
     api.add_target("shop", "Deployment", "web").await;
     let body = json!({"replicas": 4, "reason": "x"});
     assert_error(&api.call(Method::PUT, URI, None, Some(body.clone())).await, StatusCode::UNAUTHORIZED);
-    assert_error(&api.call(Method::PUT, URI, Some("alice-wrong-token-000000"), Some(body.clone())).await, StatusCode::UNAUTHORIZED);
+    assert_error(
+        &api.call(Method::PUT, URI, Some("alice-wrong-token-000000"), Some(body.clone())).await,
+        StatusCode::UNAUTHORIZED,
+    );
     assert_error(&api.call(Method::PUT, URI, Some(VIEWER), Some(body.clone())).await, StatusCode::FORBIDDEN);
     assert_error(&api.call(Method::DELETE, URI, None, None).await, StatusCode::UNAUTHORIZED);
     assert!(history(&api).await.is_empty(), "a refused write left a trace");
@@ -143,7 +151,8 @@ async fn delete_ends_the_override_and_records_who_did() {
 async fn an_override_expires_by_itself_and_the_expiry_is_recorded() {
     let api = TestApi::new().await;
     api.add_target("shop", "Deployment", "web").await;
-    api.call(Method::PUT, URI, Some(ALICE), Some(json!({"replicas": 4, "reason": "incident", "duration": "30m"}))).await;
+    api.call(Method::PUT, URI, Some(ALICE), Some(json!({"replicas": 4, "reason": "incident", "duration": "30m"})))
+        .await;
     let key = TargetKey::new("shop", Kind::Deployment, "web");
 
     api.clock.advance(29 * 60_000);

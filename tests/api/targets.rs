@@ -7,7 +7,7 @@ use serde_json::json;
 
 use scalehub_store::{DecisionRow, PolicyStateRow, TargetKey};
 
-use crate::common::{assert_error, row, TestApi, T0};
+use crate::common::{T0, TestApi, assert_error, row};
 
 fn decision(key: &TargetKey, time: i64, outcome: &str) -> DecisionRow {
     DecisionRow {
@@ -32,7 +32,9 @@ fn decision(key: &TargetKey, time: i64, outcome: &str) -> DecisionRow {
 #[tokio::test]
 async fn pages_walk_2500_targets_once_each_in_order() {
     let api = TestApi::new().await;
-    let rows: Vec<_> = (0..2500).map(|i| row(&format!("ns-{:02}", i % 25), "Deployment", &format!("app-{i:04}"), "active", T0)).collect();
+    let rows: Vec<_> = (0..2500)
+        .map(|i| row(&format!("ns-{:02}", i % 25), "Deployment", &format!("app-{i:04}"), "active", T0))
+        .collect();
     api.shared.store.upsert_targets(rows).await.unwrap();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -105,7 +107,14 @@ async fn a_target_carries_its_last_decision_override_and_stabilisation() {
     let key = TargetKey::new("shop", "Deployment", "web");
     let state = json!({"seeded": true, "recommendations": [{"at": T0 - 120_000, "replicas": 5}, {"at": T0 - 1_000, "replicas": 3}],
         "scaleUpEvents": [{"at": T0 - 60_000, "change": 2}], "scaleDownEvents": []});
-    api.shared.store.record_decision_committed(decision(&key, T0 - 1_000, "scaled"), Some(PolicyStateRow { key: key.clone(), state, updated_at: T0 - 1_000 })).await.unwrap();
+    api.shared
+        .store
+        .record_decision_committed(
+            decision(&key, T0 - 1_000, "scaled"),
+            Some(PolicyStateRow { key: key.clone(), state, updated_at: T0 - 1_000 }),
+        )
+        .await
+        .unwrap();
 
     for kind in ["Deployment", "deployments", "deploy"] {
         let (status, body) = api.get(&format!("/api/v1/targets/shop/{kind}/web")).await;
@@ -170,7 +179,9 @@ async fn history_pages_newest_first_with_a_before_cursor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_stays_fast_with_10000_targets_that_all_have_decisions() {
     let api = TestApi::new().await;
-    let rows: Vec<_> = (0..10_000).map(|i| row(&format!("ns-{:03}", i % 100), "Deployment", &format!("app-{i:05}"), "active", T0)).collect();
+    let rows: Vec<_> = (0..10_000)
+        .map(|i| row(&format!("ns-{:03}", i % 100), "Deployment", &format!("app-{i:05}"), "active", T0))
+        .collect();
     let keys: Vec<_> = rows.iter().map(|r| r.key.clone()).collect();
     api.shared.store.upsert_targets(rows).await.unwrap();
     for key in &keys {

@@ -59,25 +59,14 @@ impl Browser {
         ];
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({ "binary": CHROMIUM, "args": args }),
-        );
+        caps.insert("goog:chromeOptions".into(), json!({ "binary": CHROMIUM, "args": args }));
         let url = format!("http://127.0.0.1:{port}");
         let mut last = None;
         // chromedriver takes a moment to listen.
         for _ in 0..100 {
-            match ClientBuilder::new(HttpConnector::new())
-                .capabilities(caps.clone())
-                .connect(&url)
-                .await
-            {
+            match ClientBuilder::new(HttpConnector::new()).capabilities(caps.clone()).connect(&url).await {
                 Ok(client) => {
-                    return Browser {
-                        client,
-                        driver,
-                        _profile: profile,
-                    };
+                    return Browser { client, driver, _profile: profile };
                 }
                 Err(e) => last = Some(e),
             }
@@ -95,10 +84,7 @@ impl Browser {
 
     /// Runs a script in the page and returns its result.
     pub async fn js(&self, script: &str) -> Value {
-        self.client
-            .execute(script, vec![])
-            .await
-            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+        self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
     /// Polls `script` until it returns a truthy value; panics with `what` after `secs` seconds.
@@ -126,13 +112,7 @@ impl Browser {
 
     /// Waits for an element.
     pub async fn element(&self, css: &str, secs: u64) -> fantoccini::elements::Element {
-        match self
-            .client
-            .wait()
-            .at_most(Duration::from_secs(secs))
-            .for_element(Locator::Css(css))
-            .await
-        {
+        match self.client.wait().at_most(Duration::from_secs(secs)).for_element(Locator::Css(css)).await {
             Ok(el) => el,
             Err(e) => {
                 self.shot("failure").await;
@@ -153,15 +133,8 @@ impl Browser {
 
     /// The text of the element `css` selects (empty when there is none), read in one script.
     pub async fn text(&self, css: &str) -> String {
-        let script = format!(
-            "const el = document.querySelector({}); return el ? el.innerText : ''",
-            json!(css)
-        );
-        self.js(&script)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        let script = format!("const el = document.querySelector({}); return el ? el.innerText : ''", json!(css));
+        self.js(&script).await.as_str().unwrap_or_default().to_owned()
     }
 
     /// Saves a screenshot as `<target>/screenshots/<name>.png` and returns its path.
@@ -197,9 +170,5 @@ pub fn screenshot_dir() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

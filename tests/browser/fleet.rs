@@ -65,23 +65,13 @@ impl Fleet {
         .await
         .unwrap();
         let url = format!("http://{}", hub.addr);
-        Fleet {
-            sim,
-            hub,
-            url,
-            client,
-            _dir: dir,
-        }
+        Fleet { sim, hub, url, client, _dir: dir }
     }
 
     /// The replicas the simulator's Deployment `shop/{name}` has in its spec.
     pub async fn deployment_replicas(&self, name: &str) -> Option<i32> {
         let api: kube::Api<Deployment> = kube::Api::namespaced(self.client.clone(), "shop");
-        api.get(name)
-            .await
-            .ok()
-            .and_then(|d| d.spec)
-            .and_then(|s| s.replicas)
+        api.get(name).await.ok().and_then(|d| d.spec).and_then(|s| s.replicas)
     }
 
     /// Adds `n` target rows straight to the store (namespaces `bulk-0`…`bulk-9`), so the fleet
@@ -90,11 +80,7 @@ impl Fleet {
         let now = scalehub::hub::now_ms();
         let rows = (0..n)
             .map(|i| scalehub_store::TargetRow {
-                key: scalehub_store::TargetKey::new(
-                    format!("bulk-{}", i % 10),
-                    "Deployment",
-                    format!("svc-{i:05}"),
-                ),
+                key: scalehub_store::TargetKey::new(format!("bulk-{}", i % 10), "Deployment", format!("svc-{i:05}")),
                 uid: None,
                 state: if i % 7 == 0 { "shadow" } else { "active" }.into(),
                 spec: serde_json::json!({"minReplicas": 1, "maxReplicas": 10}),

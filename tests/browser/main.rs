@@ -31,27 +31,15 @@ const DEMO_TARGETS: [&str; 5] = [
 #[test]
 fn badge_and_format_rules_pass_their_node_tests() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web-ui");
-    let out = match std::process::Command::new("node")
-        .arg("--test")
-        .arg("tests/")
-        .current_dir(&dir)
-        .output()
-    {
+    let out = match std::process::Command::new("node").arg("--test").arg("tests/").current_dir(&dir).output() {
         Ok(out) => out,
         Err(e) => {
             eprintln!("SKIPPED web-ui node tests: node is not available ({e})");
             return;
         }
     };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "node --test web-ui/tests/ failed:\n{text}"
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "node --test web-ui/tests/ failed:\n{text}");
     assert!(text.contains("# fail 0"), "{text}");
 }
 
@@ -85,19 +73,13 @@ async fn dashboard_lists_explains_and_overrides_the_demo_targets() {
 }
 
 async fn the_fleet_lists_the_demo_targets(browser: &Browser, fleet: &Fleet) {
-    let all_listed = format!(
-        "return {}.every(k => document.querySelector(`a.trow[data-key=\"${{k}}\"]`))",
-        json!(DEMO_TARGETS)
-    );
+    let all_listed =
+        format!("return {}.every(k => document.querySelector(`a.trow[data-key=\"${{k}}\"]`))", json!(DEMO_TARGETS));
     // Targets appear as the hub's first ticks record them; the page picks up new ones from
     // the stream, and a reload now and then covers a hub that has not sent them yet.
     let mut listed = false;
     for _ in 0..8 {
-        browser
-            .client
-            .goto(&format!("{}/", fleet.url))
-            .await
-            .unwrap();
+        browser.client.goto(&format!("{}/", fleet.url)).await.unwrap();
         browser.element("#fleet-search", 15).await;
         if browser.try_until(15, &all_listed).await {
             listed = true;
@@ -109,24 +91,10 @@ async fn the_fleet_lists_the_demo_targets(browser: &Browser, fleet: &Fleet) {
         panic!("the fleet never listed all of {DEMO_TARGETS:?}");
     }
     let badge = |key: &str, badge: &str| {
-        format!(
-            "return !!document.querySelector('a.trow[data-key=\"{key}\"] [data-badge=\"{badge}\"]')"
-        )
+        format!("return !!document.querySelector('a.trow[data-key=\"{key}\"] [data-badge=\"{badge}\"]')")
     };
-    browser
-        .until(
-            "typo's invalid badge",
-            30,
-            &badge("shop/Deployment/typo", "invalid"),
-        )
-        .await;
-    browser
-        .until(
-            "queue-workers' shadow badge",
-            30,
-            &badge("batch/StatefulSet/queue-workers", "shadow"),
-        )
-        .await;
+    browser.until("typo's invalid badge", 30, &badge("shop/Deployment/typo", "invalid")).await;
+    browser.until("queue-workers' shadow badge", 30, &badge("batch/StatefulSet/queue-workers", "shadow")).await;
     browser
         .until(
             "web's sparkline",
@@ -135,21 +103,12 @@ async fn the_fleet_lists_the_demo_targets(browser: &Browser, fleet: &Fleet) {
         )
         .await;
     browser
-        .until(
-            "the hub summary",
-            10,
-            "return document.getElementById('hub-summary').textContent.includes('Leader')",
-        )
+        .until("the hub summary", 10, "return document.getElementById('hub-summary').textContent.includes('Leader')")
         .await;
     browser.shot("fleet").await;
 
     // Search narrows the list on the server.
-    browser
-        .element("#fleet-search", 5)
-        .await
-        .send_keys("checko")
-        .await
-        .unwrap();
+    browser.element("#fleet-search", 5).await.send_keys("checko").await.unwrap();
     browser
         .until(
             "the search to leave only checkout",
@@ -164,16 +123,8 @@ async fn the_fleet_lists_the_demo_targets(browser: &Browser, fleet: &Fleet) {
 
 async fn a_target_page_shows_a_chart_and_the_reasons_of_a_decision(browser: &Browser) {
     // Navigate the way a reader does: click the row.
-    browser
-        .click("a.trow[data-key=\"shop/Deployment/web\"]", 10)
-        .await;
-    browser
-        .until(
-            "the target page",
-            15,
-            "return location.pathname === '/targets/shop/Deployment/web'",
-        )
-        .await;
+    browser.click("a.trow[data-key=\"shop/Deployment/web\"]", 10).await;
+    browser.until("the target page", 15, "return location.pathname === '/targets/shop/Deployment/web'").await;
     browser.element("#replica-chart canvas", 20).await;
     browser.element("#decisions tr.drow", 30).await;
     assert_eq!(browser.text("#target-name").await, "web");
@@ -185,22 +136,13 @@ async fn a_target_page_shows_a_chart_and_the_reasons_of_a_decision(browser: &Bro
             "return !!document.querySelector('#decisions tr.drow:not([data-codes=\"\"])')",
         )
         .await;
-    browser
-        .click("#decisions tr.drow:not([data-codes=\"\"])", 5)
-        .await;
-    browser
-        .element(".decision-detail .chain li[data-code]", 10)
-        .await;
+    browser.click("#decisions tr.drow:not([data-codes=\"\"])", 5).await;
+    browser.element(".decision-detail .chain li[data-code]", 10).await;
     let text = browser.text(".decision-detail .chain li[data-code]").await;
     assert!(!text.trim().is_empty(), "the reason has no text");
     let chain = browser.text(".decision-detail .chain").await;
-    assert!(
-        chain.contains("The evaluation asked for"),
-        "reason chain: {chain}"
-    );
-    browser
-        .js("document.querySelector('.decision-detail').scrollIntoView({block: 'center'})")
-        .await;
+    assert!(chain.contains("The evaluation asked for"), "reason chain: {chain}");
+    browser.js("document.querySelector('.decision-detail').scrollIntoView({block: 'center'})").await;
     browser.shot("target-decision").await;
     // The CPA's dry-run evaluation from the page: recorded, nothing scaled.
     browser.click("#dry-run", 5).await;
@@ -215,37 +157,22 @@ async fn a_target_page_shows_a_chart_and_the_reasons_of_a_decision(browser: &Bro
     browser.shot("target").await;
 }
 
-async fn an_override_set_through_the_form_is_applied_and_shows_up(
-    browser: &Browser,
-    fleet: &Fleet,
-) {
+async fn an_override_set_through_the_form_is_applied_and_shows_up(browser: &Browser, fleet: &Fleet) {
     let current = fleet.deployment_replicas("web").await.unwrap_or(2);
     // A value inside web's bounds (2–12) that differs from what it has, so applying it shows.
     let pin = if current == 3 { 4 } else { 3 };
     let replicas = browser.element("#ov-replicas", 10).await;
     replicas.clear().await.unwrap();
     replicas.send_keys(&pin.to_string()).await.unwrap();
-    browser
-        .element("#ov-reason", 5)
-        .await
-        .send_keys("browser test: hold web steady")
-        .await
-        .unwrap();
-    browser
-        .element("#ov-token", 5)
-        .await
-        .send_keys(TOKEN)
-        .await
-        .unwrap();
+    browser.element("#ov-reason", 5).await.send_keys("browser test: hold web steady").await.unwrap();
+    browser.element("#ov-token", 5).await.send_keys(TOKEN).await.unwrap();
     browser.click("#set-override", 5).await;
 
     let shown = format!(
         "const el = document.querySelector('[data-testid=active-override]');\
          return el && el.textContent.includes('Pinned at {pin}') && el.textContent.includes('{AUTHOR}')"
     );
-    browser
-        .until("the active override in the panel", 20, &shown)
-        .await;
+    browser.until("the active override in the panel", 20, &shown).await;
     // Applied: the hub scaled the simulated Deployment to the pinned value.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     while fleet.deployment_replicas("web").await != Some(pin) {
@@ -288,11 +215,7 @@ async fn an_override_set_through_the_form_is_applied_and_shows_up(
     // The token is kept for the session, so clearing needs no second entry.
     browser.click("#clear-override", 5).await;
     browser
-        .until(
-            "the override to be gone",
-            20,
-            "return !document.querySelector('[data-testid=active-override]')",
-        )
+        .until("the override to be gone", 20, "return !document.querySelector('[data-testid=active-override]')")
         .await;
 }
 
@@ -300,23 +223,18 @@ async fn the_fleet_pages_through_thousands_of_targets(browser: &Browser, fleet: 
     const BULK: usize = 2500;
     fleet.add_bulk_targets(BULK).await;
     let total = BULK + DEMO_TARGETS.len();
-    browser
-        .client
-        .goto(&format!("{}/", fleet.url))
-        .await
-        .unwrap();
+    browser.client.goto(&format!("{}/", fleet.url)).await.unwrap();
     browser.element("a.trow", 15).await;
     // The scroll area is sized for the whole fleet from the first page's counts.
     browser
-        .until("the fleet size in the title", 15, &format!("return document.querySelector('.fleet-head .sub').textContent.replace(/\\D/g, '') === '{total}'"))
+        .until(
+            "the fleet size in the title",
+            15,
+            &format!("return document.querySelector('.fleet-head .sub').textContent.replace(/\\D/g, '') === '{total}'"),
+        )
         .await;
-    let rendered = browser
-        .js("return document.querySelectorAll('a.trow').length")
-        .await;
-    assert!(
-        rendered.as_u64().unwrap_or(0) < 100,
-        "only the visible rows are in the page, not {rendered}"
-    );
+    let rendered = browser.js("return document.querySelectorAll('a.trow').length").await;
+    assert!(rendered.as_u64().unwrap_or(0) < 100, "only the visible rows are in the page, not {rendered}");
     // Jump to the end: the pages in between load through the cursor, and the last target
     // in key order (shop/Deployment/web) turns up at the bottom.
     let started = std::time::Instant::now();
@@ -329,24 +247,12 @@ async fn the_fleet_pages_through_thousands_of_targets(browser: &Browser, fleet: 
         )
         .await;
     let elapsed = started.elapsed();
-    assert!(
-        elapsed < std::time::Duration::from_secs(30),
-        "paging to the end took {elapsed:?}"
-    );
-    let rows = browser
-        .js("return document.querySelectorAll('a.trow').length")
-        .await;
-    assert!(
-        rows.as_u64().unwrap_or(0) < 100,
-        "rows are recycled while scrolling, found {rows}"
-    );
+    assert!(elapsed < std::time::Duration::from_secs(30), "paging to the end took {elapsed:?}");
+    let rows = browser.js("return document.querySelectorAll('a.trow').length").await;
+    assert!(rows.as_u64().unwrap_or(0) < 100, "rows are recycled while scrolling, found {rows}");
     browser.shot("fleet-scrolled").await;
     // The server filters: a search finds one bulk target among thousands.
-    browser
-        .client
-        .goto(&format!("{}/?q=svc-01234", fleet.url))
-        .await
-        .unwrap();
+    browser.client.goto(&format!("{}/?q=svc-01234", fleet.url)).await.unwrap();
     browser
         .until(
             "the search result",

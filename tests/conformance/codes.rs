@@ -29,29 +29,9 @@ async fn http_status_codes_follow_the_api_conventions() {
                 ),
                 200,
             ),
-            (
-                "apply creating",
-                req.patch(
-                    "ssa",
-                    &PatchParams::apply("codes"),
-                    &Patch::Apply(ssa_body()),
-                ),
-                201,
-            ),
-            (
-                "apply updating",
-                req.patch(
-                    "ssa",
-                    &PatchParams::apply("codes"),
-                    &Patch::Apply(ssa_body()),
-                ),
-                200,
-            ),
-            (
-                "apply without fieldManager",
-                req.patch("ssa2", &PatchParams::default(), &Patch::Apply(ssa_body())),
-                422,
-            ),
+            ("apply creating", req.patch("ssa", &PatchParams::apply("codes"), &Patch::Apply(ssa_body())), 201),
+            ("apply updating", req.patch("ssa", &PatchParams::apply("codes"), &Patch::Apply(ssa_body())), 200),
+            ("apply without fieldManager", req.patch("ssa2", &PatchParams::default(), &Patch::Apply(ssa_body())), 422),
             (
                 "scale patch",
                 req.patch_subresource(
@@ -62,17 +42,9 @@ async fn http_status_codes_follow_the_api_conventions() {
                 ),
                 200,
             ),
-            (
-                "create with a malformed body",
-                req.create(&pp, b"{not json".to_vec()),
-                400,
-            ),
+            ("create with a malformed body", req.create(&pp, b"{not json".to_vec()), 400),
             ("delete", req.delete("web", &DeleteParams::default()), 200),
-            (
-                "delete missing",
-                req.delete("web", &DeleteParams::default()),
-                404,
-            ),
+            ("delete missing", req.delete("web", &DeleteParams::default()), 404),
         ];
         // Sent one by one, in order: each case builds on the previous ones.
         for (what, request, want) in cases {

@@ -15,55 +15,23 @@ use crate::watching::{describe, is_deleted, list_rv, wait_for, watch_from};
 async fn create_returns_201_fields_the_server_sets() {
     on_every_server("create-fields", async |ctx: &Ctx| {
         let api: Api<Deployment> = ctx.api();
-        let created = within(
-            "create",
-            api.create(&PostParams::default(), &deployment("web", 0, &[])),
-        )
-        .await??;
+        let created = within("create", api.create(&PostParams::default(), &deployment("web", 0, &[]))).await??;
         let meta = &created.metadata;
-        ensure!(
-            meta.uid.as_deref().is_some_and(|u| !u.is_empty()),
-            "no uid: {meta:?}"
-        );
-        ensure!(
-            meta.creation_timestamp.is_some(),
-            "no creationTimestamp: {meta:?}"
-        );
-        ensure!(
-            meta.generation == Some(1),
-            "generation is {:?}, expected 1",
-            meta.generation
-        );
-        ensure!(
-            meta.resource_version
-                .as_deref()
-                .is_some_and(|r| !r.is_empty()),
-            "no resourceVersion"
-        );
-        ensure!(
-            meta.namespace.as_deref() == Some(ctx.ns.as_str()),
-            "namespace is {:?}",
-            meta.namespace
-        );
-        ensure!(
-            created.spec.as_ref().and_then(|s| s.replicas) == Some(0),
-            "spec.replicas did not round-trip"
-        );
+        ensure!(meta.uid.as_deref().is_some_and(|u| !u.is_empty()), "no uid: {meta:?}");
+        ensure!(meta.creation_timestamp.is_some(), "no creationTimestamp: {meta:?}");
+        ensure!(meta.generation == Some(1), "generation is {:?}, expected 1", meta.generation);
+        ensure!(meta.resource_version.as_deref().is_some_and(|r| !r.is_empty()), "no resourceVersion");
+        ensure!(meta.namespace.as_deref() == Some(ctx.ns.as_str()), "namespace is {:?}", meta.namespace);
+        ensure!(created.spec.as_ref().and_then(|s| s.replicas) == Some(0), "spec.replicas did not round-trip");
 
         let got = within("get", api.get("web")).await??;
         ensure!(got.metadata.uid == meta.uid, "get returned another uid");
-        ensure!(
-            got.metadata.creation_timestamp == meta.creation_timestamp,
-            "creationTimestamp changed"
-        );
+        ensure!(got.metadata.creation_timestamp == meta.creation_timestamp, "creationTimestamp changed");
 
         let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
         let ns = within("get namespace", namespaces.get(&ctx.ns)).await??;
         let phase = ns.status.and_then(|s| s.phase);
-        ensure!(
-            phase.as_deref() == Some("Active"),
-            "new namespace phase is {phase:?}, expected Active"
-        );
+        ensure!(phase.as_deref() == Some("Active"), "new namespace phase is {phase:?}, expected Active");
         Ok(())
     })
     .await;
@@ -73,33 +41,14 @@ async fn create_returns_201_fields_the_server_sets() {
 async fn creating_a_duplicate_is_already_exists_409() {
     on_every_server("already-exists", async |ctx: &Ctx| {
         let api: Api<Deployment> = ctx.api();
-        within(
-            "create",
-            api.create(&PostParams::default(), &deployment("web", 0, &[])),
-        )
-        .await??;
-        let result = within(
-            "create again",
-            api.create(&PostParams::default(), &deployment("web", 0, &[])),
-        )
-        .await?;
+        within("create", api.create(&PostParams::default(), &deployment("web", 0, &[]))).await??;
+        let result = within("create again", api.create(&PostParams::default(), &deployment("web", 0, &[]))).await?;
         let status = api_error("duplicate create", result)?;
         check_status("duplicate create", &status, 409, "AlreadyExists")?;
-        let details = status
-            .details
-            .as_ref()
-            .context("AlreadyExists Status has no details")?;
+        let details = status.details.as_ref().context("AlreadyExists Status has no details")?;
         ensure!(details.name == "web", "details.name is {:?}", details.name);
-        ensure!(
-            details.group == "apps",
-            "details.group is {:?}",
-            details.group
-        );
-        ensure!(
-            details.kind == "deployments",
-            "details.kind is {:?}",
-            details.kind
-        );
+        ensure!(details.group == "apps", "details.group is {:?}", details.group);
+        ensure!(details.kind == "deployments", "details.kind is {:?}", details.kind);
         Ok(())
     })
     .await;
@@ -111,30 +60,12 @@ async fn getting_a_missing_object_is_a_404_not_found_status() {
         let api: Api<Deployment> = ctx.api();
         let status = api_error("get missing", within("get", api.get("nope")).await?)?;
         check_status("get missing", &status, 404, "NotFound")?;
-        let details = status
-            .details
-            .as_ref()
-            .context("NotFound Status has no details")?;
+        let details = status.details.as_ref().context("NotFound Status has no details")?;
         ensure!(details.name == "nope", "details.name is {:?}", details.name);
-        ensure!(
-            details.group == "apps",
-            "details.group is {:?}",
-            details.group
-        );
-        ensure!(
-            details.kind == "deployments",
-            "details.kind is {:?}",
-            details.kind
-        );
-        ensure!(
-            status.message == "deployments.apps \"nope\" not found",
-            "message is {:?}",
-            status.message
-        );
-        ensure!(
-            within("get_opt", api.get_opt("nope")).await??.is_none(),
-            "get_opt of a missing object is not None"
-        );
+        ensure!(details.group == "apps", "details.group is {:?}", details.group);
+        ensure!(details.kind == "deployments", "details.kind is {:?}", details.kind);
+        ensure!(status.message == "deployments.apps \"nope\" not found", "message is {:?}", status.message);
+        ensure!(within("get_opt", api.get_opt("nope")).await??.is_none(), "get_opt of a missing object is not None");
         Ok(())
     })
     .await;
@@ -144,32 +75,15 @@ async fn getting_a_missing_object_is_a_404_not_found_status() {
 async fn replace_with_a_stale_resource_version_is_a_409_conflict() {
     on_every_server("stale-replace", async |ctx: &Ctx| {
         let api: Api<Deployment> = ctx.api();
-        let old = within(
-            "create",
-            api.create(&PostParams::default(), &deployment("web", 0, &[])),
-        )
-        .await??;
+        let old = within("create", api.create(&PostParams::default(), &deployment("web", 0, &[]))).await??;
         let patch = json!({"metadata": {"labels": {"touched": "yes"}}});
-        let newer = within(
-            "patch",
-            api.patch("web", &PatchParams::default(), &Patch::Merge(&patch)),
-        )
-        .await??;
-        ensure!(
-            newer.resource_version() != old.resource_version(),
-            "a label change kept the rv"
-        );
+        let newer = within("patch", api.patch("web", &PatchParams::default(), &Patch::Merge(&patch))).await??;
+        ensure!(newer.resource_version() != old.resource_version(), "a label change kept the rv");
 
         let mut stale = old.clone();
         stale.labels_mut().insert("stale".into(), "write".into());
-        let status = api_error(
-            "stale replace",
-            within(
-                "replace",
-                api.replace("web", &PostParams::default(), &stale),
-            )
-            .await?,
-        )?;
+        let status =
+            api_error("stale replace", within("replace", api.replace("web", &PostParams::default(), &stale)).await?)?;
         check_status("stale replace", &status, 409, "Conflict")?;
 
         // The same replace with the current rv goes through; controllers may
@@ -177,21 +91,13 @@ async fn replace_with_a_stale_resource_version_is_a_409_conflict() {
         for _ in 0..10 {
             let mut fresh = within("get", api.get("web")).await??;
             fresh.labels_mut().insert("fresh".into(), "write".into());
-            match within(
-                "replace",
-                api.replace("web", &PostParams::default(), &fresh),
-            )
-            .await?
-            {
+            match within("replace", api.replace("web", &PostParams::default(), &fresh)).await? {
                 Ok(replaced) => {
                     ensure!(
                         replaced.labels().get("fresh").map(String::as_str) == Some("write"),
                         "replace lost the label"
                     );
-                    ensure!(
-                        replaced.resource_version() != fresh.resource_version(),
-                        "replace kept the rv"
-                    );
+                    ensure!(replaced.resource_version() != fresh.resource_version(), "replace kept the rv");
                     return Ok(());
                 }
                 Err(kube::Error::Api(s)) if s.is_conflict() => continue,
@@ -243,43 +149,22 @@ async fn lists_carry_a_resource_version_namespaced_and_cluster_wide() {
     on_every_server("list-rv", async |ctx: &Ctx| {
         let api: Api<Deployment> = ctx.api();
         for name in ["a", "b", "c"] {
-            within(
-                "create",
-                api.create(&PostParams::default(), &deployment(name, 0, &[])),
-            )
-            .await??;
+            within("create", api.create(&PostParams::default(), &deployment(name, 0, &[]))).await??;
         }
         let list = within("list", api.list(&ListParams::default())).await??;
+        ensure!(names(&list.items) == sorted(&["a", "b", "c"]), "list returned {:?}", names(&list.items));
         ensure!(
-            names(&list.items) == sorted(&["a", "b", "c"]),
-            "list returned {:?}",
-            names(&list.items)
-        );
-        ensure!(
-            list.metadata
-                .resource_version
-                .as_deref()
-                .is_some_and(|r| !r.is_empty()),
+            list.metadata.resource_version.as_deref().is_some_and(|r| !r.is_empty()),
             "namespaced list has no metadata.resourceVersion"
         );
         let all: Api<Deployment> = Api::all(ctx.client.clone());
         let list = within("list all", all.list(&ListParams::default())).await??;
         ensure!(
-            list.metadata
-                .resource_version
-                .as_deref()
-                .is_some_and(|r| !r.is_empty()),
+            list.metadata.resource_version.as_deref().is_some_and(|r| !r.is_empty()),
             "cluster-wide list has no metadata.resourceVersion"
         );
-        let mine = list
-            .items
-            .iter()
-            .filter(|d| d.namespace().as_deref() == Some(ctx.ns.as_str()))
-            .count();
-        ensure!(
-            mine == 3,
-            "cluster-wide list shows {mine} of this test's 3 deployments"
-        );
+        let mine = list.items.iter().filter(|d| d.namespace().as_deref() == Some(ctx.ns.as_str())).count();
+        ensure!(mine == 3, "cluster-wide list shows {mine} of this test's 3 deployments");
         Ok(())
     })
     .await;
@@ -291,11 +176,7 @@ async fn paged_lists_with_limit_and_continue_return_every_object_once() {
         let api: Api<Deployment> = ctx.api();
         let all = ["a", "b", "c", "d", "e"];
         for name in all {
-            within(
-                "create",
-                api.create(&PostParams::default(), &deployment(name, 0, &[])),
-            )
-            .await??;
+            within("create", api.create(&PostParams::default(), &deployment(name, 0, &[]))).await??;
         }
         // A server may ignore `limit`; either way the pages together hold every object once.
         let mut seen = Vec::new();

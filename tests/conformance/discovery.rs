@@ -18,33 +18,13 @@ fn check_kind(
     subresources: &[&str],
 ) -> anyhow::Result<()> {
     let gvk = GroupVersionKind::gvk(group, version, kind);
-    let (ar, caps) = discovery
-        .resolve_gvk(&gvk)
-        .with_context(|| format!("discovery does not list {group}/{version} {kind}"))?;
-    ensure!(
-        caps.scope == scope,
-        "{kind}: scope {:?}, expected {scope:?}",
-        caps.scope
-    );
-    for verb in [
-        verbs::LIST,
-        verbs::WATCH,
-        verbs::GET,
-        verbs::CREATE,
-        verbs::PATCH,
-        verbs::DELETE,
-    ] {
-        ensure!(
-            caps.supports_operation(verb),
-            "{kind}: verb {verb} missing from {:?}",
-            caps.operations
-        );
+    let (ar, caps) =
+        discovery.resolve_gvk(&gvk).with_context(|| format!("discovery does not list {group}/{version} {kind}"))?;
+    ensure!(caps.scope == scope, "{kind}: scope {:?}, expected {scope:?}", caps.scope);
+    for verb in [verbs::LIST, verbs::WATCH, verbs::GET, verbs::CREATE, verbs::PATCH, verbs::DELETE] {
+        ensure!(caps.supports_operation(verb), "{kind}: verb {verb} missing from {:?}", caps.operations);
     }
-    let subs: Vec<&str> = caps
-        .subresources
-        .iter()
-        .map(|(sub, _)| sub.plural.as_str())
-        .collect();
+    let subs: Vec<&str> = caps.subresources.iter().map(|(sub, _)| sub.plural.as_str()).collect();
     for want in subresources {
         // kube lists subresources by their ApiResource plural, e.g. "deployments/scale".
         let full = format!("{}/{want}", ar.plural);
@@ -60,45 +40,18 @@ fn check_kind(
 async fn discovery_lists_every_resource_the_hub_uses_with_scale_and_status() {
     on_every_server("discovery", async |ctx: &Ctx| {
         let version = within("/version", ctx.client.apiserver_version()).await??;
-        ensure!(
-            version.major == "1",
-            "/version major is {:?}",
-            version.major
-        );
-        ensure!(
-            !version.git_version.is_empty(),
-            "/version has no gitVersion"
-        );
+        ensure!(version.major == "1", "/version major is {:?}", version.major);
+        ensure!(!version.git_version.is_empty(), "/version has no gitVersion");
 
         let discovery = within("discovery", Discovery::new(ctx.client.clone()).run()).await??;
         for kind in ["Deployment", "StatefulSet", "ReplicaSet"] {
-            check_kind(
-                &discovery,
-                ("apps", "v1", kind),
-                Scope::Namespaced,
-                &["scale", "status"],
-            )?;
+            check_kind(&discovery, ("apps", "v1", kind), Scope::Namespaced, &["scale", "status"])?;
         }
-        check_kind(
-            &discovery,
-            ("", "v1", "Pod"),
-            Scope::Namespaced,
-            &["status"],
-        )?;
+        check_kind(&discovery, ("", "v1", "Pod"), Scope::Namespaced, &["status"])?;
         check_kind(&discovery, ("", "v1", "Namespace"), Scope::Cluster, &[])?;
         check_kind(&discovery, ("", "v1", "Event"), Scope::Namespaced, &[])?;
-        check_kind(
-            &discovery,
-            ("events.k8s.io", "v1", "Event"),
-            Scope::Namespaced,
-            &[],
-        )?;
-        check_kind(
-            &discovery,
-            ("coordination.k8s.io", "v1", "Lease"),
-            Scope::Namespaced,
-            &[],
-        )?;
+        check_kind(&discovery, ("events.k8s.io", "v1", "Event"), Scope::Namespaced, &[])?;
+        check_kind(&discovery, ("coordination.k8s.io", "v1", "Lease"), Scope::Namespaced, &[])?;
         Ok(())
     })
     .await;
@@ -128,29 +81,12 @@ async fn a_dynamic_api_built_from_discovery_creates_and_lists_workloads() {
         }))?;
         let created = within("create", api.create(&PostParams::default(), &obj)).await??;
         ensure!(created.uid().is_some(), "dynamic create returned no uid");
+        ensure!(created.data["spec"]["replicas"] == json!(0), "spec lost in the round trip: {}", created.data);
+        let listed = within("list", api.list(&ListParams::default().labels("via=dynamic"))).await??;
         ensure!(
-            created.data["spec"]["replicas"] == json!(0),
-            "spec lost in the round trip: {}",
-            created.data
-        );
-        let listed = within(
-            "list",
-            api.list(&ListParams::default().labels("via=dynamic")),
-        )
-        .await??;
-        ensure!(
-            listed
-                .items
-                .iter()
-                .map(|o| o.name_any())
-                .collect::<Vec<_>>()
-                == ["dyn"],
+            listed.items.iter().map(|o| o.name_any()).collect::<Vec<_>>() == ["dyn"],
             "dynamic list returned {:?}",
-            listed
-                .items
-                .iter()
-                .map(|o| o.name_any())
-                .collect::<Vec<_>>()
+            listed.items.iter().map(|o| o.name_any()).collect::<Vec<_>>()
         );
         Ok(())
     })

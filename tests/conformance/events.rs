@@ -23,25 +23,11 @@ async fn core_events_are_created_and_merge_patched() {
         ensure!(created.count == Some(1), "count is {:?}", created.count);
 
         let patch = json!({"count": 2, "message": "scaled to 4"});
-        let patched = within(
-            "merge patch",
-            api.patch("web.1", &PatchParams::default(), &Patch::Merge(&patch)),
-        )
-        .await??;
-        ensure!(
-            patched.count == Some(2),
-            "patched count is {:?}",
-            patched.count
-        );
-        ensure!(
-            patched.message.as_deref() == Some("scaled to 4"),
-            "patched message is {:?}",
-            patched.message
-        );
-        ensure!(
-            patched.reason.as_deref() == Some("Scaled"),
-            "the patch lost the reason"
-        );
+        let patched =
+            within("merge patch", api.patch("web.1", &PatchParams::default(), &Patch::Merge(&patch))).await??;
+        ensure!(patched.count == Some(2), "patched count is {:?}", patched.count);
+        ensure!(patched.message.as_deref() == Some("scaled to 4"), "patched message is {:?}", patched.message);
+        ensure!(patched.reason.as_deref() == Some("Scaled"), "the patch lost the reason");
         Ok(())
     })
     .await;
@@ -56,17 +42,12 @@ async fn core_events_are_selected_by_involved_object_as_kubectl_describe_does() 
             e.metadata.name = Some(name.into());
             within("create", api.create(&PostParams::default(), &e)).await??;
         }
-        let selector = format!(
-            "involvedObject.kind=Deployment,involvedObject.name=web,involvedObject.namespace={}",
-            ctx.ns
-        );
+        let selector =
+            format!("involvedObject.kind=Deployment,involvedObject.name=web,involvedObject.namespace={}", ctx.ns);
         let list = within("list", api.list(&ListParams::default().fields(&selector))).await??;
         let mut found: Vec<String> = list.items.iter().map(|e| e.name_any()).collect();
         found.sort();
-        ensure!(
-            found == ["web.1", "web.2"],
-            "fieldSelector {selector:?} listed {found:?}"
-        );
+        ensure!(found == ["web.1", "web.2"], "fieldSelector {selector:?} listed {found:?}");
         Ok(())
     })
     .await;
@@ -75,14 +56,10 @@ async fn core_events_are_selected_by_involved_object_as_kubectl_describe_does() 
 /// A core/v1 Event about Deployment `object`, as client-go's recorder writes one.
 fn core_event(ns: &str, object: &str) -> CoreEvent {
     let now = Time(
-        jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-            .unwrap_or_else(|_| jiff::Timestamp::now()),
+        jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap_or_else(|_| jiff::Timestamp::now()),
     );
     CoreEvent {
-        metadata: ObjectMeta {
-            name: Some(format!("{object}.1")),
-            ..ObjectMeta::default()
-        },
+        metadata: ObjectMeta { name: Some(format!("{object}.1")), ..ObjectMeta::default() },
         involved_object: ObjectReference {
             api_version: Some("apps/v1".into()),
             kind: Some("Deployment".into()),
@@ -96,10 +73,7 @@ fn core_event(ns: &str, object: &str) -> CoreEvent {
         count: Some(1),
         first_timestamp: Some(now.clone()),
         last_timestamp: Some(now),
-        source: Some(EventSource {
-            component: Some("scalehub".into()),
-            host: None,
-        }),
+        source: Some(EventSource { component: Some("scalehub".into()), host: None }),
         ..CoreEvent::default()
     }
 }
@@ -108,19 +82,9 @@ fn core_event(ns: &str, object: &str) -> CoreEvent {
 /// merge patch adding a series.
 async fn publish_twice(ctx: &Ctx) -> anyhow::Result<ObjectReference> {
     let deployments: Api<Deployment> = ctx.api();
-    let d = within(
-        "create",
-        deployments.create(&PostParams::default(), &deployment("web", 0, &[])),
-    )
-    .await??;
+    let d = within("create", deployments.create(&PostParams::default(), &deployment("web", 0, &[]))).await??;
     let reference = d.object_ref(&());
-    let recorder = Recorder::new(
-        ctx.client.clone(),
-        Reporter {
-            controller: "scalehub".into(),
-            instance: None,
-        },
-    );
+    let recorder = Recorder::new(ctx.client.clone(), Reporter { controller: "scalehub".into(), instance: None });
     let event = RecordedEvent {
         type_: EventType::Normal,
         reason: "Scaled".into(),
@@ -128,12 +92,8 @@ async fn publish_twice(ctx: &Ctx) -> anyhow::Result<ObjectReference> {
         action: "Scale".into(),
         secondary: None,
     };
-    within("first publish", recorder.publish(&event, &reference))
-        .await?
-        .context("first publish (create)")?;
-    within("second publish", recorder.publish(&event, &reference))
-        .await?
-        .context("second publish (patch)")?;
+    within("first publish", recorder.publish(&event, &reference)).await?.context("first publish (create)")?;
+    within("second publish", recorder.publish(&event, &reference)).await?.context("second publish (patch)")?;
     Ok(reference)
 }
 
@@ -143,47 +103,21 @@ async fn kube_recorder_creates_an_event_then_patches_its_series() {
         let reference = publish_twice(ctx).await?;
         let api: Api<Event> = ctx.api();
         let list = within("list", api.list(&ListParams::default())).await??;
-        ensure!(
-            list.items.len() == 1,
-            "expected one events.k8s.io event, found {}",
-            list.items.len()
-        );
+        ensure!(list.items.len() == 1, "expected one events.k8s.io event, found {}", list.items.len());
         let e = &list.items[0];
-        ensure!(
-            e.reason.as_deref() == Some("Scaled"),
-            "reason is {:?}",
-            e.reason
-        );
-        ensure!(
-            e.action.as_deref() == Some("Scale"),
-            "action is {:?}",
-            e.action
-        );
-        ensure!(
-            e.note.as_deref() == Some("scaled from 1 to 3"),
-            "note is {:?}",
-            e.note
-        );
+        ensure!(e.reason.as_deref() == Some("Scaled"), "reason is {:?}", e.reason);
+        ensure!(e.action.as_deref() == Some("Scale"), "action is {:?}", e.action);
+        ensure!(e.note.as_deref() == Some("scaled from 1 to 3"), "note is {:?}", e.note);
         ensure!(
             e.reporting_controller.as_deref() == Some("scalehub"),
             "reportingController is {:?}",
             e.reporting_controller
         );
-        ensure!(
-            e.type_.as_deref() == Some("Normal"),
-            "type is {:?}",
-            e.type_
-        );
+        ensure!(e.type_.as_deref() == Some("Normal"), "type is {:?}", e.type_);
         ensure!(e.event_time.is_some(), "no eventTime");
         let regarding = e.regarding.as_ref().context("no regarding")?;
-        ensure!(
-            regarding.name == reference.name && regarding.uid == reference.uid,
-            "regarding is {regarding:?}"
-        );
-        let series = e
-            .series
-            .as_ref()
-            .context("the second publish did not add a series")?;
+        ensure!(regarding.name == reference.name && regarding.uid == reference.uid, "regarding is {regarding:?}");
+        let series = e.series.as_ref().context("the second publish did not add a series")?;
         ensure!(series.count == 2, "series.count is {}", series.count);
         ensure!(
             e.name_any().starts_with("web."),
@@ -202,27 +136,11 @@ async fn events_k8s_io_events_are_also_visible_as_core_events() {
         // Both groups serve the same objects (kubectl get events reads core/v1).
         let core: Api<CoreEvent> = ctx.api();
         let list = within("list core events", core.list(&ListParams::default())).await??;
-        ensure!(
-            list.items.len() == 1,
-            "core/v1 lists {} events, expected the recorder's one",
-            list.items.len()
-        );
+        ensure!(list.items.len() == 1, "core/v1 lists {} events, expected the recorder's one", list.items.len());
         let e = &list.items[0];
-        ensure!(
-            e.reason.as_deref() == Some("Scaled"),
-            "core reason is {:?}",
-            e.reason
-        );
-        ensure!(
-            e.message.as_deref() == Some("scaled from 1 to 3"),
-            "core message (note) is {:?}",
-            e.message
-        );
-        ensure!(
-            e.involved_object.name.as_deref() == Some("web"),
-            "involvedObject is {:?}",
-            e.involved_object
-        );
+        ensure!(e.reason.as_deref() == Some("Scaled"), "core reason is {:?}", e.reason);
+        ensure!(e.message.as_deref() == Some("scaled from 1 to 3"), "core message (note) is {:?}", e.message);
+        ensure!(e.involved_object.name.as_deref() == Some("web"), "involvedObject is {:?}", e.involved_object);
         ensure!(
             e.reporting_component.as_deref() == Some("scalehub"),
             "reportingComponent is {:?}",

@@ -15,21 +15,14 @@ use kube::core::Status;
 
 /// Labels from `(key, value)` pairs.
 pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// Object metadata with a name and labels.
 pub fn meta(name: &str, pairs: &[(&str, &str)]) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
-        labels: if pairs.is_empty() {
-            None
-        } else {
-            Some(labels(pairs))
-        },
+        labels: if pairs.is_empty() { None } else { Some(labels(pairs)) },
         ..ObjectMeta::default()
     }
 }
@@ -37,10 +30,7 @@ pub fn meta(name: &str, pairs: &[(&str, &str)]) -> ObjectMeta {
 /// A one-container pod template labelled `app=<app>`.
 pub fn template(app: &str) -> PodTemplateSpec {
     PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(labels(&[("app", app)])),
-            ..ObjectMeta::default()
-        }),
+        metadata: Some(ObjectMeta { labels: Some(labels(&[("app", app)])), ..ObjectMeta::default() }),
         spec: Some(pod_spec(&["main"])),
     }
 }
@@ -62,10 +52,7 @@ pub fn pod_spec(containers: &[&str]) -> PodSpec {
 
 /// The selector every workload fixture uses: `app=<app>`.
 pub fn selector(app: &str) -> LabelSelector {
-    LabelSelector {
-        match_labels: Some(labels(&[("app", app)])),
-        ..LabelSelector::default()
-    }
+    LabelSelector { match_labels: Some(labels(&[("app", app)])), ..LabelSelector::default() }
 }
 
 /// A Deployment named `name` selecting `app=<name>`, with extra metadata labels.
@@ -114,11 +101,7 @@ pub fn replicaset(name: &str, replicas: i32) -> ReplicaSet {
 
 /// A bare pod with the given labels.
 pub fn pod(name: &str, pairs: &[(&str, &str)]) -> Pod {
-    Pod {
-        metadata: meta(name, pairs),
-        spec: Some(pod_spec(&["main"])),
-        status: None,
-    }
+    Pod { metadata: meta(name, pairs), spec: Some(pod_spec(&["main"])), status: None }
 }
 
 /// Now, truncated to the microsecond precision a MicroTime keeps on the wire.
@@ -143,10 +126,7 @@ pub fn lease(name: &str, holder: &str, pairs: &[(&str, &str)]) -> Lease {
 }
 
 /// The API `Status` of a call that must fail with one.
-pub fn api_error<T: Debug>(
-    what: &str,
-    result: Result<T, kube::Error>,
-) -> anyhow::Result<Box<Status>> {
+pub fn api_error<T: Debug>(what: &str, result: Result<T, kube::Error>) -> anyhow::Result<Box<Status>> {
     match result {
         Ok(v) => bail!("{what}: expected an API error, got success: {v:?}"),
         Err(kube::Error::Api(status)) => Ok(status),
@@ -160,10 +140,7 @@ pub fn check_status(what: &str, status: &Status, code: u16, reason: &str) -> any
         status.code == code && status.reason == reason && status.is_failure(),
         "{what}: expected a Failure Status with code {code} reason {reason}, got {status:?}"
     );
-    ensure!(
-        !status.message.is_empty(),
-        "{what}: Status has no message: {status:?}"
-    );
+    ensure!(!status.message.is_empty(), "{what}: Status has no message: {status:?}");
     Ok(())
 }
 

@@ -10,13 +10,7 @@ use crate::fixtures::{names, pod, sorted};
 use crate::server::{Ctx, on_every_server, within};
 
 fn ready(p: &Pod) -> Option<String> {
-    p.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status.clone())
+    p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready").map(|c| c.status.clone())
 }
 
 #[tokio::test]
@@ -61,22 +55,10 @@ async fn pods_are_listed_by_a_scale_style_label_selector() {
             ("web-canary", &[("app", "web"), ("tier", "canary")][..]),
             ("api-1", &[("app", "api")][..]),
         ] {
-            within(
-                "create",
-                api.create(&PostParams::default(), &pod(name, labels)),
-            )
-            .await??;
+            within("create", api.create(&PostParams::default(), &pod(name, labels))).await??;
         }
-        let list = within(
-            "list",
-            api.list(&ListParams::default().labels("app=web,tier in (front)")),
-        )
-        .await??;
-        ensure!(
-            names(&list.items) == sorted(&["web-1", "web-2"]),
-            "selected {:?}",
-            names(&list.items)
-        );
+        let list = within("list", api.list(&ListParams::default().labels("app=web,tier in (front)"))).await??;
+        ensure!(names(&list.items) == sorted(&["web-1", "web-2"]), "selected {:?}", names(&list.items));
         Ok(())
     })
     .await;

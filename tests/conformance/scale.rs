@@ -101,10 +101,7 @@ fn scale_replicas(s: &Scale) -> Option<i32> {
 
 /// Reads the scale and the parent until a quiet moment, since controllers may
 /// write the parent's status in between; then their rvs must match.
-async fn check_scale_rv_matches_parent<K: Workload>(
-    api: &Api<K>,
-    name: &str,
-) -> anyhow::Result<Scale> {
+async fn check_scale_rv_matches_parent<K: Workload>(api: &Api<K>, name: &str) -> anyhow::Result<Scale> {
     let mut last = String::new();
     for _ in 0..20 {
         let before = within("get scale", api.get_scale(name)).await??;
@@ -119,10 +116,7 @@ async fn check_scale_rv_matches_parent<K: Workload>(
             );
             return Ok(after);
         }
-        last = format!(
-            "{:?} then {:?}",
-            before.metadata.resource_version, after.metadata.resource_version
-        );
+        last = format!("{:?} then {:?}", before.metadata.resource_version, after.metadata.resource_version);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("the workload never held still long enough to compare rvs (last: {last})")
@@ -133,33 +127,18 @@ async fn check_scale_rv_matches_parent<K: Workload>(
 async fn scale_round_trip<K: Workload>(ctx: &Ctx, not_found_kind: &str) -> anyhow::Result<()> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ctx.ns);
     let name = "web";
-    let created = within(
-        "create",
-        api.create(&PostParams::default(), &K::fixture(name, 1)),
-    )
-    .await??;
+    let created = within("create", api.create(&PostParams::default(), &K::fixture(name, 1))).await??;
     let generation = created.meta().generation;
 
     let scale = check_scale_rv_matches_parent(&api, name).await?;
-    ensure!(
-        scale_replicas(&scale) == Some(1),
-        "Scale spec.replicas is {:?}",
-        scale_replicas(&scale)
-    );
-    ensure!(
-        scale.metadata.name.as_deref() == Some(name),
-        "Scale name is {:?}",
-        scale.metadata.name
-    );
+    ensure!(scale_replicas(&scale) == Some(1), "Scale spec.replicas is {:?}", scale_replicas(&scale));
+    ensure!(scale.metadata.name.as_deref() == Some(name), "Scale name is {:?}", scale.metadata.name);
     ensure!(
         scale.metadata.namespace.as_deref() == Some(ctx.ns.as_str()),
         "Scale namespace is {:?}",
         scale.metadata.namespace
     );
-    ensure!(
-        scale.metadata.uid == created.meta().uid,
-        "Scale uid differs from the workload's"
-    );
+    ensure!(scale.metadata.uid == created.meta().uid, "Scale uid differs from the workload's");
     let selector = scale.status.as_ref().and_then(|s| s.selector.clone());
     ensure!(
         selector.as_deref() == Some("app=web,tier in (front)"),
@@ -167,27 +146,13 @@ async fn scale_round_trip<K: Workload>(ctx: &Ctx, not_found_kind: &str) -> anyho
     );
 
     // Patch: the parent's spec and generation follow, and its watchers see it.
-    let rv = scale
-        .metadata
-        .resource_version
-        .clone()
-        .context("Scale has no rv")?;
+    let rv = scale.metadata.resource_version.clone().context("Scale has no rv")?;
     let mut events = watch_from(&api, &WatchParams::default().disable_bookmarks(), &rv).await?;
     let patch = json!({"spec": {"replicas": 3}});
-    let patched = within(
-        "patch scale",
-        api.patch_scale(name, &PatchParams::default(), &Patch::Merge(&patch)),
-    )
-    .await??;
-    ensure!(
-        scale_replicas(&patched) == Some(3),
-        "patched Scale shows {:?}",
-        scale_replicas(&patched)
-    );
-    ensure!(
-        patched.metadata.resource_version != scale.metadata.resource_version,
-        "a scale patch kept the rv"
-    );
+    let patched =
+        within("patch scale", api.patch_scale(name, &PatchParams::default(), &Patch::Merge(&patch))).await??;
+    ensure!(scale_replicas(&patched) == Some(3), "patched Scale shows {:?}", scale_replicas(&patched));
+    ensure!(patched.metadata.resource_version != scale.metadata.resource_version, "a scale patch kept the rv");
     let (seen, _) = wait_for(
         &mut events,
         "MODIFIED with 3 replicas",
@@ -195,11 +160,7 @@ async fn scale_round_trip<K: Workload>(ctx: &Ctx, not_found_kind: &str) -> anyho
     )
     .await?;
     let parent = within("get parent", api.get(name)).await??;
-    ensure!(
-        parent.replicas() == Some(3),
-        "the workload shows {:?} replicas after a scale patch",
-        parent.replicas()
-    );
+    ensure!(parent.replicas() == Some(3), "the workload shows {:?} replicas after a scale patch", parent.replicas());
     ensure!(
         parent.meta().generation > generation,
         "a scale patch left generation at {:?} ({})",
@@ -210,11 +171,7 @@ async fn scale_round_trip<K: Workload>(ctx: &Ctx, not_found_kind: &str) -> anyho
     // Replace with the Scale read before the patch: stale.
     let status = api_error(
         "stale scale replace",
-        within(
-            "replace scale",
-            api.replace_scale(name, &PostParams::default(), &scale),
-        )
-        .await?,
+        within("replace scale", api.replace_scale(name, &PostParams::default(), &scale)).await?,
     )?;
     check_status("stale scale replace", &status, 409, "Conflict")?;
 
@@ -231,28 +188,17 @@ async fn scale_round_trip<K: Workload>(ctx: &Ctx, not_found_kind: &str) -> anyho
             other => break other?,
         }
     };
-    ensure!(
-        scale_replicas(&replaced) == Some(2),
-        "replaced Scale shows {:?}",
-        scale_replicas(&replaced)
-    );
+    ensure!(scale_replicas(&replaced) == Some(2), "replaced Scale shows {:?}", scale_replicas(&replaced));
     let parent = within("get parent", api.get(name)).await??;
-    ensure!(
-        parent.replicas() == Some(2),
-        "the workload shows {:?} after a scale replace",
-        parent.replicas()
-    );
+    ensure!(parent.replicas() == Some(2), "the workload shows {:?} after a scale replace", parent.replicas());
 
     // A scale patch that changes nothing keeps the rv (retried: controllers may write status meanwhile).
     let same = json!({"spec": {"replicas": 2}});
     let mut kept = false;
     for _ in 0..20 {
         let before = within("get scale", api.get_scale(name)).await??;
-        let after = within(
-            "no-op patch",
-            api.patch_scale(name, &PatchParams::default(), &Patch::Merge(&same)),
-        )
-        .await??;
+        let after =
+            within("no-op patch", api.patch_scale(name, &PatchParams::default(), &Patch::Merge(&same))).await??;
         if before.metadata.resource_version == after.metadata.resource_version {
             kept = true;
             break;
@@ -261,30 +207,13 @@ async fn scale_round_trip<K: Workload>(ctx: &Ctx, not_found_kind: &str) -> anyho
     }
     ensure!(kept, "a no-op scale patch changed the rv every time");
 
-    let missing = api_error(
-        "scale of a missing workload",
-        within("get scale", api.get_scale("nope")).await?,
-    )?;
+    let missing = api_error("scale of a missing workload", within("get scale", api.get_scale("nope")).await?)?;
     check_status("scale of a missing workload", &missing, 404, "NotFound")?;
-    let details = missing
-        .details
-        .as_ref()
-        .context("NotFound has no details")?;
-    ensure!(
-        details.name == "nope" && details.group == "apps",
-        "details are {details:?}"
-    );
-    ensure!(
-        details.kind == not_found_kind,
-        "details.kind is {:?}, expected {not_found_kind}",
-        details.kind
-    );
+    let details = missing.details.as_ref().context("NotFound has no details")?;
+    ensure!(details.name == "nope" && details.group == "apps", "details are {details:?}");
+    ensure!(details.kind == not_found_kind, "details.kind is {:?}, expected {not_found_kind}", details.kind);
     let message = format!("{not_found_kind}.apps \"nope\" not found");
-    ensure!(
-        missing.message == message,
-        "message is {:?}, expected {message:?}",
-        missing.message
-    );
+    ensure!(missing.message == message, "message is {:?}, expected {message:?}", missing.message);
     Ok(())
 }
 
@@ -298,10 +227,8 @@ async fn deployment_scale_reads_and_writes_the_deployment() {
 
 #[tokio::test]
 async fn statefulset_scale_reads_and_writes_the_statefulset() {
-    on_every_server("scale-statefulset", async |ctx: &Ctx| {
-        scale_round_trip::<StatefulSet>(ctx, "statefulsets").await
-    })
-    .await;
+    on_every_server("scale-statefulset", async |ctx: &Ctx| scale_round_trip::<StatefulSet>(ctx, "statefulsets").await)
+        .await;
 }
 
 #[tokio::test]

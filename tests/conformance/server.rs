@@ -65,15 +65,10 @@ pub async fn servers() -> Vec<TestServer> {
 
 /// [`servers`], with the simulator's options adjusted by `tune` first.
 pub async fn servers_tuned(tune: impl FnOnce(&mut SimOptions)) -> Vec<TestServer> {
-    let mut out = vec![
-        sim_server(tune)
-            .await
-            .expect("start the in-process simulator"),
-    ];
+    let mut out = vec![sim_server(tune).await.expect("start the in-process simulator")];
     if let Ok(path) = std::env::var(REAL_KUBECONFIG_ENV) {
-        let real = real_server(&path)
-            .await
-            .unwrap_or_else(|e| panic!("connect to the real kube-apiserver ({path}): {e:#}"));
+        let real =
+            real_server(&path).await.unwrap_or_else(|e| panic!("connect to the real kube-apiserver ({path}): {e:#}"));
         out.push(real);
     }
     out
@@ -87,30 +82,18 @@ async fn sim_server(tune: impl FnOnce(&mut SimOptions)) -> anyhow::Result<TestSe
     };
     tune(&mut opts);
     let sim = scalehub_sim::start(opts).await.context("start simulator")?;
-    let kubeconfig: Kubeconfig = serde_saphyr::from_str(&sim.kubeconfig_yaml())
-        .context("parse the simulator's kubeconfig")?;
+    let kubeconfig: Kubeconfig =
+        serde_saphyr::from_str(&sim.kubeconfig_yaml()).context("parse the simulator's kubeconfig")?;
     let client = client_from(kubeconfig).await?;
     let caps = discover_caps(&client).await?;
-    Ok(TestServer {
-        name: "sim",
-        client,
-        is_real: false,
-        caps,
-        sim: Some(sim),
-    })
+    Ok(TestServer { name: "sim", client, is_real: false, caps, sim: Some(sim) })
 }
 
 async fn real_server(path: &str) -> anyhow::Result<TestServer> {
     let kubeconfig = Kubeconfig::read_from(path).context("read kubeconfig")?;
     let client = client_from(kubeconfig).await?;
     let caps = discover_caps(&client).await?;
-    Ok(TestServer {
-        name: "kube-apiserver-1.20",
-        client,
-        is_real: true,
-        caps,
-        sim: None,
-    })
+    Ok(TestServer { name: "kube-apiserver-1.20", client, is_real: true, caps, sim: None })
 }
 
 async fn client_from(kubeconfig: Kubeconfig) -> anyhow::Result<Client> {
@@ -123,10 +106,7 @@ async fn client_from(kubeconfig: Kubeconfig) -> anyhow::Result<Client> {
 async fn discover_caps(client: &Client) -> anyhow::Result<Caps> {
     let groups = client.list_api_groups().await.context("list api groups")?;
     let serves = |group: &str, version: &str| {
-        groups
-            .groups
-            .iter()
-            .any(|g| g.name == group && g.versions.iter().any(|v| v.version == version))
+        groups.groups.iter().any(|g| g.name == group && g.versions.iter().any(|v| v.version == version))
     };
     Ok(Caps {
         autoscaling_v2: serves("autoscaling", "v2"),
@@ -224,12 +204,9 @@ where
     let namespaces: Api<Namespace> = Api::all(server.client.clone());
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some(ns.clone());
-    within(
-        "creating the test namespace",
-        namespaces.create(&PostParams::default(), &namespace),
-    )
-    .await?
-    .with_context(|| format!("create namespace {ns}"))?;
+    within("creating the test namespace", namespaces.create(&PostParams::default(), &namespace))
+        .await?
+        .with_context(|| format!("create namespace {ns}"))?;
     let ctx = Ctx {
         name: server.name,
         client: server.client.clone(),
@@ -240,17 +217,11 @@ where
     };
     let outcome = match tokio::time::timeout(BODY_TIMEOUT, body(&ctx)).await {
         Ok(result) => result,
-        Err(_) => Err(anyhow::anyhow!(
-            "test body did not finish within {BODY_TIMEOUT:?}"
-        )),
+        Err(_) => Err(anyhow::anyhow!("test body did not finish within {BODY_TIMEOUT:?}")),
     };
     // Best effort: a real apiserver without the namespace controller leaves it
     // Terminating, which is harmless for a throwaway etcd.
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        namespaces.delete(&ns, &DeleteParams::default()),
-    )
-    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), namespaces.delete(&ns, &DeleteParams::default())).await;
     outcome
 }
 
@@ -258,28 +229,14 @@ where
 fn unique_namespace(test: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut stem: String = test
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .take(40)
-        .collect();
+    let mut stem: String =
+        test.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(40).collect();
     while stem.ends_with('-') {
         stem.pop();
     }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("cf-{stem}-{:x}{n:x}{nanos:x}", std::process::id())
-        .chars()
-        .take(63)
-        .collect()
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("cf-{stem}-{:x}{n:x}{nanos:x}", std::process::id()).chars().take(63).collect()
 }
 
 /// Default bound on any single wait in a test.
@@ -287,16 +244,11 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Awaits `fut` for at most [`WAIT`], failing with what was awaited.
 pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> anyhow::Result<T> {
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .map_err(|_| anyhow::anyhow!("timed out after {WAIT:?} waiting for {what}"))
+    tokio::time::timeout(WAIT, fut).await.map_err(|_| anyhow::anyhow!("timed out after {WAIT:?} waiting for {what}"))
 }
 
 /// Polls `check` until it yields `Some`, for at most [`WAIT`].
-pub async fn eventually<T>(
-    what: &str,
-    mut check: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
-) -> anyhow::Result<T> {
+pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         if let Some(v) = check().await? {

@@ -6,17 +6,13 @@ use anyhow::{bail, ensure};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{
-    DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
-};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use crate::fixtures::lease;
 use crate::server::{Ctx, on_every_server, on_every_server_tuned, within};
-use crate::watching::{
-    describe, drain, is_added, is_deleted, is_modified, list_rv, wait_for, watch_from,
-};
+use crate::watching::{describe, drain, is_added, is_deleted, is_modified, list_rv, wait_for, watch_from};
 
 fn holder(ev: &WatchEvent<Lease>) -> Option<String> {
     match ev {
@@ -31,32 +27,16 @@ fn holder(ev: &WatchEvent<Lease>) -> Option<String> {
 async fn a_watch_from_a_list_version_replays_changes_made_before_it_opened() {
     on_every_server("watch-replay", async |ctx: &Ctx| {
         let api: Api<Lease> = ctx.api();
-        within(
-            "create",
-            api.create(&PostParams::default(), &lease("before", "a", &[])),
-        )
-        .await??;
+        within("create", api.create(&PostParams::default(), &lease("before", "a", &[]))).await??;
         let rv = list_rv(&api, &ListParams::default()).await?;
         // These land between the list and the watch: the kube watcher's gap.
-        within(
-            "create",
-            api.create(&PostParams::default(), &lease("gap", "a", &[])),
-        )
-        .await??;
+        within("create", api.create(&PostParams::default(), &lease("gap", "a", &[]))).await??;
         let patch = json!({"spec": {"holderIdentity": "b"}});
-        within(
-            "patch",
-            api.patch("before", &PatchParams::default(), &Patch::Merge(&patch)),
-        )
-        .await??;
+        within("patch", api.patch("before", &PatchParams::default(), &Patch::Merge(&patch))).await??;
 
         let mut events = watch_from(&api, &WatchParams::default().disable_bookmarks(), &rv).await?;
         let (first, _) = wait_for(&mut events, "first event", |_| true).await?;
-        ensure!(
-            is_added(&first, "gap"),
-            "first replayed event is {}, expected ADDED gap",
-            describe(&first)
-        );
+        ensure!(is_added(&first, "gap"), "first replayed event is {}, expected ADDED gap", describe(&first));
         let (second, _) = wait_for(&mut events, "second event", |_| true).await?;
         ensure!(
             is_modified(&second, "before") && holder(&second).as_deref() == Some("b"),
@@ -67,11 +47,7 @@ async fn a_watch_from_a_list_version_replays_changes_made_before_it_opened() {
         // Live events follow the replay on the same stream.
         within("delete", api.delete("gap", &DeleteParams::default())).await??;
         let (third, _) = wait_for(&mut events, "third event", |_| true).await?;
-        ensure!(
-            is_deleted(&third, "gap"),
-            "live event is {}, expected DELETED gap",
-            describe(&third)
-        );
+        ensure!(is_deleted(&third, "gap"), "live event is {}, expected DELETED gap", describe(&third));
         Ok(())
     })
     .await;
@@ -131,10 +107,7 @@ async fn a_watch_from_a_too_old_version_gets_an_expired_error_event_not_an_http_
 
 fn core_event(ns: &str, name: &str) -> CoreEvent {
     CoreEvent {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..ObjectMeta::default()
-        },
+        metadata: ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() },
         involved_object: ObjectReference {
             kind: Some("Lease".into()),
             name: Some("l".into()),
@@ -154,19 +127,10 @@ async fn timeout_seconds_ends_the_watch_stream() {
         let api: Api<Lease> = ctx.api();
         let rv = list_rv(&api, &ListParams::default()).await?;
         let started = Instant::now();
-        let mut events = watch_from(
-            &api,
-            &WatchParams::default().disable_bookmarks().timeout(2),
-            &rv,
-        )
-        .await?;
+        let mut events = watch_from(&api, &WatchParams::default().disable_bookmarks().timeout(2), &rv).await?;
         let seen = drain(&mut events, Duration::from_secs(10)).await?;
         let took = started.elapsed();
-        ensure!(
-            seen.is_empty(),
-            "idle watch produced {:?}",
-            seen.iter().map(describe).collect::<Vec<_>>()
-        );
+        ensure!(seen.is_empty(), "idle watch produced {:?}", seen.iter().map(describe).collect::<Vec<_>>());
         ensure!(
             took >= Duration::from_millis(1500) && took <= Duration::from_secs(6),
             "a 2 s watch ended after {took:?}"
@@ -188,10 +152,8 @@ async fn bookmarks_arrive_before_the_timeout_only_when_asked_for() {
         let mut unasked = watch_from(&api, &WatchParams::default().disable_bookmarks().timeout(5), &rv).await?;
         let change = json!({"spec": {"holderIdentity": "b"}});
         within("patch", api.patch("l", &PatchParams::default(), &Patch::Merge(&change))).await??;
-        let (asked, unasked) = tokio::join!(
-            drain(&mut asked, Duration::from_secs(12)),
-            drain(&mut unasked, Duration::from_secs(12))
-        );
+        let (asked, unasked) =
+            tokio::join!(drain(&mut asked, Duration::from_secs(12)), drain(&mut unasked, Duration::from_secs(12)));
         let (asked, unasked) = (asked?, unasked?);
 
         ensure!(
@@ -234,51 +196,26 @@ async fn bookmarks_arrive_before_the_timeout_only_when_asked_for() {
 async fn a_no_op_patch_keeps_the_resource_version_and_emits_no_event() {
     on_every_server("no-op-patch", async |ctx: &Ctx| {
         let api: Api<Lease> = ctx.api();
-        let created = within(
-            "create",
-            api.create(&PostParams::default(), &lease("l", "a", &[("k", "v")])),
-        )
-        .await??;
+        let created = within("create", api.create(&PostParams::default(), &lease("l", "a", &[("k", "v")]))).await??;
         let rv = created.resource_version().unwrap_or_default();
         let mut events = watch_from(&api, &WatchParams::default().disable_bookmarks(), &rv).await?;
 
         let same = json!({"metadata": {"labels": {"k": "v"}}, "spec": {"holderIdentity": "a"}});
-        let patched = within(
-            "no-op merge",
-            api.patch("l", &PatchParams::default(), &Patch::Merge(&same)),
-        )
-        .await??;
+        let patched = within("no-op merge", api.patch("l", &PatchParams::default(), &Patch::Merge(&same))).await??;
         ensure!(
             patched.resource_version() == Some(rv.clone()),
             "no-op merge patch changed rv {rv} to {:?}",
             patched.resource_version()
         );
-        let patched = within(
-            "no-op strategic",
-            api.patch("l", &PatchParams::default(), &Patch::Strategic(&same)),
-        )
-        .await??;
-        ensure!(
-            patched.resource_version() == Some(rv.clone()),
-            "no-op strategic patch changed the rv"
-        );
-        let replaced = within(
-            "no-op replace",
-            api.replace("l", &PostParams::default(), &created),
-        )
-        .await??;
-        ensure!(
-            replaced.resource_version() == Some(rv.clone()),
-            "no-op replace changed the rv"
-        );
+        let patched =
+            within("no-op strategic", api.patch("l", &PatchParams::default(), &Patch::Strategic(&same))).await??;
+        ensure!(patched.resource_version() == Some(rv.clone()), "no-op strategic patch changed the rv");
+        let replaced = within("no-op replace", api.replace("l", &PostParams::default(), &created)).await??;
+        ensure!(replaced.resource_version() == Some(rv.clone()), "no-op replace changed the rv");
 
         // The first event after the no-ops must be the real change that follows them.
         let change = json!({"spec": {"holderIdentity": "b"}});
-        within(
-            "real patch",
-            api.patch("l", &PatchParams::default(), &Patch::Merge(&change)),
-        )
-        .await??;
+        within("real patch", api.patch("l", &PatchParams::default(), &Patch::Merge(&change))).await??;
         let (first, _) = wait_for(&mut events, "first event", |_| true).await?;
         ensure!(
             is_modified(&first, "l") && holder(&first).as_deref() == Some("b"),

@@ -31,33 +31,18 @@ where
     K: Clone + DeserializeOwned + Debug,
 {
     let list = within("list", api.list(lp)).await?.context("list")?;
-    list.metadata
-        .resource_version
-        .filter(|rv| !rv.is_empty())
-        .context("list has no metadata.resourceVersion")
+    list.metadata.resource_version.filter(|rv| !rv.is_empty()).context("list has no metadata.resourceVersion")
 }
 
 /// A short description of an event, for failure messages.
 pub fn describe<K: ResourceExt>(ev: &WatchEvent<K>) -> String {
     match ev {
-        WatchEvent::Added(o) => format!(
-            "ADDED {} rv={}",
-            o.name_any(),
-            o.resource_version().unwrap_or_default()
-        ),
+        WatchEvent::Added(o) => format!("ADDED {} rv={}", o.name_any(), o.resource_version().unwrap_or_default()),
         WatchEvent::Modified(o) => {
-            format!(
-                "MODIFIED {} rv={}",
-                o.name_any(),
-                o.resource_version().unwrap_or_default()
-            )
+            format!("MODIFIED {} rv={}", o.name_any(), o.resource_version().unwrap_or_default())
         }
         WatchEvent::Deleted(o) => {
-            format!(
-                "DELETED {} rv={}",
-                o.name_any(),
-                o.resource_version().unwrap_or_default()
-            )
+            format!("DELETED {} rv={}", o.name_any(), o.resource_version().unwrap_or_default())
         }
         WatchEvent::Bookmark(b) => format!("BOOKMARK rv={}", b.metadata.resource_version),
         WatchEvent::Error(s) => format!("ERROR {s:?}"),
@@ -79,10 +64,7 @@ where
         let next = within(what, events.try_next()).await;
         let next = match next {
             Ok(n) => n,
-            Err(e) => bail!(
-                "{e:#}; events seen: {:?}",
-                seen.iter().map(describe).collect::<Vec<_>>()
-            ),
+            Err(e) => bail!("{e:#}; events seen: {:?}", seen.iter().map(describe).collect::<Vec<_>>()),
         };
         match next.with_context(|| format!("watch stream failed while waiting for {what}"))? {
             None => bail!(
@@ -96,10 +78,7 @@ where
 }
 
 /// Reads the stream to its end (bounded by `limit`), returning every event.
-pub async fn drain<K>(
-    events: &mut Events<K>,
-    limit: std::time::Duration,
-) -> anyhow::Result<Vec<WatchEvent<K>>>
+pub async fn drain<K>(events: &mut Events<K>, limit: std::time::Duration) -> anyhow::Result<Vec<WatchEvent<K>>>
 where
     K: ResourceExt,
 {
@@ -124,9 +103,7 @@ where
 /// The object's name if the event carries one.
 pub fn event_name<K: ResourceExt>(ev: &WatchEvent<K>) -> Option<String> {
     match ev {
-        WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
-            Some(o.name_any())
-        }
+        WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => Some(o.name_any()),
         _ => None,
     }
 }

@@ -12,9 +12,7 @@ fn grants(rules: &Value) -> BTreeMap<String, BTreeSet<String>> {
     for rule in rules.as_array().unwrap() {
         for group in strings(&rule["apiGroups"]) {
             for resource in strings(&rule["resources"]) {
-                map.entry(format!("{group}/{resource}"))
-                    .or_default()
-                    .extend(strings(&rule["verbs"]));
+                map.entry(format!("{group}/{resource}")).or_default().extend(strings(&rule["verbs"]));
             }
         }
     }
@@ -22,10 +20,7 @@ fn grants(rules: &Value) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 fn expect(pairs: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
-    pairs
-        .iter()
-        .map(|(k, vs)| (k.to_string(), vs.iter().map(|v| v.to_string()).collect()))
-        .collect()
+    pairs.iter().map(|(k, vs)| (k.to_string(), vs.iter().map(|v| v.to_string()).collect())).collect()
 }
 
 fn hub_container(objects: &[Value]) -> &Value {
@@ -55,12 +50,7 @@ fn deploy_base_renders_every_object_the_hub_needs_in_its_namespace() {
     .into();
     assert_eq!(kinds, expected);
     assert_eq!(name_of(object(&objects, "Namespace", "")), "scalehub");
-    for o in objects.iter().filter(|o| {
-        !matches!(
-            kind_of(o),
-            "Namespace" | "ClusterRole" | "ClusterRoleBinding"
-        )
-    }) {
+    for o in objects.iter().filter(|o| !matches!(kind_of(o), "Namespace" | "ClusterRole" | "ClusterRoleBinding")) {
         assert_eq!(
             o["metadata"]["namespace"],
             "scalehub",
@@ -70,10 +60,7 @@ fn deploy_base_renders_every_object_the_hub_needs_in_its_namespace() {
         );
     }
     let pvc = object(&objects, "PersistentVolumeClaim", "scalehub-data");
-    assert_eq!(
-        strings(&pvc["spec"]["accessModes"]),
-        ["ReadWriteOnce".to_string()].into()
-    );
+    assert_eq!(strings(&pvc["spec"]["accessModes"]), ["ReadWriteOnce".to_string()].into());
     assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "1Gi");
 }
 
@@ -102,10 +89,7 @@ fn cluster_role_grants_exactly_what_the_hub_calls() {
         binding["roleRef"],
         json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "scalehub"})
     );
-    assert_eq!(
-        binding["subjects"],
-        json!([{"kind": "ServiceAccount", "name": "scalehub", "namespace": "scalehub"}])
-    );
+    assert_eq!(binding["subjects"], json!([{"kind": "ServiceAccount", "name": "scalehub", "namespace": "scalehub"}]));
 }
 
 #[test]
@@ -114,26 +98,17 @@ fn leader_election_may_only_touch_the_scalehub_lease_in_the_hub_namespace() {
     let objects = render(&kubectl, "deploy");
     let role = object(&objects, "Role", "scalehub-leader-election");
     assert_eq!(role["metadata"]["namespace"], "scalehub");
-    assert_eq!(
-        grants(&role["rules"]),
-        expect(&[("coordination.k8s.io/leases", &["create", "get", "update"])])
-    );
+    assert_eq!(grants(&role["rules"]), expect(&[("coordination.k8s.io/leases", &["create", "get", "update"])]));
     // get/update are pinned to the Lease's name; create cannot be (no name at authorisation).
     for rule in role["rules"].as_array().unwrap() {
         let verbs = strings(&rule["verbs"]);
         if verbs.contains("get") || verbs.contains("update") {
-            assert_eq!(
-                strings(&rule["resourceNames"]),
-                ["scalehub".to_string()].into()
-            );
+            assert_eq!(strings(&rule["resourceNames"]), ["scalehub".to_string()].into());
         }
     }
     let binding = object(&objects, "RoleBinding", "scalehub-leader-election");
     assert_eq!(binding["roleRef"]["kind"], "Role");
-    assert_eq!(
-        binding["subjects"],
-        json!([{"kind": "ServiceAccount", "name": "scalehub", "namespace": "scalehub"}])
-    );
+    assert_eq!(binding["subjects"], json!([{"kind": "ServiceAccount", "name": "scalehub", "namespace": "scalehub"}]));
 }
 
 #[test]
@@ -147,38 +122,21 @@ fn hub_deployment_is_one_hardened_pod_replaced_by_recreate() {
     let pod = &spec["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], "scalehub");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(
-        pod["securityContext"]["seccompProfile"]["type"],
-        "RuntimeDefault"
-    );
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
     let c = hub_container(&objects);
     assert_eq!(c["image"], "ghcr.io/scalehub/scalehub:latest");
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
-    assert!(
-        c["resources"]["requests"]["cpu"].is_string()
-            && c["resources"]["limits"]["memory"].is_string()
-    );
+    assert!(c["resources"]["requests"]["cpu"].is_string() && c["resources"]["limits"]["memory"].is_string());
     assert_eq!(c["ports"][0]["containerPort"], 8080);
-    assert_eq!(
-        c["livenessProbe"]["httpGet"],
-        json!({"path": "/healthz", "port": "http"})
-    );
-    assert_eq!(
-        c["readinessProbe"]["httpGet"],
-        json!({"path": "/readyz", "port": "http"})
-    );
+    assert_eq!(c["livenessProbe"]["httpGet"], json!({"path": "/healthz", "port": "http"}));
+    assert_eq!(c["readinessProbe"]["httpGet"], json!({"path": "/readyz", "port": "http"}));
     let env: BTreeMap<&str, &Value> = c["env"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| {
-            (
-                e["name"].as_str().unwrap(),
-                &e["valueFrom"]["fieldRef"]["fieldPath"],
-            )
-        })
+        .map(|e| (e["name"].as_str().unwrap(), &e["valueFrom"]["fieldRef"]["fieldPath"]))
         .collect();
     assert_eq!(env["POD_NAME"], "metadata.name");
     assert_eq!(env["POD_NAMESPACE"], "metadata.namespace");
@@ -188,41 +146,16 @@ fn hub_deployment_is_one_hardened_pod_replaced_by_recreate() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| {
-            (
-                m["mountPath"].as_str().unwrap(),
-                m["name"].as_str().unwrap(),
-            )
-        })
+        .map(|m| (m["mountPath"].as_str().unwrap(), m["name"].as_str().unwrap()))
         .collect();
-    let volumes: BTreeMap<&str, &Value> = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| (v["name"].as_str().unwrap(), v))
-        .collect();
-    let config = volumes[mounts["/etc/scalehub"]]["configMap"]["name"]
-        .as_str()
-        .unwrap();
-    assert_eq!(
-        name_of(object(&objects, "ConfigMap", "scalehub-config")),
-        config
-    );
-    let hooks = volumes[mounts["/hooks"]]["configMap"]["name"]
-        .as_str()
-        .unwrap();
-    assert_eq!(
-        name_of(object(&objects, "ConfigMap", "scalehub-hooks")),
-        hooks
-    );
-    assert_eq!(
-        volumes[mounts["/data"]]["persistentVolumeClaim"]["claimName"],
-        "scalehub-data"
-    );
-    assert!(
-        volumes[mounts["/tmp"]]["emptyDir"].is_object(),
-        "a read-only root needs a writable /tmp"
-    );
+    let volumes: BTreeMap<&str, &Value> =
+        pod["volumes"].as_array().unwrap().iter().map(|v| (v["name"].as_str().unwrap(), v)).collect();
+    let config = volumes[mounts["/etc/scalehub"]]["configMap"]["name"].as_str().unwrap();
+    assert_eq!(name_of(object(&objects, "ConfigMap", "scalehub-config")), config);
+    let hooks = volumes[mounts["/hooks"]]["configMap"]["name"].as_str().unwrap();
+    assert_eq!(name_of(object(&objects, "ConfigMap", "scalehub-hooks")), hooks);
+    assert_eq!(volumes[mounts["/data"]]["persistentVolumeClaim"]["claimName"], "scalehub-data");
+    assert!(volumes[mounts["/tmp"]]["emptyDir"].is_object(), "a read-only root needs a writable /tmp");
 
     let service = object(&objects, "Service", "scalehub");
     assert_eq!(service["spec"]["ports"][0]["port"], 8080);
@@ -238,9 +171,7 @@ fn config_map_holds_the_hub_config_the_container_is_started_with() {
     let objects = render(&kubectl, "deploy");
     let c = hub_container(&objects);
     assert_eq!(c["args"], json!(["--config", "/etc/scalehub/config.yaml"]));
-    let text = object(&objects, "ConfigMap", "scalehub-config")["data"]["config.yaml"]
-        .as_str()
-        .unwrap();
+    let text = object(&objects, "ConfigMap", "scalehub-config")["data"]["config.yaml"].as_str().unwrap();
     let config: Value = serde_saphyr::from_str(text).unwrap();
     assert_eq!(config["listen"], "0.0.0.0:8080");
     assert_eq!(config["database"], "sqlite:///data/scalehub.db");
@@ -248,15 +179,10 @@ fn config_map_holds_the_hub_config_the_container_is_started_with() {
     let default = &config["profiles"]["default"];
     assert_eq!(default["runMode"], "per-resource");
     // Every script the default profile runs is a key of the ConfigMap mounted at /hooks.
-    let hooks = object(&objects, "ConfigMap", "scalehub-hooks")["data"]
-        .as_object()
-        .unwrap();
+    let hooks = object(&objects, "ConfigMap", "scalehub-hooks")["data"].as_object().unwrap();
     for method in ["metric", "evaluate"] {
         let command = default[method]["shell"]["command"][0].as_str().unwrap();
         let key = command.strip_prefix("/hooks/").unwrap();
-        assert!(
-            hooks.contains_key(key),
-            "{method} runs {command}, which the hooks ConfigMap lacks"
-        );
+        assert!(hooks.contains_key(key), "{method} runs {command}, which the hooks ConfigMap lacks");
     }
 }

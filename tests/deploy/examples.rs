@@ -10,16 +10,11 @@ use super::*;
 fn default_profile_and_hooks_are_the_kubernetes_cpu_example() {
     for script in ["metric.py", "evaluate.py"] {
         let shipped = std::fs::read_to_string(root().join("deploy/hooks").join(script)).unwrap();
-        let example =
-            std::fs::read_to_string(root().join("examples/kubernetes-cpu").join(script)).unwrap();
-        assert_eq!(
-            shipped, example,
-            "deploy/hooks/{script} drifted from examples/kubernetes-cpu/{script}"
-        );
+        let example = std::fs::read_to_string(root().join("examples/kubernetes-cpu").join(script)).unwrap();
+        assert_eq!(shipped, example, "deploy/hooks/{script} drifted from examples/kubernetes-cpu/{script}");
     }
     let deploy = &yaml_file("deploy/config.yaml")[0]["profiles"]["default"];
-    let example =
-        &yaml_file("examples/kubernetes-cpu/profile.yaml")[0]["profiles"]["kubernetes-cpu"];
+    let example = &yaml_file("examples/kubernetes-cpu/profile.yaml")[0]["profiles"]["kubernetes-cpu"];
     assert_eq!(deploy, example);
 }
 
@@ -47,28 +42,16 @@ fn example_workloads_opt_in_with_known_annotations_and_existing_profiles() {
         "examples/kubernetes-cpu/workload.yaml",
         "examples/sim/web.yaml",
     ] {
-        let workload = yaml_file(file)
-            .into_iter()
-            .find(|o| kind_of(o) == "Deployment")
-            .unwrap();
+        let workload = yaml_file(file).into_iter().find(|o| kind_of(o) == "Deployment").unwrap();
         let annotations = workload["metadata"]["annotations"].as_object().unwrap();
         assert_eq!(annotations["scalehub.io/enabled"], "true", "{file}");
-        let profile = annotations
-            .get("scalehub.io/profile")
-            .and_then(Value::as_str)
-            .unwrap_or("default");
-        assert!(
-            profiles.contains(profile),
-            "{file} uses unknown profile {profile}"
-        );
+        let profile = annotations.get("scalehub.io/profile").and_then(Value::as_str).unwrap_or("default");
+        assert!(profiles.contains(profile), "{file} uses unknown profile {profile}");
         for key in annotations.keys() {
             let Some(rest) = key.strip_prefix("scalehub.io/") else {
                 continue;
             };
-            assert!(
-                known.contains(&rest) || rest.starts_with("param."),
-                "{file}: unknown annotation {key}"
-            );
+            assert!(known.contains(&rest) || rest.starts_with("param."), "{file}: unknown annotation {key}");
         }
     }
 }
@@ -80,15 +63,9 @@ fn sim_web_is_an_annotated_two_replica_deployment_with_cpu_requests() {
     let web = &docs[0];
     assert_eq!((kind_of(web), name_of(web)), ("Deployment", "web"));
     assert_eq!(web["spec"]["replicas"], 2);
-    assert_eq!(
-        web["spec"]["selector"]["matchLabels"],
-        json!({"app": "web"})
-    );
+    assert_eq!(web["spec"]["selector"]["matchLabels"], json!({"app": "web"}));
     assert_eq!(web["spec"]["template"]["metadata"]["labels"]["app"], "web");
-    assert_eq!(
-        web["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"],
-        "200m"
-    );
+    assert_eq!(web["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"], "200m");
 }
 
 #[test]
@@ -99,28 +76,17 @@ fn http_evaluate_profile_calls_the_server_over_http_with_body_parameters() {
         assert_eq!(profile[method]["http"]["parameterMode"], "body");
         assert_eq!(profile[method]["http"]["successCodes"], json!([200]));
         let url = profile[method]["http"]["url"].as_str().unwrap();
-        assert_eq!(
-            url,
-            format!("http://queue-scaler.scalehub.svc.cluster.local:8000/{method}")
-        );
+        assert_eq!(url, format!("http://queue-scaler.scalehub.svc.cluster.local:8000/{method}"));
     }
     let Some(kubectl) = kubectl() else { return };
     let objects = render(&kubectl, "examples/http-evaluate");
     let service = object(&objects, "Service", "queue-scaler");
     assert_eq!(
-        (
-            service["metadata"]["namespace"].as_str(),
-            &service["spec"]["ports"][0]["port"]
-        ),
+        (service["metadata"]["namespace"].as_str(), &service["spec"]["ports"][0]["port"]),
         (Some("scalehub"), &json!(8000))
     );
     let server = object(&objects, "ConfigMap", "queue-scaler-server");
-    assert!(
-        server["data"]["server.py"]
-            .as_str()
-            .unwrap()
-            .contains("ThreadingHTTPServer")
-    );
+    assert!(server["data"]["server.py"].as_str().unwrap().contains("ThreadingHTTPServer"));
 }
 
 /// The hub config of `deploy/` with every example profile added, as the hub would load it.
@@ -129,8 +95,7 @@ fn hub_config_with_example_profiles() -> scalehub_core::config::Config {
     let mut config = scalehub_core::config::Config::from_yaml_str(&text)
         .unwrap_or_else(|e| panic!("deploy/config.yaml is not a valid hub config: {e}"));
     for dir in ["python-custom-metric", "http-evaluate", "kubernetes-cpu"] {
-        let text =
-            std::fs::read_to_string(root().join(format!("examples/{dir}/profile.yaml"))).unwrap();
+        let text = std::fs::read_to_string(root().join(format!("examples/{dir}/profile.yaml"))).unwrap();
         // A snippet is `profiles:` alone, which is itself a complete (all-defaults) config.
         let snippet = scalehub_core::config::Config::from_yaml_str(&text)
             .unwrap_or_else(|e| panic!("examples/{dir}/profile.yaml is not a valid profile: {e}"));
@@ -145,22 +110,10 @@ fn deploy_config_and_example_profiles_load_as_the_hub_loads_them() {
     assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
     assert_eq!(config.database, "sqlite:///data/scalehub.db");
     assert!(config.namespaces.is_empty());
-    assert_eq!(
-        config.retention,
-        std::time::Duration::from_secs(7 * 24 * 3600)
-    );
+    assert_eq!(config.retention, std::time::Duration::from_secs(7 * 24 * 3600));
     assert_eq!(config.hook_concurrency, 32);
     let names: BTreeSet<&str> = config.profiles.keys().map(String::as_str).collect();
-    assert_eq!(
-        names,
-        [
-            "default",
-            "http-queue",
-            "kubernetes-cpu",
-            "python-custom-metric"
-        ]
-        .into()
-    );
+    assert_eq!(names, ["default", "http-queue", "kubernetes-cpu", "python-custom-metric"].into());
 }
 
 #[test]
@@ -174,29 +127,19 @@ fn example_workload_annotations_parse_into_target_specs() {
         "examples/kubernetes-cpu/workload.yaml",
         "examples/sim/web.yaml",
     ] {
-        let workload = yaml_file(file)
-            .into_iter()
-            .find(|o| kind_of(o) == "Deployment")
-            .unwrap();
+        let workload = yaml_file(file).into_iter().find(|o| kind_of(o) == "Deployment").unwrap();
         let annotations: BTreeMap<String, String> =
             serde_json::from_value(workload["metadata"]["annotations"].clone()).unwrap();
         assert!(is_opted_in(&annotations), "{file}");
-        let spec = TargetSpec::from_annotations(&annotations, &profiles)
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let spec = TargetSpec::from_annotations(&annotations, &profiles).unwrap_or_else(|e| panic!("{file}: {e}"));
         specs.insert(file, spec);
     }
     let worker = &specs["examples/http-evaluate/workload.yaml"];
-    assert_eq!(
-        (worker.profile.as_str(), worker.min_replicas),
-        ("http-queue", 0)
-    );
+    assert_eq!((worker.profile.as_str(), worker.min_replicas), ("http-queue", 0));
     assert_eq!(worker.params["perReplica"], "10");
     let hello = &specs["examples/python-custom-metric/workload.yaml"];
     assert_eq!(hello.interval, std::time::Duration::from_secs(10));
     let web = &specs["examples/sim/web.yaml"];
-    assert_eq!(
-        (web.profile.as_str(), web.min_replicas, web.max_replicas),
-        ("default", 1, 10)
-    );
+    assert_eq!((web.profile.as_str(), web.min_replicas, web.max_replicas), ("default", 1, 10));
     assert_eq!(web.params["targetUtilization"], "50");
 }

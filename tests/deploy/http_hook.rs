@@ -26,9 +26,7 @@ impl Server {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let port = line.trim().rsplit(':').next().unwrap().parse().unwrap();
         Self { child, port }
     }
@@ -45,10 +43,7 @@ impl Server {
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        (
-            head.split(' ').nth(1).unwrap().parse().unwrap(),
-            body.to_string(),
-        )
+        (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_string())
     }
 }
 
@@ -64,12 +59,8 @@ fn http_evaluate_server_answers_the_cpa_payloads_as_bodies() {
     let Some(python) = python3() else { return };
     let server = Server::start(&python);
     assert_eq!(server.call("GET", "/healthz", ""), (200, "ok".into()));
-    let metric_body =
-        json!({"resource": deployment("worker", json!({})), "runType": "scaler"}).to_string();
-    assert_eq!(
-        server.call("POST", "/metric", &metric_body),
-        (200, "0".into())
-    );
+    let metric_body = json!({"resource": deployment("worker", json!({})), "runType": "scaler"}).to_string();
+    assert_eq!(server.call("POST", "/metric", &metric_body), (200, "0".into()));
     assert_eq!(server.call("PUT", "/queue/default/worker", "42").0, 204);
     let (code, length) = server.call("POST", "/metric", &metric_body);
     assert_eq!((code, length.as_str()), (200, "42"));
@@ -81,18 +72,14 @@ fn http_evaluate_server_answers_the_cpa_payloads_as_bodies() {
         serde_json::from_str::<Value>(&body).unwrap()
     };
     assert_eq!(evaluate(json!({})), json!({"targetReplicas": 5}));
-    assert_eq!(
-        evaluate(json!({"perReplica": "6"})),
-        json!({"targetReplicas": 7})
-    );
+    assert_eq!(evaluate(json!({"perReplica": "6"})), json!({"targetReplicas": 7}));
 }
 
 #[test]
 fn http_evaluate_server_rejects_bad_input_with_a_status_outside_success_codes() {
     let Some(python) = python3() else { return };
     let server = Server::start(&python);
-    let bad_metric =
-        json!({"metrics": [{"resource": "worker", "value": "lots"}], "runType": "scaler"});
+    let bad_metric = json!({"metrics": [{"resource": "worker", "value": "lots"}], "runType": "scaler"});
     let (code, body) = server.call("POST", "/evaluate", &bad_metric.to_string());
     assert_eq!(code, 400);
     assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string());

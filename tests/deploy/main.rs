@@ -33,9 +33,7 @@ fn tool(name: &str, well_known: &str) -> Option<PathBuf> {
         return Some(known);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
 }
 
 fn kubectl() -> Option<PathBuf> {
@@ -56,16 +54,8 @@ fn python3() -> Option<PathBuf> {
 
 /// `kubectl kustomize DIR`, parsed into one JSON value per object.
 fn render(kubectl: &Path, dir: &str) -> Vec<Value> {
-    let out = Command::new(kubectl)
-        .arg("kustomize")
-        .arg(root().join(dir))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl kustomize {dir} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(kubectl).arg("kustomize").arg(root().join(dir)).output().unwrap();
+    assert!(out.status.success(), "kubectl kustomize {dir} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_saphyr::from_multiple::<Value>(&String::from_utf8(out.stdout).unwrap()).unwrap()
 }
 
@@ -85,26 +75,13 @@ fn name_of(v: &Value) -> &str {
 
 /// The one object of `kind` whose name starts with `prefix` (generated names carry a hash).
 fn object<'a>(objects: &'a [Value], kind: &str, prefix: &str) -> &'a Value {
-    let found: Vec<&Value> = objects
-        .iter()
-        .filter(|o| kind_of(o) == kind && name_of(o).starts_with(prefix))
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "expected one {kind} named {prefix}*, found {}",
-        found.len()
-    );
+    let found: Vec<&Value> = objects.iter().filter(|o| kind_of(o) == kind && name_of(o).starts_with(prefix)).collect();
+    assert_eq!(found.len(), 1, "expected one {kind} named {prefix}*, found {}", found.len());
     found[0]
 }
 
 fn strings(v: &Value) -> BTreeSet<String> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect()
+    v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
 }
 
 /// A minimal Deployment as hooks receive it in `resource`.

@@ -28,12 +28,7 @@ fn run_hook(python: &Path, script: &str, payload: &Value, env: &[(&str, &str)]) 
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(payload.to_string().as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(payload.to_string().as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     HookRun {
         code: out.status.code().unwrap_or(-1),
@@ -53,39 +48,19 @@ fn target_replicas(python: &Path, script: &str, payload: &Value, env: &[(&str, &
 #[test]
 fn python_custom_metric_doubles_the_num_pods_label() {
     let Some(python) = python3() else { return };
-    let metric_payload =
-        json!({"resource": deployment("hello", json!({"numPods": "3"})), "runType": "scaler"});
-    let metric = run_hook(
-        &python,
-        "python-custom-metric/metric.py",
-        &metric_payload,
-        &[],
-    );
-    assert_eq!(
-        (metric.code, metric.stdout.as_str()),
-        (0, "3"),
-        "{}",
-        metric.stderr
-    );
+    let metric_payload = json!({"resource": deployment("hello", json!({"numPods": "3"})), "runType": "scaler"});
+    let metric = run_hook(&python, "python-custom-metric/metric.py", &metric_payload, &[]);
+    assert_eq!((metric.code, metric.stdout.as_str()), (0, "3"), "{}", metric.stderr);
     // The metric's stdout reaches evaluate verbatim, as metrics[0].value.
     let evaluate_payload = json!({"metrics": [{"resource": "hello", "value": metric.stdout}],
                                   "resource": deployment("hello", json!({"numPods": "3"})), "runType": "api"});
-    assert_eq!(
-        target_replicas(
-            &python,
-            "python-custom-metric/evaluate.py",
-            &evaluate_payload,
-            &[]
-        ),
-        6
-    );
+    assert_eq!(target_replicas(&python, "python-custom-metric/evaluate.py", &evaluate_payload, &[]), 6);
 }
 
 #[test]
 fn python_custom_metric_fails_instead_of_answering_zero() {
     let Some(python) = python3() else { return };
-    let unlabelled =
-        json!({"resource": deployment("hello", json!({"app": "hello"})), "runType": "scaler"});
+    let unlabelled = json!({"resource": deployment("hello", json!({"app": "hello"})), "runType": "scaler"});
     let run = run_hook(&python, "python-custom-metric/metric.py", &unlabelled, &[]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("numPods"), "stderr: {}", run.stderr);
@@ -97,29 +72,19 @@ fn python_custom_metric_fails_instead_of_answering_zero() {
 }
 
 /// A CPU kubernetesMetrics element in the CPA's shape: `(pod, usage milli, request milli)`.
-fn cpu_metric(
-    current: i64,
-    pods: &[(&str, i64, i64)],
-    missing: &[&str],
-    unready: &[&str],
-) -> Value {
+fn cpu_metric(current: i64, pods: &[(&str, i64, i64)], missing: &[&str], unready: &[&str]) -> Value {
     let info: serde_json::Map<String, Value> = pods
         .iter()
-        .map(|(p, usage, _)| (p.to_string(), json!({"Timestamp": "2026-01-01T00:00:00Z", "Window": 30_000_000_000u64, "Value": usage})))
+        .map(|(p, usage, _)| {
+            (p.to_string(), json!({"Timestamp": "2026-01-01T00:00:00Z", "Window": 30_000_000_000u64, "Value": usage}))
+        })
         .collect();
-    let mut requests: serde_json::Map<String, Value> = pods
-        .iter()
-        .map(|(p, _, r)| (p.to_string(), json!(r)))
-        .collect();
+    let mut requests: serde_json::Map<String, Value> = pods.iter().map(|(p, _, r)| (p.to_string(), json!(r))).collect();
     for p in missing.iter().chain(unready) {
         requests.insert(p.to_string(), json!(200));
     }
     let set = |names: &[&str]| -> Value {
-        names
-            .iter()
-            .map(|p| (p.to_string(), json!({})))
-            .collect::<serde_json::Map<_, _>>()
-            .into()
+        names.iter().map(|p| (p.to_string(), json!({}))).collect::<serde_json::Map<_, _>>().into()
     };
     json!({"current_replicas": current,
            "spec": {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization"}}},
@@ -145,56 +110,22 @@ fn kubernetes_cpu_scales_like_the_hpa() {
     let none = json!({});
     // 2 pods at 100% of a 200m request, goal 50% → ratio 2 → 4 replicas.
     assert_eq!(
-        cpu_replicas(
-            &python,
-            cpu_metric(2, &[("a", 200, 200), ("b", 200, 200)], &[], &[]),
-            none.clone(),
-            &[]
-        ),
+        cpu_replicas(&python, cpu_metric(2, &[("a", 200, 200), ("b", 200, 200)], &[], &[]), none.clone(), &[]),
         4
     );
     // 54% against 50% is within the 10% tolerance → keep 2.
     assert_eq!(
-        cpu_replicas(
-            &python,
-            cpu_metric(2, &[("a", 108, 200), ("b", 108, 200)], &[], &[]),
-            none.clone(),
-            &[]
-        ),
+        cpu_replicas(&python, cpu_metric(2, &[("a", 108, 200), ("b", 108, 200)], &[], &[]), none.clone(), &[]),
         2
     );
     // 3 pods at 10% → ratio 0.2 → ceil(0.6) = 1.
-    let idle = cpu_metric(
-        3,
-        &[("a", 20, 200), ("b", 20, 200), ("c", 20, 200)],
-        &[],
-        &[],
-    );
+    let idle = cpu_metric(3, &[("a", 20, 200), ("b", 20, 200), ("c", 20, 200)], &[], &[]);
     assert_eq!(cpu_replicas(&python, idle, none.clone(), &[]), 1);
     // The goal comes from params first, then the CPA-style environment variable.
     let busy = || cpu_metric(2, &[("a", 160, 200), ("b", 160, 200)], &[], &[]);
-    assert_eq!(
-        cpu_replicas(&python, busy(), json!({"targetUtilization": "80"}), &[]),
-        2
-    );
-    assert_eq!(
-        cpu_replicas(
-            &python,
-            busy(),
-            none.clone(),
-            &[("TARGET_UTILIZATION", "40")]
-        ),
-        4
-    );
-    assert_eq!(
-        cpu_replicas(
-            &python,
-            busy(),
-            json!({"targetUtilization": "80"}),
-            &[("TARGET_UTILIZATION", "40")]
-        ),
-        2
-    );
+    assert_eq!(cpu_replicas(&python, busy(), json!({"targetUtilization": "80"}), &[]), 2);
+    assert_eq!(cpu_replicas(&python, busy(), none.clone(), &[("TARGET_UTILIZATION", "40")]), 4);
+    assert_eq!(cpu_replicas(&python, busy(), json!({"targetUtilization": "80"}), &[("TARGET_UTILIZATION", "40")]), 2);
 }
 
 #[test]
@@ -218,33 +149,21 @@ fn kubernetes_cpu_reads_kubernetes_metrics_straight_from_the_evaluate_payload() 
     let Some(python) = python3() else { return };
     let payload = json!({"metrics": [], "runType": "api_dry_run",
                          "kubernetesMetrics": [cpu_metric(1, &[("a", 300, 200)], &[], &[])]});
-    assert_eq!(
-        target_replicas(&python, "kubernetes-cpu/evaluate.py", &payload, &[]),
-        3
-    );
+    assert_eq!(target_replicas(&python, "kubernetes-cpu/evaluate.py", &payload, &[]), 3);
 }
 
 #[test]
 fn kubernetes_cpu_fails_without_samples_or_requests() {
     let Some(python) = python3() else { return };
     let no_spec = json!({"resource": deployment("php-apache", json!({})), "runType": "scaler"});
-    assert_eq!(
-        run_hook(&python, "kubernetes-cpu/metric.py", &no_spec, &[]).code,
-        1
-    );
-    let empty = json!({"metrics": [], "runType": "scaler", "kubernetesMetrics": [cpu_metric(2, &[], &["a", "b"], &[])]});
+    assert_eq!(run_hook(&python, "kubernetes-cpu/metric.py", &no_spec, &[]).code, 1);
+    let empty =
+        json!({"metrics": [], "runType": "scaler", "kubernetesMetrics": [cpu_metric(2, &[], &["a", "b"], &[])]});
     let run = run_hook(&python, "kubernetes-cpu/evaluate.py", &empty, &[]);
     assert_eq!((run.code, run.stdout.as_str()), (1, ""));
-    assert!(
-        run.stderr.contains("did not receive metrics"),
-        "stderr: {}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("did not receive metrics"), "stderr: {}", run.stderr);
     let mut no_requests = cpu_metric(1, &[("a", 100, 200)], &[], &[]);
     no_requests["resource"]["requests"] = json!({});
     let payload = json!({"metrics": [], "runType": "scaler", "kubernetesMetrics": [no_requests]});
-    assert_eq!(
-        run_hook(&python, "kubernetes-cpu/evaluate.py", &payload, &[]).code,
-        1
-    );
+    assert_eq!(run_hook(&python, "kubernetes-cpu/evaluate.py", &payload, &[]).code, 1);
 }

@@ -28,18 +28,9 @@ fn apply(kubectl: &Path, kubeconfig: &str, objects: &[Value], args: &[&str]) -> 
         .spawn()
         .unwrap();
     let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(list.to_string().as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(list.to_string().as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
 
@@ -53,12 +44,7 @@ fn relocate(objects: &mut [Value], ns: &str) {
             o["metadata"]["namespace"] = json!(ns);
         }
         // `get_mut`, not `o["subjects"]`: indexing mutably would add `subjects: null` everywhere.
-        for subject in o
-            .get_mut("subjects")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
+        for subject in o.get_mut("subjects").and_then(Value::as_array_mut).into_iter().flatten() {
             subject["namespace"] = json!(ns);
         }
     }
@@ -67,9 +53,7 @@ fn relocate(objects: &mut [Value], ns: &str) {
 #[test]
 fn rendered_manifests_are_accepted_by_a_real_apiserver() {
     let Ok(kubeconfig) = std::env::var("SCALEHUB_REAL_KUBECONFIG") else {
-        eprintln!(
-            "skipped: SCALEHUB_REAL_KUBECONFIG is not set (scripts/test.sh starts a real kube-apiserver)"
-        );
+        eprintln!("skipped: SCALEHUB_REAL_KUBECONFIG is not set (scripts/test.sh starts a real kube-apiserver)");
         return;
     };
     let Some(kubectl) = kubectl() else { return };
@@ -89,21 +73,13 @@ fn rendered_manifests_are_accepted_by_a_real_apiserver() {
     // So the Namespace is created for real first and the rest is dry-run. It gets a unique
     // name so that other tests on the same apiserver, which may own `scalehub`, are not
     // disturbed; cluster-scoped objects are only dry-run, so their fixed names clash with nothing.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     let ns = format!("scalehub-deploy-{}-{nanos}", std::process::id());
     relocate(&mut objects, &ns);
-    let (namespaces, rest): (Vec<Value>, Vec<Value>) =
-        objects.into_iter().partition(|o| kind_of(o) == "Namespace");
+    let (namespaces, rest): (Vec<Value>, Vec<Value>) = objects.into_iter().partition(|o| kind_of(o) == "Namespace");
     let (ok, out) = apply(&kubectl, &kubeconfig, &namespaces, &[]);
     assert!(ok, "creating the namespace failed: {out}");
-    let _cleanup = DeleteNamespace {
-        kubectl: kubectl.clone(),
-        kubeconfig: kubeconfig.clone(),
-        ns,
-    };
+    let _cleanup = DeleteNamespace { kubectl: kubectl.clone(), kubeconfig: kubeconfig.clone(), ns };
 
     let (ok, out) = apply(&kubectl, &kubeconfig, &rest, &["--dry-run=server"]);
     // On v1.20 server-side apply needs `protocol` on every container and Service port (it
@@ -111,24 +87,13 @@ fn rendered_manifests_are_accepted_by_a_real_apiserver() {
     assert!(ok, "server-side dry-run apply failed: {out}");
     for o in &rest {
         let name = format!("/{}", name_of(o));
-        assert!(
-            out.lines().any(|l| l.ends_with(&name)),
-            "{} {name} not applied: {out}",
-            kind_of(o)
-        );
+        assert!(out.lines().any(|l| l.ends_with(&name)), "{} {name} not applied: {out}", kind_of(o));
     }
     // The server really validates in dry-run: a broken object is refused.
-    let mut broken = rest
-        .iter()
-        .find(|o| kind_of(o) == "Deployment")
-        .unwrap()
-        .clone();
+    let mut broken = rest.iter().find(|o| kind_of(o) == "Deployment").unwrap().clone();
     broken["spec"]["strategy"] = json!({"type": "Sideways"});
     let (ok, out) = apply(&kubectl, &kubeconfig, &[broken], &["--dry-run=server"]);
-    assert!(
-        !ok && out.contains("Sideways"),
-        "a bad strategy was accepted: {out}"
-    );
+    assert!(!ok && out.contains("Sideways"), "a bad strategy was accepted: {out}");
 }
 
 /// Deletes the test's namespace when dropped, even after a failed assertion.
@@ -142,14 +107,7 @@ impl Drop for DeleteNamespace {
     fn drop(&mut self) {
         // Best effort: without a namespace controller it may stay Terminating, which is harmless.
         let _ = Command::new(&self.kubectl)
-            .args([
-                "--kubeconfig",
-                &self.kubeconfig,
-                "delete",
-                "namespace",
-                &self.ns,
-                "--wait=false",
-            ])
+            .args(["--kubeconfig", &self.kubeconfig, "delete", "namespace", &self.ns, "--wait=false"])
             .output();
     }
 }

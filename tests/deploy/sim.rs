@@ -12,10 +12,7 @@ use super::*;
 async fn kubectl_ok(kubectl: &Path, kubeconfig: &Path, args: &[&str]) -> String {
     let mut cmd = Command::new(kubectl);
     cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "kubectl {args:?} failed: {stderr}");
     String::from_utf8(out.stdout).unwrap()
@@ -26,14 +23,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "scalehub-deploy-sim-{}-{nanos}",
-            std::process::id()
-        ));
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let dir = std::env::temp_dir().join(format!("scalehub-deploy-sim-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
@@ -48,45 +39,23 @@ impl Drop for TempDir {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_web_applies_to_the_simulator_and_gets_its_two_pods() {
     let Some(kubectl) = kubectl() else { return };
-    let options = scalehub_sim::SimOptions {
-        pod_ready_delay: Duration::from_millis(100),
-        ..Default::default()
-    };
+    let options = scalehub_sim::SimOptions { pod_ready_delay: Duration::from_millis(100), ..Default::default() };
     let sim = scalehub_sim::start(options).await.unwrap();
     let dir = TempDir::new();
     let kubeconfig = dir.0.join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).unwrap();
     let web = root().join("examples/sim/web.yaml");
-    kubectl_ok(
-        &kubectl,
-        &kubeconfig,
-        &["apply", "-f", web.to_str().unwrap()],
-    )
-    .await;
+    kubectl_ok(&kubectl, &kubeconfig, &["apply", "-f", web.to_str().unwrap()]).await;
 
-    let deploy: Value = serde_json::from_str(
-        &kubectl_ok(
-            &kubectl,
-            &kubeconfig,
-            &["get", "deploy", "web", "-o", "json"],
-        )
-        .await,
-    )
-    .unwrap();
-    assert_eq!(
-        deploy["metadata"]["annotations"]["scalehub.io/enabled"],
-        "true"
-    );
+    let deploy: Value =
+        serde_json::from_str(&kubectl_ok(&kubectl, &kubeconfig, &["get", "deploy", "web", "-o", "json"]).await)
+            .unwrap();
+    assert_eq!(deploy["metadata"]["annotations"]["scalehub.io/enabled"], "true");
     assert_eq!(deploy["spec"]["replicas"], 2);
     let mut pods = 0;
     for _ in 0..100 {
         let list: Value = serde_json::from_str(
-            &kubectl_ok(
-                &kubectl,
-                &kubeconfig,
-                &["get", "pods", "-l", "app=web", "-o", "json"],
-            )
-            .await,
+            &kubectl_ok(&kubectl, &kubeconfig, &["get", "pods", "-l", "app=web", "-o", "json"]).await,
         )
         .unwrap();
         pods = list["items"].as_array().map_or(0, Vec::len);
@@ -95,9 +64,6 @@ async fn sim_web_applies_to_the_simulator_and_gets_its_two_pods() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        pods, 2,
-        "the simulator should run the Deployment's two pods"
-    );
+    assert_eq!(pods, 2, "the simulator should run the Deployment's two pods");
     sim.shutdown().await;
 }

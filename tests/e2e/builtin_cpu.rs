@@ -11,12 +11,8 @@ use crate::harness::{Env, WAIT, eventually, on_simulator};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_builtin_cpu_profile_scales_a_workload_under_load() {
-    on_simulator(
-        "builtin-cpu",
-        "the real kube-apiserver serves no metrics.k8s.io",
-        async |env: &Env| cpu(env).await,
-    )
-    .await;
+    on_simulator("builtin-cpu", "the real kube-apiserver serves no metrics.k8s.io", async |env: &Env| cpu(env).await)
+        .await;
 }
 
 async fn cpu(env: &Env) -> anyhow::Result<()> {
@@ -28,9 +24,7 @@ async fn cpu(env: &Env) -> anyhow::Result<()> {
         "cpuInitializationPeriod": 1,
         "initialReadinessDelay": 1,
     });
-    let hub = env
-        .start_hub(&env.config(json!({"cpu": profile})), "hub.db", "hub-a")
-        .await?;
+    let hub = env.start_hub(&env.config(json!({"cpu": profile})), "hub.db", "hub-a").await?;
     let store = &hub.shared.store;
     // 3 cores of demand over 2 pods requesting 500m each: 300% against a 50% target asks for 12.
     let annotations = opted_in(&[
@@ -41,10 +35,7 @@ async fn cpu(env: &Env) -> anyhow::Result<()> {
     create(env, &deployment("busy", 2, annotations)).await?;
     env.wait_replicas("busy", 8).await?;
     let scaled = eventually("a `scaled` decision", WAIT, async || {
-        Ok(decisions(env, store, "busy")
-            .await?
-            .into_iter()
-            .find(|d| d.outcome == "scaled"))
+        Ok(decisions(env, store, "busy").await?.into_iter().find(|d| d.outcome == "scaled"))
     })
     .await?;
     let all = summary(&decisions(env, store, "busy").await?);
@@ -58,19 +49,9 @@ async fn cpu(env: &Env) -> anyhow::Result<()> {
         "the evaluation does not say it was built in: {}",
         scaled.evaluation
     );
-    let metrics = scaled
-        .metrics
-        .as_array()
-        .context("metrics are not a list")?;
-    ensure!(
-        !metrics.is_empty(),
-        "the decision records no CPU reading: {all}"
-    );
-    ensure!(
-        scaled.hooks.as_array().is_none_or(|h| h.is_empty()),
-        "a built-in profile ran hooks: {}",
-        scaled.hooks
-    );
+    let metrics = scaled.metrics.as_array().context("metrics are not a list")?;
+    ensure!(!metrics.is_empty(), "the decision records no CPU reading: {all}");
+    ensure!(scaled.hooks.as_array().is_none_or(|h| h.is_empty()), "a built-in profile ran hooks: {}", scaled.hooks);
     hub.shutdown().await;
     Ok(())
 }

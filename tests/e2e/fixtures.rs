@@ -17,18 +17,12 @@ use crate::harness::{Env, hooks_dir};
 
 /// Labels from `(key, value)` pairs.
 pub fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// The annotations every opted-in test workload carries: enabled, a 1 s tick, the given extras.
 pub fn opted_in(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let mut a = map(&[
-        ("scalehub.io/enabled", "true"),
-        ("scalehub.io/interval", "1s"),
-    ]);
+    let mut a = map(&[("scalehub.io/enabled", "true"), ("scalehub.io/interval", "1s")]);
     a.extend(map(extra));
     a
 }
@@ -45,26 +39,13 @@ pub fn deployment(name: &str, replicas: i32, annotations: BTreeMap<String, Strin
         ..Default::default()
     };
     Deployment {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            annotations: Some(annotations),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some(name.into()), annotations: Some(annotations), ..Default::default() },
         spec: Some(DeploymentSpec {
             replicas: Some(replicas),
-            selector: LabelSelector {
-                match_labels: Some(map(&[("app", name)])),
-                ..Default::default()
-            },
+            selector: LabelSelector { match_labels: Some(map(&[("app", name)])), ..Default::default() },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(map(&[("app", name)])),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    ..Default::default()
-                }),
+                metadata: Some(ObjectMeta { labels: Some(map(&[("app", name)])), ..Default::default() }),
+                spec: Some(PodSpec { containers: vec![container], ..Default::default() }),
             },
             ..Default::default()
         }),
@@ -83,15 +64,8 @@ pub async fn create(env: &Env, deployment: &Deployment) -> anyhow::Result<()> {
 }
 
 /// Merge-patches annotations of Deployment `name`; a `None` value removes the annotation.
-pub async fn annotate(
-    env: &Env,
-    name: &str,
-    changes: &[(&str, Option<&str>)],
-) -> anyhow::Result<()> {
-    let annotations: serde_json::Map<String, Value> = changes
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
+pub async fn annotate(env: &Env, name: &str, changes: &[(&str, Option<&str>)]) -> anyhow::Result<()> {
+    let annotations: serde_json::Map<String, Value> = changes.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
     let patch = json!({"metadata": {"annotations": annotations}});
     env.deployments()
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -120,11 +94,7 @@ pub fn python(script: &str) -> Value {
 /// ~200 ms per start, which many hubs ticking every second on two cores turn into seconds.
 fn python3() -> &'static str {
     const SYSTEM: &str = "/usr/bin/python3";
-    if std::path::Path::new(SYSTEM).exists() {
-        SYSTEM
-    } else {
-        "python3"
-    }
+    if std::path::Path::new(SYSTEM).exists() { SYSTEM } else { "python3" }
 }
 
 /// The profile most tests use: `metric.py` reports the target's `param.replicas` (or the file named
@@ -145,43 +115,31 @@ pub fn key(env: &Env, name: &str) -> TargetKey {
 
 /// The newest decisions of Deployment `name`, newest first.
 pub async fn decisions(env: &Env, store: &Store, name: &str) -> anyhow::Result<Vec<DecisionRow>> {
-    store
-        .decisions(&key(env, name), None, 200)
-        .await
-        .context("read decisions")
+    store.decisions(&key(env, name), None, 200).await.context("read decisions")
 }
 
 /// Every tick of Deployment `name` in its series, oldest first (ticks that changed nothing
 /// leave a point there but no decision row).
 pub async fn ticks(env: &Env, store: &Store, name: &str) -> anyhow::Result<Vec<scalehub_store::TickPoint>> {
-    store
-        .ticks(&key(env, name), 0, i64::MAX, 10_000)
-        .await
-        .context("read the tick series")
+    store.ticks(&key(env, name), 0, i64::MAX, 10_000).await.context("read the tick series")
 }
 
 /// The target row of Deployment `name`, if the hub wrote one.
 pub async fn target(env: &Env, store: &Store, name: &str) -> anyhow::Result<Option<TargetRow>> {
-    store
-        .get_target(&key(env, name))
-        .await
-        .context("read target row")
+    store.get_target(&key(env, name)).await.context("read target row")
 }
 
 /// Events (events.k8s.io/v1) whose `regarding` object is Deployment `name`.
 pub async fn events_of(env: &Env, name: &str) -> anyhow::Result<Vec<Event>> {
     let api: Api<Event> = Api::namespaced(env.client.clone(), &env.ns);
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .context("list events")?;
+    let list = api.list(&ListParams::default()).await.context("list events")?;
     Ok(list
         .items
         .into_iter()
         .filter(|e| {
-            e.regarding.as_ref().is_some_and(|r| {
-                r.name.as_deref() == Some(name) && r.kind.as_deref() == Some("Deployment")
-            })
+            e.regarding
+                .as_ref()
+                .is_some_and(|r| r.name.as_deref() == Some(name) && r.kind.as_deref() == Some("Deployment"))
         })
         .collect())
 }
@@ -194,12 +152,7 @@ pub fn summary(decisions: &[DecisionRow]) -> String {
         .map(|d| {
             format!(
                 "{{outcome: {}, raw: {:?}, final: {:?}, current: {:?}, error: {:?}, reasons: {}}}",
-                d.outcome,
-                d.raw_evaluation,
-                d.final_replicas,
-                d.current_replicas,
-                d.error,
-                d.reasons
+                d.outcome, d.raw_evaluation, d.final_replicas, d.current_replicas, d.error, d.reasons
             )
         })
         .collect::<Vec<_>>()

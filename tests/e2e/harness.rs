@@ -57,9 +57,8 @@ async fn servers() -> Vec<Server> {
     }
     let mut out = vec![sim_server().await.expect("start the in-process simulator")];
     if let Ok(path) = std::env::var(REAL_KUBECONFIG_ENV) {
-        let real = real_server(&path)
-            .await
-            .unwrap_or_else(|e| panic!("connect to the real kube-apiserver ({path}): {e:#}"));
+        let real =
+            real_server(&path).await.unwrap_or_else(|e| panic!("connect to the real kube-apiserver ({path}): {e:#}"));
         out.push(real);
     }
     out
@@ -67,22 +66,12 @@ async fn servers() -> Vec<Server> {
 
 async fn sim_server() -> anyhow::Result<Server> {
     // Pods turn Ready quickly so per-pod and CPU tests need not wait.
-    let opts = SimOptions {
-        pod_ready_delay: Duration::from_millis(200),
-        ..SimOptions::default()
-    };
+    let opts = SimOptions { pod_ready_delay: Duration::from_millis(200), ..SimOptions::default() };
     let sim = scalehub_sim::start(opts).await.context("start simulator")?;
     let text = sim.kubeconfig_yaml();
-    let kubeconfig: Kubeconfig =
-        serde_saphyr::from_str(&text).context("parse the simulator's kubeconfig")?;
+    let kubeconfig: Kubeconfig = serde_saphyr::from_str(&text).context("parse the simulator's kubeconfig")?;
     let client = client_from(kubeconfig).await?;
-    Ok(Server {
-        name: "sim",
-        client,
-        is_real: false,
-        kubeconfig: KubeconfigSource::Text(text),
-        sim: Some(sim),
-    })
+    Ok(Server { name: "sim", client, is_real: false, kubeconfig: KubeconfigSource::Text(text), sim: Some(sim) })
 }
 
 async fn real_server(path: &str) -> anyhow::Result<Server> {
@@ -145,15 +134,9 @@ impl Env {
     }
 
     /// Starts an in-process hub with `config`, its own database file `db` and Lease identity `identity`.
-    pub async fn start_hub(
-        &self,
-        config: &Value,
-        db: &str,
-        identity: &str,
-    ) -> anyhow::Result<HubHandle> {
+    pub async fn start_hub(&self, config: &Value, db: &str, identity: &str) -> anyhow::Result<HubHandle> {
         // JSON is YAML, and it spares the test from quoting hook commands.
-        let config = scalehub_core::config::Config::from_yaml_str(&config.to_string())
-            .context("hub config")?;
+        let config = scalehub_core::config::Config::from_yaml_str(&config.to_string()).context("hub config")?;
         let opts = HubOptions {
             config: Arc::new(config),
             database: Some(self.database(db)),
@@ -169,51 +152,35 @@ impl Env {
     /// Writes `config` into this test's directory and returns the path (for `scalehub run`).
     pub fn write_config(&self, name: &str, config: &Value) -> anyhow::Result<PathBuf> {
         let path = self.path(name);
-        std::fs::write(&path, config.to_string())
-            .with_context(|| format!("write {}", path.display()))?;
+        std::fs::write(&path, config.to_string()).with_context(|| format!("write {}", path.display()))?;
         Ok(path)
     }
 
     /// `spec.replicas` of a Deployment in this namespace.
     pub async fn replicas(&self, name: &str) -> anyhow::Result<i32> {
-        let d = self
-            .deployments()
-            .get(name)
-            .await
-            .with_context(|| format!("get deployment {name}"))?;
+        let d = self.deployments().get(name).await.with_context(|| format!("get deployment {name}"))?;
         Ok(d.spec.and_then(|s| s.replicas).unwrap_or(1))
     }
 
     /// Waits until Deployment `name` has `replicas` replicas.
     pub async fn wait_replicas(&self, name: &str, replicas: i32) -> anyhow::Result<()> {
         let mut last = None;
-        let result = eventually(
-            &format!("deployment {name} at {replicas} replicas"),
-            WAIT,
-            async || {
-                let now = self.replicas(name).await?;
-                last = Some(now);
-                Ok((now == replicas).then_some(()))
-            },
-        )
+        let result = eventually(&format!("deployment {name} at {replicas} replicas"), WAIT, async || {
+            let now = self.replicas(name).await?;
+            last = Some(now);
+            Ok((now == replicas).then_some(()))
+        })
         .await;
         result.with_context(|| format!("deployment {name} stayed at {last:?} replicas"))
     }
 
     /// Fails if Deployment `name` leaves `replicas` replicas at any point during `period`.
-    pub async fn hold_replicas(
-        &self,
-        name: &str,
-        replicas: i32,
-        period: Duration,
-    ) -> anyhow::Result<()> {
+    pub async fn hold_replicas(&self, name: &str, replicas: i32, period: Duration) -> anyhow::Result<()> {
         let until = tokio::time::Instant::now() + period;
         while tokio::time::Instant::now() < until {
             let now = self.replicas(name).await?;
             if now != replicas {
-                bail!(
-                    "deployment {name} was scaled from {replicas} to {now}; it must have been held"
-                );
+                bail!("deployment {name} was scaled from {replicas} to {now}; it must have been held");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -231,19 +198,10 @@ where
     let runs = servers.iter().map(|server| async {
         let started = std::time::Instant::now();
         let result = run_one(test, server, &body).await;
-        println!(
-            "{test} on {}: {:?} in {:.1?}",
-            server.name,
-            result.as_ref().map(|_| "ok"),
-            started.elapsed()
-        );
+        println!("{test} on {}: {:?} in {:.1?}", server.name, result.as_ref().map(|_| "ok"), started.elapsed());
         result.map_err(|e| format!("[{}] {test}: {e:#}", server.name))
     });
-    let failures: Vec<String> = futures::future::join_all(runs)
-        .await
-        .into_iter()
-        .filter_map(Result::err)
-        .collect();
+    let failures: Vec<String> = futures::future::join_all(runs).await.into_iter().filter_map(Result::err).collect();
     for server in servers {
         if let Some(sim) = server.sim {
             sim.shutdown().await;
@@ -280,12 +238,9 @@ where
     let namespaces: Api<Namespace> = Api::all(server.client.clone());
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some(ns.clone());
-    within(
-        "creating the test namespace",
-        namespaces.create(&PostParams::default(), &namespace),
-    )
-    .await?
-    .with_context(|| format!("create namespace {ns}"))?;
+    within("creating the test namespace", namespaces.create(&PostParams::default(), &namespace))
+        .await?
+        .with_context(|| format!("create namespace {ns}"))?;
     let dir = tempfile::tempdir().context("temporary directory")?;
     let kubeconfig = match &server.kubeconfig {
         KubeconfigSource::File(path) => path.clone(),
@@ -305,17 +260,11 @@ where
     };
     let outcome = match tokio::time::timeout(BODY_TIMEOUT, body(&env)).await {
         Ok(result) => result,
-        Err(_) => Err(anyhow::anyhow!(
-            "test body did not finish within {BODY_TIMEOUT:?}"
-        )),
+        Err(_) => Err(anyhow::anyhow!("test body did not finish within {BODY_TIMEOUT:?}")),
     };
     // Best effort: without a namespace controller the real server leaves it Terminating,
     // which is harmless for a throwaway etcd.
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        namespaces.delete(&ns, &DeleteParams::default()),
-    )
-    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), namespaces.delete(&ns, &DeleteParams::default())).await;
     outcome
 }
 
@@ -323,35 +272,19 @@ where
 fn unique_namespace(test: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut stem: String = test
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .take(36)
-        .collect();
+    let mut stem: String =
+        test.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).take(36).collect();
     while stem.ends_with('-') {
         stem.pop();
     }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("e2e-{stem}-{:x}{n:x}{nanos:x}", std::process::id())
-        .chars()
-        .take(63)
-        .collect()
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("e2e-{stem}-{:x}{n:x}{nanos:x}", std::process::id()).chars().take(63).collect()
 }
 
 /// Awaits `fut` for at most [`WAIT`], failing with what was awaited.
 pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> anyhow::Result<T> {
-    tokio::time::timeout(WAIT, fut)
-        .await
-        .map_err(|_| anyhow::anyhow!("timed out after {WAIT:?} waiting for {what}"))
+    tokio::time::timeout(WAIT, fut).await.map_err(|_| anyhow::anyhow!("timed out after {WAIT:?} waiting for {what}"))
 }
 
 /// Polls `check` every 100 ms until it yields `Some`, for at most `limit`.
@@ -374,8 +307,5 @@ pub async fn eventually<T>(
 
 /// The directory of the hook scripts the tests' profiles run.
 pub fn hooks_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("e2e")
-        .join("hooks")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("e2e").join("hooks")
 }

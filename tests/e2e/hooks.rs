@@ -36,26 +36,13 @@ fn profiles() -> Value {
 }
 
 async fn bad_hooks(env: &Env) -> anyhow::Result<()> {
-    let hub = env
-        .start_hub(&env.config(profiles()), "hub.db", "hub-a")
-        .await?;
+    let hub = env.start_hub(&env.config(profiles()), "hub.db", "hub-a").await?;
     let store = &hub.shared.store;
     for name in BAD {
-        let annotations = opted_in(&[
-            ("scalehub.io/profile", name),
-            ("scalehub.io/param.replicas", "5"),
-        ]);
+        let annotations = opted_in(&[("scalehub.io/profile", name), ("scalehub.io/param.replicas", "5")]);
         create(env, &deployment(name, 2, annotations)).await?;
     }
-    create(
-        env,
-        &deployment(
-            "healthy",
-            1,
-            opted_in(&[("scalehub.io/param.replicas", "3")]),
-        ),
-    )
-    .await?;
+    create(env, &deployment("healthy", 1, opted_in(&[("scalehub.io/param.replicas", "3")]))).await?;
 
     // The healthy target scales although four others fail on every tick (one hangs 500 ms each time).
     env.wait_replicas("healthy", 3).await?;
@@ -87,33 +74,19 @@ async fn bad_hooks(env: &Env) -> anyhow::Result<()> {
             failed[0].final_replicas
         );
         check_recorded(name, &failed[0]).with_context(|| format!("{name}: {}", failed[0].hooks))?;
-        let row = target(env, store, name)
-            .await?
-            .with_context(|| format!("no target row for {name}"))?;
-        ensure!(
-            row.state == "error",
-            "{name}: target state {:?}, expected error",
-            row.state
-        );
-        ensure!(
-            row.error.is_some(),
-            "{name}: the target row carries no error"
-        );
+        let row = target(env, store, name).await?.with_context(|| format!("no target row for {name}"))?;
+        ensure!(row.state == "error", "{name}: target state {:?}, expected error", row.state);
+        ensure!(row.error.is_some(), "{name}: the target row carries no error");
     }
     for name in BAD {
         let replicas = env.replicas(name).await?;
-        ensure!(
-            replicas == 2,
-            "{name} was scaled to {replicas}; a failing hook must hold its target at 2"
-        );
+        ensure!(replicas == 2, "{name} was scaled to {replicas}; a failing hook must hold its target at 2");
     }
     // And the healthy one keeps ticking: more ticks arrive while the bad ones fail.
     let before = ticks(env, store, "healthy").await?.len();
-    eventually(
-        "two more ticks of the healthy target",
-        WAIT,
-        async || Ok((ticks(env, store, "healthy").await?.len() >= before + 2).then_some(())),
-    )
+    eventually("two more ticks of the healthy target", WAIT, async || {
+        Ok((ticks(env, store, "healthy").await?.len() >= before + 2).then_some(()))
+    })
     .await?;
     hub.shutdown().await;
     Ok(())
@@ -123,54 +96,27 @@ async fn bad_hooks(env: &Env) -> anyhow::Result<()> {
 fn check_recorded(name: &str, d: &DecisionRow) -> anyhow::Result<()> {
     let error = d.error.clone().unwrap_or_default();
     let hooks: Vec<&Value> = d.hooks.as_array().into_iter().flatten().collect();
-    let stage = |s: &str| {
-        hooks
-            .iter()
-            .find(|h| h["stage"] == s)
-            .copied()
-            .with_context(|| format!("no {s} hook recorded"))
-    };
+    let stage =
+        |s: &str| hooks.iter().find(|h| h["stage"] == s).copied().with_context(|| format!("no {s} hook recorded"));
     match name {
         "failing" => {
             let metric = stage("metric")?;
-            ensure!(
-                metric["exitCode"] == 1,
-                "exit status {} recorded, expected 1",
-                metric["exitCode"]
-            );
+            ensure!(metric["exitCode"] == 1, "exit status {} recorded, expected 1", metric["exitCode"]);
             let stderr = metric["stderr"].as_str().unwrap_or_default();
-            ensure!(
-                stderr.contains("metric source exploded"),
-                "stderr {stderr:?} not recorded"
-            );
-            ensure!(
-                error.contains("metric"),
-                "the error should name the stage: {error:?}"
-            );
+            ensure!(stderr.contains("metric source exploded"), "stderr {stderr:?} not recorded");
+            ensure!(error.contains("metric"), "the error should name the stage: {error:?}");
         }
         "hanging" => {
             let evaluate = stage("evaluate")?;
-            ensure!(
-                evaluate["timedOut"] == true,
-                "the timeout is not recorded: {evaluate}"
-            );
+            ensure!(evaluate["timedOut"] == true, "the timeout is not recorded: {evaluate}");
             let ms = evaluate["durationMs"].as_u64().unwrap_or(u64::MAX);
-            ensure!(
-                (400..5_000).contains(&ms),
-                "the hook ran {ms} ms; it should be stopped at its 500 ms timeout"
-            );
+            ensure!((400..5_000).contains(&ms), "the hook ran {ms} ms; it should be stopped at its 500 ms timeout");
         }
         "lying" | "nojson" => {
             let evaluate = stage("evaluate")?;
+            ensure!(evaluate["exitCode"] == 0, "the hook exited {}, expected 0", evaluate["exitCode"]);
             ensure!(
-                evaluate["exitCode"] == 0,
-                "the hook exited {}, expected 0",
-                evaluate["exitCode"]
-            );
-            ensure!(
-                error.contains("targetReplicas")
-                    || error.contains("JSON")
-                    || error.contains("json"),
+                error.contains("targetReplicas") || error.contains("JSON") || error.contains("json"),
                 "the error should say what was wrong with the output: {error:?}"
             );
         }

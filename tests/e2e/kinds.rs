@@ -19,13 +19,7 @@ async fn statefulsets_and_replicasets_are_scaled_like_deployments() {
 }
 
 async fn other_kinds(env: &Env) -> anyhow::Result<()> {
-    let hub = env
-        .start_hub(
-            &env.config(json!({"default": param_profile()})),
-            "hub.db",
-            "hub-a",
-        )
-        .await?;
+    let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
     let store = &hub.shared.store;
     // Borrow the Deployment fixture's selector, template and annotations.
     let d = deployment("x", 1, opted_in(&[("scalehub.io/param.replicas", "3")]));
@@ -58,46 +52,23 @@ async fn other_kinds(env: &Env) -> anyhow::Result<()> {
     };
     let sets: Api<StatefulSet> = Api::namespaced(env.client.clone(), &env.ns);
     let replica_sets: Api<ReplicaSet> = Api::namespaced(env.client.clone(), &env.ns);
-    sets.create(&PostParams::default(), &sts)
-        .await
-        .context("create statefulset")?;
-    replica_sets
-        .create(&PostParams::default(), &rs)
-        .await
-        .context("create replicaset")?;
+    sets.create(&PostParams::default(), &sts).await.context("create statefulset")?;
+    replica_sets.create(&PostParams::default(), &rs).await.context("create replicaset")?;
     eventually("the StatefulSet at 3 replicas", WAIT, async || {
         Ok((sets.get("db").await?.spec.and_then(|s| s.replicas) == Some(3)).then_some(()))
     })
     .await?;
     eventually("the ReplicaSet at 3 replicas", WAIT, async || {
-        Ok((replica_sets
-            .get("workers")
-            .await?
-            .spec
-            .and_then(|s| s.replicas)
-            == Some(3))
-        .then_some(()))
+        Ok((replica_sets.get("workers").await?.spec.and_then(|s| s.replicas) == Some(3)).then_some(()))
     })
     .await?;
     for (kind, name) in [("StatefulSet", "db"), ("ReplicaSet", "workers")] {
         let key = TargetKey::new(&env.ns, kind, name);
-        let scaled = eventually(
-            &format!("a scaled decision of {kind} {name}"),
-            WAIT,
-            async || {
-                Ok(store
-                    .decisions(&key, None, 50)
-                    .await?
-                    .into_iter()
-                    .find(|d| d.outcome == "scaled"))
-            },
-        )
+        let scaled = eventually(&format!("a scaled decision of {kind} {name}"), WAIT, async || {
+            Ok(store.decisions(&key, None, 50).await?.into_iter().find(|d| d.outcome == "scaled"))
+        })
         .await?;
-        ensure!(
-            scaled.final_replicas == Some(3),
-            "{kind} {name}: final replicas {:?}",
-            scaled.final_replicas
-        );
+        ensure!(scaled.final_replicas == Some(3), "{kind} {name}: final replicas {:?}", scaled.final_replicas);
     }
     hub.shutdown().await;
     Ok(())
@@ -105,84 +76,37 @@ async fn other_kinds(env: &Env) -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shadow_mode_and_zero_replicas_decide_without_scaling() {
-    on_every_server("shadow-and-zero", async |env: &Env| {
-        shadow_and_zero(env).await
-    })
-    .await;
+    on_every_server("shadow-and-zero", async |env: &Env| shadow_and_zero(env).await).await;
 }
 
 async fn shadow_and_zero(env: &Env) -> anyhow::Result<()> {
-    let hub = env
-        .start_hub(
-            &env.config(json!({"default": param_profile()})),
-            "hub.db",
-            "hub-a",
-        )
-        .await?;
+    let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
     let store = &hub.shared.store;
     create(
         env,
-        &deployment(
-            "shadowed",
-            1,
-            opted_in(&[
-                ("scalehub.io/param.replicas", "4"),
-                ("scalehub.io/mode", "shadow"),
-            ]),
-        ),
+        &deployment("shadowed", 1, opted_in(&[("scalehub.io/param.replicas", "4"), ("scalehub.io/mode", "shadow")])),
     )
     .await?;
     // Zero replicas with a minimum of 1 is the HPA's off switch.
-    create(
-        env,
-        &deployment(
-            "parked",
-            0,
-            opted_in(&[("scalehub.io/param.replicas", "4")]),
-        ),
-    )
-    .await?;
+    create(env, &deployment("parked", 0, opted_in(&[("scalehub.io/param.replicas", "4")]))).await?;
 
     let shadow = eventually("a shadow decision", WAIT, async || {
-        Ok(decisions(env, store, "shadowed")
-            .await?
-            .into_iter()
-            .find(|d| d.outcome == "shadow"))
+        Ok(decisions(env, store, "shadowed").await?.into_iter().find(|d| d.outcome == "shadow"))
     })
     .await?;
-    ensure!(
-        shadow.final_replicas == Some(4) && !shadow.scaled,
-        "shadow decision: {}",
-        summary(&[shadow.clone()])
-    );
-    let row = target(env, store, "shadowed")
-        .await?
-        .context("no target row for shadowed")?;
+    ensure!(shadow.final_replicas == Some(4) && !shadow.scaled, "shadow decision: {}", summary(&[shadow.clone()]));
+    let row = target(env, store, "shadowed").await?.context("no target row for shadowed")?;
     ensure!(row.state == "shadow", "shadow target state {:?}", row.state);
 
     let parked = eventually("a disabled decision", WAIT, async || {
-        Ok(decisions(env, store, "parked")
-            .await?
-            .into_iter()
-            .find(|d| d.outcome == "disabled"))
+        Ok(decisions(env, store, "parked").await?.into_iter().find(|d| d.outcome == "disabled"))
     })
     .await?;
-    let disabled = parked
-        .reasons
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|r| r["step"] == "disabled");
-    ensure!(
-        disabled && !parked.scaled,
-        "disabled decision: {}",
-        summary(&[parked.clone()])
-    );
+    let disabled = parked.reasons.as_array().into_iter().flatten().any(|r| r["step"] == "disabled");
+    ensure!(disabled && !parked.scaled, "disabled decision: {}", summary(&[parked.clone()]));
 
-    env.hold_replicas("shadowed", 1, Duration::from_secs(2))
-        .await?;
-    env.hold_replicas("parked", 0, Duration::from_millis(500))
-        .await?;
+    env.hold_replicas("shadowed", 1, Duration::from_secs(2)).await?;
+    env.hold_replicas("parked", 0, Duration::from_millis(500)).await?;
     hub.shutdown().await;
     Ok(())
 }

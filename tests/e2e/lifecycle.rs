@@ -7,9 +7,7 @@ use anyhow::{Context as _, ensure};
 use kube::api::DeleteParams;
 use serde_json::json;
 
-use crate::fixtures::{
-    annotate, create, decisions, deployment, opted_in, param_profile, summary, target,
-};
+use crate::fixtures::{annotate, create, decisions, deployment, opted_in, param_profile, summary, target};
 use crate::harness::{Env, WAIT, eventually, on_every_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,28 +16,11 @@ async fn annotation_edits_apply_without_restart_and_opting_out_keeps_the_history
 }
 
 async fn lifecycle(env: &Env) -> anyhow::Result<()> {
-    let hub = env
-        .start_hub(
-            &env.config(json!({"default": param_profile()})),
-            "hub.db",
-            "hub-a",
-        )
-        .await?;
+    let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
     let store = &hub.shared.store;
-    let annotations = opted_in(&[
-        ("scalehub.io/param.replicas", "8"),
-        ("scalehub.io/max-replicas", "5"),
-    ]);
+    let annotations = opted_in(&[("scalehub.io/param.replicas", "8"), ("scalehub.io/max-replicas", "5")]);
     create(env, &deployment("edit", 1, annotations)).await?;
-    create(
-        env,
-        &deployment(
-            "doomed",
-            1,
-            opted_in(&[("scalehub.io/param.replicas", "2")]),
-        ),
-    )
-    .await?;
+    create(env, &deployment("doomed", 1, opted_in(&[("scalehub.io/param.replicas", "2")]))).await?;
     env.wait_replicas("edit", 5).await?;
     env.wait_replicas("doomed", 2).await?;
 
@@ -50,15 +31,10 @@ async fn lifecycle(env: &Env) -> anyhow::Result<()> {
     // Opting out: the row says removed, the decisions stay, and nothing scales any more.
     annotate(env, "edit", &[("scalehub.io/enabled", None)]).await?;
     let row = eventually("the target row in state removed", WAIT, async || {
-        Ok(target(env, store, "edit")
-            .await?
-            .filter(|r| r.state == "removed"))
+        Ok(target(env, store, "edit").await?.filter(|r| r.state == "removed"))
     })
     .await?;
-    ensure!(
-        row.removed_at.is_some(),
-        "a removed target has no removed_at: {row:?}"
-    );
+    ensure!(row.removed_at.is_some(), "a removed target has no removed_at: {row:?}");
     store.flush().await.context("flush")?;
     let kept = decisions(env, store, "edit").await?;
     ensure!(
@@ -77,19 +53,10 @@ async fn lifecycle(env: &Env) -> anyhow::Result<()> {
     );
 
     // Deleting a workload ends its loop the same way, and its history stays too.
-    env.deployments()
-        .delete("doomed", &DeleteParams::default())
-        .await
-        .context("delete deployment doomed")?;
-    eventually(
-        "the deleted target's row in state removed",
-        WAIT,
-        async || {
-            Ok(target(env, store, "doomed")
-                .await?
-                .filter(|r| r.state == "removed"))
-        },
-    )
+    env.deployments().delete("doomed", &DeleteParams::default()).await.context("delete deployment doomed")?;
+    eventually("the deleted target's row in state removed", WAIT, async || {
+        Ok(target(env, store, "doomed").await?.filter(|r| r.state == "removed"))
+    })
     .await?;
     store.flush().await.context("flush")?;
     let history = decisions(env, store, "doomed").await?;

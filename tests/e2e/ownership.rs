@@ -24,47 +24,27 @@ async fn replica_sets_owned_by_an_opted_in_deployment_are_not_targets() {
 }
 
 async fn owned(env: &Env) -> anyhow::Result<()> {
-    let hub = env
-        .start_hub(
-            &env.config(json!({"default": param_profile()})),
-            "hub.db",
-            "hub-a",
-        )
-        .await?;
+    let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
     let store = &hub.shared.store;
-    create(
-        env,
-        &deployment("owner", 1, opted_in(&[("scalehub.io/param.replicas", "2")])),
-    )
-    .await?;
+    create(env, &deployment("owner", 1, opted_in(&[("scalehub.io/param.replicas", "2")]))).await?;
     env.wait_replicas("owner", 2).await?;
     // A few more ticks, for any ReplicaSet target to show up.
     tokio::time::sleep(Duration::from_secs(3)).await;
     store.flush().await.context("flush")?;
     let api: Api<ReplicaSet> = Api::namespaced(env.client.clone(), &env.ns);
-    let sets = api
-        .list(&ListParams::default())
-        .await
-        .context("list replicasets")?
-        .items;
+    let sets = api.list(&ListParams::default()).await.context("list replicasets")?.items;
     for rs in &sets {
         let name = rs.metadata.name.clone().unwrap_or_default();
         let key = TargetKey::new(&env.ns, "ReplicaSet", &name);
         let row = store.get_target(&key).await.context("read target row")?;
-        let decided = store
-            .decisions(&key, None, 10)
-            .await
-            .context("read decisions")?;
+        let decided = store.decisions(&key, None, 10).await.context("read decisions")?;
         ensure!(
             row.is_none() && decided.is_empty(),
             "ReplicaSet {name}, owned by Deployment owner, became a target (row {:?}, {} decisions, outcomes {:?}); \
              the hub must skip workloads with a controller ownerReference",
             row.map(|r| r.state),
             decided.len(),
-            decided
-                .iter()
-                .map(|d| d.outcome.clone())
-                .collect::<Vec<_>>()
+            decided.iter().map(|d| d.outcome.clone()).collect::<Vec<_>>()
         );
     }
     hub.shutdown().await;

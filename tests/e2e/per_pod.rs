@@ -19,10 +19,7 @@ async fn per_pod_mode_runs_the_metric_hook_once_per_pod() {
 }
 
 async fn pod_names(pods: &Api<Pod>) -> anyhow::Result<BTreeSet<String>> {
-    let list = pods
-        .list(&ListParams::default().labels("app=fleet"))
-        .await
-        .context("list pods")?;
+    let list = pods.list(&ListParams::default().labels("app=fleet")).await.context("list pods")?;
     Ok(list
         .items
         .into_iter()
@@ -42,61 +39,42 @@ async fn per_pod(env: &Env) -> anyhow::Result<()> {
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
     // The simulator's controllers and the real controller-manager create the pods; if the real
     // server's controllers do not, the test makes them itself, Running and Ready.
-    let controlled = eventually(
-        "the deployment's pods",
-        Duration::from_secs(10),
-        async || Ok((pod_names(&pods).await?.len() == 2).then_some(())),
-    )
+    let controlled = eventually("the deployment's pods", Duration::from_secs(10), async || {
+        Ok((pod_names(&pods).await?.len() == 2).then_some(()))
+    })
     .await;
     if controlled.is_err() {
         ensure!(env.is_real, "the simulator made no pods for the deployment");
-        println!(
-            "per-pod on {}: no controller-made pods; creating them",
-            env.server
-        );
+        println!("per-pod on {}: no controller-made pods; creating them", env.server);
         for i in 0..2 {
             make_ready_pod(&pods, &format!("fleet-manual-{i}")).await?;
         }
     }
 
-    let hub = env
-        .start_hub(
-            &env.config(json!({"default": param_profile()})),
-            "hub.db",
-            "hub-a",
-        )
-        .await?;
+    let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
     let store = &hub.shared.store;
     env.wait_replicas("fleet", 3).await?;
     // Once the pods have caught up with the scale, one decision sees exactly them.
     let mut last = (BTreeSet::new(), BTreeSet::new());
-    let found = eventually(
-        "a decision whose metrics name every current pod",
-        WAIT,
-        async || {
-            let names = pod_names(&pods).await?;
-            let Some(d) = decisions(env, store, "fleet")
-                .await?
-                .into_iter()
-                .find(|d| d.outcome != "error")
-            else {
-                return Ok(None);
-            };
-            let resources: BTreeSet<String> = d
-                .metrics
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|m| m["resource"].as_str().map(String::from))
-                .collect();
-            let done = resources == names && !names.is_empty();
-            last = (names.clone(), resources);
-            Ok(done.then_some((names, d)))
-        },
-    )
+    let found = eventually("a decision whose metrics name every current pod", WAIT, async || {
+        let names = pod_names(&pods).await?;
+        let Some(d) = decisions(env, store, "fleet").await?.into_iter().find(|d| d.outcome != "error") else {
+            return Ok(None);
+        };
+        let resources: BTreeSet<String> = d
+            .metrics
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["resource"].as_str().map(String::from))
+            .collect();
+        let done = resources == names && !names.is_empty();
+        last = (names.clone(), resources);
+        Ok(done.then_some((names, d)))
+    })
     .await;
-    let (names, decision) = found
-        .with_context(|| format!("pods {:?}, pods in the last decision {:?}", last.0, last.1))?;
+    let (names, decision) =
+        found.with_context(|| format!("pods {:?}, pods in the last decision {:?}", last.0, last.1))?;
     let metrics = decision.metrics.as_array().cloned().unwrap_or_default();
     ensure!(
         metrics.len() == names.len(),
@@ -105,36 +83,16 @@ async fn per_pod(env: &Env) -> anyhow::Result<()> {
         names.len(),
         decision.metrics
     );
-    ensure!(
-        metrics.iter().all(|m| m["value"] == "3"),
-        "every pod's metric is the hook's output: {}",
-        decision.metrics
-    );
-    let stages: BTreeSet<String> = decision
-        .hooks
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|h| h["stage"].as_str().map(String::from))
-        .collect();
+    ensure!(metrics.iter().all(|m| m["value"] == "3"), "every pod's metric is the hook's output: {}", decision.metrics);
+    let stages: BTreeSet<String> =
+        decision.hooks.as_array().into_iter().flatten().filter_map(|h| h["stage"].as_str().map(String::from)).collect();
     for name in &names {
-        ensure!(
-            stages.contains(&format!("metric[{name}]")),
-            "no metric run recorded for pod {name}: {stages:?}"
-        );
+        ensure!(stages.contains(&format!("metric[{name}]")), "no metric run recorded for pod {name}: {stages:?}");
     }
     let metric_runs = stages.iter().filter(|s| s.starts_with("metric")).count();
-    ensure!(
-        metric_runs == names.len(),
-        "{metric_runs} metric runs for {} pods: {stages:?}",
-        names.len()
-    );
+    ensure!(metric_runs == names.len(), "{metric_runs} metric runs for {} pods: {stages:?}", names.len());
     let all = decisions(env, store, "fleet").await?;
-    ensure!(
-        all.iter().all(|d| d.outcome != "error"),
-        "per-pod ticks failed: {}",
-        summary(&all)
-    );
+    ensure!(all.iter().all(|d| d.outcome != "error"), "per-pod ticks failed: {}", summary(&all));
     hub.shutdown().await;
     Ok(())
 }
@@ -142,11 +100,7 @@ async fn per_pod(env: &Env) -> anyhow::Result<()> {
 /// Creates a pod matching the fleet's selector and marks it Running and Ready.
 async fn make_ready_pod(pods: &Api<Pod>, name: &str) -> anyhow::Result<()> {
     let pod = Pod {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            labels: Some(map(&[("app", "fleet")])),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some(name.into()), labels: Some(map(&[("app", "fleet")])), ..Default::default() },
         spec: Some(PodSpec {
             containers: vec![Container {
                 name: "app".into(),
@@ -157,9 +111,7 @@ async fn make_ready_pod(pods: &Api<Pod>, name: &str) -> anyhow::Result<()> {
         }),
         ..Default::default()
     };
-    pods.create(&PostParams::default(), &pod)
-        .await
-        .with_context(|| format!("create pod {name}"))?;
+    pods.create(&PostParams::default(), &pod).await.with_context(|| format!("create pod {name}"))?;
     let now = jiff::Timestamp::now().to_string();
     let status = json!({"status": {
         "phase": "Running",

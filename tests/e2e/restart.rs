@@ -39,12 +39,7 @@ impl HubProcess {
 }
 
 /// Starts `scalehub run` and waits until it says where it listens.
-async fn spawn_hub(
-    env: &Env,
-    config: &Path,
-    db: &str,
-    log_name: &str,
-) -> anyhow::Result<HubProcess> {
+async fn spawn_hub(env: &Env, config: &Path, db: &str, log_name: &str) -> anyhow::Result<HubProcess> {
     let log = env.path(log_name);
     let stderr = std::fs::File::create(&log).context("create the hub's log file")?;
     let mut child = Command::new(env!("CARGO_BIN_EXE_scalehub"))
@@ -53,16 +48,7 @@ async fn spawn_hub(
         .arg(&env.kubeconfig)
         .arg("--config")
         .arg(config)
-        .args([
-            "--database",
-            db,
-            "--listen",
-            "127.0.0.1:0",
-            "--lease-namespace",
-            &env.ns,
-            "--lease-seconds",
-            "2",
-        ])
+        .args(["--database", db, "--listen", "127.0.0.1:0", "--lease-namespace", &env.ns, "--lease-seconds", "2"])
         .env("RUST_LOG", "info,kube_runtime=warn,sqlx=warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -84,15 +70,9 @@ async fn spawn_hub(
     let hub = HubProcess { child, log };
     match started {
         Ok(Ok(true)) => {}
-        Ok(Ok(false)) => bail!(
-            "scalehub run exited before listening; its log:\n{}",
-            hub.log_tail()
-        ),
+        Ok(Ok(false)) => bail!("scalehub run exited before listening; its log:\n{}", hub.log_tail()),
         Ok(Err(e)) => bail!("reading the hub's stdout: {e}"),
-        Err(_) => bail!(
-            "scalehub run did not start within {WAIT:?}; its log:\n{}",
-            hub.log_tail()
-        ),
+        Err(_) => bail!("scalehub run did not start within {WAIT:?}; its log:\n{}", hub.log_tail()),
     }
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -111,10 +91,7 @@ fn last_high(all: &[DecisionRow]) -> Option<&DecisionRow> {
 async fn restart(env: &Env) -> anyhow::Result<()> {
     let value = env.path("value");
     std::fs::write(&value, "5")?;
-    let config = env.write_config(
-        "config.yaml",
-        &env.config(json!({"default": param_profile()})),
-    )?;
+    let config = env.write_config("config.yaml", &env.config(json!({"default": param_profile()})))?;
     let db = env.database("hub.db");
     let value_file = value.to_string_lossy().into_owned();
     let annotations = opted_in(&[
@@ -146,14 +123,9 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
     let killed_at = now_ms();
 
     let before = decisions(env, &store, "steady").await?;
-    let high = last_high(&before)
-        .with_context(|| format!("no decision saw 5: {}", summary(&before)))?
-        .time;
+    let high = last_high(&before).with_context(|| format!("no decision saw 5: {}", summary(&before)))?.time;
     let window_ends = high + WINDOW_MS;
-    ensure!(
-        killed_at < window_ends - 8_000,
-        "the kill came too late in the window to prove anything"
-    );
+    ensure!(killed_at < window_ends - 8_000, "the kill came too late in the window to prove anything");
 
     let second = spawn_hub(env, &config, &db, "hub-2.log").await?;
     // Until the window since the last high recommendation has passed, the target stays at 5.
@@ -171,15 +143,10 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The restarted hub did tick inside the window (else holding proves nothing), and said why it held.
-    let after: Vec<DecisionRow> = decisions(env, &store, "steady")
-        .await?
-        .into_iter()
-        .filter(|d| d.time > killed_at)
-        .collect();
-    let held = after
-        .iter()
-        .find(|d| d.raw_evaluation == Some(1) && d.final_replicas == Some(5))
-        .with_context(|| {
+    let after: Vec<DecisionRow> =
+        decisions(env, &store, "steady").await?.into_iter().filter(|d| d.time > killed_at).collect();
+    let held =
+        after.iter().find(|d| d.raw_evaluation == Some(1) && d.final_replicas == Some(5)).with_context(|| {
             format!(
                 "the restarted hub made no held decision in the window: {}; log:\n{}",
                 summary(&after),
@@ -192,11 +159,7 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
         .into_iter()
         .flatten()
         .any(|r| r["step"] == "stabilise" && r["code"] == "ScaleDownStabilized");
-    ensure!(
-        stabilised,
-        "the held decision does not name the window: {}",
-        held.reasons
-    );
+    ensure!(stabilised, "the held decision does not name the window: {}", held.reasons);
 
     let down = env.wait_replicas("steady", 1).await;
     down.with_context(|| format!("second hub's log:\n{}", second.log_tail()))?;
@@ -208,8 +171,7 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
     })
     .await;
     let all = decisions(env, &store, "steady").await?;
-    let scaled_down =
-        recorded.with_context(|| format!("no scale-down decision: {}", summary(&all)))?;
+    let scaled_down = recorded.with_context(|| format!("no scale-down decision: {}", summary(&all)))?;
     ensure!(
         scaled_down.time - high >= WINDOW_MS,
         "scaled down {} ms after the last high recommendation; the window is {WINDOW_MS} ms",

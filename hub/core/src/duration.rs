@@ -34,10 +34,8 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     if trimmed.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return Err(DurationError::MissingUnit(trimmed.to_owned()));
     }
-    humantime::parse_duration(trimmed).map_err(|err| DurationError::Invalid {
-        input: trimmed.to_owned(),
-        reason: err.to_string(),
-    })
+    humantime::parse_duration(trimmed)
+        .map_err(|err| DurationError::Invalid { input: trimmed.to_owned(), reason: err.to_string() })
 }
 
 /// Formats a duration the way [`parse_duration`] reads it back (`5m`, `1h 30m`, `250ms`).
@@ -91,18 +89,9 @@ mod tests {
     #[test]
     fn garbage_empty_and_negative_values_are_rejected() {
         assert_eq!(parse_duration("  "), Err(DurationError::Empty));
-        assert!(matches!(
-            parse_duration("abc"),
-            Err(DurationError::Invalid { .. })
-        ));
-        assert!(matches!(
-            parse_duration("-5s"),
-            Err(DurationError::Invalid { .. })
-        ));
-        assert!(matches!(
-            parse_duration("5 parsecs"),
-            Err(DurationError::Invalid { .. })
-        ));
+        assert!(matches!(parse_duration("abc"), Err(DurationError::Invalid { .. })));
+        assert!(matches!(parse_duration("-5s"), Err(DurationError::Invalid { .. })));
+        assert!(matches!(parse_duration("5 parsecs"), Err(DurationError::Invalid { .. })));
     }
 
     #[test]

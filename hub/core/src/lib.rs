@@ -51,8 +51,8 @@ pub mod spec;
 pub use config::{Config, ConfigError, Profile};
 pub use duration::{DurationError, parse_duration};
 pub use policy::{
-    Decision, EpochMillis, Override, OverrideAction, PauseDirection, PolicyInput, PolicyState,
-    Reason, ReasonCode, Step, decide,
+    Decision, EpochMillis, Override, OverrideAction, PauseDirection, PolicyInput, PolicyState, Reason, ReasonCode,
+    Step, decide,
 };
 pub use quantity::{QuantityError, parse_milli, parse_quantity};
 pub use spec::{Mode, RunMode, SpecDefaults, SpecError, SpecErrors, TargetSpec, is_opted_in};

@@ -39,16 +39,11 @@ struct Parsed {
 /// Parses a quantity to a floating-point number of base units (`250m` → 0.25, `1Ki` → 1024).
 pub fn parse_quantity(input: &str) -> Result<f64, QuantityError> {
     let parsed = parse(input)?;
-    let magnitude =
-        parsed.mantissa as f64 * 10f64.powi(parsed.exp10) * 2f64.powi(parsed.exp2 as i32);
+    let magnitude = parsed.mantissa as f64 * 10f64.powi(parsed.exp10) * 2f64.powi(parsed.exp2 as i32);
     if !magnitude.is_finite() {
         return Err(QuantityError::Overflow(input.to_owned()));
     }
-    Ok(if parsed.negative {
-        -magnitude
-    } else {
-        magnitude
-    })
+    Ok(if parsed.negative { -magnitude } else { magnitude })
 }
 
 /// Parses a quantity to whole milli-units, rounding away from zero (`12345678n` → 13, `1` → 1000).
@@ -59,9 +54,7 @@ pub fn parse_milli(input: &str) -> Result<i64, QuantityError> {
     let scaled = parsed.mantissa.checked_mul(binary).ok_or_else(overflow)?;
     let exp = parsed.exp10 + 3;
     let magnitude = if exp >= 0 {
-        let factor = 10u128
-            .checked_pow(exp.unsigned_abs())
-            .ok_or_else(overflow)?;
+        let factor = 10u128.checked_pow(exp.unsigned_abs()).ok_or_else(overflow)?;
         scaled.checked_mul(factor).ok_or_else(overflow)?
     } else {
         // A divisor beyond u128 means the value is far below one milli-unit: it rounds up to 1.
@@ -71,11 +64,7 @@ pub fn parse_milli(input: &str) -> Result<i64, QuantityError> {
         }
     };
     let magnitude = i64::try_from(magnitude).map_err(|_| overflow())?;
-    Ok(if parsed.negative {
-        -magnitude
-    } else {
-        magnitude
-    })
+    Ok(if parsed.negative { -magnitude } else { magnitude })
 }
 
 fn parse(input: &str) -> Result<Parsed, QuantityError> {
@@ -88,22 +77,12 @@ fn parse(input: &str) -> Result<Parsed, QuantityError> {
         b'+' => (false, &text[1..]),
         _ => (false, text),
     };
-    let number_len = unsigned
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(unsigned.len());
+    let number_len = unsigned.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(unsigned.len());
     let (number, suffix) = unsigned.split_at(number_len);
-    let (mantissa, fraction_digits) =
-        parse_decimal(number).ok_or_else(|| QuantityError::BadNumber(text.to_owned()))?;
-    let (suffix_exp10, exp2) = parse_suffix(suffix).ok_or_else(|| QuantityError::BadSuffix {
-        input: text.to_owned(),
-        suffix: suffix.to_owned(),
-    })?;
-    Ok(Parsed {
-        negative,
-        mantissa,
-        exp10: suffix_exp10 - fraction_digits,
-        exp2,
-    })
+    let (mantissa, fraction_digits) = parse_decimal(number).ok_or_else(|| QuantityError::BadNumber(text.to_owned()))?;
+    let (suffix_exp10, exp2) = parse_suffix(suffix)
+        .ok_or_else(|| QuantityError::BadSuffix { input: text.to_owned(), suffix: suffix.to_owned() })?;
+    Ok(Parsed { negative, mantissa, exp10: suffix_exp10 - fraction_digits, exp2 })
 }
 
 /// Reads `<digits>`, `<digits>.<digits>`, `<digits>.` or `.<digits>` as an integer mantissa plus
@@ -115,9 +94,7 @@ fn parse_decimal(number: &str) -> Option<(u128, i32)> {
     }
     let mut mantissa: u128 = 0;
     for digit in whole.bytes().chain(fraction.bytes()) {
-        mantissa = mantissa
-            .checked_mul(10)?
-            .checked_add(u128::from(digit - b'0'))?;
+        mantissa = mantissa.checked_mul(10)?.checked_add(u128::from(digit - b'0'))?;
     }
     Some((mantissa, i32::try_from(fraction.len()).ok()?))
 }
@@ -179,10 +156,7 @@ mod tests {
         ];
         for (input, expected) in cases {
             let value = parse_quantity(input).unwrap();
-            assert!(
-                (value - expected).abs() < 1e-12,
-                "{input}: {value} != {expected}"
-            );
+            assert!((value - expected).abs() < 1e-12, "{input}: {value} != {expected}");
         }
     }
 
@@ -203,34 +177,13 @@ mod tests {
     #[test]
     fn malformed_quantities_say_what_is_wrong() {
         assert_eq!(parse_milli(""), Err(QuantityError::Empty));
-        assert!(matches!(
-            parse_milli("abc"),
-            Err(QuantityError::BadNumber(_))
-        ));
-        assert!(matches!(
-            parse_milli("1.2.3"),
-            Err(QuantityError::BadNumber(_))
-        ));
+        assert!(matches!(parse_milli("abc"), Err(QuantityError::BadNumber(_))));
+        assert!(matches!(parse_milli("1.2.3"), Err(QuantityError::BadNumber(_))));
         assert!(matches!(parse_milli("."), Err(QuantityError::BadNumber(_))));
-        assert!(matches!(
-            parse_milli("5Xi"),
-            Err(QuantityError::BadSuffix { .. })
-        ));
-        assert!(matches!(
-            parse_milli("5e"),
-            Err(QuantityError::BadSuffix { .. })
-        ));
-        assert!(matches!(
-            parse_milli("1Ei1"),
-            Err(QuantityError::BadSuffix { .. })
-        ));
-        assert!(matches!(
-            parse_milli("100E"),
-            Err(QuantityError::Overflow(_))
-        ));
-        assert!(matches!(
-            parse_quantity("1e999"),
-            Err(QuantityError::Overflow(_))
-        ));
+        assert!(matches!(parse_milli("5Xi"), Err(QuantityError::BadSuffix { .. })));
+        assert!(matches!(parse_milli("5e"), Err(QuantityError::BadSuffix { .. })));
+        assert!(matches!(parse_milli("1Ei1"), Err(QuantityError::BadSuffix { .. })));
+        assert!(matches!(parse_milli("100E"), Err(QuantityError::Overflow(_))));
+        assert!(matches!(parse_quantity("1e999"), Err(QuantityError::Overflow(_))));
     }
 }

@@ -22,10 +22,7 @@ impl Captured {
 ///
 /// Stops at the overflow so the caller can react (kill the hook) instead of waiting for a
 /// hook that prints forever.
-pub(crate) async fn read_capped<R: AsyncRead + Unpin>(
-    mut reader: R,
-    cap: usize,
-) -> std::io::Result<Captured> {
+pub(crate) async fn read_capped<R: AsyncRead + Unpin>(mut reader: R, cap: usize) -> std::io::Result<Captured> {
     let mut out = Captured::default();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -45,10 +42,7 @@ pub(crate) async fn read_capped<R: AsyncRead + Unpin>(
 
 /// Keeps the first `keep` bytes and reads (and drops) the rest to EOF, so a chatty hook never
 /// blocks on a full stderr pipe.
-pub(crate) async fn read_excerpt<R: AsyncRead + Unpin>(
-    mut reader: R,
-    keep: usize,
-) -> std::io::Result<Captured> {
+pub(crate) async fn read_excerpt<R: AsyncRead + Unpin>(mut reader: R, keep: usize) -> std::io::Result<Captured> {
     let mut out = Captured::default();
     let mut buf = vec![0u8; 16 * 1024];
     loop {

@@ -94,9 +94,7 @@ impl HookError {
             HookError::Timeout(_) => "timeout",
             HookError::OutputTooLarge(_) => "output_too_large",
             HookError::Payload(_) => "payload",
-            HookError::InvalidUrl(_)
-            | HookError::InvalidMethod(_)
-            | HookError::InvalidHeader(_) => "invalid_spec",
+            HookError::InvalidUrl(_) | HookError::InvalidMethod(_) | HookError::InvalidHeader(_) => "invalid_spec",
             HookError::Tls(_) => "tls",
             HookError::HttpStatus { .. } => "http_status",
             HookError::HttpTransport(_) => "http_transport",
@@ -123,11 +121,7 @@ fn excerpt_suffix(text: &str) -> String {
         return String::new();
     }
     let cut = crate::capture::floor_char_boundary(text, MESSAGE_EXCERPT);
-    if cut < text.len() {
-        format!(": {}…", &text[..cut])
-    } else {
-        format!(": {text}")
-    }
+    if cut < text.len() { format!(": {}…", &text[..cut]) } else { format!(": {text}") }
 }
 
 #[cfg(test)]
@@ -144,11 +138,7 @@ mod tests {
 
     #[test]
     fn empty_stderr_adds_nothing_to_the_message() {
-        let message = HookError::Signal {
-            signal: 9,
-            stderr: " \n".into(),
-        }
-        .to_string();
+        let message = HookError::Signal { signal: 9, stderr: " \n".into() }.to_string();
         assert_eq!(message, "hook was killed by signal 9");
     }
 }

@@ -20,10 +20,7 @@ pub struct Evaluation {
 impl Evaluation {
     /// An evaluation with just a target.
     pub fn new(target_replicas: i32) -> Self {
-        Evaluation {
-            target_replicas,
-            extra: Map::new(),
-        }
+        Evaluation { target_replicas, extra: Map::new() }
     }
 }
 
@@ -58,19 +55,13 @@ pub fn parse_evaluation(stdout: &str) -> Result<Evaluation, EvaluationError> {
     if stdout.trim().is_empty() {
         return Err(EvaluationError::Empty);
     }
-    let value: Value =
-        serde_json::from_str(stdout).map_err(|e| EvaluationError::NotJson(e.to_string()))?;
+    let value: Value = serde_json::from_str(stdout).map_err(|e| EvaluationError::NotJson(e.to_string()))?;
     let Value::Object(mut fields) = value else {
         return Err(EvaluationError::NotObject(json_type(&value)));
     };
-    let raw = fields
-        .remove("targetReplicas")
-        .ok_or(EvaluationError::Missing)?;
+    let raw = fields.remove("targetReplicas").ok_or(EvaluationError::Missing)?;
     let target_replicas = replica_count(&raw)?;
-    Ok(Evaluation {
-        target_replicas,
-        extra: fields,
-    })
+    Ok(Evaluation { target_replicas, extra: fields })
 }
 
 /// Checks that a JSON value is an integer in `0..=i32::MAX`.
@@ -139,21 +130,13 @@ mod tests {
         let cases: &[(&str, EvaluationError, &str)] = &[
             ("", EvaluationError::Empty, EMPTY),
             (" \n", EvaluationError::Empty, EMPTY),
-            (
-                "{}",
-                EvaluationError::Missing,
-                "evaluation has no targetReplicas field",
-            ),
+            ("{}", EvaluationError::Missing, "evaluation has no targetReplicas field"),
             (
                 r#"{"targetReplicas": null}"#,
                 EvaluationError::NotInteger("null".into()),
                 "targetReplicas must be an integer, got null",
             ),
-            (
-                r#"{"targetReplicas": -1}"#,
-                EvaluationError::Negative(-1),
-                "targetReplicas must not be negative, got -1",
-            ),
+            (r#"{"targetReplicas": -1}"#, EvaluationError::Negative(-1), "targetReplicas must not be negative, got -1"),
             (
                 r#"{"targetReplicas": 2.5}"#,
                 EvaluationError::NotInteger("2.5".into()),
@@ -179,16 +162,8 @@ mod tests {
                 EvaluationError::TooLarge("18446744073709551615".into()),
                 "targetReplicas 18446744073709551615 exceeds the maximum of 2147483647",
             ),
-            (
-                "[1, 2]",
-                EvaluationError::NotObject("an array"),
-                "evaluation must be a json object, got an array",
-            ),
-            (
-                "7",
-                EvaluationError::NotObject("a number"),
-                "evaluation must be a json object, got a number",
-            ),
+            ("[1, 2]", EvaluationError::NotObject("an array"), "evaluation must be a json object, got an array"),
+            ("7", EvaluationError::NotObject("a number"), "evaluation must be a json object, got a number"),
         ];
         for (input, want, message) in cases {
             let err = parse_evaluation(input).expect_err(input);
@@ -199,20 +174,10 @@ mod tests {
 
     #[test]
     fn non_json_and_trailing_garbage_are_not_json() {
-        for input in [
-            "targetReplicas: 3",
-            r#"{"targetReplicas": 3} done"#,
-            r#"{"targetReplicas": 3}{}"#,
-        ] {
+        for input in ["targetReplicas: 3", r#"{"targetReplicas": 3} done"#, r#"{"targetReplicas": 3}{}"#] {
             let err = parse_evaluation(input).expect_err(input);
-            assert!(
-                matches!(err, EvaluationError::NotJson(_)),
-                "{input}: {err:?}"
-            );
-            assert!(
-                err.to_string()
-                    .starts_with("evaluation output is not valid json: ")
-            );
+            assert!(matches!(err, EvaluationError::NotJson(_)), "{input}: {err:?}");
+            assert!(err.to_string().starts_with("evaluation output is not valid json: "));
         }
     }
 

@@ -36,11 +36,7 @@ struct ClientPair {
 impl ClientPair {
     /// The client to use for `url`.
     fn for_url(&self, url: &Url) -> &Client {
-        if is_loopback(url) {
-            &self.direct
-        } else {
-            &self.proxied
-        }
+        if is_loopback(url) { &self.direct } else { &self.proxied }
     }
 }
 
@@ -71,10 +67,7 @@ impl HttpClients {
                 .build()
                 .map_err(|e| HookError::Tls(TlsError::Client(e)))
         };
-        let pair = ClientPair {
-            proxied: build(Client::builder())?,
-            direct: build(Client::builder().no_proxy())?,
-        };
+        let pair = ClientPair { proxied: build(Client::builder())?, direct: build(Client::builder().no_proxy())? };
         if let Ok(mut clients) = self.clients.lock() {
             // Two ticks may race to build the same client; either one is fine to keep.
             clients.insert(tls.clone(), (stamp, pair.clone()));
@@ -100,22 +93,15 @@ fn is_loopback(url: &Url) -> bool {
     }
     // IPv6 hosts come bracketed.
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
+    host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The modification times of the configured files (missing ones read as `None`).
 async fn stamp(tls: &TlsFiles) -> Stamp {
     let mut out = [None; 3];
-    for (slot, path) in out
-        .iter_mut()
-        .zip([&tls.ca_cert, &tls.client_cert, &tls.client_key])
-    {
+    for (slot, path) in out.iter_mut().zip([&tls.ca_cert, &tls.client_cert, &tls.client_key]) {
         if let Some(path) = path {
-            *slot = tokio::fs::metadata(path)
-                .await
-                .and_then(|m| m.modified())
-                .ok();
+            *slot = tokio::fs::metadata(path).await.and_then(|m| m.modified()).ok();
         }
     }
     out
@@ -158,22 +144,17 @@ pub(crate) async fn run_http(
         let body = read_body(response, body_cap).await?;
         Ok::<_, HookError>((status, body))
     };
-    let (status, body) = tokio::time::timeout(spec.timeout, exchange)
-        .await
-        .map_err(|_| {
-            outcome.timed_out = true;
-            HookError::Timeout(spec.timeout)
-        })??;
+    let (status, body) = tokio::time::timeout(spec.timeout, exchange).await.map_err(|_| {
+        outcome.timed_out = true;
+        HookError::Timeout(spec.timeout)
+    })??;
 
     if !spec.effective_success_codes().contains(&status) {
         let excerpt = excerpt_text(&body);
         if !excerpt.is_empty() {
             outcome.stderr = Some(excerpt.clone());
         }
-        return Err(HookError::HttpStatus {
-            status,
-            body: excerpt,
-        });
+        return Err(HookError::HttpStatus { status, body: excerpt });
     }
     if body.overflowed {
         return Err(HookError::OutputTooLarge(body_cap));
@@ -201,11 +182,9 @@ async fn read_body(mut response: Response, cap: usize) -> Result<Captured, HookE
 fn header_map(spec: &HttpSpec) -> Result<HeaderMap, HookError> {
     let mut map = HeaderMap::new();
     for (name, value) in &spec.headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| HookError::InvalidHeader(name.clone()))?;
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| HookError::InvalidHeader(name.clone()))?;
         // The value is not echoed in the error: headers often carry tokens.
-        let value =
-            HeaderValue::from_str(value).map_err(|_| HookError::InvalidHeader(name.to_string()))?;
+        let value = HeaderValue::from_str(value).map_err(|_| HookError::InvalidHeader(name.to_string()))?;
         map.insert(name, value);
     }
     Ok(map)
@@ -243,12 +222,8 @@ mod tests {
         ] {
             assert!(is_loopback(&Url::parse(url).unwrap()), "{url}");
         }
-        for url in [
-            "http://svc.ns.svc:8080/",
-            "http://10.0.0.1/",
-            "http://[2001:db8::1]/",
-            "http://localhost.example/",
-        ] {
+        for url in ["http://svc.ns.svc:8080/", "http://10.0.0.1/", "http://[2001:db8::1]/", "http://localhost.example/"]
+        {
             assert!(!is_loopback(&Url::parse(url).unwrap()), "{url}");
         }
     }

@@ -28,8 +28,8 @@ pub use error::{HookError, HookFailure};
 pub use evaluation::{Evaluation, EvaluationError, parse_evaluation};
 pub use outcome::{HookOutcome, HookOutput};
 pub use payload::{
-    EvaluatePayload, FinalEvaluation, MetricPayload, MetricValue, RunType, ScalePayload,
-    ScaleTargetRef, StageContext, TargetRef,
+    EvaluatePayload, FinalEvaluation, MetricPayload, MetricValue, RunType, ScalePayload, ScaleTargetRef, StageContext,
+    TargetRef,
 };
 pub use runner::{HookRunner, HookRunnerConfig};
 pub use spec::{HookKind, HookSpec, HttpSpec, ParameterMode, ShellSpec, TlsFiles};

@@ -156,11 +156,7 @@ mod tests {
         StageContext {
             resource: json!({"kind": "Deployment", "metadata": {"name": "web"}}),
             run_type,
-            target: TargetRef {
-                namespace: "shop".into(),
-                kind: "Deployment".into(),
-                name: "web".into(),
-            },
+            target: TargetRef { namespace: "shop".into(), kind: "Deployment".into(), name: "web".into() },
             params: BTreeMap::from([("queue".to_string(), "orders".to_string())]),
             current_replicas: 2,
         }
@@ -168,11 +164,7 @@ mod tests {
 
     #[test]
     fn metric_payload_has_the_cpa_fields_and_omits_unset_ones() {
-        let payload = MetricPayload {
-            context: context(RunType::Scaler),
-            kubernetes_metrics: None,
-            metrics: None,
-        };
+        let payload = MetricPayload { context: context(RunType::Scaler), kubernetes_metrics: None, metrics: None };
         let got = to_json(&payload).unwrap();
         assert_eq!(
             got,
@@ -191,10 +183,7 @@ mod tests {
         let payload = MetricPayload {
             context: context(RunType::ApiDryRun),
             kubernetes_metrics: Some(json!([{"current_replicas": 2}])),
-            metrics: Some(vec![MetricValue {
-                resource: "web".into(),
-                value: "5\n".into(),
-            }]),
+            metrics: Some(vec![MetricValue { resource: "web".into(), value: "5\n".into() }]),
         };
         let got = to_json(&payload).unwrap();
         assert_eq!(got["runType"], "api_dry_run");
@@ -206,10 +195,7 @@ mod tests {
     fn post_evaluate_payload_carries_the_evaluation() {
         let payload = EvaluatePayload {
             context: context(RunType::Api),
-            metrics: vec![MetricValue {
-                resource: "web".into(),
-                value: "5".into(),
-            }],
+            metrics: vec![MetricValue { resource: "web".into(), value: "5".into() }],
             evaluation: Some(Evaluation::new(10)),
         };
         let got = to_json(&payload).unwrap();
@@ -235,15 +221,9 @@ mod tests {
         };
         let got = to_json(&payload).unwrap();
         assert_eq!(got["evaluation"], json!({"targetReplicas": 4}));
-        assert_eq!(
-            got["scaleTargetRef"],
-            json!({"kind": "Deployment", "name": "web", "apiVersion": "apps/v1"})
-        );
+        assert_eq!(got["scaleTargetRef"], json!({"kind": "Deployment", "name": "web", "apiVersion": "apps/v1"}));
         assert_eq!(got["namespace"], "shop");
-        assert_eq!(
-            (got["minReplicas"].clone(), got["maxReplicas"].clone()),
-            (json!(1), json!(4))
-        );
+        assert_eq!((got["minReplicas"].clone(), got["maxReplicas"].clone()), (json!(1), json!(4)));
         assert_eq!(got["targetReplicas"], 9);
         assert_eq!(got["currentReplicas"], 2);
         let back: ScalePayload = serde_json::from_value(got).unwrap();

@@ -98,9 +98,7 @@ impl HookRunner {
                 result
             }
             // The semaphore is never closed; this arm only keeps the code panic-free.
-            Err(_) => Err(HookError::Io(std::io::Error::other(
-                "hook runner is closed",
-            ))),
+            Err(_) => Err(HookError::Io(std::io::Error::other("hook runner is closed"))),
         };
         match result {
             Ok(stdout) => {
@@ -113,11 +111,7 @@ impl HookRunner {
 
     /// Runs an evaluate hook and parses its output as `{"targetReplicas": N}`; output that
     /// is not a valid evaluation is a failure like any other.
-    pub async fn evaluate(
-        &self,
-        spec: &HookSpec,
-        payload: &Value,
-    ) -> Result<(Evaluation, HookOutcome), HookFailure> {
+    pub async fn evaluate(&self, spec: &HookSpec, payload: &Value) -> Result<(Evaluation, HookOutcome), HookFailure> {
         let output = self.run(spec, payload).await?;
         match parse_evaluation(&output.stdout) {
             Ok(evaluation) => Ok((evaluation, output.outcome)),
@@ -141,27 +135,11 @@ impl HookRunner {
     }
 
     /// Dispatches to the transport.
-    async fn execute(
-        &self,
-        spec: &HookSpec,
-        payload: &Value,
-        outcome: &mut HookOutcome,
-    ) -> Result<String, HookError> {
+    async fn execute(&self, spec: &HookSpec, payload: &Value, outcome: &mut HookOutcome) -> Result<String, HookError> {
         let json = serde_json::to_string(payload).map_err(HookError::Payload)?;
         match spec {
-            HookSpec::Shell(shell) => {
-                run_shell(shell, json.as_bytes(), &self.inner.shell, outcome).await
-            }
-            HookSpec::Http(http) => {
-                run_http(
-                    &self.inner.http,
-                    http,
-                    &json,
-                    self.inner.max_body_bytes,
-                    outcome,
-                )
-                .await
-            }
+            HookSpec::Shell(shell) => run_shell(shell, json.as_bytes(), &self.inner.shell, outcome).await,
+            HookSpec::Http(http) => run_http(&self.inner.http, http, &json, self.inner.max_body_bytes, outcome).await,
         }
     }
 }

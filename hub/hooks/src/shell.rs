@@ -56,10 +56,8 @@ pub(crate) async fn run_shell(
     for name in &limits.scrub_env {
         command.env_remove(name);
     }
-    let mut child = command.spawn().map_err(|source| HookError::Spawn {
-        entrypoint: spec.entrypoint.clone(),
-        source,
-    })?;
+    let mut child =
+        command.spawn().map_err(|source| HookError::Spawn { entrypoint: spec.entrypoint.clone(), source })?;
     // The pid is known until the child is reaped, and we have not polled it yet.
     let group = GroupGuard { pgid: child.id() };
     tracing::debug!(entrypoint = %spec.entrypoint, pid = ?group.pgid, "hook started");
@@ -103,9 +101,7 @@ fn verdict(spec: &ShellSpec, run: Run, stderr: String, cap: usize) -> Result<Str
     match (status.code(), status.signal()) {
         (Some(code), _) => Err(HookError::Exit { code, stderr }),
         (None, Some(signal)) => Err(HookError::Signal { signal, stderr }),
-        (None, None) => Err(HookError::Io(std::io::Error::other(format!(
-            "unexpected exit status {status}"
-        )))),
+        (None, None) => Err(HookError::Io(std::io::Error::other(format!("unexpected exit status {status}")))),
     }
 }
 
@@ -120,13 +116,7 @@ struct Run {
 }
 
 /// Feeds stdin and drains both pipes while waiting for the child, all until `deadline`.
-async fn drive(
-    child: &mut Child,
-    group: &GroupGuard,
-    payload: &[u8],
-    limits: &ShellLimits,
-    deadline: Instant,
-) -> Run {
+async fn drive(child: &mut Child, group: &GroupGuard, payload: &[u8], limits: &ShellLimits, deadline: Instant) -> Run {
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -191,20 +181,9 @@ async fn drive(
 /// Stores the pipe results in the run, keeping the first I/O error.
 fn record_io(
     run: &mut Run,
-    (fed, out, err): (
-        std::io::Result<()>,
-        std::io::Result<Captured>,
-        std::io::Result<Captured>,
-    ),
+    (fed, out, err): (std::io::Result<()>, std::io::Result<Captured>, std::io::Result<Captured>),
 ) {
-    for e in [
-        fed.err(),
-        out.as_ref().err().map(clone_io),
-        err.as_ref().err().map(clone_io),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for e in [fed.err(), out.as_ref().err().map(clone_io), err.as_ref().err().map(clone_io)].into_iter().flatten() {
         run.io_error.get_or_insert(e);
     }
     run.stdout = out.ok();

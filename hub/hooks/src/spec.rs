@@ -60,12 +60,7 @@ pub struct ShellSpec {
 impl ShellSpec {
     /// A shell hook with no arguments and stderr logging off.
     pub fn new(entrypoint: impl Into<String>, timeout: Duration) -> Self {
-        ShellSpec {
-            entrypoint: entrypoint.into(),
-            command: Vec::new(),
-            timeout,
-            log_stderr: false,
-        }
+        ShellSpec { entrypoint: entrypoint.into(), command: Vec::new(), timeout, log_stderr: false }
     }
 
     /// Sets the arguments.
@@ -142,10 +137,6 @@ impl HttpSpec {
 
     /// The success codes in force, applying the CPA's default of `[200]`.
     pub fn effective_success_codes(&self) -> &[u16] {
-        if self.success_codes.is_empty() {
-            &[200]
-        } else {
-            &self.success_codes
-        }
+        if self.success_codes.is_empty() { &[200] } else { &self.success_codes }
     }
 }

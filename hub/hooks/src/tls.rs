@@ -62,9 +62,7 @@ pub(crate) async fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsE
         (Some(cert), Some(key)) => {
             let chain = load_certs(cert).await?;
             let key = load_key(key).await?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(TlsError::Config)
+            builder.with_client_auth_cert(chain, key).map_err(TlsError::Config)
         }
         _ => Err(TlsError::IncompleteClientAuth),
     }
@@ -82,14 +80,10 @@ async fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
 /// Reads every certificate of a PEM file; none is an error.
 async fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = read(path).await?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(path, e))?;
+    let certs =
+        CertificateDer::pem_slice_iter(&bytes).collect::<Result<Vec<_>, _>>().map_err(|e| pem_error(path, e))?;
     if certs.is_empty() {
-        return Err(TlsError::Pem {
-            path: path.to_owned(),
-            reason: "no certificate found".into(),
-        });
+        return Err(TlsError::Pem { path: path.to_owned(), reason: "no certificate found".into() });
     }
     Ok(certs)
 }
@@ -102,20 +96,12 @@ async fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// Reads a whole file.
 async fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    tokio::fs::read(path)
-        .await
-        .map_err(|source| TlsError::Read {
-            path: path.to_owned(),
-            source,
-        })
+    tokio::fs::read(path).await.map_err(|source| TlsError::Read { path: path.to_owned(), source })
 }
 
 /// A PEM error for `path`; never includes key material, only the parser's message.
 fn pem_error(path: &Path, e: impl std::fmt::Display) -> TlsError {
-    TlsError::Pem {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    }
+    TlsError::Pem { path: path.to_owned(), reason: e.to_string() }
 }
 
 #[cfg(test)]
@@ -130,17 +116,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_ca_file_is_a_read_error_naming_it() {
-        let files = TlsFiles {
-            ca_cert: Some("/nonexistent/ca.pem".into()),
-            ..TlsFiles::default()
-        };
+        let files = TlsFiles { ca_cert: Some("/nonexistent/ca.pem".into()), ..TlsFiles::default() };
         let err = client_config(&files).await.unwrap_err();
         assert!(matches!(err, TlsError::Read { .. }));
-        assert!(
-            err.to_string()
-                .starts_with("could not read tls file /nonexistent/ca.pem"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("could not read tls file /nonexistent/ca.pem"), "{err}");
     }
 
     #[tokio::test]
@@ -149,24 +128,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("empty.pem");
         std::fs::write(&path, "not a certificate\n").unwrap();
-        let files = TlsFiles {
-            ca_cert: Some(path.clone()),
-            ..TlsFiles::default()
-        };
+        let files = TlsFiles { ca_cert: Some(path.clone()), ..TlsFiles::default() };
         let err = client_config(&files).await.unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!("invalid pem in {}: no certificate found", path.display())
-        );
+        assert_eq!(err.to_string(), format!("invalid pem in {}: no certificate found", path.display()));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
     async fn a_client_cert_without_a_key_is_rejected() {
-        let files = TlsFiles {
-            client_cert: Some("/x/cert.pem".into()),
-            ..TlsFiles::default()
-        };
+        let files = TlsFiles { client_cert: Some("/x/cert.pem".into()), ..TlsFiles::default() };
         let err = client_config(&files).await.unwrap_err();
         assert!(matches!(err, TlsError::IncompleteClientAuth));
     }

@@ -13,9 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::any;
-use scalehub_hooks::{
-    HookError, HookKind, HookRunner, HookRunnerConfig, HookSpec, HttpSpec, ParameterMode,
-};
+use scalehub_hooks::{HookError, HookKind, HookRunner, HookRunnerConfig, HookSpec, HttpSpec, ParameterMode};
 use serde_json::json;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -57,16 +55,9 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await;
+            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
         });
-        Server {
-            base: format!("http://{addr}"),
-            state,
-        }
+        Server { base: format!("http://{addr}"), state }
     }
 
     fn url(&self, path: &str) -> String {
@@ -87,12 +78,7 @@ async fn echo(
     headers: HeaderMap,
     body: Bytes,
 ) -> String {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = String::from_utf8_lossy(&body).into_owned();
     let reply = query.get("value").cloned().unwrap_or_else(|| body.clone());
     state.seen.lock().unwrap().push(Seen {
@@ -137,23 +123,14 @@ async fn body_mode_posts_the_payload_as_json() {
     let payload = json!({"resource": {"metadata": {"name": "web"}}, "runType": "api"});
     let mut spec = http("POST", server.url("/echo"));
     spec.headers.insert("X-Scalehub-Test".into(), "yes".into());
-    let out = HookRunner::new(HookRunnerConfig::default())
-        .run(&HookSpec::Http(spec), &payload)
-        .await
-        .unwrap();
+    let out = HookRunner::new(HookRunnerConfig::default()).run(&HookSpec::Http(spec), &payload).await.unwrap();
 
     let seen = server.seen().pop().unwrap();
     assert_eq!(seen.method, "POST");
     assert_eq!(seen.content_type.as_deref(), Some("application/json"));
     assert_eq!(seen.custom_header.as_deref(), Some("yes"));
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&seen.body).unwrap(),
-        payload
-    );
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap(),
-        payload
-    );
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&seen.body).unwrap(), payload);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap(), payload);
     assert_eq!(out.outcome.kind, HookKind::Http);
     assert_eq!(out.outcome.http_status, Some(200));
 }
@@ -164,24 +141,15 @@ async fn query_mode_appends_the_payload_as_the_value_parameter() {
     let payload = json!({"params": {"q": "a b&c=d?e#f"}, "runType": "scaler"});
     let mut spec = http("get", server.url("/echo?fixed=1"));
     spec.parameter_mode = ParameterMode::Query;
-    let out = common::runner()
-        .run(&HookSpec::Http(spec), &payload)
-        .await
-        .unwrap();
+    let out = common::runner().run(&HookSpec::Http(spec), &payload).await.unwrap();
 
     let seen = server.seen().pop().unwrap();
     assert_eq!(seen.method, "GET");
     assert_eq!(seen.query.get("fixed").map(String::as_str), Some("1"));
     let value = seen.query.get("value").unwrap();
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(value).unwrap(),
-        payload
-    );
+    assert_eq!(serde_json::from_str::<serde_json::Value>(value).unwrap(), payload);
     assert!(seen.body.is_empty());
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap(),
-        payload
-    );
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap(), payload);
 }
 
 #[tokio::test]
@@ -189,49 +157,28 @@ async fn a_status_outside_success_codes_is_an_error_with_the_body() {
     let server = Server::start().await;
     let spec = HookSpec::Http(http("GET", server.url("/status/201")));
     let failure = common::runner().run(&spec, &json!({})).await.unwrap_err();
-    assert!(
-        matches!(failure.error, HookError::HttpStatus { status: 201, .. }),
-        "{:?}",
-        failure.error
-    );
-    assert_eq!(
-        failure.to_string(),
-        "hook returned http status 201: upstream says no"
-    );
+    assert!(matches!(failure.error, HookError::HttpStatus { status: 201, .. }), "{:?}", failure.error);
+    assert_eq!(failure.to_string(), "hook returned http status 201: upstream says no");
     assert_eq!(failure.outcome.http_status, Some(201));
     assert_eq!(failure.outcome.stderr.as_deref(), Some("upstream says no"));
 
     let mut accepting = http("GET", server.url("/status/201"));
     accepting.success_codes = vec![200, 201];
-    let out = common::runner()
-        .run(&HookSpec::Http(accepting), &json!({}))
-        .await
-        .unwrap();
+    let out = common::runner().run(&HookSpec::Http(accepting), &json!({})).await.unwrap();
     assert_eq!(out.stdout, "upstream says no");
 
     let server_error = HookSpec::Http(http("GET", server.url("/status/503")));
-    let failure = common::runner()
-        .run(&server_error, &json!({}))
-        .await
-        .unwrap_err();
+    let failure = common::runner().run(&server_error, &json!({})).await.unwrap_err();
     assert_eq!(failure.error.reason(), "http_status");
 }
 
 #[tokio::test]
 async fn a_slow_endpoint_times_out() {
     let server = Server::start().await;
-    let spec = HookSpec::Http(HttpSpec::new(
-        "GET",
-        server.url("/slow"),
-        Duration::from_millis(300),
-    ));
+    let spec = HookSpec::Http(HttpSpec::new("GET", server.url("/slow"), Duration::from_millis(300)));
     let started = std::time::Instant::now();
     let failure = common::runner().run(&spec, &json!({})).await.unwrap_err();
-    assert!(
-        matches!(failure.error, HookError::Timeout(_)),
-        "{:?}",
-        failure.error
-    );
+    assert!(matches!(failure.error, HookError::Timeout(_)), "{:?}", failure.error);
     assert_eq!(failure.to_string(), "hook timed out after 300 ms");
     assert!(failure.outcome.timed_out);
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -242,29 +189,17 @@ async fn an_oversized_body_is_an_error() {
     let server = Server::start().await;
     let spec = HookSpec::Http(http("GET", server.url("/big")));
     let failure = common::runner().run(&spec, &json!({})).await.unwrap_err();
-    assert!(
-        matches!(failure.error, HookError::OutputTooLarge(1048576)),
-        "{:?}",
-        failure.error
-    );
+    assert!(matches!(failure.error, HookError::OutputTooLarge(1048576)), "{:?}", failure.error);
     assert_eq!(failure.outcome.http_status, Some(200));
 }
 
 #[tokio::test]
 async fn a_refused_connection_is_a_transport_error_without_the_url() {
     // Bind then drop, so the port is very likely closed.
-    let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
     let spec = HookSpec::Http(http("GET", format!("http://{addr}/hook?token=s3cret")));
     let failure = common::runner().run(&spec, &json!({})).await.unwrap_err();
-    assert!(
-        matches!(failure.error, HookError::HttpTransport(_)),
-        "{:?}",
-        failure.error
-    );
+    assert!(matches!(failure.error, HookError::HttpTransport(_)), "{:?}", failure.error);
     let message = failure.to_string();
     assert!(message.contains("refused"), "{message}");
     assert!(!message.contains("s3cret"), "{message}");
@@ -274,30 +209,14 @@ async fn a_refused_connection_is_a_transport_error_without_the_url() {
 async fn invalid_specs_are_reported_before_any_request() {
     let runner = common::runner();
     let bad_url = HookSpec::Http(http("GET", "not a url".into()));
-    assert_eq!(
-        runner
-            .run(&bad_url, &json!({}))
-            .await
-            .unwrap_err()
-            .error
-            .reason(),
-        "invalid_spec"
-    );
+    assert_eq!(runner.run(&bad_url, &json!({})).await.unwrap_err().error.reason(), "invalid_spec");
     let bad_method = HookSpec::Http(http("GE T", "http://127.0.0.1:1/".into()));
     let failure = runner.run(&bad_method, &json!({})).await.unwrap_err();
     assert_eq!(failure.to_string(), "invalid hook http method \"GE T\"");
     let mut bad_header = http("GET", "http://127.0.0.1:1/".into());
-    bad_header
-        .headers
-        .insert("Authorization".into(), "Bearer x\ny".into());
-    let failure = runner
-        .run(&HookSpec::Http(bad_header), &json!({}))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        failure.to_string(),
-        "invalid hook http header \"authorization\""
-    );
+    bad_header.headers.insert("Authorization".into(), "Bearer x\ny".into());
+    let failure = runner.run(&HookSpec::Http(bad_header), &json!({})).await.unwrap_err();
+    assert_eq!(failure.to_string(), "invalid hook http header \"authorization\"");
 }
 
 #[tokio::test]
@@ -305,47 +224,26 @@ async fn one_client_serves_every_hook_and_keeps_connections_alive() {
     let server = Server::start().await;
     let runner = common::runner();
     for _ in 0..3 {
-        runner
-            .run(
-                &HookSpec::Http(http("POST", server.url("/echo"))),
-                &json!({}),
-            )
-            .await
-            .unwrap();
+        runner.run(&HookSpec::Http(http("POST", server.url("/echo"))), &json!({})).await.unwrap();
     }
     let peers: Vec<_> = server.seen().iter().map(|s| s.peer).collect();
     assert_eq!(peers.len(), 3);
-    assert!(
-        peers.iter().all(|p| *p == peers[0]),
-        "connections were not reused: {peers:?}"
-    );
+    assert!(peers.iter().all(|p| *p == peers[0]), "connections were not reused: {peers:?}");
     assert_eq!(runner.http_clients(), 1);
     // Clones share the cache.
-    runner
-        .clone()
-        .run(
-            &HookSpec::Http(http("POST", server.url("/echo"))),
-            &json!({}),
-        )
-        .await
-        .unwrap();
+    runner.clone().run(&HookSpec::Http(http("POST", server.url("/echo"))), &json!({})).await.unwrap();
     assert_eq!(runner.http_clients(), 1);
 }
 
 #[tokio::test]
 async fn the_concurrency_bound_caps_hooks_in_flight() {
     let server = Server::start().await;
-    let runner = HookRunner::new(HookRunnerConfig {
-        max_concurrent: 3,
-        ..HookRunnerConfig::default()
-    });
+    let runner = HookRunner::new(HookRunnerConfig { max_concurrent: 3, ..HookRunnerConfig::default() });
     let spec = HookSpec::Http(http("GET", server.url("/concurrent")));
     let mut tasks = Vec::new();
     for _ in 0..10 {
         let (runner, spec) = (runner.clone(), spec.clone());
-        tasks.push(tokio::spawn(
-            async move { runner.run(&spec, &json!({})).await },
-        ));
+        tasks.push(tokio::spawn(async move { runner.run(&spec, &json!({})).await }));
     }
     let mut queued = 0;
     for task in tasks {
@@ -361,10 +259,7 @@ async fn the_concurrency_bound_caps_hooks_in_flight() {
 #[tokio::test]
 async fn the_concurrency_bound_applies_to_shell_hooks_too() {
     let dir = common::TempDir::new("bound");
-    let runner = HookRunner::new(HookRunnerConfig {
-        max_concurrent: 2,
-        ..HookRunnerConfig::default()
-    });
+    let runner = HookRunner::new(HookRunnerConfig { max_concurrent: 2, ..HookRunnerConfig::default() });
     // Each hook notes its start and end; at most 2 may overlap.
     let log = dir.path().join("log");
     let script = "echo start >> \"$1\"; sleep 0.2; echo end >> \"$1\"";
@@ -377,9 +272,7 @@ async fn the_concurrency_bound_applies_to_shell_hooks_too() {
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let (runner, spec) = (runner.clone(), spec.clone());
-        tasks.push(tokio::spawn(
-            async move { runner.run(&spec, &json!({})).await },
-        ));
+        tasks.push(tokio::spawn(async move { runner.run(&spec, &json!({})).await }));
     }
     for task in tasks {
         task.await.unwrap().unwrap();

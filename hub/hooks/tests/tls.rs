@@ -30,24 +30,10 @@ impl Pki {
         }
         let dir = TempDir::new("pki");
         let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = Command::new("openssl").args(args).current_dir(dir.path()).output().unwrap();
+            assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         };
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
         run(&[
             &["req", "-x509"][..],
             &ec,
@@ -67,21 +53,13 @@ impl Pki {
             ],
         ]
         .concat());
-        for (name, usage, san) in [
-            ("server", "serverAuth", "subjectAltName=IP:127.0.0.1"),
-            ("client", "clientAuth", ""),
-        ] {
+        for (name, usage, san) in
+            [("server", "serverAuth", "subjectAltName=IP:127.0.0.1"), ("client", "clientAuth", "")]
+        {
             run(&[
                 &["req"][..],
                 &ec,
-                &[
-                    "-keyout",
-                    &format!("{name}.key"),
-                    "-out",
-                    &format!("{name}.csr"),
-                    "-subj",
-                    &format!("/CN={name}"),
-                ],
+                &["-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={name}")],
             ]
             .concat());
             let ext = format!("basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n{san}\n");
@@ -129,12 +107,8 @@ fn start_server(pki: &Pki) -> String {
     for cert in certs(&pki.file("ca.pem")) {
         roots.add(cert).unwrap();
     }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .unwrap();
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap();
     let key = PrivateKeyDer::from_pem_file(pki.file("server.key")).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -164,8 +138,7 @@ fn start_server(pki: &Pki) -> String {
             if request.is_empty() {
                 continue;
             }
-            let _ = tls
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
             tls.conn.send_close_notify();
             let _ = tls.flush();
         }
@@ -174,10 +147,7 @@ fn start_server(pki: &Pki) -> String {
 }
 
 fn certs(path: &Path) -> Vec<CertificateDer<'static>> {
-    CertificateDer::pem_file_iter(path)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    CertificateDer::pem_file_iter(path).unwrap().collect::<Result<_, _>>().unwrap()
 }
 
 fn spec(url: &str, tls: TlsFiles) -> HookSpec {
@@ -192,10 +162,7 @@ async fn mutual_tls_with_the_configured_ca_and_client_certificate_succeeds() {
     let url = start_server(&pki);
     let runner = HookRunner::new(HookRunnerConfig::default());
     for _ in 0..2 {
-        let out = runner
-            .run(&spec(&url, pki.hook_files(true)), &json!({}))
-            .await
-            .unwrap();
+        let out = runner.run(&spec(&url, pki.hook_files(true)), &json!({})).await.unwrap();
         assert_eq!(out.stdout, "ok");
     }
     // One client for the TLS config, reused by the second run.
@@ -209,36 +176,16 @@ async fn each_distinct_tls_config_gets_its_own_cached_client() {
     let runner = HookRunner::new(HookRunnerConfig::default());
 
     // Trusted CA but no client certificate: the server refuses the handshake.
-    let failure = runner
-        .run(&spec(&url, pki.hook_files(false)), &json!({}))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(failure.error, HookError::HttpTransport(_)),
-        "{:?}",
-        failure.error
-    );
+    let failure = runner.run(&spec(&url, pki.hook_files(false)), &json!({})).await.unwrap_err();
+    assert!(matches!(failure.error, HookError::HttpTransport(_)), "{:?}", failure.error);
 
-    assert!(
-        failure.to_string().contains("CertificateRequired"),
-        "{failure}"
-    );
+    assert!(failure.to_string().contains("CertificateRequired"), "{failure}");
     // The platform roots do not know the test CA.
-    let failure = runner
-        .run(&spec(&url, TlsFiles::default()), &json!({}))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(failure.error, HookError::HttpTransport(_)),
-        "{:?}",
-        failure.error
-    );
+    let failure = runner.run(&spec(&url, TlsFiles::default()), &json!({})).await.unwrap_err();
+    assert!(matches!(failure.error, HookError::HttpTransport(_)), "{:?}", failure.error);
 
     assert!(failure.to_string().contains("UnknownIssuer"), "{failure}");
-    runner
-        .run(&spec(&url, pki.hook_files(true)), &json!({}))
-        .await
-        .unwrap();
+    runner.run(&spec(&url, pki.hook_files(true)), &json!({})).await.unwrap();
     assert_eq!(runner.http_clients(), 3);
 }
 
@@ -251,16 +198,7 @@ async fn a_key_that_does_not_match_the_certificate_is_a_tls_error() {
         .run(&spec("https://127.0.0.1:1", files), &json!({}))
         .await
         .unwrap_err();
-    assert!(
-        matches!(failure.error, HookError::Tls(_)),
-        "{:?}",
-        failure.error
-    );
-    assert!(
-        failure
-            .to_string()
-            .starts_with("invalid tls configuration: "),
-        "{failure}"
-    );
+    assert!(matches!(failure.error, HookError::Tls(_)), "{:?}", failure.error);
+    assert!(failure.to_string().starts_with("invalid tls configuration: "), "{failure}");
     assert_eq!(failure.error.reason(), "tls");
 }

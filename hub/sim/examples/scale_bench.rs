@@ -26,9 +26,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let replicas: i32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5);
-    let sim = scalehub_sim::start(SimOptions { pod_ready_delay: Duration::from_millis(500), history_limit: 100_000, ..Default::default() }).await?;
+    let sim = scalehub_sim::start(SimOptions {
+        pod_ready_delay: Duration::from_millis(500),
+        history_limit: 100_000,
+        ..Default::default()
+    })
+    .await?;
     let kubeconfig = Kubeconfig::from_yaml(&sim.kubeconfig_yaml())?;
-    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?)?;
+    let client =
+        kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?)?;
     let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::all(client.clone());
 
@@ -46,7 +52,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let want = n * replicas as usize;
     let t = Instant::now();
     loop {
-        let ready = sim.store().list(scalehub_sim::resources::PODS, None, &Default::default(), None, None)?.items.iter().filter(|p| scalehub_sim::meta::pod_ready(p)).count();
+        let ready = sim
+            .store()
+            .list(scalehub_sim::resources::PODS, None, &Default::default(), None, None)?
+            .items
+            .iter()
+            .filter(|p| scalehub_sim::meta::pod_ready(p))
+            .count();
         if ready >= want {
             break;
         }
@@ -66,7 +78,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let list = pods.list(&ListParams::default().labels("app=w42")).await?;
     println!("list pods with labelSelector app=w42 ({} items): {:?}", list.items.len(), t.elapsed());
     let t = Instant::now();
-    let req = http::Request::get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dw42").body(Vec::new())?;
+    let req = http::Request::get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dw42")
+        .body(Vec::new())?;
     let m: serde_json::Value = client.request(req).await?;
     println!("PodMetrics for one workload ({} items): {:?}", m["items"].as_array().map_or(0, Vec::len), t.elapsed());
     let t = Instant::now();
@@ -100,7 +113,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..20 {
         let name = format!("w{}", i * (n / 20).max(1));
         let t = Instant::now();
-        api.patch_scale(&name, &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": replicas + 1 + i as i32 % 2}}))).await?;
+        api.patch_scale(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": replicas + 1 + i as i32 % 2}})),
+        )
+        .await?;
         loop {
             let d = applied.try_next().await?.ok_or("watch ended")?;
             if d.metadata.name.as_deref() == Some(name.as_str()) {
@@ -110,7 +128,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         samples.push(t.elapsed());
     }
     samples.sort();
-    println!("scale patch → watch event latency: median {:?}, max {:?}", samples[samples.len() / 2], samples[samples.len() - 1]);
+    println!(
+        "scale patch → watch event latency: median {:?}, max {:?}",
+        samples[samples.len() / 2],
+        samples[samples.len() - 1]
+    );
     println!("requests: {}", sim.accounting().snapshot()["byVerb"]);
     sim.shutdown().await;
     Ok(())

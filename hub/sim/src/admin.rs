@@ -13,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use crate::AppState;
 use crate::error::ApiError;
 use crate::faults::FaultConfig;
 use crate::objects::json_response;
-use crate::AppState;
 
 /// `/sim/admin/...` routes.
 pub(crate) fn router() -> Router<Arc<AppState>> {
@@ -51,10 +51,7 @@ async fn get_stats(State(state): State<Arc<AppState>>) -> Response {
 /// from the CPA payload (2 when the payload has no replica count).
 async fn hook_evaluate(body: Bytes) -> Response {
     let payload: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let replicas = payload
-        .pointer("/resource/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(2);
+    let replicas = payload.pointer("/resource/spec/replicas").and_then(Value::as_i64).unwrap_or(2);
     json_response(StatusCode::OK, &json!({ "targetReplicas": replicas }))
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::meta;
-use crate::resources::{self, DEPLOYMENTS, PODS, RESOURCES, REPLICASETS, ResourceDef, STATEFULSETS};
+use crate::resources::{self, DEPLOYMENTS, PODS, REPLICASETS, RESOURCES, ResourceDef, STATEFULSETS};
 use crate::store::{EventType, Obj, Store, StoredEvent, WriteMode};
 
 /// Spawns the controllers; they receive every workload and pod change from the store.
@@ -90,7 +90,12 @@ impl Controllers {
             }
         } else if pods.len() > desired {
             // Like the ReplicaSet controller: unready pods first, then the newest.
-            pods.sort_by_key(|p| (meta::pod_ready(p), std::cmp::Reverse(meta::meta_str(p, "creationTimestamp").unwrap_or("").to_string())));
+            pods.sort_by_key(|p| {
+                (
+                    meta::pod_ready(p),
+                    std::cmp::Reverse(meta::meta_str(p, "creationTimestamp").unwrap_or("").to_string()),
+                )
+            });
             for pod in pods.iter().take(pods.len() - desired) {
                 let _ = self.store.delete(&RESOURCES[PODS], ns, meta::name(pod), None, false);
             }
@@ -102,7 +107,8 @@ impl Controllers {
         let ns = meta::meta_str(sts, "namespace").unwrap_or("default");
         let prefix = format!("{}-", meta::name(sts));
         let ordinal = |p: &Obj| meta::name(p).strip_prefix(&prefix).and_then(|o| o.parse::<usize>().ok());
-        let mut extra: Vec<(usize, &Obj)> = pods.iter().filter_map(|p| ordinal(p).filter(|o| *o >= desired).map(|o| (o, p))).collect();
+        let mut extra: Vec<(usize, &Obj)> =
+            pods.iter().filter_map(|p| ordinal(p).filter(|o| *o >= desired).map(|o| (o, p))).collect();
         extra.sort_by_key(|(o, _)| std::cmp::Reverse(*o));
         for (_, pod) in extra {
             let _ = self.store.delete(&RESOURCES[PODS], ns, meta::name(pod), None, false);
@@ -158,7 +164,11 @@ impl Controllers {
     fn on_pod(&self, ev: &StoredEvent) {
         let pod = &ev.object;
         if ev.kind == EventType::Added && pod.pointer("/status/phase").and_then(Value::as_str) == Some("Pending") {
-            self.schedule_ready(ev.namespace.clone(), meta::name(pod).to_string(), meta::meta_str(pod, "uid").unwrap_or("").to_string());
+            self.schedule_ready(
+                ev.namespace.clone(),
+                meta::name(pod).to_string(),
+                meta::meta_str(pod, "uid").unwrap_or("").to_string(),
+            );
         }
         let Some(owner) = meta::controller_ref(pod) else { return };
         let Some(def) = owner.get("kind").and_then(Value::as_str).and_then(resources::workload_by_kind) else { return };

@@ -32,7 +32,11 @@ fn pods_of(store: &Store, slot: usize, name: &str) -> Vec<Obj> {
     let uid = meta::meta_str(&w, "uid").unwrap();
     if slot == DEPLOYMENTS {
         // Deployment → ReplicaSet → pods.
-        return store.owned_by(REPLICASETS, "default", uid).iter().flat_map(|rs| store.pods_owned_by("default", meta::meta_str(rs, "uid").unwrap())).collect();
+        return store
+            .owned_by(REPLICASETS, "default", uid)
+            .iter()
+            .flat_map(|rs| store.pods_owned_by("default", meta::meta_str(rs, "uid").unwrap()))
+            .collect();
     }
     store.pods_owned_by("default", uid)
 }
@@ -47,8 +51,16 @@ async fn pods_follow_replicas_and_turn_ready_after_the_delay() {
     assert_eq!(pods.len(), 3);
     assert!(pods.iter().all(|p| p["status"]["phase"] == "Pending" && p["metadata"]["labels"]["app"] == "web"));
     // `web-<pod-template-hash>-<suffix>`, owned by the Deployment's ReplicaSet.
-    assert!(pods.iter().all(|p| meta::name(p).starts_with("web-") && meta::name(p).len() == 20), "{:?}", pods.iter().map(|p| meta::name(p)).collect::<Vec<_>>());
-    let rs = store.owned_by(REPLICASETS, "default", meta::meta_str(&store.get(DEPLOYMENTS, "default", "web").unwrap(), "uid").unwrap());
+    assert!(
+        pods.iter().all(|p| meta::name(p).starts_with("web-") && meta::name(p).len() == 20),
+        "{:?}",
+        pods.iter().map(|p| meta::name(p)).collect::<Vec<_>>()
+    );
+    let rs = store.owned_by(
+        REPLICASETS,
+        "default",
+        meta::meta_str(&store.get(DEPLOYMENTS, "default", "web").unwrap(), "uid").unwrap(),
+    );
     assert_eq!(rs.len(), 1);
     assert_eq!(rs[0]["spec"]["replicas"], 3);
     assert!(pods.iter().all(|p| p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"));
@@ -76,7 +88,8 @@ async fn statefulset_pods_use_ordinals_and_scale_down_from_the_top() {
     let _ctl = spawn(store.clone(), Duration::from_secs(1));
     store.create(&RESOURCES[STATEFULSETS], "default", deploy("db", 3), false).unwrap();
     settle(Duration::from_millis(1)).await;
-    let mut names: Vec<String> = pods_of(&store, STATEFULSETS, "db").iter().map(|p| meta::name(p).to_string()).collect();
+    let mut names: Vec<String> =
+        pods_of(&store, STATEFULSETS, "db").iter().map(|p| meta::name(p).to_string()).collect();
     names.sort();
     assert_eq!(names, ["db-0", "db-1", "db-2"]);
     set_replicas(&store, STATEFULSETS, "db", 1);

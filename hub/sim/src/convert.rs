@@ -39,19 +39,24 @@ fn rename<'a>(map: &mut Map<String, Value>, pairs: impl Iterator<Item = (&'a str
 }
 
 fn is_cpu(m: &Value) -> bool {
-    m.get("type").and_then(Value::as_str) == Some("Resource") && m.pointer("/resource/name").and_then(Value::as_str) == Some("cpu")
+    m.get("type").and_then(Value::as_str) == Some("Resource")
+        && m.pointer("/resource/name").and_then(Value::as_str) == Some("cpu")
 }
 
 fn hpa_v2_to_v1(map: &mut Map<String, Value>) {
     if let Some(spec) = map.get_mut("spec").and_then(Value::as_object_mut) {
-        let target = spec.remove("metrics").and_then(|ms| ms.as_array()?.iter().find(|m| is_cpu(m))?.pointer("/resource/target/averageUtilization").cloned());
+        let target = spec.remove("metrics").and_then(|ms| {
+            ms.as_array()?.iter().find(|m| is_cpu(m))?.pointer("/resource/target/averageUtilization").cloned()
+        });
         if let Some(t) = target {
             spec.insert("targetCPUUtilizationPercentage".into(), t);
         }
         spec.remove("behavior");
     }
     if let Some(status) = map.get_mut("status").and_then(Value::as_object_mut) {
-        let current = status.remove("currentMetrics").and_then(|ms| ms.as_array()?.iter().find(|m| is_cpu(m))?.pointer("/resource/current/averageUtilization").cloned());
+        let current = status.remove("currentMetrics").and_then(|ms| {
+            ms.as_array()?.iter().find(|m| is_cpu(m))?.pointer("/resource/current/averageUtilization").cloned()
+        });
         if let Some(c) = current {
             status.insert("currentCPUUtilizationPercentage".into(), c);
         }
@@ -68,7 +73,10 @@ fn hpa_v1_to_v2(map: &mut Map<String, Value>) {
     if let Some(status) = map.get_mut("status").and_then(Value::as_object_mut)
         && let Some(c) = status.remove("currentCPUUtilizationPercentage")
     {
-        status.insert("currentMetrics".into(), json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": c}}}]));
+        status.insert(
+            "currentMetrics".into(),
+            json!([{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": c}}}]),
+        );
     }
 }
 
@@ -92,6 +100,9 @@ mod tests {
     fn events_rename_their_fields_between_groups() {
         let mut e = json!({"apiVersion": "events.k8s.io/v1", "regarding": {"name": "web"}, "note": "scaled", "reportingController": "scalehub"});
         convert(&RESOURCES[5], &mut e);
-        assert_eq!((e["involvedObject"]["name"].as_str(), e["message"].as_str(), e["reportingComponent"].as_str()), (Some("web"), Some("scaled"), Some("scalehub")));
+        assert_eq!(
+            (e["involvedObject"]["name"].as_str(), e["message"].as_str(), e["reportingComponent"].as_str()),
+            (Some("web"), Some("scaled"), Some("scalehub"))
+        );
     }
 }

@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use crate::AppState;
 use crate::error::ApiError;
 use crate::objects::json_response;
 use crate::resources::{self, RESOURCES};
-use crate::AppState;
 
 /// The version the simulator claims (kube 5 and kubectl 1.32 are happy with 1.33).
 pub(crate) const GIT_VERSION: &str = "v1.33.0-scalehub-sim";
@@ -55,7 +55,8 @@ pub(crate) async fn core_versions() -> Response {
 }
 
 fn group_json(name: &str, versions: &[&str]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
     json!({"name": name, "versions": vs, "preferredVersion": vs[0]})
 }
 
@@ -67,7 +68,10 @@ pub(crate) async fn groups() -> Response {
 
 /// `GET /apis/{group}`.
 pub(crate) fn group(name: &str) -> Result<Response, ApiError> {
-    let (g, vs) = resources::groups().into_iter().find(|(g, _)| *g == name).ok_or_else(|| ApiError::no_route(&format!("/apis/{name}")))?;
+    let (g, vs) = resources::groups()
+        .into_iter()
+        .find(|(g, _)| *g == name)
+        .ok_or_else(|| ApiError::no_route(&format!("/apis/{name}")))?;
     let mut body = group_json(g, &vs);
     body["kind"] = json!("APIGroup");
     body["apiVersion"] = json!("v1");
@@ -84,7 +88,9 @@ pub(crate) fn resource_list(group: &str, version: &str) -> Response {
         if !r.short_names.is_empty() {
             entry["shortNames"] = json!(r.short_names);
         }
-        if matches!(r.plural, "deployments" | "statefulsets" | "replicasets" | "pods" | "horizontalpodautoscalers") && !r.read_only {
+        if matches!(r.plural, "deployments" | "statefulsets" | "replicasets" | "pods" | "horizontalpodautoscalers")
+            && !r.read_only
+        {
             entry["categories"] = json!(["all"]);
         }
         list.push(entry);
@@ -96,14 +102,18 @@ pub(crate) fn resource_list(group: &str, version: &str) -> Response {
         }
     }
     let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    json_response(StatusCode::OK, &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}))
+    json_response(
+        StatusCode::OK,
+        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}),
+    )
 }
 
 /// `api/v1` or `apis/{group}/{version}` as the OpenAPI v3 index names them.
 fn gv_paths() -> Vec<(String, &'static str, &'static str)> {
     let mut out: Vec<(String, &'static str, &'static str)> = Vec::new();
     for r in RESOURCES.iter() {
-        let path = if r.group.is_empty() { format!("api/{}", r.version) } else { format!("apis/{}/{}", r.group, r.version) };
+        let path =
+            if r.group.is_empty() { format!("api/{}", r.version) } else { format!("apis/{}/{}", r.group, r.version) };
         if !out.iter().any(|(p, _, _)| *p == path) {
             out.push((path, r.group, r.version));
         }

@@ -119,7 +119,11 @@ mod tests {
     use super::*;
 
     fn seeded(rate: f64, seed: u64) -> Faults {
-        Faults::new(FaultConfig { error_rate: [("get".to_string(), rate)].into(), seed: Some(seed), ..Default::default() })
+        Faults::new(FaultConfig {
+            error_rate: [("get".to_string(), rate)].into(),
+            seed: Some(seed),
+            ..Default::default()
+        })
     }
 
     #[test]
@@ -133,7 +137,12 @@ mod tests {
 
     #[test]
     fn injected_429_carries_retry_after() {
-        let f = Faults::new(FaultConfig { error_rate: [("*".to_string(), 1.0)].into(), error_status: Some(429), retry_after_secs: Some(3), ..Default::default() });
+        let f = Faults::new(FaultConfig {
+            error_rate: [("*".to_string(), 1.0)].into(),
+            error_status: Some(429),
+            retry_after_secs: Some(3),
+            ..Default::default()
+        });
         let err = f.request_error("patch").unwrap();
         assert_eq!((err.code, err.reason, err.retry_after), (429, "TooManyRequests", Some(3)));
         assert!(f.request_error("list").is_some());

@@ -27,9 +27,9 @@ pub mod patch;
 pub mod resources;
 mod router;
 mod scale;
-mod ssa;
 pub mod scenario;
 pub mod selector;
+mod ssa;
 pub mod store;
 mod table;
 mod watch;
@@ -124,7 +124,9 @@ pub struct SimHandle {
 
 /// Binds, seeds the scenario, spawns the server and controllers, and returns at once.
 pub async fn start(opts: SimOptions) -> Result<SimHandle, SimError> {
-    let listener = tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| SimError::Bind { addr: opts.listen, source })?;
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| SimError::Bind { addr: opts.listen, source })?;
     let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: opts.listen, source })?;
     let store = Store::new(opts.history_limit);
     let faults_config = opts.scenario.as_ref().and_then(|s| s.faults.clone()).unwrap_or_else(|| opts.faults.clone());

@@ -121,7 +121,9 @@ impl Curve {
                     (None, None) => 0.0,
                 }
             }
-            Self::Sine { base, amp, period, phase } => (base + amp * (std::f64::consts::TAU * (t + phase) / period).sin()).max(0.0),
+            Self::Sine { base, amp, period, phase } => {
+                (base + amp * (std::f64::consts::TAU * (t + phase) / period).sin()).max(0.0)
+            }
         }
     }
 }

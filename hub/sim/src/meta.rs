@@ -108,7 +108,10 @@ pub fn valid_name(name: &str) -> bool {
 /// Whether a pod is Ready (`status.conditions[type=Ready].status == "True"`).
 pub fn pod_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| {
-        cs.iter().any(|c| c.get("type").and_then(Value::as_str) == Some("Ready") && c.get("status").and_then(Value::as_str) == Some("True"))
+        cs.iter().any(|c| {
+            c.get("type").and_then(Value::as_str) == Some("Ready")
+                && c.get("status").and_then(Value::as_str) == Some("True")
+        })
     })
 }
 

@@ -27,7 +27,8 @@ pub(crate) fn serve(state: &AppState, t: &Target, params: &Params) -> Result<Res
     }
     let sel = selectors(&RESOURCES[PODS], params)?;
     let page = state.store.list(PODS, t.ns.as_deref(), &sel, None, None)?;
-    let items: Vec<Obj> = page.items.iter().filter_map(|p| pod_metrics(state, p, &mut per_owner)).map(Arc::new).collect();
+    let items: Vec<Obj> =
+        page.items.iter().filter_map(|p| pod_metrics(state, p, &mut per_owner)).map(Arc::new).collect();
     Ok(list_response(t.def, &items, page.rv, None))
 }
 
@@ -43,7 +44,8 @@ fn pod_metrics(state: &AppState, pod: &Value, per_owner: &mut HashMap<String, (f
         }
         None => state.load.per_pod(pod, 1),
     };
-    let containers: Vec<&Value> = pod.pointer("/spec/containers").and_then(Value::as_array).map(|c| c.iter().collect()).unwrap_or_default();
+    let containers: Vec<&Value> =
+        pod.pointer("/spec/containers").and_then(Value::as_array).map(|c| c.iter().collect()).unwrap_or_default();
     let n = containers.len().max(1) as f64;
     let usage = |name: &Value| {
         json!({"name": name, "usage": {
@@ -51,7 +53,11 @@ fn pod_metrics(state: &AppState, pod: &Value, per_owner: &mut HashMap<String, (f
             "memory": format!("{}Ki", (mem / n / 1024.0).round() as u64),
         }})
     };
-    let containers: Vec<Value> = if containers.is_empty() { vec![usage(&json!("app"))] } else { containers.iter().map(|c| usage(&c["name"])).collect() };
+    let containers: Vec<Value> = if containers.is_empty() {
+        vec![usage(&json!("app"))]
+    } else {
+        containers.iter().map(|c| usage(&c["name"])).collect()
+    };
     let now = meta::now_rfc3339();
     Some(json!({
         "kind": "PodMetrics",

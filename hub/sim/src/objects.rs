@@ -19,7 +19,9 @@ use crate::{AppState, meta};
 /// The object with the served kind/apiVersion (differs only for versions sharing storage).
 pub(crate) fn typed<'a>(def: &ResourceDef, obj: &'a Value) -> Cow<'a, Value> {
     let api_version = def.api_version();
-    if obj.get("kind").and_then(Value::as_str) == Some(def.kind) && obj.get("apiVersion").and_then(Value::as_str) == Some(api_version.as_str()) {
+    if obj.get("kind").and_then(Value::as_str) == Some(def.kind)
+        && obj.get("apiVersion").and_then(Value::as_str) == Some(api_version.as_str())
+    {
         Cow::Borrowed(obj)
     } else {
         let mut o = obj.clone();
@@ -83,9 +85,13 @@ pub(crate) fn list_response(def: &ResourceDef, items: &[Obj], rv: u64, continue_
 
 /// Label and field selectors from the query.
 pub(crate) fn selectors(def: &ResourceDef, params: &Params) -> Result<Selectors, ApiError> {
-    let labels = LabelSelector::parse(params.get("labelSelector").unwrap_or("")).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let fields = FieldSelector::parse(params.get("fieldSelector").unwrap_or(""), crate::selector::extra_fields(def.group, def.plural))
-        .map_err(|e| ApiError::bad_request(format!("unable to parse fieldSelector: {e}")))?;
+    let labels = LabelSelector::parse(params.get("labelSelector").unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let fields = FieldSelector::parse(
+        params.get("fieldSelector").unwrap_or(""),
+        crate::selector::extra_fields(def.group, def.plural),
+    )
+    .map_err(|e| ApiError::bad_request(format!("unable to parse fieldSelector: {e}")))?;
     Ok(Selectors { labels, fields })
 }
 
@@ -101,7 +107,13 @@ pub(crate) fn list(state: &AppState, t: &Target, params: &Params, table: bool) -
 }
 
 /// GET on an object.
-pub(crate) fn get(state: &AppState, def: &ResourceDef, ns: &str, name: &str, table: bool) -> Result<Response, ApiError> {
+pub(crate) fn get(
+    state: &AppState,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    table: bool,
+) -> Result<Response, ApiError> {
     let ns = if def.namespaced { ns } else { "" };
     let obj = state.store.get(def.storage, ns, name).ok_or_else(|| ApiError::not_found(def.group, def.plural, name))?;
     if table {
@@ -125,13 +137,19 @@ fn validate(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
     if let Some(kind) = obj.get("kind").and_then(Value::as_str)
         && kind != def.kind
     {
-        return Err(ApiError::bad_request(format!("the kind in the data ({kind}) does not match the expected kind ({})", def.kind)));
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({kind}) does not match the expected kind ({})",
+            def.kind
+        )));
     }
     if !def.scale {
         return Ok(());
     }
     let name = meta::name(obj).to_string();
-    let invalid = |msg: &str| ApiError::invalid(format!("{} \"{name}\" is invalid: {msg}", def.kind)).with_details(def.group, def.plural, &name);
+    let invalid = |msg: &str| {
+        ApiError::invalid(format!("{} \"{name}\" is invalid: {msg}", def.kind))
+            .with_details(def.group, def.plural, &name)
+    };
     if obj.pointer("/spec/replicas").is_none_or(Value::is_null) {
         obj["spec"]["replicas"] = json!(1);
     }
@@ -146,13 +164,21 @@ fn validate(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
     if let Some(ml) = selector.get("matchLabels").and_then(Value::as_object)
         && ml.iter().any(|(k, v)| labels.get(k) != Some(v))
     {
-        return Err(invalid("spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`"));
+        return Err(invalid(
+            "spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`",
+        ));
     }
     Ok(())
 }
 
 /// POST on a collection.
-pub(crate) fn create(state: &AppState, def: &ResourceDef, ns: &str, params: &Params, body: &[u8]) -> Result<Response, ApiError> {
+pub(crate) fn create(
+    state: &AppState,
+    def: &ResourceDef,
+    ns: &str,
+    params: &Params,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let mut obj = decode(body)?;
     validate(def, &mut obj)?;
     let created = state.store.create(def, ns, obj, params.dry_run())?;
@@ -161,13 +187,23 @@ pub(crate) fn create(state: &AppState, def: &ResourceDef, ns: &str, params: &Par
 
 fn check_rv(def: &ResourceDef, name: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
     match meta::meta_str(new, "resourceVersion").filter(|rv| !rv.is_empty()) {
-        Some(rv) if Some(rv) != meta::meta_str(old, "resourceVersion") => Err(ApiError::conflict(def.group, def.plural, name)),
+        Some(rv) if Some(rv) != meta::meta_str(old, "resourceVersion") => {
+            Err(ApiError::conflict(def.group, def.plural, name))
+        }
         _ => Ok(()),
     }
 }
 
 /// PUT on an object or its status: unconditional without a resourceVersion, else optimistic.
-pub(crate) fn replace(state: &AppState, def: &ResourceDef, ns: &str, name: &str, mode: WriteMode, params: &Params, body: &[u8]) -> Result<Response, ApiError> {
+pub(crate) fn replace(
+    state: &AppState,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    mode: WriteMode,
+    params: &Params,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let mut obj = decode(body)?;
     if !meta::name(&obj).is_empty() && meta::name(&obj) != name {
         return Err(ApiError::bad_request("the name of the object does not match the name on the URL"));
@@ -186,43 +222,71 @@ pub(crate) fn replace(state: &AppState, def: &ResourceDef, ns: &str, name: &str,
 
 /// PATCH on an object or its status, in any of the four patch types.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn patch(state: &AppState, def: &ResourceDef, ns: &str, name: &str, mode: WriteMode, params: &Params, content_type: &str, body: &[u8]) -> Result<Response, ApiError> {
-    let kind = PatchKind::from_content_type(content_type).ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+pub(crate) fn patch(
+    state: &AppState,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    mode: WriteMode,
+    params: &Params,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let kind =
+        PatchKind::from_content_type(content_type).ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
     let apply = kind == PatchKind::Apply;
     if apply && params.get("fieldManager").is_none_or(str::is_empty) {
-        return Err(ApiError::invalid("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"));
+        return Err(ApiError::invalid(
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+        ));
     }
-    let (out, created) = state.store.write(def, ns, name, mode, apply && mode == WriteMode::Main, params.dry_run(), |old| {
-        let base = match old {
-            // Patches apply to the object as this version sees it.
-            Some(o) => typed(def, o).into_owned(),
-            None => json!({"metadata": {"name": name}}),
-        };
-        let mut patched = patch::apply_patch(kind, &base, body).map_err(|e| match e {
-            PatchError::Decode(m) => ApiError::bad_request(m),
-            PatchError::Apply(m) => ApiError::invalid(m),
+    let (out, created) =
+        state.store.write(def, ns, name, mode, apply && mode == WriteMode::Main, params.dry_run(), |old| {
+            let base = match old {
+                // Patches apply to the object as this version sees it.
+                Some(o) => typed(def, o).into_owned(),
+                None => json!({"metadata": {"name": name}}),
+            };
+            let mut patched = patch::apply_patch(kind, &base, body).map_err(|e| match e {
+                PatchError::Decode(m) => ApiError::bad_request(m),
+                PatchError::Apply(m) => ApiError::invalid(m),
+            })?;
+            if let Some(old) = old {
+                check_rv(def, name, old, &patched)?;
+            }
+            if apply {
+                let applied = patch::parse_json_or_yaml(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                let manager = params.get("fieldManager").unwrap_or_default();
+                crate::ssa::record_apply(
+                    def,
+                    old.map(|o| o.as_ref()),
+                    &mut patched,
+                    &applied,
+                    manager,
+                    params.flag("force"),
+                )?;
+            }
+            if mode == WriteMode::Main {
+                validate(def, &mut patched)?;
+            }
+            Ok(patched)
         })?;
-        if let Some(old) = old {
-            check_rv(def, name, old, &patched)?;
-        }
-        if apply {
-            let applied = patch::parse_json_or_yaml(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-            let manager = params.get("fieldManager").unwrap_or_default();
-            crate::ssa::record_apply(def, old.map(|o| o.as_ref()), &mut patched, &applied, manager, params.flag("force"))?;
-        }
-        if mode == WriteMode::Main {
-            validate(def, &mut patched)?;
-        }
-        Ok(patched)
-    })?;
     Ok(object_response(if created { StatusCode::CREATED } else { StatusCode::OK }, def, &out))
 }
 
 /// DELETE on an object; honours `preconditions.resourceVersion` in DeleteOptions.
-pub(crate) fn delete(state: &AppState, def: &ResourceDef, ns: &str, name: &str, params: &Params, body: &[u8]) -> Result<Response, ApiError> {
+pub(crate) fn delete(
+    state: &AppState,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    params: &Params,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let precondition = opts.pointer("/preconditions/resourceVersion").and_then(Value::as_str);
-    let dry_run = params.dry_run() || opts.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
+    let dry_run =
+        params.dry_run() || opts.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|v| v == "All"));
     let gone = state.store.delete(def, ns, name, precondition, dry_run)?;
     Ok(object_response(StatusCode::OK, def, &gone))
 }

@@ -34,7 +34,9 @@ impl PatchKind {
             "application/merge-patch+json" => Some(Self::Merge),
             "application/strategic-merge-patch+json" => Some(Self::Strategic),
             "application/json-patch+json" => Some(Self::Json),
-            "application/apply-patch+yaml" | "application/apply-patch+json" | "application/apply-patch+cbor" => Some(Self::Apply),
+            "application/apply-patch+yaml" | "application/apply-patch+json" | "application/apply-patch+cbor" => {
+                Some(Self::Apply)
+            }
             _ => None,
         }
     }
@@ -62,7 +64,8 @@ pub fn apply_patch(kind: PatchKind, target: &Value, body: &[u8]) -> Result<Value
             strategic_merge(&mut doc, &patch);
         }
         PatchKind::Json => {
-            let patch: json_patch::Patch = serde_json::from_slice(body).map_err(|e| PatchError::Decode(e.to_string()))?;
+            let patch: json_patch::Patch =
+                serde_json::from_slice(body).map_err(|e| PatchError::Decode(e.to_string()))?;
             json_patch::patch(&mut doc, &patch).map_err(|e| PatchError::Apply(e.to_string()))?;
         }
         PatchKind::Apply => {
@@ -148,7 +151,9 @@ enum ListStrategy {
 /// Merge strategies of the Kubernetes types scalehub and kubectl touch.
 fn list_strategy(field: &str, items: &[Value]) -> ListStrategy {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets" => ListStrategy::ByKey("name"),
+        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets" => {
+            ListStrategy::ByKey("name")
+        }
         "volumeMounts" => ListStrategy::ByKey("mountPath"),
         "volumeDevices" => ListStrategy::ByKey("devicePath"),
         "ports" if items.iter().any(|i| i.get("containerPort").is_some()) => ListStrategy::ByKey("containerPort"),
@@ -167,7 +172,9 @@ fn is_delete_directive(item: &Value) -> bool {
 
 fn strip_directives(v: &Value) -> Value {
     match v {
-        Value::Object(m) => Value::Object(m.iter().filter(|(k, _)| !k.starts_with('$')).map(|(k, v)| (k.clone(), strip_directives(v))).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter().filter(|(k, _)| !k.starts_with('$')).map(|(k, v)| (k.clone(), strip_directives(v))).collect(),
+        ),
         Value::Array(a) => Value::Array(a.iter().map(strip_directives).collect()),
         other => other.clone(),
     }
@@ -241,7 +248,8 @@ mod tests {
 
     #[test]
     fn json_patch_applies_operations_and_fails_on_test_mismatch() {
-        let ok = br#"[{"op":"test","path":"/spec/replicas","value":2},{"op":"replace","path":"/spec/replicas","value":5}]"#;
+        let ok =
+            br#"[{"op":"test","path":"/spec/replicas","value":2},{"op":"replace","path":"/spec/replicas","value":5}]"#;
         assert_eq!(apply_patch(PatchKind::Json, &deploy(), ok).unwrap()["spec"]["replicas"], 5);
         let bad = br#"[{"op":"test","path":"/spec/replicas","value":3}]"#;
         assert!(matches!(apply_patch(PatchKind::Json, &deploy(), bad), Err(PatchError::Apply(_))));

@@ -93,8 +93,34 @@ pub static RESOURCES: [ResourceDef; 11] = [
     res!(5, 5, "", "v1", "events", "event", "Event", true, &["ev"], false, false, false),
     res!(6, 5, "events.k8s.io", "v1", "events", "event", "Event", true, &["ev"], false, false, false),
     res!(7, 7, "coordination.k8s.io", "v1", "leases", "lease", "Lease", true, &[], false, false, false),
-    res!(8, 8, "autoscaling", "v2", "horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", true, &["hpa"], false, true, false),
-    res!(9, 8, "autoscaling", "v1", "horizontalpodautoscalers", "horizontalpodautoscaler", "HorizontalPodAutoscaler", true, &["hpa"], false, true, false),
+    res!(
+        8,
+        8,
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        false,
+        true,
+        false
+    ),
+    res!(
+        9,
+        8,
+        "autoscaling",
+        "v1",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        false,
+        true,
+        false
+    ),
     res!(10, 10, "metrics.k8s.io", "v1beta1", "pods", "", "PodMetrics", true, &[], false, false, true),
 ];
 

@@ -119,10 +119,16 @@ fn verb(method: &Method, t: &Target, params: &Params) -> Result<&'static str, Ap
         ("PATCH", false) => "patch",
         ("DELETE", false) => "delete",
         ("DELETE", true) => "deletecollection",
-        _ => return Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({method})"))),
+        _ => {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({method})"
+            )));
+        }
     };
     if t.def.read_only && !matches!(v, "get" | "list") {
-        return Err(ApiError::method_not_allowed(format!("the server does not allow this method on the requested resource ({method})")));
+        return Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method})"
+        )));
     }
     Ok(v)
 }
@@ -141,7 +147,14 @@ async fn resource_request(
     }
 }
 
-async fn handle(state: Arc<AppState>, method: Method, uri: Uri, headers: HeaderMap, params: Params, body: Bytes) -> Result<Response, ApiError> {
+async fn handle(
+    state: Arc<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    params: Params,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let target = match parse(uri.path())? {
         Parsed::Discovery(group, version) => return Ok(discovery::resource_list(&group, &version)),
         Parsed::Group(group) => return discovery::group(&group),
@@ -175,7 +188,9 @@ async fn handle(state: Arc<AppState>, method: Method, uri: Uri, headers: HeaderM
         ("list", _, _) => objects::list(&state, &target, &params, table::wanted(accept)),
         ("deletecollection", _, _) => objects::delete_collection(&state, &target, &params),
         ("create", _, _) => objects::create(&state, target.def, ns, &params, &body),
-        (_, Some(name), Some("scale")) => scale::handle(&state, target.def, ns, name, verb, &params, content_type, &body),
+        (_, Some(name), Some("scale")) => {
+            scale::handle(&state, target.def, ns, name, verb, &params, content_type, &body)
+        }
         ("get", Some(name), _) => objects::get(&state, target.def, ns, name, table::wanted(accept)),
         ("update", Some(name), _) => objects::replace(&state, target.def, ns, name, mode, &params, &body),
         ("patch", Some(name), _) => objects::patch(&state, target.def, ns, name, mode, &params, content_type, &body),
@@ -198,7 +213,10 @@ mod tests {
     #[test]
     fn namespaced_object_and_subresource_paths_parse() {
         let t = target("/apis/apps/v1/namespaces/prod/deployments/web/scale");
-        assert_eq!((t.def.plural, t.ns.as_deref(), t.name.as_deref(), t.sub.as_deref()), ("deployments", Some("prod"), Some("web"), Some("scale")));
+        assert_eq!(
+            (t.def.plural, t.ns.as_deref(), t.name.as_deref(), t.sub.as_deref()),
+            ("deployments", Some("prod"), Some("web"), Some("scale"))
+        );
         let t = target("/api/v1/namespaces/prod/pods");
         assert_eq!((t.def.plural, t.ns.as_deref(), t.name), ("pods", Some("prod"), None));
     }
@@ -215,7 +233,12 @@ mod tests {
 
     #[test]
     fn unknown_resources_and_subresources_are_not_found() {
-        for path in ["/apis/apps/v1/namespaces/p/foos", "/apis/nope/v1/x", "/api/v1/namespaces/p/pods/x/scale", "/apis/apps/v1/deployments/web"] {
+        for path in [
+            "/apis/apps/v1/namespaces/p/foos",
+            "/apis/nope/v1/x",
+            "/api/v1/namespaces/p/pods/x/scale",
+            "/apis/apps/v1/deployments/web",
+        ] {
             assert!(parse(path).is_err(), "{path}");
         }
     }

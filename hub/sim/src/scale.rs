@@ -21,7 +21,8 @@ pub fn selector_string(workload: &Value) -> String {
     }
     for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
         let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-        let values: Vec<&str> = e.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let values: Vec<&str> =
+            e.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
         match e.get("operator").and_then(Value::as_str) {
             Some("In") => parts.push(format!("{key} in ({})", values.join(","))),
             Some("NotIn") => parts.push(format!("{key} notin ({})", values.join(","))),
@@ -53,10 +54,23 @@ pub fn scale_of(workload: &Value) -> Value {
 
 /// GET, PUT or PATCH on `/scale`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn handle(state: &AppState, def: &ResourceDef, ns: &str, name: &str, verb: &str, params: &Params, content_type: &str, body: &[u8]) -> Result<Response, ApiError> {
+pub(crate) fn handle(
+    state: &AppState,
+    def: &ResourceDef,
+    ns: &str,
+    name: &str,
+    verb: &str,
+    params: &Params,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     // The real server names the subresource for Deployments and ReplicaSets but not for
     // StatefulSets (observed on v1.20 by the conformance suite).
-    let kind = if def.storage == crate::resources::STATEFULSETS { def.plural.to_string() } else { format!("{}/scale", def.plural) };
+    let kind = if def.storage == crate::resources::STATEFULSETS {
+        def.plural.to_string()
+    } else {
+        format!("{}/scale", def.plural)
+    };
     let not_found = || ApiError::not_found(def.group, &kind, name);
     if verb == "get" {
         let obj = state.store.get(def.storage, ns, name).ok_or_else(not_found)?;
@@ -64,7 +78,9 @@ pub(crate) fn handle(state: &AppState, def: &ResourceDef, ns: &str, name: &str, 
     }
     let kind = match verb {
         "update" => None,
-        "patch" => Some(PatchKind::from_content_type(content_type).ok_or_else(|| ApiError::unsupported_media_type(content_type))?),
+        "patch" => Some(
+            PatchKind::from_content_type(content_type).ok_or_else(|| ApiError::unsupported_media_type(content_type))?,
+        ),
         _ => return Err(ApiError::method_not_allowed(format!("{verb} is not supported on scale"))),
     };
     if state.store.get(def.storage, ns, name).is_none() {

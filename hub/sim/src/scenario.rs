@@ -133,7 +133,8 @@ impl Scenario {
         for w in &mut s.workloads {
             if let Some(trace) = w.load_trace.take() {
                 let path = base_dir.join(&trace);
-                let csv = std::fs::read_to_string(&path).map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
+                let csv = std::fs::read_to_string(&path)
+                    .map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
                 w.load = Some(trace_curve(&csv)?);
             }
         }
@@ -151,7 +152,8 @@ impl Scenario {
 
     /// Reads and parses a scenario file.
     pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
         Self::from_yaml(&text, path.parent().unwrap_or(Path::new(".")))
     }
 
@@ -193,9 +195,9 @@ impl Scenario {
             let slot = kind_slot(&w.kind).ok_or_else(|| ScenarioError::Invalid(format!("unknown kind {}", w.kind)))?;
             for i in 0..w.count {
                 let name = if w.count > 1 { format!("{}-{i}", w.name) } else { w.name.clone() };
-                store
-                    .create(&RESOURCES[slot], &w.namespace, workload_object(w, &name), false)
-                    .map_err(|source| ScenarioError::Create { what: format!("{} {}/{name}", w.kind, w.namespace), source })?;
+                store.create(&RESOURCES[slot], &w.namespace, workload_object(w, &name), false).map_err(|source| {
+                    ScenarioError::Create { what: format!("{} {}/{name}", w.kind, w.namespace), source }
+                })?;
             }
         }
         Ok(())
@@ -242,7 +244,9 @@ fn workload_object(w: &WorkloadSpec, name: &str) -> Value {
 fn trace_curve(csv: &str) -> Result<String, ScenarioError> {
     let mut points = Vec::new();
     for line in csv.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-        let (t, v) = line.split_once(',').ok_or_else(|| ScenarioError::Invalid(format!("trace line {line:?}: expected seconds,millicores")))?;
+        let (t, v) = line
+            .split_once(',')
+            .ok_or_else(|| ScenarioError::Invalid(format!("trace line {line:?}: expected seconds,millicores")))?;
         let (t, v) = (t.trim(), v.trim());
         if t.parse::<f64>().is_err() || v.parse::<f64>().is_err() {
             // A header row such as `seconds,millicores` is allowed first.

@@ -112,10 +112,7 @@ fn parse_req(part: &str) -> Result<Req, SelectorError> {
     if let Some(open) = part.find('(') {
         let head = part[..open].trim();
         let list = part[open + 1..].strip_suffix(')').ok_or_else(err)?;
-        let values = list
-            .split(',')
-            .map(|v| valid_value(v.trim()).ok_or_else(err))
-            .collect::<Result<Vec<_>, _>>()?;
+        let values = list.split(',').map(|v| valid_value(v.trim()).ok_or_else(err)).collect::<Result<Vec<_>, _>>()?;
         let mut words = head.split_whitespace();
         let key = valid_key(words.next().ok_or_else(err)?).ok_or_else(err)?;
         let op = words.next().ok_or_else(err)?;
@@ -202,15 +199,39 @@ impl FieldSelector {
 /// server registers them (kubectl describe selects events by `involvedObject.*`).
 pub fn extra_fields(group: &str, plural: &str) -> &'static [&'static str] {
     match (group, plural) {
-        ("", "pods") => &["status.phase", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "status.podIP", "status.nominatedNodeName"],
+        ("", "pods") => &[
+            "status.phase",
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
         ("", "events") => &[
-            "involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-            "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
-            "reason", "reportingComponent", "source", "type",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
         ],
         ("events.k8s.io", "events") => &[
-            "regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "regarding.apiVersion",
-            "regarding.resourceVersion", "regarding.fieldPath", "reason", "reportingController", "type",
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
+            "reason",
+            "reportingController",
+            "type",
         ],
         ("", "namespaces") => &["status.phase"],
         _ => &[],
@@ -296,7 +317,9 @@ mod tests {
         );
         assert!(FieldSelector::parse("spec.nodeName=", extra_fields("", "pods")).unwrap().matches(&o));
         let ev = json!({"involvedObject": {"name": "web", "kind": "Deployment"}});
-        let sel = FieldSelector::parse("involvedObject.name=web,involvedObject.kind=Deployment", extra_fields("", "events")).unwrap();
+        let sel =
+            FieldSelector::parse("involvedObject.name=web,involvedObject.kind=Deployment", extra_fields("", "events"))
+                .unwrap();
         assert!(sel.matches(&ev));
     }
 }

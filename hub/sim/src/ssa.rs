@@ -74,14 +74,18 @@ fn value_at<'a>(obj: &'a Value, path: &Path) -> Option<&'a Value> {
 }
 
 /// Checks ownership conflicts for an apply by `manager` and records its fields in `patched`.
-pub(crate) fn record_apply(def: &ResourceDef, old: Option<&Value>, patched: &mut Value, applied: &Value, manager: &str, force: bool) -> Result<(), ApiError> {
+pub(crate) fn record_apply(
+    def: &ResourceDef,
+    old: Option<&Value>,
+    patched: &mut Value,
+    applied: &Value,
+    manager: &str,
+    force: bool,
+) -> Result<(), ApiError> {
     let mut mine = Vec::new();
     leaf_paths(applied, &mut Vec::new(), &mut mine);
-    let mut entries: Vec<Value> = old
-        .and_then(|o| o.pointer("/metadata/managedFields"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let mut entries: Vec<Value> =
+        old.and_then(|o| o.pointer("/metadata/managedFields")).and_then(Value::as_array).cloned().unwrap_or_default();
     let mut conflicts: Vec<String> = Vec::new();
     for entry in entries.iter_mut() {
         let owner = entry.get("manager").and_then(Value::as_str).unwrap_or("").to_string();
@@ -107,13 +111,21 @@ pub(crate) fn record_apply(def: &ResourceDef, old: Option<&Value>, patched: &mut
     }
     if !conflicts.is_empty() {
         let name = meta::name(patched).to_string();
-        let msg = format!("Apply failed with {} conflict{}: {}", conflicts.len(), if conflicts.len() == 1 { "" } else { "s" }, conflicts.join("\n"));
+        let msg = format!(
+            "Apply failed with {} conflict{}: {}",
+            conflicts.len(),
+            if conflicts.len() == 1 { "" } else { "s" },
+            conflicts.join("\n")
+        );
         let mut err = ApiError::conflict(def.group, def.plural, &name);
         err.message = msg;
         return Err(err);
     }
     let fields = to_fields_v1(&mine);
-    match entries.iter_mut().find(|e| e.get("manager").and_then(Value::as_str) == Some(manager) && e.get("operation").and_then(Value::as_str) == Some("Apply")) {
+    match entries.iter_mut().find(|e| {
+        e.get("manager").and_then(Value::as_str) == Some(manager)
+            && e.get("operation").and_then(Value::as_str) == Some("Apply")
+    }) {
         // Unchanged ownership keeps the old entry (and its time), so a no-op apply stays a no-op.
         Some(e) if e.get("fieldsV1") == Some(&fields) => {}
         Some(e) => {
@@ -150,7 +162,12 @@ mod tests {
         assert_eq!(err.code, 409);
         assert!(err.message.contains("conflict with \"first\": .spec.replicas"), "{}", err.message);
         record_apply(def, Some(&first), &mut second, &cfg(3), "second", true).unwrap();
-        let managers: Vec<&str> = second["metadata"]["managedFields"].as_array().unwrap().iter().map(|e| e["manager"].as_str().unwrap()).collect();
+        let managers: Vec<&str> = second["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["manager"].as_str().unwrap())
+            .collect();
         assert_eq!(managers, ["second"]);
     }
 

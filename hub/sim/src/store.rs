@@ -205,14 +205,24 @@ impl Store {
         self.create_locked(&mut inner, def, ns, body, dry_run)
     }
 
-    fn create_locked(&self, inner: &mut Inner, def: &ResourceDef, ns: &str, mut body: Value, dry_run: bool) -> Result<Obj, ApiError> {
+    fn create_locked(
+        &self,
+        inner: &mut Inner,
+        def: &ResourceDef,
+        ns: &str,
+        mut body: Value,
+        dry_run: bool,
+    ) -> Result<Obj, ApiError> {
         let Some(m) = meta::metadata_mut(&mut body) else {
             return Err(ApiError::bad_request("the request body is not a JSON object"));
         };
         let mut name = m.get("name").and_then(Value::as_str).unwrap_or("").to_string();
         if name.is_empty() {
             let Some(prefix) = m.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) else {
-                return Err(ApiError::invalid(format!("{} \"\" is invalid: metadata.name: Required value: name or generateName is required", def.kind)));
+                return Err(ApiError::invalid(format!(
+                    "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                    def.kind
+                )));
             };
             name = format!("{prefix}{}", meta::random_suffix(5));
         }
@@ -223,7 +233,9 @@ impl Store {
         if def.namespaced {
             match m.get("namespace").and_then(Value::as_str) {
                 Some(body_ns) if !body_ns.is_empty() && body_ns != ns => {
-                    return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
                 }
                 _ => {}
             }
@@ -262,7 +274,16 @@ impl Store {
     /// `f` gets the current object (None when missing) and returns the desired one; when it is
     /// missing and `create_if_missing` is false the write fails with 404. Immutable metadata is
     /// restored, a change that alters nothing is not committed, spec changes bump `generation`.
-    pub fn write<F>(&self, def: &ResourceDef, ns: &str, name: &str, mode: WriteMode, create_if_missing: bool, dry_run: bool, f: F) -> Result<(Obj, bool), ApiError>
+    pub fn write<F>(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        mode: WriteMode,
+        create_if_missing: bool,
+        dry_run: bool,
+        f: F,
+    ) -> Result<(Obj, bool), ApiError>
     where
         F: FnOnce(Option<&Obj>) -> Result<Value, ApiError>,
     {
@@ -317,7 +338,8 @@ impl Store {
             return Ok((old, false));
         }
         // Deployments also bump generation on annotation changes (they are copied to ReplicaSets).
-        let annotations_changed = def.storage == resources::DEPLOYMENTS && old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations");
+        let annotations_changed = def.storage == resources::DEPLOYMENTS
+            && old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations");
         if (spec_changed(&old, &new) || annotations_changed)
             && let Some(g) = old.pointer("/metadata/generation").and_then(Value::as_i64)
         {
@@ -330,13 +352,29 @@ impl Store {
         }
         inner.rv = rv;
         let obj = Arc::new(new);
-        self.commit(&mut inner, def.storage, key_ns, name, Some(obj.clone()), obj.clone(), Some(old), EventType::Modified);
+        self.commit(
+            &mut inner,
+            def.storage,
+            key_ns,
+            name,
+            Some(obj.clone()),
+            obj.clone(),
+            Some(old),
+            EventType::Modified,
+        );
         Ok((obj, false))
     }
 
     /// Deletes an object; `precondition_rv` makes a stale delete a 409. Deleting a namespace
     /// deletes everything in it.
-    pub fn delete(&self, def: &ResourceDef, ns: &str, name: &str, precondition_rv: Option<&str>, dry_run: bool) -> Result<Obj, ApiError> {
+    pub fn delete(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        precondition_rv: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Obj, ApiError> {
         let key_ns = if def.namespaced { ns } else { "" };
         let mut inner = self.lock();
         let Some(old) = inner.slots[def.storage].objects.get(key_ns).and_then(|o| o.get(name)).cloned() else {
@@ -352,7 +390,8 @@ impl Store {
         }
         if def.storage == NAMESPACES {
             for slot in 0..STORAGE_SLOTS {
-                let names: Vec<String> = inner.slots[slot].objects.get(name).map(|o| o.keys().cloned().collect()).unwrap_or_default();
+                let names: Vec<String> =
+                    inner.slots[slot].objects.get(name).map(|o| o.keys().cloned().collect()).unwrap_or_default();
                 for n in names {
                     self.delete_locked(&mut inner, slot, name, &n);
                 }
@@ -373,7 +412,17 @@ impl Store {
 
     /// Applies a change to the maps, the owner index and the history, and notifies watchers.
     #[allow(clippy::too_many_arguments)]
-    fn commit(&self, inner: &mut Inner, slot: usize, ns: &str, name: &str, new: Option<Obj>, object: Obj, prev: Option<Obj>, kind: EventType) {
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        slot: usize,
+        ns: &str,
+        name: &str,
+        new: Option<Obj>,
+        object: Obj,
+        prev: Option<Obj>,
+        kind: EventType,
+    ) {
         let rv = inner.rv;
         let s = &mut inner.slots[slot];
         if slot == PODS {
@@ -461,7 +510,12 @@ fn initial_status(obj: &mut Value, def: &ResourceDef) {
 fn spec_changed(old: &Value, new: &Value) -> bool {
     let strip = |v: &Value| -> Vec<(String, Value)> {
         v.as_object()
-            .map(|o| o.iter().filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status")).map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|o| {
+                o.iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     strip(old) != strip(new)

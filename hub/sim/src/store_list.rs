@@ -12,7 +12,14 @@ use crate::selector::Selectors;
 
 impl Store {
     /// Lists objects (all namespaces when `ns` is None) with selectors and paging.
-    pub fn list(&self, slot: usize, ns: Option<&str>, sel: &Selectors, limit: Option<usize>, cont: Option<&str>) -> Result<ListPage, ApiError> {
+    pub fn list(
+        &self,
+        slot: usize,
+        ns: Option<&str>,
+        sel: &Selectors,
+        limit: Option<usize>,
+        cont: Option<&str>,
+    ) -> Result<ListPage, ApiError> {
         let start = match cont.filter(|c| !c.is_empty()) {
             Some(token) => Some(parse_continue(token)?),
             None => None,
@@ -58,7 +65,9 @@ impl Store {
         let mut more = false;
         let ns_range: Box<dyn Iterator<Item = (&String, &BTreeMap<String, Obj>)>> = match (ns, &start) {
             (Some(ns), _) => Box::new(objects.get_key_value(ns).into_iter()),
-            (None, Some((sns, _))) => Box::new(objects.range::<str, _>((Bound::Included(sns.as_str()), Bound::Unbounded))),
+            (None, Some((sns, _))) => {
+                Box::new(objects.range::<str, _>((Bound::Included(sns.as_str()), Bound::Unbounded)))
+            }
             (None, None) => Box::new(objects.iter()),
         };
         'outer: for (ns_name, by_name) in ns_range {
@@ -90,7 +99,13 @@ impl Store {
 }
 
 /// Moves an object's entries in the label index from its old labels to its new ones.
-pub(super) fn index_labels(index: &mut HashMap<(String, String), BTreeSet<(String, String)>>, ns: &str, name: &str, old: Option<&Value>, new: Option<&Value>) {
+pub(super) fn index_labels(
+    index: &mut HashMap<(String, String), BTreeSet<(String, String)>>,
+    ns: &str,
+    name: &str,
+    old: Option<&Value>,
+    new: Option<&Value>,
+) {
     let labels = |o: Option<&Value>| -> Vec<(String, String)> {
         o.and_then(|o| o.pointer("/metadata/labels"))
             .and_then(Value::as_object)
@@ -123,4 +138,3 @@ fn parse_continue(token: &str) -> Result<(String, String), ApiError> {
         _ => Err(ApiError::bad_request(format!("invalid continue token {token:?}"))),
     }
 }
-

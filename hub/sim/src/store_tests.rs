@@ -43,7 +43,9 @@ fn a_write_that_changes_nothing_keeps_the_resource_version_and_emits_nothing() {
     let store = Store::new(100);
     let obj = store.create(deployments(), "default", deploy("web"), false).unwrap();
     let rv = store.current_rv();
-    let (same, _) = store.write(deployments(), "default", "web", WriteMode::Main, false, false, |o| Ok(o.unwrap().as_ref().clone())).unwrap();
+    let (same, _) = store
+        .write(deployments(), "default", "web", WriteMode::Main, false, false, |o| Ok(o.unwrap().as_ref().clone()))
+        .unwrap();
     assert_eq!(same, obj);
     assert_eq!(store.current_rv(), rv);
     assert!(store.events_since(DEPLOYMENTS, rv).unwrap().is_empty());
@@ -134,7 +136,9 @@ fn lists_page_with_continue_tokens() {
     let mut token: Option<String> = None;
     loop {
         let page = store.list(DEPLOYMENTS, None, &sel, Some(3), token.as_deref()).unwrap();
-        seen.extend(page.items.iter().map(|o| format!("{}/{}", meta::meta_str(o, "namespace").unwrap(), meta::name(o))));
+        seen.extend(
+            page.items.iter().map(|o| format!("{}/{}", meta::meta_str(o, "namespace").unwrap(), meta::name(o))),
+        );
         match page.continue_token {
             Some(t) => token = Some(t),
             None => break,
@@ -168,7 +172,9 @@ fn deleting_a_namespace_deletes_its_objects() {
 fn pod_lists_by_label_use_the_index_and_follow_label_changes() {
     let store = Store::new(100);
     for (name, app) in [("a", "web"), ("b", "api"), ("c", "web")] {
-        store.create(&RESOURCES[PODS], "default", json!({"metadata": {"name": name, "labels": {"app": app}}}), false).unwrap();
+        store
+            .create(&RESOURCES[PODS], "default", json!({"metadata": {"name": name, "labels": {"app": app}}}), false)
+            .unwrap();
     }
     let sel = |s: &str| Selectors { labels: crate::selector::LabelSelector::parse(s).unwrap(), ..Default::default() };
     let names = |p: ListPage| p.items.iter().map(|o| meta::name(o).to_string()).collect::<Vec<_>>();

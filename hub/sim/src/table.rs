@@ -22,10 +22,24 @@ fn column(name: &str, ty: &str) -> Value {
 
 fn columns(def: &ResourceDef) -> Vec<Value> {
     let names: &[(&str, &str)] = match def.storage {
-        DEPLOYMENTS => &[("Name", "string"), ("Ready", "string"), ("Up-to-date", "integer"), ("Available", "integer"), ("Age", "string")],
+        DEPLOYMENTS => &[
+            ("Name", "string"),
+            ("Ready", "string"),
+            ("Up-to-date", "integer"),
+            ("Available", "integer"),
+            ("Age", "string"),
+        ],
         STATEFULSETS => &[("Name", "string"), ("Ready", "string"), ("Age", "string")],
-        REPLICASETS => &[("Name", "string"), ("Desired", "integer"), ("Current", "integer"), ("Ready", "integer"), ("Age", "string")],
-        PODS => &[("Name", "string"), ("Ready", "string"), ("Status", "string"), ("Restarts", "string"), ("Age", "string")],
+        REPLICASETS => &[
+            ("Name", "string"),
+            ("Desired", "integer"),
+            ("Current", "integer"),
+            ("Ready", "integer"),
+            ("Age", "string"),
+        ],
+        PODS => {
+            &[("Name", "string"), ("Ready", "string"), ("Status", "string"), ("Restarts", "string"), ("Age", "string")]
+        }
         NAMESPACES => &[("Name", "string"), ("Status", "string"), ("Age", "string")],
         _ => &[("Name", "string"), ("Age", "string")],
     };
@@ -41,9 +55,21 @@ fn cells(def: &ResourceDef, obj: &Value) -> Vec<Value> {
     let age = json!(age(meta::meta_str(obj, "creationTimestamp")));
     let ready = |spec: &str| json!(format!("{}/{}", int(obj, "/status/readyReplicas"), int(obj, spec)));
     match def.storage {
-        DEPLOYMENTS => vec![name, ready("/spec/replicas"), json!(int(obj, "/status/updatedReplicas")), json!(int(obj, "/status/availableReplicas")), age],
+        DEPLOYMENTS => vec![
+            name,
+            ready("/spec/replicas"),
+            json!(int(obj, "/status/updatedReplicas")),
+            json!(int(obj, "/status/availableReplicas")),
+            age,
+        ],
         STATEFULSETS => vec![name, ready("/spec/replicas"), age],
-        REPLICASETS => vec![name, json!(int(obj, "/spec/replicas")), json!(int(obj, "/status/replicas")), json!(int(obj, "/status/readyReplicas")), age],
+        REPLICASETS => vec![
+            name,
+            json!(int(obj, "/spec/replicas")),
+            json!(int(obj, "/status/replicas")),
+            json!(int(obj, "/status/readyReplicas")),
+            age,
+        ],
         PODS => {
             let statuses = obj.pointer("/status/containerStatuses").and_then(Value::as_array);
             let total = obj.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
@@ -83,7 +109,10 @@ pub(crate) fn response(def: &ResourceDef, items: &[Obj], rv: u64, continue_token
     if let Some(c) = continue_token {
         metadata["continue"] = json!(c);
     }
-    json_response(StatusCode::OK, &json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "columnDefinitions": columns(def), "rows": rows}))
+    json_response(
+        StatusCode::OK,
+        &json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "columnDefinitions": columns(def), "rows": rows}),
+    )
 }
 
 #[cfg(test)]
@@ -93,7 +122,9 @@ mod tests {
 
     #[test]
     fn kubectl_accept_headers_ask_for_tables() {
-        assert!(wanted("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"));
+        assert!(wanted(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+        ));
         assert!(!wanted("application/json"));
     }
 
@@ -107,7 +138,8 @@ mod tests {
 
     #[test]
     fn ages_use_kubectl_units() {
-        let ago = |secs: i64| jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - secs).unwrap().to_string();
+        let ago =
+            |secs: i64| jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - secs).unwrap().to_string();
         assert_eq!(age(Some(&ago(45))), "45s");
         assert_eq!(age(Some(&ago(192))), "3m12s");
         assert_eq!(age(Some(&ago(5 * 3600 + 180))), "5h3m");

@@ -14,13 +14,13 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
+use crate::AppState;
 use crate::error::ApiError;
 use crate::objects::{selectors, typed};
 use crate::resources::ResourceDef;
 use crate::router::{Params, Target};
 use crate::selector::{FieldSelector, Selectors};
-use crate::store::{EventType, StoredEvent, Store};
-use crate::AppState;
+use crate::store::{EventType, Store, StoredEvent};
 
 /// Buffered lines per stream: enough to absorb a burst without stalling on a slow reader.
 const STREAM_BUFFER: usize = 256;
@@ -74,19 +74,31 @@ fn bookmark(def: &ResourceDef, rv: u64, initial_end: bool) -> Bytes {
 }
 
 /// Starts a watch on a collection (or on one object, via its name as a field selector).
-pub(crate) fn serve(state: &Arc<AppState>, t: &Target, name: Option<&str>, params: &Params) -> Result<Response, ApiError> {
+pub(crate) fn serve(
+    state: &Arc<AppState>,
+    t: &Target,
+    name: Option<&str>,
+    params: &Params,
+) -> Result<Response, ApiError> {
     let mut sel = selectors(t.def, params)?;
     if let Some(name) = name {
-        let by_name = FieldSelector::parse(&format!("metadata.name={name}"), &[]).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let by_name = FieldSelector::parse(&format!("metadata.name={name}"), &[])
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         sel.fields = merge_fields(&sel.fields, by_name);
     }
     let spec = WatchSpec { def: t.def, ns: t.ns.clone(), sel };
     let requested = params.get("resourceVersion").filter(|rv| !rv.is_empty());
     let requested = match requested {
-        Some(rv) => Some(rv.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?),
+        Some(rv) => {
+            Some(rv.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?)
+        }
         None => None,
     };
-    let timeout = params.get("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).map(Duration::from_secs).unwrap_or(state.default_watch_timeout);
+    let timeout = params
+        .get("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(state.default_watch_timeout);
     let bookmarks = params.flag("allowWatchBookmarks");
     let send_initial = params.flag("sendInitialEvents");
     let (tx, rx) = mpsc::channel::<Bytes>(STREAM_BUFFER);
@@ -99,8 +111,14 @@ pub(crate) fn serve(state: &Arc<AppState>, t: &Target, name: Option<&str>, param
         force_expire: requested.is_some_and(|rv| rv > 0) && state.faults.take_expire_next_watch(),
     };
     tokio::spawn(run(store, spec, requested, send_initial, opts, tx));
-    let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache, private")], Body::from_stream(stream)).into_response())
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache, private")],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }
 
 fn merge_fields(a: &FieldSelector, b: FieldSelector) -> FieldSelector {
@@ -116,7 +134,14 @@ struct StreamOpts {
 }
 
 /// The body of one watch: initial events or replay, then live events until timeout or disconnect.
-async fn run(store: Arc<Store>, spec: WatchSpec, requested: Option<u64>, send_initial: bool, opts: StreamOpts, tx: mpsc::Sender<Bytes>) {
+async fn run(
+    store: Arc<Store>,
+    spec: WatchSpec,
+    requested: Option<u64>,
+    send_initial: bool,
+    opts: StreamOpts,
+    tx: mpsc::Sender<Bytes>,
+) {
     let slot = spec.def.storage;
     // Subscribe before reading so a commit between the read and the wait is not missed.
     let mut changes = store.subscribe(slot);

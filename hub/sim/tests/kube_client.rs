@@ -27,7 +27,10 @@ async fn typed_crud_round_trips_with_server_set_fields() {
     let got = api.get("web").await.unwrap();
     assert_eq!(got.metadata.resource_version, created.metadata.resource_version);
 
-    let patched = api.patch("web", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "fe"}}}))).await.unwrap();
+    let patched = api
+        .patch("web", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "fe"}}})))
+        .await
+        .unwrap();
     assert_eq!(patched.metadata.labels.unwrap()["tier"], "fe");
 
     // `got` carries the pre-patch resourceVersion, so replacing with it is a conflict.
@@ -56,11 +59,13 @@ async fn all_four_patch_types_work_and_apply_creates() {
     let d = api.patch("web", &PatchParams::default(), &Patch::Strategic(strategic)).await.unwrap();
     assert_eq!(d.spec.unwrap().template.spec.unwrap().containers.len(), 2);
 
-    let jp: json_patch_ops::Ops = serde_json::from_value(json!([{"op": "replace", "path": "/spec/replicas", "value": 3}])).unwrap();
+    let jp: json_patch_ops::Ops =
+        serde_json::from_value(json!([{"op": "replace", "path": "/spec/replicas", "value": 3}])).unwrap();
     let d = api.patch("web", &PatchParams::default(), &Patch::Json::<()>(jp)).await.unwrap();
     assert_eq!(d.spec.unwrap().replicas, Some(3));
 
-    let failing: json_patch_ops::Ops = serde_json::from_value(json!([{"op": "test", "path": "/spec/replicas", "value": 9}])).unwrap();
+    let failing: json_patch_ops::Ops =
+        serde_json::from_value(json!([{"op": "test", "path": "/spec/replicas", "value": 9}])).unwrap();
     let err = api.patch("web", &PatchParams::default(), &Patch::Json::<()>(failing)).await.unwrap_err();
     assert!(matches!(err, kube::Error::Api(s) if s.code == 422));
 
@@ -91,7 +96,9 @@ async fn label_selectors_filter_lists() {
     for name in ["web", "api", "db"] {
         api.create(&PostParams::default(), &deployment(name, 1)).await.unwrap();
     }
-    let names = |l: kube::core::ObjectList<Deployment>| l.items.into_iter().map(|d| d.metadata.name.unwrap()).collect::<Vec<_>>();
+    let names = |l: kube::core::ObjectList<Deployment>| {
+        l.items.into_iter().map(|d| d.metadata.name.unwrap()).collect::<Vec<_>>()
+    };
     assert_eq!(names(api.list(&ListParams::default().labels("app in (web,api)")).await.unwrap()), ["api", "web"]);
     assert_eq!(names(api.list(&ListParams::default().labels("app!=web,app!=api")).await.unwrap()), ["db"]);
     assert_eq!(names(api.list(&ListParams::default().fields("metadata.name=db")).await.unwrap()), ["db"]);
@@ -156,7 +163,9 @@ async fn watch_events_follow_selectors_and_deletes() {
     let mut stream = watcher(api.clone(), cfg).applied_objects().boxed();
     let mut deleted = watcher(api.clone(), watcher::Config::default()).touched_objects().boxed();
     let _ = deleted.try_next().await.unwrap();
-    api.patch("web", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "fe"}}}))).await.unwrap();
+    api.patch("web", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "fe"}}})))
+        .await
+        .unwrap();
     let d = stream.try_next().await.unwrap().unwrap();
     assert_eq!(d.metadata.labels.unwrap()["tier"], "fe");
     api.delete("web", &DeleteParams::default()).await.unwrap();
@@ -182,7 +191,8 @@ async fn scale_subresource_reads_and_updates_the_workload() {
     let first = events.try_next().await.unwrap().unwrap();
     assert_eq!(first.spec.unwrap().replicas, Some(2));
 
-    let patched = api.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 4}}))).await.unwrap();
+    let patched =
+        api.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 4}}))).await.unwrap();
     assert_eq!(patched.spec.unwrap().replicas, Some(4));
     let d = api.get("web").await.unwrap();
     assert_eq!((d.spec.unwrap().replicas, d.metadata.generation), (Some(4), Some(2)));
@@ -231,7 +241,9 @@ async fn pods_follow_replicas_turn_ready_and_report_metrics() {
     let running = pods.list(&ListParams::default().fields("status.phase=Running")).await.unwrap();
     assert_eq!(running.items.len(), 2);
 
-    let req = http::Request::get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dweb").body(Vec::new()).unwrap();
+    let req = http::Request::get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dweb")
+        .body(Vec::new())
+        .unwrap();
     let metrics: serde_json::Value = client.request(req).await.unwrap();
     let items = metrics["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
@@ -244,7 +256,10 @@ async fn pods_follow_replicas_turn_ready_and_report_metrics() {
         async move { (api.get("web").await.ok()?.status?.ready_replicas == Some(4)).then_some(()) }
     })
     .await;
-    let metrics: serde_json::Value = client.request(http::Request::get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods").body(Vec::new()).unwrap()).await.unwrap();
+    let metrics: serde_json::Value = client
+        .request(http::Request::get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods").body(Vec::new()).unwrap())
+        .await
+        .unwrap();
     // Scaling out spreads the same demand thinner.
     assert_eq!(metrics["items"][0]["containers"][0]["usage"]["cpu"], "250000000n");
 }
@@ -271,6 +286,7 @@ async fn delete_collection_removes_only_selected_objects() {
         api.create(&PostParams::default(), &deployment(name, 1)).await.unwrap();
     }
     api.delete_collection(&DeleteParams::default(), &ListParams::default().labels("app in (a,b)")).await.unwrap();
-    let left: Vec<String> = api.list(&ListParams::default()).await.unwrap().items.into_iter().map(|d| d.metadata.name.unwrap()).collect();
+    let left: Vec<String> =
+        api.list(&ListParams::default()).await.unwrap().items.into_iter().map(|d| d.metadata.name.unwrap()).collect();
     assert_eq!(left, ["c"]);
 }

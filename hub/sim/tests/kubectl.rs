@@ -49,7 +49,8 @@ async fn kubectl_manages_a_deployment_end_to_end() {
         eprintln!("skipping: {KUBECTL} not found");
         return;
     }
-    let (sim, _client) = common::sim_with(SimOptions { pod_ready_delay: Duration::from_millis(100), ..Default::default() }).await;
+    let (sim, _client) =
+        common::sim_with(SimOptions { pod_ready_delay: Duration::from_millis(100), ..Default::default() }).await;
     let dir = scratch_dir();
     let kc = dir.join("kubeconfig");
     sim.write_kubeconfig(&kc).unwrap();
@@ -82,7 +83,9 @@ async fn kubectl_manages_a_deployment_end_to_end() {
     let table = kubectl(&kc, &["get", "pods"]).await;
     assert!(table.contains("Running") && table.contains("1/1"), "{table}");
 
-    let raw = kubectl(&kc, &["get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dweb"]).await;
+    let raw =
+        kubectl(&kc, &["get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?labelSelector=app%3Dweb"])
+            .await;
     let metrics: Value = serde_json::from_str(&raw).unwrap();
     let items = metrics["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);

@@ -7,9 +7,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
+use kube::Resource;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::Resource;
 use serde_json::json;
 
 #[tokio::test]
@@ -18,7 +18,13 @@ async fn the_kube_event_recorder_creates_then_patches_a_series() {
     let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let d = api.create(&PostParams::default(), &deployment("web", 1)).await.unwrap();
     let recorder = Recorder::new(client.clone(), Reporter { controller: "scalehub".into(), instance: None });
-    let ev = Event { type_: EventType::Normal, reason: "Scaled".into(), note: Some("2 → 3".into()), action: "Scale".into(), secondary: None };
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Scaled".into(),
+        note: Some("2 → 3".into()),
+        action: "Scale".into(),
+        secondary: None,
+    };
     recorder.publish(&ev, &d.object_ref(&())).await.unwrap();
     recorder.publish(&ev, &d.object_ref(&())).await.unwrap();
     let events: Api<K8sEvent> = Api::namespaced(client, "default");
@@ -33,7 +39,10 @@ async fn the_kube_event_recorder_creates_then_patches_a_series() {
 async fn lease_replace_with_a_stale_resource_version_is_a_conflict() {
     let (_sim, client) = sim().await;
     let leases: Api<Lease> = Api::namespaced(client, "default");
-    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "scalehub"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}})).unwrap();
+    let lease: Lease = serde_json::from_value(
+        json!({"metadata": {"name": "scalehub"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}),
+    )
+    .unwrap();
     let created = leases.create(&PostParams::default(), &lease).await.unwrap();
     let mut mine = created.clone();
     mine.spec.as_mut().unwrap().holder_identity = Some("b".into());

@@ -30,11 +30,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
 use super::ApiState;
+use super::error::ApiError;
 
 /// Shortest token accepted, so a guessable token cannot slip in by accident.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -125,7 +125,9 @@ impl Tokens {
                     loaded.modified = modified;
                 }
                 // Keep serving the old tokens: locking everyone out over a typo helps nobody.
-                Err(e) => tracing::warn!(error = %e, "token file changed but cannot be used; keeping the previous tokens"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "token file changed but cannot be used; keeping the previous tokens")
+                }
             }
         }
         loaded.entries.clone()
@@ -147,7 +149,8 @@ pub struct Auth {
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Names only: tokens must never reach a log.
-        let names: Option<Vec<String>> = self.tokens.as_ref().map(|t| t.entries().iter().map(|e| e.name.clone()).collect());
+        let names: Option<Vec<String>> =
+            self.tokens.as_ref().map(|t| t.entries().iter().map(|e| e.name.clone()).collect());
         f.debug_struct("Auth")
             .field("tokens", &names)
             .field("protect_reads", &self.protect_reads)
@@ -215,7 +218,9 @@ impl Auth {
     /// Checks that the request may write targets in `namespace`; returns the caller.
     pub async fn write_access(&self, headers: &HeaderMap, namespace: Option<&str>) -> Result<Caller, ApiError> {
         match &self.kube {
-            Some(kube) if self.file_caller(headers).is_none() => kube.review(bearer_token(headers)?, Role::Write, namespace).await,
+            Some(kube) if self.file_caller(headers).is_none() => {
+                kube.review(bearer_token(headers)?, Role::Write, namespace).await
+            }
             _ => self.check_write(headers),
         }
     }
@@ -259,7 +264,9 @@ impl Auth {
                 found = Some(i);
             }
         }
-        let entry = found.and_then(|i| entries.get(i)).ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid bearer token"))?;
+        let entry = found
+            .and_then(|i| entries.get(i))
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid bearer token"))?;
         Ok(Caller { name: entry.name.clone(), role: entry.role })
     }
 }
@@ -267,7 +274,8 @@ impl Auth {
 /// The token of an `Authorization: Bearer <token>` header, or a 401.
 fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
-    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?;
+    let value =
+        headers.get(header::AUTHORIZATION).ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?;
     let value = value.to_str().map_err(|_| unauthorized("malformed Authorization header"))?;
     match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
@@ -292,7 +300,8 @@ fn forbidden(message: impl Into<String>) -> ApiError {
 }
 
 fn read_file(path: &Path) -> Result<Vec<Entry>, AuthError> {
-    let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read { path: path.display().to_string(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| AuthError::Read { path: path.display().to_string(), source })?;
     parse(&text)
 }
 

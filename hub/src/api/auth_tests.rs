@@ -47,7 +47,9 @@ fn without_a_token_file_reads_are_open_and_writes_forbidden() {
 
 #[test]
 fn bad_lines_are_reported_by_number_without_their_content() {
-    for (text, line) in [("alice", 1), ("# c\nbob:short", 2), ("a:bbbbbbbbbbbbbbbbbbbb:admin", 1), ("a b:bbbbbbbbbbbbbbbbbbbb", 1)] {
+    for (text, line) in
+        [("alice", 1), ("# c\nbob:short", 2), ("a:bbbbbbbbbbbbbbbbbbbb:admin", 1), ("a b:bbbbbbbbbbbbbbbbbbbb", 1)]
+    {
         let err = Auth::from_text(text, false).unwrap_err();
         assert!(matches!(err, AuthError::Line { line: l, .. } if l == line), "{text}: {err}");
         assert!(!err.to_string().contains("bbbb"), "{err}");
@@ -61,7 +63,11 @@ fn a_rewritten_token_file_takes_effect_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens");
     std::fs::write(&path, "alice:aaaaaaaaaaaaaaaaaaaa\n").unwrap();
-    let config = scalehub_core::config::ApiConfig { token_file: Some(path.clone()), protect_reads: false, kubernetes_auth: false };
+    let config = scalehub_core::config::ApiConfig {
+        token_file: Some(path.clone()),
+        protect_reads: false,
+        kubernetes_auth: false,
+    };
     let auth = Auth::from_config(&config).unwrap().recheck_every(Duration::ZERO);
     assert!(auth.check_write(&bearer("aaaaaaaaaaaaaaaaaaaa")).is_ok());
 

@@ -11,16 +11,16 @@
 //! checked, so CPA clients get the same 400 for a bad value. (The CPA's metrics call never
 //! scaled either; only the `runType` its hooks saw differed.)
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use scalehub_hooks::{MetricValue, RunType};
 
+use super::ApiState;
 use super::error::{ApiError, ApiPath, ApiQuery};
 use super::targets::TargetPath;
-use super::ApiState;
 use crate::target::RunError;
 use crate::tick::TickResult;
 
@@ -105,7 +105,12 @@ pub async fn evaluation(
     }
 }
 
-async fn run(state: &ApiState, headers: &HeaderMap, path: &TargetPath, dry_run: Option<&str>) -> Result<TickResult, ApiError> {
+async fn run(
+    state: &ApiState,
+    headers: &HeaderMap,
+    path: &TargetPath,
+    dry_run: Option<&str>,
+) -> Result<TickResult, ApiError> {
     let dry_run = parse_dry_run(dry_run)?;
     let run_type = if dry_run {
         state.auth.read_access(headers, Some(&path.namespace)).await?;

@@ -7,10 +7,10 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// An API failure: a status code and a message for the caller.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +55,10 @@ impl ApiError {
     /// 500: logs `cause` and tells the caller only that the hub failed.
     pub fn internal(what: &str, cause: &dyn std::error::Error) -> Self {
         tracing::error!(error = %cause, source = ?cause.source(), "{what}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error while trying to {what}; see the hub's log"))
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error while trying to {what}; see the hub's log"),
+        )
     }
 }
 
@@ -73,9 +76,13 @@ impl IntoResponse for ApiError {
 impl From<scalehub_store::StoreError> for ApiError {
     fn from(e: scalehub_store::StoreError) -> Self {
         match e {
-            scalehub_store::StoreError::BadCursor => Self::bad_request("invalid pagination cursor: pass back nextCursor unchanged, with the same sort"),
+            scalehub_store::StoreError::BadCursor => {
+                Self::bad_request("invalid pagination cursor: pass back nextCursor unchanged, with the same sort")
+            }
             scalehub_store::StoreError::InvalidOverride(why) => Self::unprocessable(format!("invalid override: {why}")),
-            scalehub_store::StoreError::Closed => Self::new(StatusCode::SERVICE_UNAVAILABLE, "the hub is shutting down"),
+            scalehub_store::StoreError::Closed => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "the hub is shutting down")
+            }
             other => Self::internal("access the database", &other),
         }
     }
@@ -84,7 +91,9 @@ impl From<scalehub_store::StoreError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         let message = match &r {
-            JsonRejection::MissingJsonContentType(_) => "expected a request with Content-Type: application/json".to_owned(),
+            JsonRejection::MissingJsonContentType(_) => {
+                "expected a request with Content-Type: application/json".to_owned()
+            }
             _ => r.body_text(),
         };
         Self::new(r.status(), message)

@@ -2,13 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
+use super::ApiState;
 use super::auth::CanRead;
 use super::error::ApiError;
-use super::ApiState;
 
 /// Facts about this hub process, fixed at start.
 #[derive(Debug, Clone)]

@@ -69,7 +69,11 @@ impl KubeReview {
     /// The caller behind `token` if it may `role` targets in `namespace` (None: cluster-wide).
     pub async fn review(&self, token: &str, role: Role, namespace: Option<&str>) -> Result<Caller, ApiError> {
         let key = CacheKey { token: token.to_owned(), role, namespace: namespace.map(str::to_owned) };
-        let cached = self.cache.lock().ok().and_then(|c| c.get(&key).filter(|(at, _)| at.elapsed() < TTL).map(|(_, a)| a.clone()));
+        let cached = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).filter(|(at, _)| at.elapsed() < TTL).map(|(_, a)| a.clone()));
         let answer = match cached {
             Some(answer) => answer,
             None => {
@@ -92,10 +96,19 @@ impl KubeReview {
     async fn ask(&self, token: &str, role: Role, namespace: Option<&str>) -> Answer {
         let unavailable = |e: kube::Error| {
             tracing::warn!(error = %e, "token or access review failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "cannot verify the token: the Kubernetes API server did not answer".to_owned())
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot verify the token: the Kubernetes API server did not answer".to_owned(),
+            )
         };
-        let review = TokenReview { spec: TokenReviewSpec { token: Some(token.to_owned()), audiences: None }, ..Default::default() };
-        let review = Api::<TokenReview>::all(self.client.clone()).create(&PostParams::default(), &review).await.map_err(unavailable)?;
+        let review = TokenReview {
+            spec: TokenReviewSpec { token: Some(token.to_owned()), audiences: None },
+            ..Default::default()
+        };
+        let review = Api::<TokenReview>::all(self.client.clone())
+            .create(&PostParams::default(), &review)
+            .await
+            .map_err(unavailable)?;
         let status = review.status.unwrap_or_default();
         let user = match (status.authenticated, status.user) {
             (Some(true), Some(user)) if user.username.as_deref().is_some_and(|u| !u.is_empty()) => user,
@@ -123,7 +136,10 @@ impl KubeReview {
             },
             ..Default::default()
         };
-        let access = Api::<SubjectAccessReview>::all(self.client.clone()).create(&PostParams::default(), &access).await.map_err(unavailable)?;
+        let access = Api::<SubjectAccessReview>::all(self.client.clone())
+            .create(&PostParams::default(), &access)
+            .await
+            .map_err(unavailable)?;
         if access.status.is_some_and(|s| s.allowed) {
             Ok(Caller { name, role })
         } else {
@@ -136,8 +152,8 @@ impl KubeReview {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn fake(calls: Arc<AtomicUsize>) -> kube::Client {
         crate::api::testing::review_server("good", "alice", "shop", calls)
@@ -150,7 +166,11 @@ mod tests {
         assert_eq!(caller, Caller { name: "alice".into(), role: Role::Write });
         let denied = review.review("good", Role::Write, Some("batch")).await.unwrap_err();
         assert_eq!(denied.status, StatusCode::FORBIDDEN);
-        assert!(denied.message.contains("alice may not update targets.scalehub.io in namespace batch"), "{}", denied.message);
+        assert!(
+            denied.message.contains("alice may not update targets.scalehub.io in namespace batch"),
+            "{}",
+            denied.message
+        );
         assert_eq!(review.review("bad", Role::Read, Some("shop")).await.unwrap_err().status, StatusCode::UNAUTHORIZED);
     }
 

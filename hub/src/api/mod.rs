@@ -19,14 +19,14 @@ pub mod testing;
 pub mod views;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
-use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 use crate::target::Shared;
@@ -53,7 +53,13 @@ pub struct ApiState {
 
 impl ApiState {
     /// The state of a hub whose loops share `shared`.
-    pub fn new(shared: Arc<Shared>, ready: Arc<AtomicBool>, auth: auth::Auth, identity: &str, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        ready: Arc<AtomicBool>,
+        auth: auth::Auth,
+        identity: &str,
+        shutdown: CancellationToken,
+    ) -> Self {
         let started_at = (shared.clock)();
         Self {
             shared,

@@ -8,19 +8,19 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
 
 use scalehub_core::policy::{Override, OverrideAction, PauseDirection};
 use scalehub_store::{OverrideKind, OverrideRow, PauseDirection as StorePause};
 
+use super::ApiState;
 use super::auth::CanWrite;
 use super::error::{ApiError, ApiJson, ApiPath};
 use super::targets::{self, TargetPath};
 use super::views::OverrideView;
-use super::ApiState;
 use crate::overrides::{self as hub_overrides, Change};
 use crate::target::store_key;
 use crate::workload::TargetKey;
@@ -92,7 +92,8 @@ pub async fn put(
     if reason.is_empty() || reason.chars().count() > MAX_REASON {
         return Err(ApiError::unprocessable(format!("reason is required (1 to {MAX_REASON} characters)")));
     }
-    let o = Override { action, until: Some(until), reason: reason.to_owned(), set_by: caller.name.clone(), set_at: now };
+    let o =
+        Override { action, until: Some(until), reason: reason.to_owned(), set_by: caller.name.clone(), set_at: now };
     o.validate().map_err(|e| ApiError::unprocessable(e.to_string()))?;
     // One override write at a time, so the store and the hub's memory agree on the last one.
     let _guard = state.override_writes.lock().await;
@@ -146,10 +147,13 @@ fn until(req: &OverrideRequest, now: i64) -> Result<i64, ApiError> {
         (Some(Until::Millis(ms)), None) => *ms,
         (Some(Until::Text(text)), None) => text
             .parse::<jiff::Timestamp>()
-            .map_err(|_| ApiError::unprocessable(format!("until {text:?} is not an RFC 3339 time or unix milliseconds")))?
+            .map_err(|_| {
+                ApiError::unprocessable(format!("until {text:?} is not an RFC 3339 time or unix milliseconds"))
+            })?
             .as_millisecond(),
         (None, Some(text)) => {
-            let d = scalehub_core::duration::parse_duration(text).map_err(|e| ApiError::unprocessable(format!("duration: {e}")))?;
+            let d = scalehub_core::duration::parse_duration(text)
+                .map_err(|e| ApiError::unprocessable(format!("duration: {e}")))?;
             now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         }
         (None, None) => now + DEFAULT_DURATION.as_millis() as i64,
@@ -167,7 +171,10 @@ fn until(req: &OverrideRequest, now: i64) -> Result<i64, ApiError> {
 async fn writable_target(state: &ApiState, key: &TargetKey) -> Result<(), ApiError> {
     let row = state.shared.store.get_target(&store_key(key)).await?.ok_or_else(|| targets::not_found(key))?;
     if row.removed_at.is_some() {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("{key} was removed (opted out or deleted); it has nothing to override")));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("{key} was removed (opted out or deleted); it has nothing to override"),
+        ));
     }
     leader_only(state)
 }
@@ -184,12 +191,9 @@ fn leader_only(state: &ApiState) -> Result<(), ApiError> {
 /// The store's row of an override. The store wants both bounds, so a missing one is the
 /// target's own (or no limit at all), which narrows nothing.
 fn row(state: &ApiState, key: &TargetKey, o: &Override) -> OverrideRow {
-    let spec_bounds = state
-        .shared
-        .loops
-        .read()
-        .ok()
-        .and_then(|m| m.get(key).and_then(|h| h.input.borrow().spec.as_ref().ok().map(|s| (s.min_replicas, s.max_replicas))));
+    let spec_bounds = state.shared.loops.read().ok().and_then(|m| {
+        m.get(key).and_then(|h| h.input.borrow().spec.as_ref().ok().map(|s| (s.min_replicas, s.max_replicas)))
+    });
     let (kind, replicas, min, max, pause) = match o.action {
         OverrideAction::Pin { replicas } => (OverrideKind::Pin, Some(replicas), None, None, None),
         OverrideAction::Bounds { min_replicas, max_replicas } => (

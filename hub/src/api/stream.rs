@@ -16,9 +16,9 @@ use tokio::sync::broadcast;
 
 use scalehub_store::{DecisionRow, TargetKey, TargetRow};
 
+use super::ApiState;
 use super::auth::CanRead;
 use super::error::{ApiError, ApiQuery};
-use super::ApiState;
 
 /// Events buffered per subscriber. 10,000 targets ticking every 15 s make ~670 decisions a
 /// second; 4096 gives a browser several seconds of slack before it must refetch.
@@ -84,7 +84,9 @@ pub async fn stream(
     ApiQuery(filter): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let kind = match filter.kind.as_deref() {
-        Some(k) => Some(crate::workload::Kind::parse(k).ok_or_else(|| ApiError::bad_request(format!("unknown kind {k:?}")))?),
+        Some(k) => {
+            Some(crate::workload::Kind::parse(k).ok_or_else(|| ApiError::bad_request(format!("unknown kind {k:?}")))?)
+        }
         None => None,
     };
     let wanted = move |key: &TargetKey| {

@@ -2,18 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use scalehub_core::policy::PolicyState;
 use scalehub_core::spec::TargetSpec;
 use scalehub_store::{DecisionRow, TargetFilter, TargetSort};
 
+use super::ApiState;
 use super::auth::CanRead;
 use super::error::{ApiError, ApiPath, ApiQuery};
 use super::views::{OverrideView, Stabilisation, Target};
-use super::ApiState;
 use crate::workload::{Kind, TargetKey};
 
 /// States a target can be in; a filter naming another state is a typo, not an empty list.
@@ -38,7 +38,10 @@ impl TargetPath {
     /// The hub's key, or 404 for a kind scalehub does not scale.
     pub fn key(&self) -> Result<TargetKey, ApiError> {
         let kind = Kind::parse(&self.kind).ok_or_else(|| {
-            ApiError::not_found(format!("unknown kind {:?}: scalehub scales Deployment, StatefulSet and ReplicaSet", self.kind))
+            ApiError::not_found(format!(
+                "unknown kind {:?}: scalehub scales Deployment, StatefulSet and ReplicaSet",
+                self.kind
+            ))
         })?;
         Ok(TargetKey::new(&self.namespace, kind, &self.name))
     }
@@ -80,10 +83,16 @@ pub struct TargetPage {
 /// Lists targets with filters, a sort and keyset pagination.
 #[utoipa::path(get, path = "/api/v1/targets", tag = "targets", params(ListQuery),
     responses((status = 200, body = super::openapi::TargetPageDoc), (status = 400, body = super::error::ErrorBody)))]
-pub async fn list(_: CanRead, State(state): State<ApiState>, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<TargetPage>, ApiError> {
+pub async fn list(
+    _: CanRead,
+    State(state): State<ApiState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<TargetPage>, ApiError> {
     let nonempty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
     let sort = match nonempty(q.sort) {
-        Some(s) => s.parse::<TargetSort>().map_err(|_| ApiError::bad_request(format!("unknown sort {s:?}: use key, name, state or updated")))?,
+        Some(s) => s
+            .parse::<TargetSort>()
+            .map_err(|_| ApiError::bad_request(format!("unknown sort {s:?}: use key, name, state or updated")))?,
         None => TargetSort::Key,
     };
     let wanted_state = nonempty(q.state);
@@ -110,7 +119,9 @@ pub async fn list(_: CanRead, State(state): State<ApiState>, ApiQuery(q): ApiQue
         .items
         .into_iter()
         .map(|row| {
-            let active_override = hub_key(&row.key).and_then(|k| state.shared.override_for(&k, now)).map(|o| OverrideView::from_override(&o, now));
+            let active_override = hub_key(&row.key)
+                .and_then(|k| state.shared.override_for(&k, now))
+                .map(|o| OverrideView::from_override(&o, now));
             Target { last_decision: last.remove(&row.key), active_override, row }
         })
         .collect();
@@ -134,7 +145,11 @@ pub struct TargetDetail {
 #[utoipa::path(get, path = "/api/v1/targets/{namespace}/{kind}/{name}", tag = "targets",
     params(("namespace" = String, Path), ("kind" = String, Path, description = "Deployment, StatefulSet or ReplicaSet (plural and short forms too)"), ("name" = String, Path)),
     responses((status = 200, body = super::openapi::TargetDetailDoc), (status = 404, body = super::error::ErrorBody)))]
-pub async fn get_one(_: CanRead, State(state): State<ApiState>, ApiPath(path): ApiPath<TargetPath>) -> Result<Json<TargetDetail>, ApiError> {
+pub async fn get_one(
+    _: CanRead,
+    State(state): State<ApiState>,
+    ApiPath(path): ApiPath<TargetPath>,
+) -> Result<Json<TargetDetail>, ApiError> {
     let key = path.key()?;
     let skey = crate::target::store_key(&key);
     let store = &state.shared.store;
@@ -142,9 +157,11 @@ pub async fn get_one(_: CanRead, State(state): State<ApiState>, ApiPath(path): A
     let now = (state.shared.clock)();
     let last_decision = store.decisions(&skey, None, 1).await?.into_iter().next();
     let active_override = state.shared.override_for(&key, now).map(|o| OverrideView::from_override(&o, now));
-    let override_history = store.override_history(&skey, OVERRIDE_HISTORY).await?.iter().map(|o| OverrideView::from_row(o, now)).collect();
+    let override_history =
+        store.override_history(&skey, OVERRIDE_HISTORY).await?.iter().map(|o| OverrideView::from_row(o, now)).collect();
     let policy = store.policy_state(&skey).await?;
-    let policy_state: PolicyState = policy.as_ref().and_then(|p| serde_json::from_value(p.state.clone()).ok()).unwrap_or_default();
+    let policy_state: PolicyState =
+        policy.as_ref().and_then(|p| serde_json::from_value(p.state.clone()).ok()).unwrap_or_default();
     let spec = live_spec(&state, &key).or_else(|| serde_json::from_value::<TargetSpec>(row.spec.clone()).ok());
     let stabilisation = Stabilisation::new(&policy_state, spec.as_ref(), policy.map(|p| p.updated_at), now);
     Ok(Json(TargetDetail { target: Target { row, last_decision, active_override }, stabilisation, override_history }))

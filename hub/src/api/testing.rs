@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use scalehub_core::config::Config;
 
-use super::auth::Auth;
 use super::ApiState;
+use super::auth::Auth;
 use crate::target::{Clock, Shared};
 
 /// A clock that stands still until the test moves it.
@@ -72,20 +72,28 @@ pub fn state(shared: Arc<Shared>, auth: Auth) -> ApiState {
 
 /// A fake API server for Kubernetes reviews: `token` authenticates as `user`, who may do
 /// anything to `targets.scalehub.io` in `namespace` and nothing elsewhere. Counts its calls.
-pub fn review_server(token: &'static str, user: &'static str, namespace: &'static str, calls: Arc<std::sync::atomic::AtomicUsize>) -> kube::Client {
+pub fn review_server(
+    token: &'static str,
+    user: &'static str,
+    namespace: &'static str,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+) -> kube::Client {
     let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
         let calls = calls.clone();
         async move {
             calls.fetch_add(1, Ordering::SeqCst);
             let path = req.uri().path().to_owned();
-            let body: serde_json::Value = serde_json::from_slice(&req.into_body().collect_bytes().await?).unwrap_or_default();
+            let body: serde_json::Value =
+                serde_json::from_slice(&req.into_body().collect_bytes().await?).unwrap_or_default();
             let reply = if path.ends_with("/tokenreviews") {
                 let ok = body["spec"]["token"] == token;
                 serde_json::json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {},
                     "status": {"authenticated": ok, "user": {"username": user, "groups": ["devs"]}}})
             } else {
                 let attrs = &body["spec"]["resourceAttributes"];
-                let allowed = body["spec"]["user"] == user && attrs["group"] == super::kube_auth::GROUP && attrs["namespace"] == namespace;
+                let allowed = body["spec"]["user"] == user
+                    && attrs["group"] == super::kube_auth::GROUP
+                    && attrs["namespace"] == namespace;
                 serde_json::json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {}, "status": {"allowed": allowed}})
             };
             Ok::<_, kube::Error>(http::Response::new(kube::client::Body::from(reply.to_string().into_bytes())))

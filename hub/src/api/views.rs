@@ -172,9 +172,21 @@ impl Stabilisation {
         let down = spec.map(|s| ms(s.downscale_stabilization));
         let within = |window: i64| state.recommendations.iter().filter(move |s| s.at > now.saturating_sub(window));
         Self {
-            recommendations: state.recommendations.iter().map(|s| SampleView { at: s.at, replicas: s.replicas }).collect(),
-            scale_up_events: state.scale_up_events.iter().map(|e| ScaleEventView { at: e.at, change: e.change }).collect(),
-            scale_down_events: state.scale_down_events.iter().map(|e| ScaleEventView { at: e.at, change: e.change }).collect(),
+            recommendations: state
+                .recommendations
+                .iter()
+                .map(|s| SampleView { at: s.at, replicas: s.replicas })
+                .collect(),
+            scale_up_events: state
+                .scale_up_events
+                .iter()
+                .map(|e| ScaleEventView { at: e.at, change: e.change })
+                .collect(),
+            scale_down_events: state
+                .scale_down_events
+                .iter()
+                .map(|e| ScaleEventView { at: e.at, change: e.change })
+                .collect(),
             upscale_window_ms: up,
             downscale_window_ms: down,
             lower_bound: down.filter(|w| *w > 0).and_then(|w| within(w).map(|s| s.replicas).max()),
@@ -201,7 +213,11 @@ mod tests {
     #[test]
     fn stabilisation_bounds_come_from_the_samples_inside_each_window() {
         let state = PolicyState {
-            recommendations: vec![Sample { at: 0, replicas: 9 }, Sample { at: 100_000, replicas: 4 }, Sample { at: 170_000, replicas: 6 }],
+            recommendations: vec![
+                Sample { at: 0, replicas: 9 },
+                Sample { at: 100_000, replicas: 4 },
+                Sample { at: 170_000, replicas: 6 },
+            ],
             ..PolicyState::default()
         };
         let view = Stabilisation::new(&state, Some(&spec(60, 120)), Some(170_000), 180_000);
@@ -214,7 +230,13 @@ mod tests {
 
     #[test]
     fn an_override_view_names_its_kind_and_direction() {
-        let o = Override { action: OverrideAction::Pause { direction: PauseDirection::Up }, until: Some(10), reason: "r".into(), set_by: "alice".into(), set_at: 1 };
+        let o = Override {
+            action: OverrideAction::Pause { direction: PauseDirection::Up },
+            until: Some(10),
+            reason: "r".into(),
+            set_by: "alice".into(),
+            set_at: 1,
+        };
         let view = OverrideView::from_override(&o, 5);
         assert_eq!((view.kind.as_str(), view.paused.as_deref(), view.active), ("pause", Some("up"), true));
         assert!(!OverrideView::from_override(&o, 10).active, "until is exclusive");

@@ -118,9 +118,11 @@ pub struct Report {
 
 fn config(profile: BenchProfile, sim_url: &str) -> String {
     match profile {
-        BenchProfile::Builtin => "profiles:\n  default:\n    cpuInitializationPeriod: 0\n    kubernetesMetricSpecs:\n      \
+        BenchProfile::Builtin => {
+            "profiles:\n  default:\n    cpuInitializationPeriod: 0\n    kubernetesMetricSpecs:\n      \
              - {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}\n"
-            .to_owned(),
+                .to_owned()
+        }
         BenchProfile::Http => format!(
             "hookConcurrency: 64\nprofiles:\n  default:\n    runMode: per-resource\n    \
              metric: {{type: http, timeout: 5000, http: {{method: POST, url: \"{sim_url}/sim/hooks/metric\"}}}}\n    \
@@ -140,7 +142,12 @@ const SHELL_HOOK: &str = "cat >/dev/null; echo '{\"targetReplicas\": 2}'";
 pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     let duration = scalehub_core::duration::parse_duration(&opts.duration).context("--duration")?;
     let interval = scalehub_core::duration::parse_duration(&opts.interval).context("--interval")?;
-    let fleet = Fleet { targets: opts.targets, namespaces: opts.namespaces.max(1), pods: opts.pods, interval: opts.interval.clone() };
+    let fleet = Fleet {
+        targets: opts.targets,
+        namespaces: opts.namespaces.max(1),
+        pods: opts.pods,
+        interval: opts.interval.clone(),
+    };
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     let (sim, client) = match &opts.kubeconfig {
         Some(path) => {

@@ -49,7 +49,8 @@ pub async fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
     // A fresh random token per run, so the demo's API accepts writes (overrides) from
     // whoever can read this file, and from nobody else.
     let token_file = dir.path().join("tokens");
-    let token: String = rand::Rng::sample_iter(rand::rng(), rand::distr::Alphanumeric).take(32).map(char::from).collect();
+    let token: String =
+        rand::Rng::sample_iter(rand::rng(), rand::distr::Alphanumeric).take(32).map(char::from).collect();
     std::fs::write(&token_file, format!("# name:token\ndemo:{token}\n")).context("writing the demo token file")?;
     config.api.token_file = Some(token_file.clone());
     let config = Arc::new(config);

@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 
 use futures::{Stream, StreamExt};
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -91,7 +91,9 @@ async fn forward_workloads(
             Some(Ok(Event::InitDone)) => {
                 WorkloadChange::Listed { kind, namespace: namespace.clone(), keys: std::mem::take(&mut listing) }
             }
-            Some(Ok(Event::Apply(obj))) => WorkloadChange::Applied(TargetKey::of(kind, &obj), Arc::new(Workload::from_object(obj))),
+            Some(Ok(Event::Apply(obj))) => {
+                WorkloadChange::Applied(TargetKey::of(kind, &obj), Arc::new(Workload::from_object(obj)))
+            }
             Some(Ok(Event::Delete(obj))) => WorkloadChange::Deleted(TargetKey::of(kind, &obj)),
         };
         if tx.send(change).await.is_err() {
@@ -133,10 +135,8 @@ impl HpaIndex {
     }
 
     fn rebuild(&self, scope: Option<String>, hpas: &HashMap<(String, String), DynamicObject>) {
-        let map: HashMap<TargetKey, String> = hpas
-            .values()
-            .filter_map(|h| Self::target_of(h).map(|k| (k, h.name_any())))
-            .collect();
+        let map: HashMap<TargetKey, String> =
+            hpas.values().filter_map(|h| Self::target_of(h).map(|k| (k, h.name_any()))).collect();
         if let Ok(mut inner) = self.inner.write() {
             inner.insert(scope, map);
         }

@@ -98,16 +98,17 @@ impl PodInfo {
             Some("Failed") => Phase::Failed,
             Some(_) => Phase::Unknown,
         };
-        let ready = status.and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Ready")).map(|c| {
-            ReadyCondition {
-                status: match c.status.as_str() {
-                    "True" => ConditionStatus::True,
-                    "False" => ConditionStatus::False,
-                    _ => ConditionStatus::Unknown,
-                },
-                last_transition: c.last_transition_time.as_ref().map(|t| t.0),
-            }
-        });
+        let ready =
+            status.and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Ready")).map(|c| {
+                ReadyCondition {
+                    status: match c.status.as_str() {
+                        "True" => ConditionStatus::True,
+                        "False" => ConditionStatus::False,
+                        _ => ConditionStatus::Unknown,
+                    },
+                    last_transition: c.last_transition_time.as_ref().map(|t| t.0),
+                }
+            });
         let containers = pod
             .spec
             .iter()
@@ -213,12 +214,15 @@ impl NamespacePods {
 
     fn select(&self, sel: &PodSelector) -> Vec<Arc<PodInfo>> {
         // The smallest posting list among the equality requirements; without one, every pod.
-        let candidates: Option<&HashSet<Arc<str>>> = match sel.equalities.iter().map(|k| self.by_label.get(k)).collect::<Option<Vec<_>>>() {
-            None => return Vec::new(),
-            Some(lists) => lists.into_iter().min_by_key(|l| l.len()),
-        };
+        let candidates: Option<&HashSet<Arc<str>>> =
+            match sel.equalities.iter().map(|k| self.by_label.get(k)).collect::<Option<Vec<_>>>() {
+                None => return Vec::new(),
+                Some(lists) => lists.into_iter().min_by_key(|l| l.len()),
+            };
         let mut out: Vec<Arc<PodInfo>> = match candidates {
-            Some(names) => names.iter().filter_map(|n| self.pods.get(n)).filter(|p| sel.matches(&p.labels)).cloned().collect(),
+            Some(names) => {
+                names.iter().filter_map(|n| self.pods.get(n)).filter(|p| sel.matches(&p.labels)).cloned().collect()
+            }
             None => self.pods.values().filter(|p| sel.matches(&p.labels)).cloned().collect(),
         };
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -302,8 +306,12 @@ impl PodIndex {
                         None => return,
                         Some(Err(e)) => tracing::warn!(error = %e, "pod watch error; retrying"),
                         Some(Ok(Event::Init)) => listing.clear(),
-                        Some(Ok(Event::InitApply(p))) => listing.push((p.namespace().unwrap_or_default(), PodInfo::from_pod(&p))),
-                        Some(Ok(Event::InitDone)) => index.replace_scope(namespace.as_deref(), std::mem::take(&mut listing)),
+                        Some(Ok(Event::InitApply(p))) => {
+                            listing.push((p.namespace().unwrap_or_default(), PodInfo::from_pod(&p)))
+                        }
+                        Some(Ok(Event::InitDone)) => {
+                            index.replace_scope(namespace.as_deref(), std::mem::take(&mut listing))
+                        }
                         Some(Ok(Event::Apply(p))) => index.apply(&p),
                         Some(Ok(Event::Delete(p))) => index.delete(&p),
                     }
@@ -348,7 +356,11 @@ mod tests {
         let sel = selector(
             &[("app", "web")],
             vec![
-                LabelSelectorRequirement { key: "tier".into(), operator: "In".into(), values: Some(vec!["a".into(), "b".into()]) },
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["a".into(), "b".into()]),
+                },
                 LabelSelectorRequirement { key: "canary".into(), operator: "DoesNotExist".into(), values: None },
             ],
         );
@@ -362,7 +374,14 @@ mod tests {
         let index = PodIndex::default();
         index.apply(&pod("a", &[("tier", "x")]));
         index.apply(&pod("b", &[("tier", "y")]));
-        let sel = selector(&[], vec![LabelSelectorRequirement { key: "tier".into(), operator: "NotIn".into(), values: Some(vec!["y".into()]) }]);
+        let sel = selector(
+            &[],
+            vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "NotIn".into(),
+                values: Some(vec!["y".into()]),
+            }],
+        );
         assert_eq!(names(&index.select("shop", &sel)), ["a"]);
     }
 

@@ -139,18 +139,12 @@ impl Store {
     pub async fn decisions(&self, key: &TargetKey, before_id: Option<i64>, limit: u32) -> Result<Vec<DecisionRow>> {
         let limit = i64::from(limit.clamp(1, MAX_HISTORY));
         let sql = history_sql(before_id.is_some());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&key.namespace)
-            .bind(&key.kind)
-            .bind(&key.name)
-            .bind(limit);
+        let mut query =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&key.namespace).bind(&key.kind).bind(&key.name).bind(limit);
         if let Some(before) = before_id {
             query = query.bind(before);
         }
-        let rows = query
-            .fetch_all(self.pool())
-            .await
-            .map_err(query_err("read decisions"))?;
+        let rows = query.fetch_all(self.pool()).await.map_err(query_err("read decisions"))?;
         rows.iter().map(decision_from_row).collect()
     }
 

@@ -70,12 +70,7 @@ impl TargetSort {
             Self::State => {
                 vec![text(&row.state), text(&key.namespace), text(&key.kind), text(&key.name)]
             }
-            Self::Updated => vec![
-                Value::from(row.updated_at),
-                text(&key.namespace),
-                text(&key.kind),
-                text(&key.name),
-            ],
+            Self::Updated => vec![Value::from(row.updated_at), text(&key.namespace), text(&key.kind), text(&key.name)],
         }
     }
 }

@@ -191,9 +191,7 @@ impl Store {
     /// The open (not cleared, not replaced) override of `key`. It may have
     /// lapsed: check [`OverrideRow::is_active`].
     pub async fn override_for(&self, key: &TargetKey) -> Result<Option<OverrideRow>> {
-        let sql = format!(
-            "{SELECT} WHERE t.namespace = ?1 AND t.kind = ?2 AND t.name = ?3 AND o.ended_at IS NULL"
-        );
+        let sql = format!("{SELECT} WHERE t.namespace = ?1 AND t.kind = ?2 AND t.name = ?3 AND o.ended_at IS NULL");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&key.namespace)
             .bind(&key.kind)

@@ -232,7 +232,11 @@ impl Store {
         policy: Option<crate::rows::PolicyStateRow>,
         series: Option<SeriesChunkRow>,
     ) -> Result<()> {
-        let op = Write::Tick { decision: decision.map(Box::new), policy: policy.map(Box::new), series: series.map(Box::new) };
+        let op = Write::Tick {
+            decision: decision.map(Box::new),
+            policy: policy.map(Box::new),
+            series: series.map(Box::new),
+        };
         self.enqueue(op).await
     }
 

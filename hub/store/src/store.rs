@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::ConnectOptions as _;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -128,13 +128,8 @@ impl Store {
         let counters = Arc::new(Counters::default());
         let writer = Writer::new(conn, rx, options.max_batch.max(1), options.linger, counters.clone());
         let handle = tokio::spawn(writer.run());
-        let inner = Inner {
-            pool,
-            tx,
-            writer: Mutex::new(Some(handle)),
-            counters,
-            capacity: options.channel_capacity.max(1),
-        };
+        let inner =
+            Inner { pool, tx, writer: Mutex::new(Some(handle)), counters, capacity: options.channel_capacity.max(1) };
         Ok(Store { inner: Arc::new(inner) })
     }
 

@@ -60,7 +60,11 @@ pub(crate) enum Write {
     Ticks(Box<SeriesChunkRow>),
     /// One tick, atomically: its decision row when something changed, the policy state it
     /// produced, and its series chunk; returns the decision id, or 0 without one.
-    Tick { decision: Option<Box<DecisionRow>>, policy: Option<Box<PolicyStateRow>>, series: Option<Box<SeriesChunkRow>> },
+    Tick {
+        decision: Option<Box<DecisionRow>>,
+        policy: Option<Box<PolicyStateRow>>,
+        series: Option<Box<SeriesChunkRow>>,
+    },
     /// Delete up to `limit` series chunks that ended before `older_than`; returns rows deleted.
     PruneTicks { older_than: i64, limit: i64 },
 }

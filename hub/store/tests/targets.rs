@@ -77,10 +77,8 @@ async fn filters_combine_with_pagination() {
         ..TargetFilter::default()
     };
     let rows = all_pages(&store, filter).await;
-    let expected: Vec<_> = (0..2_500)
-        .filter(|i| i % 5 == 1 && i % 3 == 1 && i % 10 != 0)
-        .map(|i| format!("app-{i:04}"))
-        .collect();
+    let expected: Vec<_> =
+        (0..2_500).filter(|i| i % 5 == 1 && i % 3 == 1 && i % 10 != 0).map(|i| format!("app-{i:04}")).collect();
     let names: Vec<_> = rows.iter().map(|r| r.key.name.clone()).collect();
     assert_eq!(names, expected);
 }

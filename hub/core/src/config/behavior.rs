@@ -51,16 +51,12 @@ impl BehaviorConfig {
 
     /// The scale-up window, if set here.
     pub fn upscale_window_seconds(&self) -> Option<i32> {
-        self.scale_up
-            .as_ref()
-            .and_then(|r| r.stabilization_window_seconds)
+        self.scale_up.as_ref().and_then(|r| r.stabilization_window_seconds)
     }
 
     /// The scale-down window, if set here.
     pub fn downscale_window_seconds(&self) -> Option<i32> {
-        self.scale_down
-            .as_ref()
-            .and_then(|r| r.stabilization_window_seconds)
+        self.scale_down.as_ref().and_then(|r| r.stabilization_window_seconds)
     }
 
     /// Reports every problem under `path` (e.g. `profiles.default.behavior`).
@@ -95,10 +91,7 @@ impl ScalingRulesConfig {
                 issues.push(format!("{at}.value"), "must be > 0");
             }
             if !(1..=MAX_PERIOD_SECONDS).contains(&policy.period_seconds) {
-                issues.push(
-                    format!("{at}.periodSeconds"),
-                    format!("must be between 1 and {MAX_PERIOD_SECONDS}"),
-                );
+                issues.push(format!("{at}.periodSeconds"), format!("must be between 1 and {MAX_PERIOD_SECONDS}"));
             }
         }
     }

@@ -121,10 +121,7 @@ impl Method {
 impl ShellMethod {
     fn validate(&self, path: &str, issues: &mut Issues) {
         if self.entrypoint.trim().is_empty() {
-            issues.push(
-                format!("{path}.entrypoint"),
-                "is required, e.g. /bin/sh or python3",
-            );
+            issues.push(format!("{path}.entrypoint"), "is required, e.g. /bin/sh or python3");
         }
     }
 }
@@ -132,46 +129,28 @@ impl ShellMethod {
 impl HttpMethod {
     fn validate(&self, path: &str, issues: &mut Issues) {
         if http::Method::from_bytes(self.method.as_bytes()).is_err() || self.method.is_empty() {
-            issues.push(
-                format!("{path}.method"),
-                format!("{:?} is not an HTTP method", self.method),
-            );
+            issues.push(format!("{path}.method"), format!("{:?} is not an HTTP method", self.method));
         }
         if let Err(reason) = check_url(&self.url) {
             issues.push(format!("{path}.url"), reason);
         }
         for (name, value) in &self.headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                issues.push(
-                    format!("{path}.headers.{name}"),
-                    "is not a valid header name",
-                );
+                issues.push(format!("{path}.headers.{name}"), "is not a valid header name");
             } else if http::HeaderValue::from_str(value).is_err() {
-                issues.push(
-                    format!("{path}.headers.{name}"),
-                    "has a value that is not a valid header value",
-                );
+                issues.push(format!("{path}.headers.{name}"), "has a value that is not a valid header value");
             }
         }
         if self.success_codes.is_empty() {
-            issues.push(
-                format!("{path}.successCodes"),
-                "must list at least one status",
-            );
+            issues.push(format!("{path}.successCodes"), "must list at least one status");
         }
         for (index, code) in self.success_codes.iter().enumerate() {
             if !(100..=599).contains(code) {
-                issues.push(
-                    format!("{path}.successCodes[{index}]"),
-                    format!("{code} is not an HTTP status"),
-                );
+                issues.push(format!("{path}.successCodes[{index}]"), format!("{code} is not an HTTP status"));
             }
         }
         if self.client_cert.is_some() != self.client_key.is_some() {
-            issues.push(
-                format!("{path}.clientCert"),
-                "clientCert and clientKey must be set together",
-            );
+            issues.push(format!("{path}.clientCert"), "clientCert and clientKey must be set together");
         }
     }
 }
@@ -180,9 +159,7 @@ fn check_url(url: &str) -> Result<(), String> {
     if url.trim().is_empty() {
         return Err("is required".to_owned());
     }
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|err| format!("{url:?} is not a URL ({err})"))?;
+    let uri: http::Uri = url.parse().map_err(|err| format!("{url:?} is not a URL ({err})"))?;
     match (uri.scheme_str(), uri.host()) {
         (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(()),
         (Some("http" | "https"), _) => Err(format!("{url:?} has no host")),

@@ -145,13 +145,11 @@ fn quantity_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<St
         Float(f64),
         Str(String),
     }
-    Ok(
-        Option::<Text>::deserialize(deserializer)?.map(|text| match text {
-            Text::Int(n) => n.to_string(),
-            Text::Float(f) => f.to_string(),
-            Text::Str(s) => s,
-        }),
-    )
+    Ok(Option::<Text>::deserialize(deserializer)?.map(|text| match text {
+        Text::Int(n) => n.to_string(),
+        Text::Float(f) => f.to_string(),
+        Text::Str(s) => s,
+    }))
 }
 
 impl MetricSpec {
@@ -174,10 +172,7 @@ impl MetricSpec {
     pub(crate) fn validate(&self, path: &str, issues: &mut Issues) {
         match self.source_type {
             MetricSourceType::Resource => match &self.resource {
-                None => issues.push(
-                    format!("{path}.resource"),
-                    "is required when type is Resource",
-                ),
+                None => issues.push(format!("{path}.resource"), "is required when type is Resource"),
                 Some(resource) => {
                     if resource.name.trim().is_empty() {
                         issues.push(format!("{path}.resource.name"), "is required, e.g. cpu");
@@ -188,9 +183,7 @@ impl MetricSpec {
                             "must be Utilization or AverageValue for a Resource metric",
                         );
                     }
-                    resource
-                        .target
-                        .validate(&format!("{path}.resource.target"), issues);
+                    resource.target.validate(&format!("{path}.resource.target"), issues);
                 }
             },
             MetricSourceType::Pods => match &self.pods {
@@ -200,19 +193,14 @@ impl MetricSpec {
                         issues.push(format!("{path}.pods.metric.name"), "is required");
                     }
                     if pods.target.target_type != MetricTargetType::AverageValue {
-                        issues.push(
-                            format!("{path}.pods.target.type"),
-                            "must be AverageValue for a Pods metric",
-                        );
+                        issues.push(format!("{path}.pods.target.type"), "must be AverageValue for a Pods metric");
                     }
                     pods.target.validate(&format!("{path}.pods.target"), issues);
                 }
             },
             other => issues.push(
                 format!("{path}.type"),
-                format!(
-                    "{other:?} metrics are not supported by scalehub (supported: Resource, Pods)"
-                ),
+                format!("{other:?} metrics are not supported by scalehub (supported: Resource, Pods)"),
             ),
         }
     }
@@ -225,10 +213,7 @@ impl MetricTarget {
         {
             issues.push(format!("{path}.averageUtilization"), "must be > 0");
         }
-        for (field, value) in [
-            ("averageValue", &self.average_value),
-            ("value", &self.value),
-        ] {
+        for (field, value) in [("averageValue", &self.average_value), ("value", &self.value)] {
             if let Some(text) = value
                 && let Err(err) = parse_quantity(text)
             {

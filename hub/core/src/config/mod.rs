@@ -23,8 +23,8 @@ use serde::Deserialize;
 pub use behavior::{BehaviorConfig, ScalingRulesConfig};
 pub use method::{HttpMethod, Method, MethodType, ParameterMode, ShellMethod};
 pub use metrics::{
-    LabelSelector, LabelSelectorRequirement, MetricIdentifier, MetricSourceType, MetricSpec,
-    MetricTarget, MetricTargetType, PodsMetricSource, ResourceMetricSource,
+    LabelSelector, LabelSelectorRequirement, MetricIdentifier, MetricSourceType, MetricSpec, MetricTarget,
+    MetricTargetType, PodsMetricSource, ResourceMetricSource,
 };
 pub use profile::Profile;
 
@@ -139,11 +139,7 @@ pub enum ConfigError {
 }
 
 fn join(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 /// Collects validation problems with their paths.
@@ -153,10 +149,7 @@ pub(crate) struct Issues(Vec<FieldError>);
 impl Issues {
     /// Records a problem at `path`.
     pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            path: path.into(),
-            message: message.into(),
-        });
+        self.0.push(FieldError { path: path.into(), message: message.into() });
     }
 }
 
@@ -164,10 +157,8 @@ impl Config {
     /// Reads and validates the config file at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Config::from_yaml_str(&text)
     }
 
@@ -191,11 +182,7 @@ impl Config {
             merged.validate_complete(&path, &mut issues);
             config.profiles.insert(name, merged);
         }
-        if issues.0.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid(issues.0))
-        }
+        if issues.0.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(issues.0)) }
     }
 
     /// A config with no profiles and every default (useful for tests and `scalehub sim`).
@@ -221,18 +208,12 @@ impl Config {
     /// Per profile name, what a target's annotations default to; the input of
     /// [`TargetSpec::from_annotations`](crate::spec::TargetSpec::from_annotations).
     pub fn spec_defaults(&self) -> BTreeMap<String, SpecDefaults> {
-        self.profiles
-            .iter()
-            .map(|(name, p)| (name.clone(), p.spec_defaults()))
-            .collect()
+        self.profiles.iter().map(|(name, p)| (name.clone(), p.spec_defaults())).collect()
     }
 
     fn validate_top_level(&self, issues: &mut Issues) {
         if !self.database.starts_with("sqlite:") {
-            issues.push(
-                "database",
-                "must be a sqlite: URL, e.g. sqlite://scalehub.db",
-            );
+            issues.push("database", "must be a sqlite: URL, e.g. sqlite://scalehub.db");
         }
         if self.retention.is_zero() {
             issues.push("retention", "must be > 0");
@@ -265,14 +246,7 @@ fn parse_yaml(text: &str) -> Result<Config, ConfigError> {
     });
     parsed.map_err(|err| {
         let path = path.into_inner();
-        let path = if path.is_empty() || path == "." {
-            "config".to_owned()
-        } else {
-            path
-        };
-        ConfigError::Parse(FieldError {
-            path,
-            message: err.to_string(),
-        })
+        let path = if path.is_empty() || path == "." { "config".to_owned() } else { path };
+        ConfigError::Parse(FieldError { path, message: err.to_string() })
     })
 }

@@ -83,24 +83,14 @@ impl Profile {
             pre_scale: self.pre_scale.or(base.pre_scale),
             post_scale: self.post_scale.or(base.post_scale),
             run_mode: self.run_mode.or(base.run_mode),
-            kubernetes_metric_specs: self
-                .kubernetes_metric_specs
-                .or(base.kubernetes_metric_specs),
-            require_kubernetes_metrics: self
-                .require_kubernetes_metrics
-                .or(base.require_kubernetes_metrics),
+            kubernetes_metric_specs: self.kubernetes_metric_specs.or(base.kubernetes_metric_specs),
+            require_kubernetes_metrics: self.require_kubernetes_metrics.or(base.require_kubernetes_metrics),
             min_replicas: self.min_replicas.or(base.min_replicas),
             max_replicas: self.max_replicas.or(base.max_replicas),
             interval: self.interval.or(base.interval),
-            downscale_stabilization: self
-                .downscale_stabilization
-                .or(base.downscale_stabilization),
-            initial_readiness_delay: self
-                .initial_readiness_delay
-                .or(base.initial_readiness_delay),
-            cpu_initialization_period: self
-                .cpu_initialization_period
-                .or(base.cpu_initialization_period),
+            downscale_stabilization: self.downscale_stabilization.or(base.downscale_stabilization),
+            initial_readiness_delay: self.initial_readiness_delay.or(base.initial_readiness_delay),
+            cpu_initialization_period: self.cpu_initialization_period.or(base.cpu_initialization_period),
             behavior: self.behavior.or(base.behavior),
             namespace: None,
             scale_target_ref: None,
@@ -132,15 +122,11 @@ impl Profile {
         SpecDefaults {
             min_replicas: self.min_replicas.unwrap_or(fallback.min_replicas),
             max_replicas: self.max_replicas.unwrap_or(fallback.max_replicas),
-            interval: self.interval.map_or(fallback.interval, |ms| {
-                Duration::from_millis(ms.unsigned_abs())
-            }),
+            interval: self.interval.map_or(fallback.interval, |ms| Duration::from_millis(ms.unsigned_abs())),
             downscale_stabilization: behavior
                 .and_then(BehaviorConfig::downscale_window_seconds)
                 .map(seconds)
-                .or(self
-                    .downscale_stabilization
-                    .map(|s| Duration::from_secs(s.unsigned_abs())))
+                .or(self.downscale_stabilization.map(|s| Duration::from_secs(s.unsigned_abs())))
                 .unwrap_or(fallback.downscale_stabilization),
             upscale_stabilization: behavior
                 .and_then(BehaviorConfig::upscale_window_seconds)
@@ -152,17 +138,13 @@ impl Profile {
 
     /// `initialReadinessDelay` with the CPA default.
     pub fn initial_readiness_delay(&self) -> Duration {
-        let secs = self
-            .initial_readiness_delay
-            .unwrap_or(DEFAULT_INITIAL_READINESS_DELAY);
+        let secs = self.initial_readiness_delay.unwrap_or(DEFAULT_INITIAL_READINESS_DELAY);
         Duration::from_secs(secs.unsigned_abs())
     }
 
     /// `cpuInitializationPeriod` with the CPA default.
     pub fn cpu_initialization_period(&self) -> Duration {
-        let secs = self
-            .cpu_initialization_period
-            .unwrap_or(DEFAULT_CPU_INITIALIZATION_PERIOD);
+        let secs = self.cpu_initialization_period.unwrap_or(DEFAULT_CPU_INITIALIZATION_PERIOD);
         Duration::from_secs(secs.unsigned_abs())
     }
 
@@ -220,10 +202,7 @@ impl Profile {
         if defaults.min_replicas > defaults.max_replicas {
             issues.push(
                 format!("{path}.minReplicas"),
-                format!(
-                    "{} is greater than maxReplicas {}",
-                    defaults.min_replicas, defaults.max_replicas
-                ),
+                format!("{} is greater than maxReplicas {}", defaults.min_replicas, defaults.max_replicas),
             );
         }
     }

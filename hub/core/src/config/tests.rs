@@ -92,11 +92,7 @@ defaults:
 "#;
     // `defaults` is profile-shaped: an unknown key there is caught too.
     let err = Config::from_yaml_str(yaml).unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("defaults.timeoutless: unknown field"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("defaults.timeoutless: unknown field"), "{err}");
 
     let yaml = r#"
 listen: 0.0.0.0:9090
@@ -142,16 +138,7 @@ profiles:
     assert_eq!(evaluate.parameter_mode, ParameterMode::Query);
     assert_eq!(evaluate.success_codes, [200]);
     let specs = profile.kubernetes_metric_specs.as_ref().unwrap();
-    assert_eq!(
-        specs[1]
-            .pods
-            .as_ref()
-            .unwrap()
-            .target
-            .average_value
-            .as_deref(),
-        Some("1k")
-    );
+    assert_eq!(specs[1].pods.as_ref().unwrap().target.average_value.as_deref(), Some("1k"));
 
     let defaults = &config.spec_defaults()["default"];
     assert_eq!(defaults.max_replicas, 30);
@@ -159,19 +146,9 @@ profiles:
     // Not set in behavior and no downscaleStabilization: the hub default.
     assert_eq!(defaults.downscale_stabilization, Duration::from_secs(300));
     let limits = defaults.rate_limits.clone().unwrap();
-    assert_eq!(
-        limits.scale_up.policies,
-        [RatePolicy {
-            policy_type: PolicyType::Pods,
-            value: 2,
-            period_seconds: 30
-        }]
-    );
+    assert_eq!(limits.scale_up.policies, [RatePolicy { policy_type: PolicyType::Pods, value: 2, period_seconds: 30 }]);
     assert_eq!(limits.scale_down.select_policy, SelectPolicy::Min);
-    assert_eq!(
-        limits.scale_down.policies,
-        RateLimits::hpa_default().scale_down.policies
-    );
+    assert_eq!(limits.scale_down.policies, RateLimits::hpa_default().scale_down.policies);
 }
 
 #[test]
@@ -188,34 +165,31 @@ fn an_empty_behavior_means_the_hpa_defaults() {
 fn schema_errors_name_the_field_path_and_the_line() {
     let typo = as_profile("default", &CPA_EXAMPLE.replace("evaluate:", "evalute:"));
     let err = Config::from_yaml_str(&typo).unwrap_err().to_string();
-    assert!(
-        err.starts_with("profiles.default.evalute: unknown field `evalute`"),
-        "{err}"
-    );
+    assert!(err.starts_with("profiles.default.evalute: unknown field `evalute`"), "{err}");
     assert!(err.contains("line"), "{err}");
 
     let wrong_type = as_profile("default", &CPA_EXAMPLE.replacen("2500", "soon", 1));
     let err = Config::from_yaml_str(&wrong_type).unwrap_err().to_string();
-    assert!(
-        err.starts_with("profiles.default.evaluate.timeout: "),
-        "{err}"
-    );
+    assert!(err.starts_with("profiles.default.evaluate.timeout: "), "{err}");
 
-    let err = Config::from_yaml_str("listen: nowhere\n")
-        .unwrap_err()
-        .to_string();
+    let err = Config::from_yaml_str("listen: nowhere\n").unwrap_err().to_string();
     assert!(err.starts_with("listen: "), "{err}");
-    let err = Config::from_yaml_str("retention: 7\n")
-        .unwrap_err()
-        .to_string();
+    let err = Config::from_yaml_str("retention: 7\n").unwrap_err().to_string();
     assert!(err.starts_with("retention: "), "{err}");
     assert!(err.contains("has no unit"), "{err}");
     // A retention that would wrap `now - retention` around is refused, not obeyed.
-    let err = Config::from_yaml_str("retention: 1000000000y
-").unwrap_err().to_string();
+    let err = Config::from_yaml_str(
+        "retention: 1000000000y
+",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("retention: must be at most"), "{err}");
-    let config = Config::from_yaml_str("metricsResolution: 30s
-").unwrap();
+    let config = Config::from_yaml_str(
+        "metricsResolution: 30s
+",
+    )
+    .unwrap();
     assert_eq!(config.metrics_resolution, Duration::from_secs(30));
     let err = Config::from_yaml_str("profiles:\n  a:\n    runMode: per-node\n").unwrap_err();
     assert!(err.to_string().starts_with("profiles.a.runMode: "), "{err}");
@@ -276,19 +250,13 @@ fn an_empty_or_missing_config() {
     assert_eq!(config, Config::empty());
     let err = Config::load("/nonexistent/scalehub.yaml").unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }));
-    assert!(
-        err.to_string().starts_with("cannot read config file"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("cannot read config file"), "{err}");
 }
 
 #[test]
 fn an_empty_file_or_comments_only_means_all_defaults() {
     assert_eq!(Config::from_yaml_str("").unwrap(), Config::empty());
-    assert_eq!(
-        Config::from_yaml_str("# nothing yet\n").unwrap(),
-        Config::empty()
-    );
+    assert_eq!(Config::from_yaml_str("# nothing yet\n").unwrap(), Config::empty());
 }
 
 #[test]

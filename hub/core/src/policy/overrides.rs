@@ -19,11 +19,7 @@ pub enum PauseDirection {
 
 /// What an override does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    tag = "type",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum OverrideAction {
     /// Hold exactly this many replicas.
     Pin {
@@ -107,10 +103,7 @@ impl OverrideAction {
         let bounds = min_replicas.is_some() || max_replicas.is_some();
         let action = match (replicas, bounds, paused) {
             (Some(replicas), false, None) => OverrideAction::Pin { replicas },
-            (None, true, None) => OverrideAction::Bounds {
-                min_replicas,
-                max_replicas,
-            },
+            (None, true, None) => OverrideAction::Bounds { min_replicas, max_replicas },
             (None, false, Some(direction)) => OverrideAction::Pause { direction },
             (None, false, None) => return Err(OverrideError::Empty),
             _ => return Err(OverrideError::Ambiguous),
@@ -127,16 +120,11 @@ impl OverrideAction {
         };
         match *self {
             OverrideAction::Pin { replicas } => non_negative("replicas", Some(replicas)),
-            OverrideAction::Bounds {
-                min_replicas,
-                max_replicas,
-            } => {
+            OverrideAction::Bounds { min_replicas, max_replicas } => {
                 non_negative("minReplicas", min_replicas)?;
                 non_negative("maxReplicas", max_replicas)?;
                 match (min_replicas, max_replicas) {
-                    (Some(min), Some(max)) if min > max => {
-                        Err(OverrideError::MinAboveMax { min, max })
-                    }
+                    (Some(min), Some(max)) if min > max => Err(OverrideError::MinAboveMax { min, max }),
                     _ => Ok(()),
                 }
             }
@@ -164,10 +152,7 @@ impl Override {
     /// are clamped into `[min, max]` so narrowing can never widen or invert the hard bounds.
     pub fn narrow(&self, min: i32, max: i32) -> (i32, i32) {
         match self.action {
-            OverrideAction::Bounds {
-                min_replicas,
-                max_replicas,
-            } => {
+            OverrideAction::Bounds { min_replicas, max_replicas } => {
                 let low = min_replicas.map_or(min, |m| m.clamp(min, max));
                 let high = max_replicas.map_or(max, |m| m.clamp(min, max));
                 (low, high.max(low))
@@ -183,10 +168,7 @@ mod tests {
 
     fn bounds(min: Option<i32>, max: Option<i32>) -> Override {
         Override {
-            action: OverrideAction::Bounds {
-                min_replicas: min,
-                max_replicas: max,
-            },
+            action: OverrideAction::Bounds { min_replicas: min, max_replicas: max },
             until: None,
             reason: String::new(),
             set_by: String::new(),
@@ -205,21 +187,12 @@ mod tests {
 
     #[test]
     fn api_fields_map_to_exactly_one_action() {
-        assert_eq!(
-            OverrideAction::from_fields(Some(3), None, None, None),
-            Ok(OverrideAction::Pin { replicas: 3 })
-        );
+        assert_eq!(OverrideAction::from_fields(Some(3), None, None, None), Ok(OverrideAction::Pin { replicas: 3 }));
         assert_eq!(
             OverrideAction::from_fields(None, None, Some(4), None),
-            Ok(OverrideAction::Bounds {
-                min_replicas: None,
-                max_replicas: Some(4)
-            })
+            Ok(OverrideAction::Bounds { min_replicas: None, max_replicas: Some(4) })
         );
-        assert_eq!(
-            OverrideAction::from_fields(None, None, None, None),
-            Err(OverrideError::Empty)
-        );
+        assert_eq!(OverrideAction::from_fields(None, None, None, None), Err(OverrideError::Empty));
         assert_eq!(
             OverrideAction::from_fields(Some(3), None, None, Some(PauseDirection::Up)),
             Err(OverrideError::Ambiguous)
@@ -230,10 +203,7 @@ mod tests {
         );
         assert!(matches!(
             OverrideAction::from_fields(Some(-1), None, None, None),
-            Err(OverrideError::Negative {
-                field: "replicas",
-                ..
-            })
+            Err(OverrideError::Negative { field: "replicas", .. })
         ));
     }
 
@@ -259,14 +229,8 @@ mod tests {
         assert_eq!(json["setBy"], "alice");
         let back: Override = serde_json::from_value(json).unwrap();
         assert_eq!(back, pin);
-        let pause: Override =
-            serde_json::from_str(r#"{"type":"pause","direction":"down","setAt":1}"#).unwrap();
-        assert_eq!(
-            pause.action,
-            OverrideAction::Pause {
-                direction: PauseDirection::Down
-            }
-        );
+        let pause: Override = serde_json::from_str(r#"{"type":"pause","direction":"down","setAt":1}"#).unwrap();
+        assert_eq!(pause.action, OverrideAction::Pause { direction: PauseDirection::Down });
         assert_eq!(pause.validate(), Ok(()));
     }
 }

@@ -2,8 +2,8 @@
 
 use super::rate::{self, Limit};
 use super::{
-    Decision, Detail, Envelope, Override, OverrideAction, PauseDirection, PolicyInput, PolicyState,
-    RateLimits, Reason, ReasonCode, Step, stabilise,
+    Decision, Detail, Envelope, Override, OverrideAction, PauseDirection, PolicyInput, PolicyState, RateLimits, Reason,
+    ReasonCode, Step, stabilise,
 };
 
 /// Runs every step and returns the decision with the next state.
@@ -36,33 +36,21 @@ impl<'a> Run<'a> {
     }
 
     fn execute(&mut self) {
-        let PolicyInput {
-            current_replicas: current,
-            min_replicas: min,
-            max_replicas: max,
-            ..
-        } = *self.input;
+        let PolicyInput { current_replicas: current, min_replicas: min, max_replicas: max, .. } = *self.input;
         let pinned = match self.active.map(|o| o.action) {
             Some(OverrideAction::Pin { replicas }) => Some(replicas),
             _ => None,
         };
         if pinned.is_none() && current == 0 && min != 0 {
             let message = format!("replicas are 0 and the minimum is {min}: autoscaling is off");
-            self.step(
-                Step::Disabled,
-                ReasonCode::ScalingDisabled,
-                0,
-                message,
-                None,
-            );
+            self.step(Step::Disabled, ReasonCode::ScalingDisabled, 0, message, None);
             return;
         }
         self.clamp_evaluation(min, max);
         let recommendation = self.value;
         self.seed(current);
         if let Some(replicas) = pinned {
-            self.state
-                .record_recommendation(self.input.now, recommendation);
+            self.state.record_recommendation(self.input.now, recommendation);
             self.pin(replicas);
             return;
         }
@@ -71,8 +59,7 @@ impl<'a> Run<'a> {
             self.stabilise();
             self.rate_limit(low, high);
         }
-        self.state
-            .record_recommendation(self.input.now, recommendation);
+        self.state.record_recommendation(self.input.now, recommendation);
     }
 
     fn finish(mut self) -> Decision {
@@ -93,22 +80,8 @@ impl<'a> Run<'a> {
     }
 
     /// Appends a reason and moves the value.
-    fn step(
-        &mut self,
-        step: Step,
-        code: ReasonCode,
-        to: i32,
-        message: String,
-        detail: Option<Detail>,
-    ) {
-        self.reasons.push(Reason {
-            step,
-            code,
-            message,
-            from: self.value,
-            to,
-            detail,
-        });
+    fn step(&mut self, step: Step, code: ReasonCode, to: i32, message: String, detail: Option<Detail>) {
+        self.reasons.push(Reason { step, code, message, from: self.value, to, detail });
         self.value = to;
     }
 
@@ -120,59 +93,28 @@ impl<'a> Run<'a> {
     }
 
     fn override_detail(&self) -> Option<Detail> {
-        self.active.map(|o| Detail::Override {
-            set_by: o.set_by.clone(),
-            reason: o.reason.clone(),
-            until: o.until,
-        })
+        self.active.map(|o| Detail::Override { set_by: o.set_by.clone(), reason: o.reason.clone(), until: o.until })
     }
 
     fn clamp_evaluation(&mut self, min: i32, max: i32) {
-        let bounds = Some(Detail::Bounds {
-            min_replicas: min,
-            max_replicas: max,
-        });
+        let bounds = Some(Detail::Bounds { min_replicas: min, max_replicas: max });
         if self.value < min {
             let message = format!("the evaluation {} is below the minimum {min}", self.value);
-            self.step(
-                Step::Clamp,
-                ReasonCode::TooFewReplicas,
-                min,
-                message,
-                bounds,
-            );
+            self.step(Step::Clamp, ReasonCode::TooFewReplicas, min, message, bounds);
         } else if self.value > max {
             let message = format!("the evaluation {} is above the maximum {max}", self.value);
-            self.step(
-                Step::Clamp,
-                ReasonCode::TooManyReplicas,
-                max,
-                message,
-                bounds,
-            );
+            self.step(Step::Clamp, ReasonCode::TooManyReplicas, max, message, bounds);
         }
     }
 
     fn pin(&mut self, replicas: i32) {
-        let PolicyInput {
-            min_replicas: min,
-            max_replicas: max,
-            ..
-        } = *self.input;
+        let PolicyInput { min_replicas: min, max_replicas: max, .. } = *self.input;
         let mut message = format!("pinned to {replicas} by an override");
         if !(min..=max).contains(&replicas) {
-            message.push_str(&format!(
-                " (outside the bounds [{min}, {max}], applied as set)"
-            ));
+            message.push_str(&format!(" (outside the bounds [{min}, {max}], applied as set)"));
         }
         let detail = self.override_detail();
-        self.step(
-            Step::Override,
-            ReasonCode::OverridePinned,
-            replicas,
-            message,
-            detail,
-        );
+        self.step(Step::Override, ReasonCode::OverridePinned, replicas, message, detail);
     }
 
     /// Applies bounds and pause overrides; returns the effective bounds.
@@ -187,22 +129,10 @@ impl<'a> Run<'a> {
                 let (low, high) = active.narrow(min, max);
                 if self.value < low {
                     let message = format!("raised to the override minimum {low}");
-                    self.step(
-                        Step::Override,
-                        ReasonCode::OverrideMinReplicas,
-                        low,
-                        message,
-                        detail,
-                    );
+                    self.step(Step::Override, ReasonCode::OverrideMinReplicas, low, message, detail);
                 } else if self.value > high {
                     let message = format!("lowered to the override maximum {high}");
-                    self.step(
-                        Step::Override,
-                        ReasonCode::OverrideMaxReplicas,
-                        high,
-                        message,
-                        detail,
-                    );
+                    self.step(Step::Override, ReasonCode::OverrideMaxReplicas, high, message, detail);
                 }
                 return (low, high);
             }
@@ -211,22 +141,10 @@ impl<'a> Run<'a> {
                 let blocks_down = direction != PauseDirection::Up;
                 if blocks_up && self.value > current {
                     let message = "scaling up is paused by an override".to_owned();
-                    self.step(
-                        Step::Override,
-                        ReasonCode::ScaleUpPaused,
-                        current,
-                        message,
-                        detail,
-                    );
+                    self.step(Step::Override, ReasonCode::ScaleUpPaused, current, message, detail);
                 } else if blocks_down && self.value < current {
                     let message = "scaling down is paused by an override".to_owned();
-                    self.step(
-                        Step::Override,
-                        ReasonCode::ScaleDownPaused,
-                        current,
-                        message,
-                        detail,
-                    );
+                    self.step(Step::Override, ReasonCode::ScaleDownPaused, current, message, detail);
                 }
             }
             OverrideAction::Pin { .. } => {}
@@ -248,29 +166,14 @@ impl<'a> Run<'a> {
     /// Moves a target whose current replicas are out of bounds straight to the bound.
     fn clamp_current(&mut self, low: i32, high: i32) -> bool {
         let current = self.input.current_replicas;
-        let bounds = Some(Detail::Bounds {
-            min_replicas: low,
-            max_replicas: high,
-        });
+        let bounds = Some(Detail::Bounds { min_replicas: low, max_replicas: high });
         if current < low && !self.paused(true) {
             let message = format!("current replicas {current} are below the minimum {low}");
-            self.step(
-                Step::Clamp,
-                ReasonCode::TooFewReplicas,
-                low,
-                message,
-                bounds,
-            );
+            self.step(Step::Clamp, ReasonCode::TooFewReplicas, low, message, bounds);
             true
         } else if current > high && !self.paused(false) {
             let message = format!("current replicas {current} are above the maximum {high}");
-            self.step(
-                Step::Clamp,
-                ReasonCode::TooManyReplicas,
-                high,
-                message,
-                bounds,
-            );
+            self.step(Step::Clamp, ReasonCode::TooManyReplicas, high, message, bounds);
             true
         } else {
             false
@@ -283,35 +186,17 @@ impl<'a> Run<'a> {
         let down_ms = i64::try_from(input.downscale_window.as_millis()).unwrap_or(i64::MAX);
         let desired = self.value;
         let current = input.current_replicas;
-        let out = stabilise::stabilise(
-            &self.state.recommendations,
-            input.now,
-            current,
-            desired,
-            up_ms,
-            down_ms,
-        );
+        let out = stabilise::stabilise(&self.state.recommendations, input.now, current, desired, up_ms, down_ms);
         self.envelope = Some(out.envelope);
         if out.replicas == desired {
             return;
         }
         let (code, sample, window_ms, message) = if desired >= current {
-            let message = format!(
-                "a lower recent recommendation ({}) holds the scale-up",
-                out.envelope.up
-            );
+            let message = format!("a lower recent recommendation ({}) holds the scale-up", out.envelope.up);
             (ReasonCode::ScaleUpStabilized, out.up_sample, up_ms, message)
         } else {
-            let message = format!(
-                "a higher recent recommendation ({}) holds the scale-down",
-                out.envelope.down
-            );
-            (
-                ReasonCode::ScaleDownStabilized,
-                out.down_sample,
-                down_ms,
-                message,
-            )
+            let message = format!("a higher recent recommendation ({}) holds the scale-down", out.envelope.down);
+            (ReasonCode::ScaleDownStabilized, out.down_sample, down_ms, message)
         };
         let detail = sample.map(|s| Detail::Sample {
             at: s.at,
@@ -330,40 +215,21 @@ impl<'a> Run<'a> {
         let current = input.current_replicas;
         let (up_events, down_events) = (&self.state.scale_up_events, &self.state.scale_down_events);
         if self.value > current {
-            let limit =
-                rate::scale_up_limit(current, up_events, down_events, &limits.scale_up, input.now);
+            let limit = rate::scale_up_limit(current, up_events, down_events, &limits.scale_up, input.now);
             // The limit never goes backwards past current (stale events are still in the period).
             let allowed = limit.replicas.max(i64::from(current)).min(i64::from(high));
             if i64::from(self.value) > allowed {
                 let to = i32::try_from(allowed).unwrap_or(high);
                 let message = format!("scale-up rate limit allows at most {to} replicas now");
-                self.step(
-                    Step::Rate,
-                    ReasonCode::ScaleUpLimit,
-                    to,
-                    message,
-                    rate_detail(limit),
-                );
+                self.step(Step::Rate, ReasonCode::ScaleUpLimit, to, message, rate_detail(limit));
             }
         } else if self.value < current {
-            let limit = rate::scale_down_limit(
-                current,
-                up_events,
-                down_events,
-                &limits.scale_down,
-                input.now,
-            );
+            let limit = rate::scale_down_limit(current, up_events, down_events, &limits.scale_down, input.now);
             let allowed = limit.replicas.min(i64::from(current)).max(i64::from(low));
             if i64::from(self.value) < allowed {
                 let to = i32::try_from(allowed).unwrap_or(low);
                 let message = format!("scale-down rate limit allows at least {to} replicas now");
-                self.step(
-                    Step::Rate,
-                    ReasonCode::ScaleDownLimit,
-                    to,
-                    message,
-                    rate_detail(limit),
-                );
+                self.step(Step::Rate, ReasonCode::ScaleDownLimit, to, message, rate_detail(limit));
             }
         }
     }

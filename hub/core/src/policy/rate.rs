@@ -66,16 +66,8 @@ impl RateRules {
         RateRules {
             select_policy: SelectPolicy::Max,
             policies: vec![
-                RatePolicy {
-                    policy_type: PolicyType::Pods,
-                    value: 4,
-                    period_seconds: 15,
-                },
-                RatePolicy {
-                    policy_type: PolicyType::Percent,
-                    value: 100,
-                    period_seconds: 15,
-                },
+                RatePolicy { policy_type: PolicyType::Pods, value: 4, period_seconds: 15 },
+                RatePolicy { policy_type: PolicyType::Percent, value: 100, period_seconds: 15 },
             ],
         }
     }
@@ -84,38 +76,25 @@ impl RateRules {
     pub fn hpa_scale_down_default() -> Self {
         RateRules {
             select_policy: SelectPolicy::Max,
-            policies: vec![RatePolicy {
-                policy_type: PolicyType::Percent,
-                value: 100,
-                period_seconds: 15,
-            }],
+            policies: vec![RatePolicy { policy_type: PolicyType::Percent, value: 100, period_seconds: 15 }],
         }
     }
 
     /// The longest period of these policies, in milliseconds: how much event history they read.
     pub fn longest_period_ms(&self) -> i64 {
-        self.policies
-            .iter()
-            .map(|p| i64::from(p.period_seconds) * 1000)
-            .max()
-            .unwrap_or(0)
+        self.policies.iter().map(|p| i64::from(p.period_seconds) * 1000).max().unwrap_or(0)
     }
 }
 
 impl RateLimits {
     /// The HPA's defaults for both directions (what `behavior: {}` means).
     pub fn hpa_default() -> Self {
-        RateLimits {
-            scale_up: RateRules::hpa_scale_up_default(),
-            scale_down: RateRules::hpa_scale_down_default(),
-        }
+        RateLimits { scale_up: RateRules::hpa_scale_up_default(), scale_down: RateRules::hpa_scale_down_default() }
     }
 
     /// How far back scale events matter, in milliseconds (both directions read both histories).
     pub fn horizon_ms(&self) -> i64 {
-        self.scale_up
-            .longest_period_ms()
-            .max(self.scale_down.longest_period_ms())
+        self.scale_up.longest_period_ms().max(self.scale_down.longest_period_ms())
     }
 }
 
@@ -131,22 +110,11 @@ pub(crate) struct Limit {
 /// Sum of the changes recorded strictly after `now - period` (HPA `getReplicasChangePerPeriod`).
 fn change_in_period(events: &[ScaleEvent], now: EpochMillis, period_seconds: i32) -> i64 {
     let cutoff = now - i64::from(period_seconds) * 1000;
-    events
-        .iter()
-        .filter(|e| e.at > cutoff)
-        .map(|e| i64::from(e.change))
-        .sum()
+    events.iter().filter(|e| e.at > cutoff).map(|e| i64::from(e.change)).sum()
 }
 
-fn period_start(
-    current: i32,
-    up: &[ScaleEvent],
-    down: &[ScaleEvent],
-    now: EpochMillis,
-    period_seconds: i32,
-) -> i64 {
-    i64::from(current) - change_in_period(up, now, period_seconds)
-        + change_in_period(down, now, period_seconds)
+fn period_start(current: i32, up: &[ScaleEvent], down: &[ScaleEvent], now: EpochMillis, period_seconds: i32) -> i64 {
+    i64::from(current) - change_in_period(up, now, period_seconds) + change_in_period(down, now, period_seconds)
 }
 
 /// The highest replica count the scale-up rules allow now.
@@ -159,10 +127,7 @@ pub(crate) fn scale_up_limit(
 ) -> Limit {
     let prefer_min = match rules.select_policy {
         SelectPolicy::Disabled => {
-            return Limit {
-                replicas: i64::from(current),
-                policy: None,
-            };
+            return Limit { replicas: i64::from(current), policy: None };
         }
         SelectPolicy::Min => true,
         SelectPolicy::Max => false,
@@ -173,21 +138,13 @@ pub(crate) fn scale_up_limit(
         let proposed = match policy.policy_type {
             PolicyType::Pods => start + i64::from(policy.value),
             // Rounded up so a small target can always grow by at least one pod.
-            PolicyType::Percent => {
-                (start as f64 * (1.0 + f64::from(policy.value) / 100.0)).ceil() as i64
-            }
+            PolicyType::Percent => (start as f64 * (1.0 + f64::from(policy.value) / 100.0)).ceil() as i64,
         };
-        let candidate = Limit {
-            replicas: proposed,
-            policy: Some((*policy, start)),
-        };
+        let candidate = Limit { replicas: proposed, policy: Some((*policy, start)) };
         best = Some(pick(best, candidate, prefer_min));
     }
     // With no policies (never after validation) there is no limit to apply.
-    best.unwrap_or(Limit {
-        replicas: i64::MAX,
-        policy: None,
-    })
+    best.unwrap_or(Limit { replicas: i64::MAX, policy: None })
 }
 
 /// The lowest replica count the scale-down rules allow now.
@@ -201,10 +158,7 @@ pub(crate) fn scale_down_limit(
     // For scaling down, the smallest change is the highest limit, hence the inverted choice.
     let prefer_min = match rules.select_policy {
         SelectPolicy::Disabled => {
-            return Limit {
-                replicas: i64::from(current),
-                policy: None,
-            };
+            return Limit { replicas: i64::from(current), policy: None };
         }
         SelectPolicy::Min => false,
         SelectPolicy::Max => true,
@@ -217,16 +171,10 @@ pub(crate) fn scale_down_limit(
             // Truncated toward zero like Go's int32(float64) conversion.
             PolicyType::Percent => (start as f64 * (1.0 - f64::from(policy.value) / 100.0)) as i64,
         };
-        let candidate = Limit {
-            replicas: proposed,
-            policy: Some((*policy, start)),
-        };
+        let candidate = Limit { replicas: proposed, policy: Some((*policy, start)) };
         best = Some(pick(best, candidate, prefer_min));
     }
-    best.unwrap_or(Limit {
-        replicas: i64::MIN,
-        policy: None,
-    })
+    best.unwrap_or(Limit { replicas: i64::MIN, policy: None })
 }
 
 /// Keeps the first of equal candidates so the reported policy is the first one listed.
@@ -252,11 +200,7 @@ mod tests {
             select_policy: select,
             policies: policies
                 .iter()
-                .map(|&(policy_type, value, period_seconds)| RatePolicy {
-                    policy_type,
-                    value,
-                    period_seconds,
-                })
+                .map(|&(policy_type, value, period_seconds)| RatePolicy { policy_type, value, period_seconds })
                 .collect(),
         }
     }
@@ -269,10 +213,7 @@ mod tests {
         // 60 s period: the +3 and the −2 are inside, the +5 is outside.
         assert_eq!(period_start(10, &up, &down, now, 60), 10 - 3 + 2);
         // An event exactly at the cutoff is outside (the HPA uses After(cutoff)).
-        assert_eq!(
-            period_start(10, &[event(now - 60_000, 4)], &[], now, 60),
-            10
-        );
+        assert_eq!(period_start(10, &[event(now - 60_000, 4)], &[], now, 60), 10);
     }
 
     #[test]
@@ -306,13 +247,7 @@ mod tests {
     fn select_policy_disabled_allows_no_change() {
         let disabled = rules(SelectPolicy::Disabled, &[(PolicyType::Pods, 4, 60)]);
         let up = scale_up_limit(10, &[], &[], &disabled, 0);
-        assert_eq!(
-            up,
-            Limit {
-                replicas: 10,
-                policy: None
-            }
-        );
+        assert_eq!(up, Limit { replicas: 10, policy: None });
         assert_eq!(scale_down_limit(10, &[], &[], &disabled, 0).replicas, 10);
     }
 }

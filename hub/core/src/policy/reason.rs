@@ -70,11 +70,7 @@ pub struct Reason {
 
 /// Step-specific facts attached to a [`Reason`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    tag = "kind",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Detail {
     /// The bounds that applied.
     Bounds {

@@ -58,12 +58,7 @@ pub(crate) fn stabilise(
         }
     }
     let replicas = current.max(up).min(down);
-    Stabilised {
-        replicas,
-        envelope: Envelope { up, down },
-        up_sample,
-        down_sample,
-    }
+    Stabilised { replicas, envelope: Envelope { up, down }, up_sample, down_sample }
 }
 
 #[cfg(test)]
@@ -71,10 +66,7 @@ mod tests {
     use super::*;
 
     fn samples(pairs: &[(EpochMillis, i32)]) -> Vec<Sample> {
-        pairs
-            .iter()
-            .map(|&(at, replicas)| Sample { at, replicas })
-            .collect()
+        pairs.iter().map(|&(at, replicas)| Sample { at, replicas }).collect()
     }
 
     #[test]
@@ -83,13 +75,7 @@ mod tests {
         let out = stabilise(&recs, 30_000, 8, 3, 0, 60_000);
         assert_eq!(out.replicas, 8);
         assert_eq!(out.envelope, Envelope { up: 3, down: 8 });
-        assert_eq!(
-            out.down_sample,
-            Some(Sample {
-                at: 20_000,
-                replicas: 8
-            })
-        );
+        assert_eq!(out.down_sample, Some(Sample { at: 20_000, replicas: 8 }));
     }
 
     #[test]
@@ -120,14 +106,7 @@ mod tests {
         assert_eq!(out.envelope, Envelope { up: 6, down: 10 });
         assert_eq!(out.replicas, 6);
         // And a value inside the envelope is kept as it is.
-        let inside = stabilise(
-            &samples(&[(0, 10), (10_000, 4)]),
-            20_000,
-            5,
-            6,
-            60_000,
-            60_000,
-        );
+        let inside = stabilise(&samples(&[(0, 10), (10_000, 4)]), 20_000, 5, 6, 60_000, 60_000);
         assert_eq!(inside.replicas, 5);
     }
 }

@@ -51,10 +51,7 @@ impl PolicyState {
     /// succeeded (never in shadow mode or dry runs). No-op when nothing changed.
     pub fn record_scale(&mut self, at: EpochMillis, from: i32, to: i32) {
         let change = i64::from(to) - i64::from(from);
-        let event = ScaleEvent {
-            at,
-            change: i32::try_from(change.abs()).unwrap_or(i32::MAX),
-        };
+        let event = ScaleEvent { at, change: i32::try_from(change.abs()).unwrap_or(i32::MAX) };
         let events = match change {
             0 => return,
             c if c > 0 => &mut self.scale_up_events,
@@ -118,10 +115,7 @@ mod tests {
 
     #[test]
     fn state_round_trips_through_json() {
-        let mut state = PolicyState {
-            seeded: true,
-            ..PolicyState::default()
-        };
+        let mut state = PolicyState { seeded: true, ..PolicyState::default() };
         state.record_recommendation(1_000, 3);
         state.record_scale(2_000, 3, 5);
         state.record_scale(3_000, 5, 4);
@@ -130,10 +124,7 @@ mod tests {
         let back: PolicyState = serde_json::from_str(&json).unwrap();
         assert_eq!(back, state);
         // An empty document (a target stored before any tick) reads as the default state.
-        assert_eq!(
-            serde_json::from_str::<PolicyState>("{}").unwrap(),
-            PolicyState::default()
-        );
+        assert_eq!(serde_json::from_str::<PolicyState>("{}").unwrap(), PolicyState::default());
     }
 
     #[test]
@@ -143,10 +134,7 @@ mod tests {
         state.record_scale(2, 6, 1);
         state.record_scale(3, 1, 1);
         assert_eq!(state.scale_up_events, vec![ScaleEvent { at: 1, change: 4 }]);
-        assert_eq!(
-            state.scale_down_events,
-            vec![ScaleEvent { at: 2, change: 5 }]
-        );
+        assert_eq!(state.scale_down_events, vec![ScaleEvent { at: 2, change: 5 }]);
     }
 
     #[test]
@@ -157,10 +145,7 @@ mod tests {
         }
         state.prune(50, 45, 0);
         // 0 expired; 10 (5) is equal to the newer 30 (5); 30 (5) is bracketed by the newer 4 and 6.
-        assert_eq!(
-            state.recommendations,
-            vec![sample(20, 7), sample(40, 6), sample(50, 4)]
-        );
+        assert_eq!(state.recommendations, vec![sample(20, 7), sample(40, 6), sample(50, 4)]);
     }
 
     #[test]

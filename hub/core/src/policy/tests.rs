@@ -49,13 +49,8 @@ impl Target {
     }
 
     fn with_override(mut self, action: OverrideAction, until: Option<EpochMillis>) -> Self {
-        self.override_ = Some(Override {
-            action,
-            until,
-            reason: "incident".into(),
-            set_by: "oncall".into(),
-            set_at: 0,
-        });
+        self.override_ =
+            Some(Override { action, until, reason: "incident".into(), set_by: "oncall".into(), set_at: 0 });
         self
     }
 
@@ -98,11 +93,7 @@ fn rules(select: SelectPolicy, policies: &[(PolicyType, i32, i32)]) -> RateRules
         select_policy: select,
         policies: policies
             .iter()
-            .map(|&(policy_type, value, period_seconds)| RatePolicy {
-                policy_type,
-                value,
-                period_seconds,
-            })
+            .map(|&(policy_type, value, period_seconds)| RatePolicy { policy_type, value, period_seconds })
             .collect(),
     }
 }
@@ -151,12 +142,7 @@ fn downscale_is_held_for_the_window_then_released() {
     assert_eq!(codes(&held), [ReasonCode::ScaleDownStabilized]);
     assert_eq!(
         held.reasons[0].detail,
-        Some(Detail::Sample {
-            at: 0,
-            replicas: 10,
-            window_ms: 300_000,
-            expires_at: 300_000
-        })
+        Some(Detail::Sample { at: 0, replicas: 10, window_ms: 300_000, expires_at: 300_000 })
     );
     assert_eq!(held.envelope, Some(Envelope { up: 4, down: 10 }));
     // Still inside the window one tick before it ends.
@@ -202,10 +188,7 @@ fn the_envelope_does_not_jump_to_an_old_high_recommendation_kubernetes_96671() {
 #[test]
 fn a_pods_policy_limits_additions_per_period() {
     let scale_up = rules(SelectPolicy::Max, &[(PolicyType::Pods, 2, 60)]);
-    let mut target = Target::new(2).windows(0, 0).rate(RateLimits {
-        scale_up,
-        scale_down: unlimited(),
-    });
+    let mut target = Target::new(2).windows(0, 0).rate(RateLimits { scale_up, scale_down: unlimited() });
     let first = target.tick(0, 10);
     assert_eq!(first.desired_replicas, 4);
     assert_eq!(codes(&first), [ReasonCode::ScaleUpLimit]);
@@ -229,14 +212,8 @@ fn a_pods_policy_limits_additions_per_period() {
 #[test]
 fn a_percent_policy_rounds_up_when_growing_and_truncates_when_shrinking() {
     let percent = rules(SelectPolicy::Max, &[(PolicyType::Percent, 50, 60)]);
-    let limits = RateLimits {
-        scale_up: percent.clone(),
-        scale_down: percent,
-    };
-    let up = Target::new(3)
-        .windows(0, 0)
-        .rate(limits.clone())
-        .peek(0, 10);
+    let limits = RateLimits { scale_up: percent.clone(), scale_down: percent };
+    let up = Target::new(3).windows(0, 0).rate(limits.clone()).peek(0, 10);
     assert_eq!(up.desired_replicas, 5); // ceil(3 × 1.5)
     let mut down = Target::new(5).windows(0, 0).rate(limits);
     down.state.seeded = true;
@@ -246,10 +223,7 @@ fn a_percent_policy_rounds_up_when_growing_and_truncates_when_shrinking() {
 #[test]
 fn scale_downs_in_the_period_raise_the_period_start_for_scale_ups() {
     let scale_up = rules(SelectPolicy::Max, &[(PolicyType::Pods, 1, 60)]);
-    let mut target = Target::new(6).windows(0, 0).rate(RateLimits {
-        scale_up,
-        scale_down: unlimited(),
-    });
+    let mut target = Target::new(6).windows(0, 0).rate(RateLimits { scale_up, scale_down: unlimited() });
     target.tick(0, 6);
     assert_eq!(target.tick(1_000, 3).desired_replicas, 3);
     // Period start = 3 − 0 + 3 = 6, so one more pod than that is allowed: straight back to 7.
@@ -259,16 +233,8 @@ fn scale_downs_in_the_period_raise_the_period_start_for_scale_ups() {
 #[test]
 fn select_policy_min_max_and_disabled_choose_the_allowed_change() {
     let both = [(PolicyType::Pods, 4, 60), (PolicyType::Percent, 100, 60)];
-    let make = |select| RateLimits {
-        scale_up: rules(select, &both),
-        scale_down: unlimited(),
-    };
-    let target = |select| {
-        Target::new(10)
-            .windows(0, 0)
-            .bounds(1, 100)
-            .rate(make(select))
-    };
+    let make = |select| RateLimits { scale_up: rules(select, &both), scale_down: unlimited() };
+    let target = |select| Target::new(10).windows(0, 0).bounds(1, 100).rate(make(select));
     assert_eq!(target(SelectPolicy::Max).peek(0, 50).desired_replicas, 20);
     assert_eq!(target(SelectPolicy::Min).peek(0, 50).desired_replicas, 14);
     let disabled = target(SelectPolicy::Disabled).peek(0, 50);
@@ -279,35 +245,19 @@ fn select_policy_min_max_and_disabled_choose_the_allowed_change() {
 
 #[test]
 fn hpa_default_behavior_allows_four_pods_or_double_per_fifteen_seconds() {
-    let target = Target::new(1)
-        .windows(0, 0)
-        .bounds(1, 100)
-        .rate(RateLimits::hpa_default());
+    let target = Target::new(1).windows(0, 0).bounds(1, 100).rate(RateLimits::hpa_default());
     assert_eq!(target.peek(0, 50).desired_replicas, 5);
-    let target = Target::new(10)
-        .windows(0, 0)
-        .bounds(1, 100)
-        .rate(RateLimits::hpa_default());
+    let target = Target::new(10).windows(0, 0).bounds(1, 100).rate(RateLimits::hpa_default());
     assert_eq!(target.peek(0, 50).desired_replicas, 20);
 }
 
 #[test]
 fn current_replicas_outside_the_bounds_go_straight_to_the_bound() {
-    let rate = RateLimits {
-        scale_up: rules(SelectPolicy::Max, &[(PolicyType::Pods, 1, 60)]),
-        scale_down: unlimited(),
-    };
-    let decision = Target::new(1)
-        .windows(300, 300)
-        .bounds(5, 10)
-        .rate(rate)
-        .peek(0, 7);
+    let rate = RateLimits { scale_up: rules(SelectPolicy::Max, &[(PolicyType::Pods, 1, 60)]), scale_down: unlimited() };
+    let decision = Target::new(1).windows(300, 300).bounds(5, 10).rate(rate).peek(0, 7);
     assert_eq!(decision.desired_replicas, 5);
     assert_eq!(codes(&decision), [ReasonCode::TooFewReplicas]);
-    assert_eq!(
-        decision.reasons[0].message,
-        "current replicas 1 are below the minimum 5"
-    );
+    assert_eq!(decision.reasons[0].message, "current replicas 1 are below the minimum 5");
 }
 
 #[test]
@@ -317,30 +267,16 @@ fn a_pin_is_applied_literally_even_outside_the_bounds_and_when_disabled() {
     let decision = target.tick(0, 3);
     assert_eq!(decision.desired_replicas, 20);
     assert_eq!(codes(&decision), [ReasonCode::OverridePinned]);
-    assert!(
-        decision.reasons[0]
-            .message
-            .contains("outside the bounds [1, 10]")
-    );
-    assert!(
-        matches!(&decision.reasons[0].detail, Some(Detail::Override { set_by, .. }) if set_by == "oncall")
-    );
+    assert!(decision.reasons[0].message.contains("outside the bounds [1, 10]"));
+    assert!(matches!(&decision.reasons[0].detail, Some(Detail::Override { set_by, .. }) if set_by == "oncall"));
     // The evaluation is still recorded, so the windows are meaningful when the pin expires.
-    assert!(
-        decision
-            .next_state
-            .recommendations
-            .iter()
-            .any(|s| s.replicas == 3)
-    );
+    assert!(decision.next_state.recommendations.iter().any(|s| s.replicas == 3));
 }
 
 #[test]
 fn an_expired_override_is_ignored() {
     let pin = OverrideAction::Pin { replicas: 7 };
-    let target = Target::new(4)
-        .windows(0, 0)
-        .with_override(pin, Some(10_000));
+    let target = Target::new(4).windows(0, 0).with_override(pin, Some(10_000));
     assert_eq!(target.peek(9_999, 4).desired_replicas, 7);
     let after = target.peek(10_000, 4);
     assert_eq!(after.desired_replicas, 4);
@@ -349,47 +285,33 @@ fn an_expired_override_is_ignored() {
 
 #[test]
 fn override_bounds_narrow_the_annotation_bounds() {
-    let narrowed = OverrideAction::Bounds {
-        min_replicas: Some(4),
-        max_replicas: Some(6),
-    };
+    let narrowed = OverrideAction::Bounds { min_replicas: Some(4), max_replicas: Some(6) };
     let target = Target::new(5).windows(0, 0).with_override(narrowed, None);
     let high = target.peek(0, 9);
     assert_eq!(high.desired_replicas, 6);
     assert_eq!(codes(&high), [ReasonCode::OverrideMaxReplicas]);
     let low = target.peek(0, 0);
     assert_eq!(low.desired_replicas, 4);
-    assert_eq!(
-        codes(&low),
-        [ReasonCode::TooFewReplicas, ReasonCode::OverrideMinReplicas]
-    );
+    assert_eq!(codes(&low), [ReasonCode::TooFewReplicas, ReasonCode::OverrideMinReplicas]);
 }
 
 #[test]
 fn pauses_block_their_direction_only() {
     let pause = |direction| OverrideAction::Pause { direction };
-    let up = Target::new(5)
-        .windows(0, 0)
-        .with_override(pause(PauseDirection::Up), None);
+    let up = Target::new(5).windows(0, 0).with_override(pause(PauseDirection::Up), None);
     assert_eq!(up.peek(0, 8).desired_replicas, 5);
     assert_eq!(codes(&up.peek(0, 8)), [ReasonCode::ScaleUpPaused]);
     assert_eq!(up.peek(0, 2).desired_replicas, 2);
 
-    let down = Target::new(5)
-        .windows(0, 0)
-        .with_override(pause(PauseDirection::Down), None);
+    let down = Target::new(5).windows(0, 0).with_override(pause(PauseDirection::Down), None);
     assert_eq!(down.peek(0, 2).desired_replicas, 5);
     assert_eq!(down.peek(0, 8).desired_replicas, 8);
 
-    let both = Target::new(5)
-        .windows(0, 0)
-        .with_override(pause(PauseDirection::Both), None);
+    let both = Target::new(5).windows(0, 0).with_override(pause(PauseDirection::Both), None);
     assert_eq!(both.peek(0, 2).desired_replicas, 5);
     assert_eq!(both.peek(0, 8).desired_replicas, 5);
     // A pause also holds a target whose current replicas are outside the bounds.
-    let mut outside = Target::new(15)
-        .windows(0, 0)
-        .with_override(pause(PauseDirection::Both), None);
+    let mut outside = Target::new(15).windows(0, 0).with_override(pause(PauseDirection::Both), None);
     assert_eq!(outside.tick(0, 3).desired_replicas, 15);
 }
 
@@ -418,17 +340,11 @@ fn decisions_serialise_without_the_state() {
 
 #[test]
 fn the_stored_state_stays_small_over_a_long_run() {
-    let mut target = Target::new(5)
-        .windows(60, 300)
-        .rate(RateLimits::hpa_default());
+    let mut target = Target::new(5).windows(60, 300).rate(RateLimits::hpa_default());
     for i in 0..10_000 {
         let evaluated = 1 + i * 7 % 10;
         target.tick(i64::from(i) * 15_000, evaluated);
     }
-    assert!(
-        target.state.recommendations.len() <= 20,
-        "{}",
-        target.state.recommendations.len()
-    );
+    assert!(target.state.recommendations.len() <= 20, "{}", target.state.recommendations.len());
     assert!(target.state.scale_up_events.len() <= 2);
 }

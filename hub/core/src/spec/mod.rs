@@ -154,9 +154,7 @@ pub struct SpecErrors(pub Vec<SpecError>);
 
 /// Whether the workload opted in: only the exact value `"true"` does.
 pub fn is_opted_in(annotations: &BTreeMap<String, String>) -> bool {
-    annotations
-        .get(ENABLED)
-        .is_some_and(|value| value == "true")
+    annotations.get(ENABLED).is_some_and(|value| value == "true")
 }
 
 /// Accumulates errors while reading annotations.
@@ -168,20 +166,11 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn fail(&mut self, key: &str, reason: impl Into<String>) {
         let value = self.annotations.get(key).cloned();
-        self.errors.push(SpecError {
-            key: key.to_owned(),
-            value,
-            reason: reason.into(),
-        });
+        self.errors.push(SpecError { key: key.to_owned(), value, reason: reason.into() });
     }
 
     /// Reads `key` with `parse`, falling back to `default` when absent or invalid.
-    fn read<T>(
-        &mut self,
-        key: &str,
-        default: T,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> T {
+    fn read<T>(&mut self, key: &str, default: T, parse: impl FnOnce(&str) -> Result<T, String>) -> T {
         let Some(value) = self.annotations.get(key) else {
             return default;
         };
@@ -223,29 +212,17 @@ impl TargetSpec {
         annotations: &BTreeMap<String, String>,
         profiles: &BTreeMap<String, SpecDefaults>,
     ) -> Result<TargetSpec, SpecErrors> {
-        let mut reader = Reader {
-            annotations,
-            errors: Vec::new(),
-        };
-        let profile = annotations
-            .get(PROFILE)
-            .map_or(DEFAULT_PROFILE, String::as_str)
-            .to_owned();
+        let mut reader = Reader { annotations, errors: Vec::new() };
+        let profile = annotations.get(PROFILE).map_or(DEFAULT_PROFILE, String::as_str).to_owned();
         let fallback = SpecDefaults::default();
         let defaults = match profiles.get(&profile) {
             Some(defaults) => defaults,
             None => {
-                let known = profiles
-                    .keys()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let known = profiles.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
                 let reason = if annotations.contains_key(PROFILE) {
                     format!("is not a profile in the hub config (known: {known})")
                 } else {
-                    format!(
-                        "is absent and the hub config has no {DEFAULT_PROFILE:?} profile (known: {known})"
-                    )
+                    format!("is absent and the hub config has no {DEFAULT_PROFILE:?} profile (known: {known})")
                 };
                 reader.fail(PROFILE, reason);
                 &fallback
@@ -254,43 +231,18 @@ impl TargetSpec {
 
         let min_replicas = reader.read(MIN_REPLICAS, defaults.min_replicas, whole_number);
         let max_replicas = reader.read(MAX_REPLICAS, defaults.max_replicas, |v| {
-            whole_number(v).and_then(|n| {
-                if n >= 1 {
-                    Ok(n)
-                } else {
-                    Err("must be >= 1".into())
-                }
-            })
+            whole_number(v).and_then(|n| if n >= 1 { Ok(n) } else { Err("must be >= 1".into()) })
         });
         if min_replicas > max_replicas {
-            let key = if annotations.contains_key(MIN_REPLICAS) {
-                MIN_REPLICAS
-            } else {
-                MAX_REPLICAS
-            };
-            reader.fail(
-                key,
-                format!("leaves min-replicas {min_replicas} above max-replicas {max_replicas}"),
-            );
+            let key = if annotations.contains_key(MIN_REPLICAS) { MIN_REPLICAS } else { MAX_REPLICAS };
+            reader.fail(key, format!("leaves min-replicas {min_replicas} above max-replicas {max_replicas}"));
         }
         let interval = reader.read(INTERVAL, defaults.interval, |v| {
             let interval = parse_duration(v).map_err(|err| format!("is not a duration: {err}"))?;
-            if interval.is_zero() {
-                Err("must be greater than zero".into())
-            } else {
-                Ok(interval)
-            }
+            if interval.is_zero() { Err("must be greater than zero".into()) } else { Ok(interval) }
         });
-        let downscale_stabilization = reader.read(
-            DOWNSCALE_STABILIZATION,
-            defaults.downscale_stabilization,
-            window,
-        );
-        let upscale_stabilization = reader.read(
-            UPSCALE_STABILIZATION,
-            defaults.upscale_stabilization,
-            window,
-        );
+        let downscale_stabilization = reader.read(DOWNSCALE_STABILIZATION, defaults.downscale_stabilization, window);
+        let upscale_stabilization = reader.read(UPSCALE_STABILIZATION, defaults.upscale_stabilization, window);
         let run_mode = reader.read(RUN_MODE, defaults.run_mode, |v| match v {
             "per-pod" => Ok(RunMode::PerPod),
             "per-resource" => Ok(RunMode::PerResource),

@@ -6,22 +6,12 @@ use std::time::Duration;
 use super::*;
 
 fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 fn profiles() -> BTreeMap<String, SpecDefaults> {
-    let custom = SpecDefaults {
-        min_replicas: 2,
-        max_replicas: 20,
-        ..SpecDefaults::default()
-    };
-    BTreeMap::from([
-        ("default".to_owned(), SpecDefaults::default()),
-        ("big".to_owned(), custom),
-    ])
+    let custom = SpecDefaults { min_replicas: 2, max_replicas: 20, ..SpecDefaults::default() };
+    BTreeMap::from([("default".to_owned(), SpecDefaults::default()), ("big".to_owned(), custom)])
 }
 
 fn parse(pairs: &[(&str, &str)]) -> Result<TargetSpec, SpecErrors> {
@@ -128,10 +118,7 @@ fn replica_counts_must_be_plain_non_negative_integers() {
         let errors = parse(&[(MIN_REPLICAS, value)]).unwrap_err();
         assert_eq!(errors.0[0].reason, reason, "{value:?}");
     }
-    assert_eq!(
-        parse(&[(MAX_REPLICAS, "0")]).unwrap_err().0[0].reason,
-        "must be >= 1"
-    );
+    assert_eq!(parse(&[(MAX_REPLICAS, "0")]).unwrap_err().0[0].reason, "must be >= 1");
 }
 
 #[test]

@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use scalehub_hooks::{
-    HookRunner, HookRunnerConfig, HookSpec, RunType, ShellSpec, StageContext, TargetRef,
-};
+use scalehub_hooks::{HookRunner, HookRunnerConfig, HookSpec, RunType, ShellSpec, StageContext, TargetRef};
 use serde_json::{Value, json};
 
 /// A directory removed when dropped.
@@ -19,8 +17,7 @@ impl TempDir {
     pub fn new(name: &str) -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("scalehub-hooks-{name}-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("scalehub-hooks-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
@@ -65,15 +62,8 @@ pub fn context(labels: Value, params: &[(&str, &str)]) -> StageContext {
             "spec": {"replicas": 2}
         }),
         run_type: RunType::Scaler,
-        target: TargetRef {
-            namespace: "shop".into(),
-            kind: "Deployment".into(),
-            name: "web".into(),
-        },
-        params: params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<_, _>>(),
+        target: TargetRef { namespace: "shop".into(), kind: "Deployment".into(), name: "web".into() },
+        params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
         current_replicas: 2,
     }
 }
@@ -95,8 +85,6 @@ pub fn process_is_dead(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         // The state follows the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
     }
 }
