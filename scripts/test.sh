@@ -2,8 +2,10 @@
 # Runs every scalehub test on a fresh Debian machine, doing its own set-up:
 #   1. installs the system packages the tests use (kubectl fallback, python3 for CPA example hooks),
 #   2. builds (or reuses the cached) real kube-apiserver v1.20.2 and starts it with etcd,
-#   3. runs the whole cargo test suite against the simulator and the real apiserver,
-#   4. stops everything it started.
+#   3. checks formatting (rustfmt.toml) and lints (clippy, warnings are errors),
+#   4. runs the whole cargo test suite against the simulator and the real apiserver,
+#   5. runs a small `scalehub bench` and checks that every due tick ran (never timings),
+#   6. stops everything it started.
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+log "checking formatting and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 log "building the real kube-apiserver (cached after the first time)"
 scripts/real-apiserver.sh build
 
@@ -35,3 +41,9 @@ export SCALEHUB_REAL_KUBECONFIG="$real_dir/kubeconfig"
 
 log "running the test suite (simulator always, real kube-apiserver via SCALEHUB_REAL_KUBECONFIG)"
 cargo test --workspace --locked "$@"
+
+log "a small scalehub bench: 500 targets for 20 s; every due tick must run"
+bench_out=$(mktemp "${TMPDIR:-/tmp}/scalehub-bench.XXXXXX")
+RUST_LOG=warn target/debug/scalehub bench --targets 500 --namespaces 5 --duration 20s --interval 5s >"$bench_out"
+python3 scripts/check-bench.py <"$bench_out"
+rm -f "$bench_out"

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::gauge::Gauge;
 use serde_json::{Value, json};
 
 use scalehub_core::policy::{self, PolicyState};
@@ -29,6 +30,8 @@ pub struct Memory {
     last_decision: Option<Signature>,
     /// The target's open chunk of the tick series.
     series: scalehub_store::series::SeriesWriter,
+    /// The target's current and desired replica gauges.
+    gauges: Option<(Gauge, Gauge)>,
 }
 
 impl Memory {
@@ -407,12 +410,20 @@ async fn report(
     desired: Option<i32>,
     now: i64,
 ) {
-    let labels = TargetLabels::from(key);
+    // The target's two gauges are looked up once: building their labels every tick was a
+    // measurable share of a tick.
+    let (current_gauge, desired_gauge) = memory.gauges.get_or_insert_with(|| {
+        let labels = TargetLabels::from(key);
+        (
+            shared.metrics.current_replicas.get_or_create(&labels).clone(),
+            shared.metrics.desired_replicas.get_or_create(&labels).clone(),
+        )
+    });
     if let Some(c) = current {
-        shared.metrics.current_replicas.get_or_create(&labels).set(c as i64);
+        current_gauge.set(c as i64);
     }
     if let Some(d) = desired {
-        shared.metrics.desired_replicas.get_or_create(&labels).set(d as i64);
+        desired_gauge.set(d as i64);
     }
     let snapshot = (state.to_owned(), error.clone(), current, desired);
     if memory.last_row.as_ref() == Some(&snapshot) {

@@ -26,6 +26,26 @@ pub(crate) async fn save(conn: &mut SqliteConnection, target: i64, row: &PolicyS
     Ok(())
 }
 
+/// Rows per multi-row statement: well under SQLite's limit of 32,766 bound variables.
+const ROWS_PER_STATEMENT: usize = 250;
+
+/// [`save`] for many targets at once, one statement per [`ROWS_PER_STATEMENT`] rows.
+pub(crate) async fn save_many(conn: &mut SqliteConnection, rows: &[(i64, &PolicyStateRow)]) -> Result<()> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO policy_state (target_id, state, updated_at) VALUES {values} \
+             ON CONFLICT (target_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (target, row) in chunk {
+            query = query.bind(*target).bind(json_text("policy_state.state", &row.state)?).bind(row.updated_at);
+        }
+        query.execute(&mut *conn).await.map_err(query_err("save policy states"))?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Writes a target's policy state and waits for the commit. The hub calls it before a
     /// scale call, so a crash between the scale and the decision's commit can never restore

@@ -209,6 +209,29 @@ pub(crate) async fn upsert(conn: &mut SqliteConnection, target: i64, row: &Serie
     Ok(1)
 }
 
+/// Rows per multi-row statement (five variables each).
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// [`upsert`] for many chunks at once, one statement per [`ROWS_PER_STATEMENT`] rows.
+pub(crate) async fn upsert_many(conn: &mut SqliteConnection, rows: &[(i64, &SeriesChunkRow)]) -> Result<()> {
+    let rows: Vec<&(i64, &SeriesChunkRow)> = rows.iter().filter(|(_, r)| r.chunk.ticks > 0).collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO tick_series (target_id, start_time, end_time, ticks, points) VALUES {values} \
+             ON CONFLICT (target_id, start_time) DO UPDATE SET \
+                 end_time = excluded.end_time, ticks = excluded.ticks, points = excluded.points"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (target, row) in chunk {
+            let c = &row.chunk;
+            query = query.bind(*target).bind(c.start).bind(c.end).bind(c.ticks as i64).bind(&c.bytes);
+        }
+        query.execute(&mut *conn).await.map_err(query_err("write tick series"))?;
+    }
+    Ok(())
+}
+
 /// Deletes up to `limit` chunks that ended before `older_than`.
 pub(crate) async fn prune_batch(conn: &mut SqliteConnection, older_than: i64, limit: i64) -> Result<i64> {
     let done = sqlx::query(

@@ -236,18 +236,31 @@ impl Writer {
         }
     }
 
-    /// All writes in one transaction; `None` (rolled back) if any write fails.
+    /// All writes in one transaction; `None` (rolled back) if any write fails. The policy
+    /// states and series chunks of ticks, two per tick, are collected and written with one
+    /// multi-row statement per kind: per statement, sqlx costs more than SQLite does.
     async fn try_fast(&mut self, writes: &[(Write, Option<Ack>)]) -> Result<Option<Vec<Result<i64>>>, sqlx::Error> {
         let mut results = Vec::with_capacity(writes.len());
         let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
+        let mut deferred = Deferred::default();
         for (op, _) in writes {
-            match apply(&mut tx, op, &mut self.ids).await {
+            let result = match op {
+                Write::Tick { decision, policy, series: chunk } => {
+                    apply_tick_deferred(&mut tx, decision.as_deref(), policy.as_deref(), chunk.as_deref(), &mut self.ids, &mut deferred).await
+                }
+                _ => apply(&mut tx, op, &mut self.ids).await,
+            };
+            match result {
                 Ok(value) => results.push(Ok(value)),
                 Err(_) => {
                     tx.rollback().await?;
                     return Ok(None);
                 }
             }
+        }
+        if deferred.flush(&mut tx).await.is_err() {
+            tx.rollback().await?;
+            return Ok(None);
         }
         tx.commit().await?;
         Ok(Some(results))
@@ -361,6 +374,48 @@ async fn apply(conn: &mut SqliteConnection, op: &Write, ids: &mut HashMap<Target
             }
             Ok(id)
         }
+    }
+}
+
+/// A tick's decision row now, its policy state and series chunk into `deferred`.
+async fn apply_tick_deferred<'a>(
+    conn: &mut SqliteConnection,
+    decision: Option<&DecisionRow>,
+    policy: Option<&'a PolicyStateRow>,
+    chunk: Option<&'a SeriesChunkRow>,
+    ids: &mut HashMap<TargetKey, i64>,
+    deferred: &mut Deferred<'a>,
+) -> Result<i64> {
+    let mut id = 0;
+    if let Some(decision) = decision {
+        let target = targets::resolve_id(conn, ids, &decision.key, decision.time).await?;
+        id = decisions::insert(conn, target, decision).await?;
+    }
+    if let Some(policy) = policy {
+        let target = targets::resolve_id(conn, ids, &policy.key, policy.updated_at).await?;
+        deferred.policies.insert(target, policy);
+    }
+    if let Some(chunk) = chunk {
+        let target = targets::resolve_id(conn, ids, &chunk.key, chunk.chunk.start).await?;
+        deferred.series.insert((target, chunk.chunk.start), chunk);
+    }
+    Ok(id)
+}
+
+/// Policy states and series chunks of one batch, by target (a later tick of the same
+/// target in the batch replaces an earlier one, as its statement would have).
+#[derive(Default)]
+struct Deferred<'a> {
+    policies: HashMap<i64, &'a PolicyStateRow>,
+    series: HashMap<(i64, i64), &'a SeriesChunkRow>,
+}
+
+impl Deferred<'_> {
+    async fn flush(self, conn: &mut SqliteConnection) -> Result<()> {
+        let policies: Vec<(i64, &PolicyStateRow)> = self.policies.into_iter().collect();
+        crate::policy::save_many(conn, &policies).await?;
+        let chunks: Vec<(i64, &SeriesChunkRow)> = self.series.into_iter().map(|((id, _), row)| (id, row)).collect();
+        series::upsert_many(conn, &chunks).await
     }
 }
 

@@ -74,3 +74,27 @@ async fn retention_removes_series_chunks_that_ended_before_the_cutoff() {
     let left = store.ticks(&k, 0, i64::MAX, 100).await.unwrap();
     assert_eq!(left.iter().map(|p| p.time).collect::<Vec<_>>(), [5_000, 9_000]);
 }
+
+#[tokio::test]
+async fn a_batch_of_ticks_writes_every_policy_state_and_chunk_and_the_last_tick_of_a_target_wins() {
+    use scalehub_store::PolicyStateRow;
+    use serde_json::json;
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    // More targets than one multi-row statement takes, each ticking twice in the same batch.
+    let keys: Vec<_> = (0..600).map(|i| key("ns", &format!("w{i}"))).collect();
+    let mut writers: Vec<SeriesWriter> = keys.iter().map(|_| SeriesWriter::default()).collect();
+    for round in 0..2i64 {
+        for (k, w) in keys.iter().zip(writers.iter_mut()) {
+            let chunk = w.push(point(1_000 + round * 15_000, 2)).unwrap().clone();
+            let policy = PolicyStateRow { key: k.clone(), state: json!({"round": round}), updated_at: round };
+            store.record_tick(None, Some(policy), Some(SeriesChunkRow { key: k.clone(), chunk })).await.unwrap();
+        }
+    }
+    store.flush().await.unwrap();
+    let states = store.load_policy_states().await.unwrap();
+    assert_eq!(states.len(), 600);
+    assert!(states.values().all(|s| *s == json!({"round": 1})), "a state from the first round survived");
+    for k in [&keys[0], &keys[299], &keys[599]] {
+        assert_eq!(store.ticks(k, 0, i64::MAX, 10).await.unwrap().len(), 2, "{k:?}");
+    }
+}
