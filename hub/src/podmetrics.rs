@@ -4,15 +4,17 @@
 //!
 //! metrics-server itself refreshes its samples every 15 s (`--metric-resolution`), so a
 //! cached list no older than that window holds the same samples a fresh read would, most of
-//! the time. Readers of one namespace share a single in-flight read. A failed read is kept
-//! for a few seconds, so a broken metrics API costs one request per namespace, not one per
-//! target.
+//! the time. Readers of one namespace share a single in-flight read, made in the background
+//! while the previous list still serves. A failed read is kept for a few seconds, so a
+//! broken metrics API costs one request per namespace, not one per target.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use jiff::Timestamp;
 use serde::Deserialize;
 use tokio::time::Instant;
@@ -106,7 +108,18 @@ pub fn parse(body: &str) -> Result<PodUsages, MetricsError> {
     Ok(out)
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Result<Arc<PodUsages>, String>)>>>;
+/// One namespace's cache entry.
+#[derive(Default)]
+struct SlotState {
+    /// The last good read and when it was made.
+    value: Option<(Instant, Arc<PodUsages>)>,
+    /// The last failed read and when it failed.
+    error: Option<(Instant, String)>,
+    /// The read in flight, shared by everyone who waits for it.
+    inflight: Option<Shared<BoxFuture<'static, Result<Arc<PodUsages>, String>>>>,
+}
+
+type Slot = Arc<Mutex<SlotState>>;
 
 /// The shared cache, one slot per namespace.
 pub struct PodMetricsCache {
@@ -121,13 +134,11 @@ impl PodMetricsCache {
     }
 
     /// PodMetrics covering the pods `selector` selects in `namespace`: the namespace's shared
-    /// list while it is fresh, else one new read shared with every concurrent caller.
-    pub async fn get(
-        &self,
-        client: &kube::Client,
-        namespace: &str,
-        selector: &str,
-    ) -> Result<Arc<PodUsages>, MetricsError> {
+    /// list while it is fresh. Once it is older than the resolution one background read
+    /// replaces it, and until then (for at most two more resolutions) callers keep the last
+    /// list instead of waiting: a namespace of 100,000 pods takes seconds to list, and its
+    /// targets' ticks must not all wait for it. Only a namespace with no list yet waits.
+    pub async fn get(&self, client: &kube::Client, namespace: &str, selector: &str) -> Result<Arc<PodUsages>, MetricsError> {
         if self.resolution.is_zero() {
             return read(client, namespace, Some(selector)).await.map(Arc::new);
         }
@@ -135,16 +146,34 @@ impl PodMetricsCache {
             let Ok(mut slots) = self.slots.lock() else { return Err(MetricsError::NoMetrics) };
             slots.entry(namespace.to_owned()).or_default().clone()
         };
-        let mut guard = slot.lock().await;
-        if let Some((at, result)) = guard.as_ref() {
-            let ttl = if result.is_ok() { self.resolution } else { ERROR_TTL.min(self.resolution) };
-            if at.elapsed() < ttl {
-                return result.clone().map_err(MetricsError::Cached);
+        let wait = {
+            let Ok(mut state) = slot.lock() else { return Err(MetricsError::NoMetrics) };
+            if let Some((at, value)) = &state.value
+                && at.elapsed() < self.resolution
+            {
+                return Ok(value.clone());
             }
-        }
-        let result = read(client, namespace, None).await.map(Arc::new);
-        *guard = Some((Instant::now(), result.as_ref().map(Arc::clone).map_err(|e| e.to_string())));
-        result
+            if let Some((at, error)) = &state.error
+                && at.elapsed() < ERROR_TTL.min(self.resolution)
+            {
+                return Err(MetricsError::Cached(error.clone()));
+            }
+            let inflight = match &state.inflight {
+                Some(f) => f.clone(),
+                None => {
+                    let f = refresh(slot.clone(), client.clone(), namespace.to_owned());
+                    state.inflight = Some(f.clone());
+                    f
+                }
+            };
+            if let Some((at, value)) = &state.value
+                && at.elapsed() < self.resolution * 3
+            {
+                return Ok(value.clone());
+            }
+            inflight
+        };
+        wait.await.map_err(MetricsError::Cached)
     }
 
     /// Drops the slot of a namespace nobody reads any more (called rarely; slots are small).
@@ -153,6 +182,26 @@ impl PodMetricsCache {
             slots.remove(namespace);
         }
     }
+}
+
+/// Starts one read of a namespace on its own task (it finishes even if every caller has
+/// moved on) and returns a future of its result that any number of callers may await.
+fn refresh(slot: Slot, client: kube::Client, namespace: String) -> Shared<BoxFuture<'static, Result<Arc<PodUsages>, String>>> {
+    let task = tokio::spawn(async move {
+        let result = read(&client, &namespace, None).await.map(Arc::new).map_err(|e| e.to_string());
+        if let Ok(mut state) = slot.lock() {
+            match &result {
+                Ok(value) => {
+                    state.value = Some((Instant::now(), value.clone()));
+                    state.error = None;
+                }
+                Err(e) => state.error = Some((Instant::now(), e.clone())),
+            }
+            state.inflight = None;
+        }
+        result
+    });
+    async move { task.await.unwrap_or_else(|e| Err(format!("metrics read task failed: {e}"))) }.boxed().shared()
 }
 
 async fn read(client: &kube::Client, namespace: &str, selector: Option<&str>) -> Result<PodUsages, MetricsError> {
@@ -174,6 +223,69 @@ async fn read(client: &kube::Client, namespace: &str, selector: Option<&str>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A kube client whose server answers every PodMetrics list after `delay`, with the
+    /// request's number as the pod's CPU usage, and counts the requests.
+    fn counting_client(delay: Duration) -> (kube::Client, Arc<AtomicUsize>) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        let service = tower::service_fn(move |_req: http::Request<kube::client::Body>| {
+            let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                tokio::time::sleep(delay).await;
+                let body = format!(
+                    r#"{{"items": [{{"metadata": {{"name": "web-1"}}, "timestamp": "2026-01-01T00:00:00Z", "window": "30s",
+                        "containers": [{{"name": "a", "usage": {{"cpu": "{n}m"}}}}]}}]}}"#
+                );
+                Ok::<_, std::convert::Infallible>(http::Response::new(kube::client::Body::from(body.into_bytes())))
+            }
+        });
+        (kube::Client::new(service, "default"), count)
+    }
+
+    fn cpu(usages: &PodUsages) -> i64 {
+        usages["web-1"].sample("cpu").milli
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_targets_of_a_namespace_share_one_read_per_resolution() {
+        let (client, count) = counting_client(Duration::from_secs(2));
+        let cache = Arc::new(PodMetricsCache::new(Duration::from_secs(15)));
+        // 50 ticks at once with nothing cached: one request, everyone waits for it.
+        let reads = (0..50).map(|_| {
+            let (cache, client) = (cache.clone(), client.clone());
+            tokio::spawn(async move { cache.get(&client, "shop", "app=web").await.map(|u| cpu(&u)) })
+        });
+        for r in futures::future::join_all(reads).await {
+            assert_eq!(r.unwrap().unwrap(), 1);
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        // Within the resolution: served from the cache.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(cpu(&cache.get(&client, "shop", "app=web").await.unwrap()), 1);
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        // Past it: the stale list answers at once while one background read replaces it.
+        tokio::time::advance(Duration::from_secs(6)).await;
+        let started = Instant::now();
+        assert_eq!(cpu(&cache.get(&client, "shop", "app=web").await.unwrap()), 1);
+        assert_eq!(cpu(&cache.get(&client, "shop", "app=web").await.unwrap()), 1);
+        assert_eq!(started.elapsed(), Duration::ZERO, "a tick waited for the refresh");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+        assert_eq!(cpu(&cache.get(&client, "shop", "app=web").await.unwrap()), 2);
+        // Another namespace has its own list.
+        assert_eq!(cpu(&cache.get(&client, "db", "app=db").await.unwrap()), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sharing_off_reads_per_call() {
+        let (client, count) = counting_client(Duration::ZERO);
+        let cache = PodMetricsCache::new(Duration::ZERO);
+        cache.get(&client, "shop", "app=web").await.unwrap();
+        cache.get(&client, "shop", "app=web").await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn a_pod_metrics_list_is_read_into_usage_sums() {

@@ -6,6 +6,7 @@
 //! spread over one interval) a window of `--duration` is measured. Progress goes to stderr;
 //! the last line on stdout is one JSON object ([`Report`]).
 
+mod api_load;
 mod fleet;
 mod probe;
 
@@ -58,6 +59,11 @@ pub struct BenchOptions {
     /// through the API in namespaces bench-0 …).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
+    /// Also offer this many REST requests per second during the window (open loop: one
+    /// target, then a page of 100, alternately). The client runs in the hub's process, so
+    /// measure CPU in a run without it.
+    #[arg(long, default_value_t = 0.0)]
+    pub api_rate: f64,
 }
 
 /// The figures, printed as one JSON line.
@@ -114,6 +120,9 @@ pub struct Report {
     /// Shell profile: the pipeline's hook rate against a raw fork+exec loop of the same command.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shell_vs_raw_fork_exec: Option<f64>,
+    /// REST latencies under `--api-rate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<api_load::ApiLoad>,
 }
 
 fn config(profile: BenchProfile, sim_url: &str) -> String {
@@ -198,6 +207,11 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     let (cpu0, child0) = probe::cpu_seconds();
     let t0 = tokio::time::Instant::now();
     let wall0 = Instant::now();
+    let api = (opts.api_rate > 0.0).then(|| {
+        let base = format!("http://{}", handle.addr);
+        let (rate, namespaces, targets) = (opts.api_rate, fleet.namespaces, fleet.targets);
+        tokio::spawn(async move { api_load::run(&base, rate, duration, namespaces, targets).await })
+    });
     tokio::time::sleep(duration).await;
     let t1 = tokio::time::Instant::now();
     let seconds = wall0.elapsed().as_secs_f64();
@@ -209,6 +223,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     // Ticks due just before the window's end get a moment to start before they are counted.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let ticks = handle.shared.metrics.tick_log.stats(t0, t1);
+    let api = match api {
+        Some(task) => Some(task.await.context("the API load task failed")?),
+        None => None,
+    };
     let sim_rss = sim.as_ref().map_or(0, |s| s.rss_bytes());
     handle.shutdown().await;
     let restore = Instant::now();
@@ -253,6 +271,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         restore_seconds,
         restored_states: restored,
         shell_vs_raw_fork_exec: raw_rate.map(|raw| if raw > 0.0 { hook_rate / raw } else { 0.0 }),
+        api,
     })
 }
 
