@@ -69,10 +69,11 @@ async fn writer(recorder: Recorder, mut rx: mpsc::Receiver<WorkloadEvent>, repea
     while let Some(ev) = rx.recv().await {
         let now = Instant::now();
         let slot = (ev.key.clone(), ev.reason.clone());
-        if let Some((note, at)) = last.get(&slot) {
-            if *note == ev.note && now.duration_since(*at) < repeat_after {
-                continue;
-            }
+        if let Some((note, at)) = last.get(&slot)
+            && *note == ev.note
+            && now.duration_since(*at) < repeat_after
+        {
+            continue;
         }
         last.insert(slot, (ev.note.clone(), now));
         if last.len() > 50_000 {

@@ -22,8 +22,9 @@ use tokio::time::Instant;
 use crate::k8smetrics::{MetricsError, Sample};
 use scalehub_core::quantity::parse_milli;
 
-/// How long one metrics request may take before it counts as failed.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one metrics request may take before it counts as failed: a namespace of
+/// 200,000 pods is a list of some 60 MB, which takes seconds to produce and read.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a failed read is remembered (bounded by the resolution).
 const ERROR_TTL: Duration = Duration::from_secs(5);
 
@@ -108,6 +109,9 @@ pub fn parse(body: &str) -> Result<PodUsages, MetricsError> {
     Ok(out)
 }
 
+/// A read in flight, awaited by every caller that needs its result.
+type SharedRead = Shared<BoxFuture<'static, Result<Arc<PodUsages>, String>>>;
+
 /// One namespace's cache entry.
 #[derive(Default)]
 struct SlotState {
@@ -116,7 +120,7 @@ struct SlotState {
     /// The last failed read and when it failed.
     error: Option<(Instant, String)>,
     /// The read in flight, shared by everyone who waits for it.
-    inflight: Option<Shared<BoxFuture<'static, Result<Arc<PodUsages>, String>>>>,
+    inflight: Option<SharedRead>,
 }
 
 type Slot = Arc<Mutex<SlotState>>;
@@ -138,7 +142,12 @@ impl PodMetricsCache {
     /// replaces it, and until then (for at most two more resolutions) callers keep the last
     /// list instead of waiting: a namespace of 100,000 pods takes seconds to list, and its
     /// targets' ticks must not all wait for it. Only a namespace with no list yet waits.
-    pub async fn get(&self, client: &kube::Client, namespace: &str, selector: &str) -> Result<Arc<PodUsages>, MetricsError> {
+    pub async fn get(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Arc<PodUsages>, MetricsError> {
         if self.resolution.is_zero() {
             return read(client, namespace, Some(selector)).await.map(Arc::new);
         }
@@ -186,7 +195,7 @@ impl PodMetricsCache {
 
 /// Starts one read of a namespace on its own task (it finishes even if every caller has
 /// moved on) and returns a future of its result that any number of callers may await.
-fn refresh(slot: Slot, client: kube::Client, namespace: String) -> Shared<BoxFuture<'static, Result<Arc<PodUsages>, String>>> {
+fn refresh(slot: Slot, client: kube::Client, namespace: String) -> SharedRead {
     let task = tokio::spawn(async move {
         let result = read(&client, &namespace, None).await.map(Arc::new).map_err(|e| e.to_string());
         if let Ok(mut state) = slot.lock() {

@@ -24,7 +24,7 @@ pub struct Memory {
     /// The policy state (windows and rate events), persisted with every decision.
     pub policy: PolicyState,
     /// The target row as last written, so unchanged rows are not rewritten every tick.
-    last_row: Option<(String, Option<String>, Option<i32>, Option<i32>)>,
+    last_row: Option<RowSnapshot>,
     /// What the last recorded decision row said: a scheduled tick that says the same adds
     /// only a point to the series, not a row.
     last_decision: Option<Signature>,
@@ -40,6 +40,9 @@ impl Memory {
         Self { policy, ..Default::default() }
     }
 }
+
+/// What the target row last said: state, error, current and desired replicas.
+type RowSnapshot = (String, Option<String>, Option<i32>, Option<i32>);
 
 /// The parts of a decision that make it worth a row of its own when they change.
 #[derive(Debug, PartialEq)]

@@ -94,7 +94,11 @@ async fn shadow_and_zero(env: &Env) -> anyhow::Result<()> {
         Ok(decisions(env, store, "shadowed").await?.into_iter().find(|d| d.outcome == "shadow"))
     })
     .await?;
-    ensure!(shadow.final_replicas == Some(4) && !shadow.scaled, "shadow decision: {}", summary(&[shadow.clone()]));
+    ensure!(
+        shadow.final_replicas == Some(4) && !shadow.scaled,
+        "shadow decision: {}",
+        summary(std::slice::from_ref(&shadow))
+    );
     let row = target(env, store, "shadowed").await?.context("no target row for shadowed")?;
     ensure!(row.state == "shadow", "shadow target state {:?}", row.state);
 
@@ -103,7 +107,7 @@ async fn shadow_and_zero(env: &Env) -> anyhow::Result<()> {
     })
     .await?;
     let disabled = parked.reasons.as_array().into_iter().flatten().any(|r| r["step"] == "disabled");
-    ensure!(disabled && !parked.scaled, "disabled decision: {}", summary(&[parked.clone()]));
+    ensure!(disabled && !parked.scaled, "disabled decision: {}", summary(std::slice::from_ref(&parked)));
 
     env.hold_replicas("shadowed", 1, Duration::from_secs(2)).await?;
     env.hold_replicas("parked", 0, Duration::from_millis(500)).await?;

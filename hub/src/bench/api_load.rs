@@ -47,7 +47,10 @@ pub async fn run(base: &str, rate: f64, length: Duration, namespaces: u32, targe
         let (url, sink) = if n.is_multiple_of(2) {
             let i = (n / 2) % u64::from(targets.max(1));
             let ns = i % u64::from(namespaces.max(1));
-            (format!("{base}/api/v1/targets/bench-{ns}/Deployment/svc-{}", i / u64::from(namespaces.max(1))), one.clone())
+            (
+                format!("{base}/api/v1/targets/bench-{ns}/Deployment/svc-{}", i / u64::from(namespaces.max(1))),
+                one.clone(),
+            )
         } else if n % 4 == 1 {
             (format!("{base}/api/v1/targets?limit=100"), page.clone())
         } else {

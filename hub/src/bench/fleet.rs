@@ -160,6 +160,11 @@ impl SimProcess {
             .map_or(0, |kib| kib * 1024)
     }
 
+    /// CPU seconds the simulator has used so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        self.child.id().map_or(0.0, |pid| super::probe::process_cpu_seconds(&format!("/proc/{pid}/stat")).0)
+    }
+
     /// Stops the simulator.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;

@@ -103,6 +103,14 @@ pub struct Report {
     pub rss_per_target_bytes: u64,
     /// Resident memory of the simulator (0 with --kubeconfig).
     pub sim_rss_bytes: u64,
+    /// CPU of the simulator over the window, in cores (it shares the machine with the hub).
+    pub sim_cpu_cores: f64,
+    /// Store writes committed per second over the window, and batches per second.
+    pub store_writes_per_second: f64,
+    /// Write batches (transactions) per second.
+    pub store_batches_per_second: f64,
+    /// Decisions in the window by outcome (`unchanged`, `held`, `scaled`, `error`, ...).
+    pub outcomes: std::collections::BTreeMap<String, f64>,
     /// API-server requests per target-hour, excluding metrics reads and scale writes.
     pub api_requests_per_target_hour: f64,
     /// Metrics API reads per interval, across the fleet.
@@ -202,9 +210,12 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     }
     tokio::time::sleep(interval + Duration::from_secs(1)).await;
     eprintln!("bench: measuring {duration:?}");
-    let requests0 = probe::requests(&fleet::get_text(&metrics_url).await?);
+    let exposition0 = fleet::get_text(&metrics_url).await?;
+    let requests0 = probe::requests(&exposition0);
     let db0 = handle.shared.store.used_bytes().await?;
     let (cpu0, child0) = probe::cpu_seconds();
+    let sim_cpu0 = sim.as_ref().map_or(0.0, |s| s.cpu_seconds());
+    let writer0 = handle.shared.store.stats();
     let t0 = tokio::time::Instant::now();
     let wall0 = Instant::now();
     let api = (opts.api_rate > 0.0).then(|| {
@@ -216,8 +227,20 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     let t1 = tokio::time::Instant::now();
     let seconds = wall0.elapsed().as_secs_f64();
     let (cpu1, child1) = probe::cpu_seconds();
+    let sim_cpu = sim.as_ref().map_or(0.0, |s| s.cpu_seconds()) - sim_cpu0;
+    let writer1 = handle.shared.store.stats();
     let (rss, peak) = probe::rss_bytes();
-    let requests = probe::requests(&fleet::get_text(&metrics_url).await?) - requests0;
+    let exposition1 = fleet::get_text(&metrics_url).await?;
+    let requests = probe::requests(&exposition1) - requests0;
+    let before = probe::outcomes(&exposition0);
+    let outcomes = probe::outcomes(&exposition1)
+        .into_iter()
+        .map(|(k, v)| {
+            let was = before.get(&k).copied().unwrap_or(0.0);
+            (k, v - was)
+        })
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
     handle.shared.store.flush().await?;
     let db1 = handle.shared.store.used_bytes().await?;
     // Ticks due just before the window's end get a moment to start before they are counted.
@@ -263,6 +286,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         hub_peak_rss_bytes: peak,
         rss_per_target_bytes: rss / u64::from(opts.targets.max(1)),
         sim_rss_bytes: sim_rss,
+        sim_cpu_cores: sim_cpu / seconds,
+        store_writes_per_second: (writer1.committed - writer0.committed) as f64 / seconds,
+        store_batches_per_second: (writer1.batches - writer0.batches) as f64 / seconds,
+        outcomes,
         api_requests_per_target_hour: requests.other / targets / (seconds / 3600.0),
         metrics_requests_per_interval: requests.metrics / (seconds / interval.as_secs_f64()),
         scale_writes: requests.scale,

@@ -2,8 +2,13 @@
 
 /// CPU seconds (user + system) of this process, and of its reaped children (shell hooks).
 pub fn cpu_seconds() -> (f64, f64) {
-    // Fields 14–17 of /proc/self/stat: utime, stime, cutime, cstime, in clock ticks.
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    process_cpu_seconds("/proc/self/stat")
+}
+
+/// CPU seconds of the process whose `stat` file is at `path`, and of its reaped children.
+pub fn process_cpu_seconds(path: &str) -> (f64, f64) {
+    // Fields 14–17 of /proc/PID/stat: utime, stime, cutime, cstime, in clock ticks.
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let fields: Vec<f64> = after.split_whitespace().skip(11).take(4).map(|v| v.parse().unwrap_or(0.0)).collect();
     let tick = clock_ticks();
@@ -50,6 +55,17 @@ impl std::ops::Sub for Requests {
     fn sub(self, o: Requests) -> Requests {
         Requests { metrics: self.metrics - o.metrics, scale: self.scale - o.scale, other: self.other - o.other }
     }
+}
+
+/// `scalehub_decisions_total` by outcome, from a Prometheus text exposition.
+pub fn outcomes(exposition: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in exposition.lines().filter(|l| l.starts_with("scalehub_decisions_total{")) {
+        let Some(value) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else { continue };
+        let outcome = line.split("outcome=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("");
+        *out.entry(outcome.to_owned()).or_default() += value;
+    }
+    out
 }
 
 /// Sums `scalehub_apiserver_requests_total` from a Prometheus text exposition.

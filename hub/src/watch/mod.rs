@@ -102,11 +102,14 @@ async fn forward_workloads(
     }
 }
 
+/// The workloads one HPA watch scope targets: target key → HPA name.
+type HpaTargets = HashMap<TargetKey, String>;
+
 /// Workloads that an HorizontalPodAutoscaler already targets, by target key → HPA name.
 #[derive(Clone, Default)]
 pub struct HpaIndex {
     /// One map per watch scope (all namespaces, or one namespace), so scopes never overwrite each other.
-    inner: Arc<RwLock<HashMap<Option<String>, HashMap<TargetKey, String>>>>,
+    inner: Arc<RwLock<HashMap<Option<String>, HpaTargets>>>,
     /// Scopes still to finish their first list; until then no target may scale, or it
     /// could scale a workload whose HPA the hub has not seen yet.
     unsynced: Arc<std::sync::atomic::AtomicUsize>,

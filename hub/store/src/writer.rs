@@ -246,7 +246,15 @@ impl Writer {
         for (op, _) in writes {
             let result = match op {
                 Write::Tick { decision, policy, series: chunk } => {
-                    apply_tick_deferred(&mut tx, decision.as_deref(), policy.as_deref(), chunk.as_deref(), &mut self.ids, &mut deferred).await
+                    apply_tick_deferred(
+                        &mut tx,
+                        decision.as_deref(),
+                        policy.as_deref(),
+                        chunk.as_deref(),
+                        &mut self.ids,
+                        &mut deferred,
+                    )
+                    .await
                 }
                 _ => apply(&mut tx, op, &mut self.ids).await,
             };
