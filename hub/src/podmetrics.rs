@@ -184,13 +184,6 @@ impl PodMetricsCache {
         };
         wait.await.map_err(MetricsError::Cached)
     }
-
-    /// Drops the slot of a namespace nobody reads any more (called rarely; slots are small).
-    pub fn forget(&self, namespace: &str) {
-        if let Ok(mut slots) = self.slots.lock() {
-            slots.remove(namespace);
-        }
-    }
 }
 
 /// Starts one read of a namespace on its own task (it finishes even if every caller has

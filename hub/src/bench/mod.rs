@@ -209,7 +209,15 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(interval + Duration::from_secs(1)).await;
-    eprintln!("bench: measuring {duration:?}");
+    // A fresh fleet's first ticks write a target row twice and a first decision row each;
+    // measure the steady state, once the writer has caught up with that backlog.
+    let drain = Instant::now();
+    let mut idle_checks = 0;
+    while idle_checks < 3 && drain.elapsed() < Duration::from_secs(600) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        idle_checks = if handle.shared.store.stats().queued < 64 { idle_checks + 1 } else { 0 };
+    }
+    eprintln!("bench: store caught up after {:.1?}; measuring {duration:?}", drain.elapsed());
     let exposition0 = fleet::get_text(&metrics_url).await?;
     let requests0 = probe::requests(&exposition0);
     let db0 = handle.shared.store.used_bytes().await?;
