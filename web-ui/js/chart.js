@@ -4,6 +4,9 @@
 import uPlot from '/vendor/uplot-1.6.32/uPlot.esm.js';
 import { metricNumber } from './format.js';
 import { overrideKind } from './override.js';
+import { chartable } from './rows.js';
+
+export { chartRows } from './rows.js';
 
 /** Series colours: Okabe–Ito, in an order where neighbours stay distinct for every vision type. */
 export const PALETTE = ['#0072B2', '#E69F00', '#CC79A7', '#009E73', '#56B4E9', '#D55E00', '#F0E442', '#000000'];
@@ -15,36 +18,6 @@ const OVERRIDE = 'rgba(204, 121, 167, 0.13)';
 const OVERRIDE_EDGE = 'rgba(204, 121, 167, 0.9)';
 
 const stepped = uPlot.paths.stepped({ align: 1 });
-
-/** Decisions that carry replica numbers, oldest first. Override bookkeeping rows carry none,
- * and dry runs never applied what they decided, so neither belongs on the lines. */
-function chartable(decisions) {
-  return decisions.filter((d) => d.runType !== 'override' && d.runType !== 'api_dry_run'
-    && (d.currentReplicas !== null || d.finalReplicas !== null))
-    .slice().sort((a, b) => a.time - b.time || a.id - b.id);
-}
-
-/** Rows for the charts: the recorded decisions, and between them the ticks of the series
- * that changed nothing (and so left no row). Such a tick said what the decision before it
- * said, so it carries that decision's reasons (the stabilisation hold band stays drawn). */
-export function chartRows(decisions, points) {
-  const rows = chartable(decisions);
-  if (!points || !points.length) return rows;
-  const at = new Set(rows.map((d) => d.time));
-  const extra = [];
-  let i = 0;
-  let last = null;
-  for (const p of points) {
-    while (i < rows.length && rows[i].time <= p.time) last = rows[i++];
-    if (at.has(p.time)) continue;
-    extra.push({
-      id: 0, time: p.time, runType: 'scaler', outcome: p.outcome,
-      currentReplicas: p.currentReplicas, finalReplicas: p.finalReplicas, rawEvaluation: p.rawEvaluation,
-      metrics: p.metrics, reasons: last ? last.reasons : [],
-    });
-  }
-  return chartable([...rows, ...extra]);
-}
 
 /** The stabilise step of a decision, if it acted: `from` is what it got, `to` what it let through. */
 function hold(d) {
