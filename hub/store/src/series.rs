@@ -187,32 +187,10 @@ pub fn decode(start: i64, bytes: &[u8]) -> Result<Vec<TickPoint>> {
     Ok(out)
 }
 
-/// Writes (or rewrites) the chunk of the target with id `target`.
-pub(crate) async fn upsert(conn: &mut SqliteConnection, target: i64, row: &SeriesChunkRow) -> Result<i64> {
-    let chunk = &row.chunk;
-    if chunk.ticks == 0 {
-        return Ok(0);
-    }
-    sqlx::query(
-        "INSERT INTO tick_series (target_id, start_time, end_time, ticks, points) VALUES (?1, ?2, ?3, ?4, ?5) \
-         ON CONFLICT (target_id, start_time) DO UPDATE SET \
-             end_time = excluded.end_time, ticks = excluded.ticks, points = excluded.points",
-    )
-    .bind(target)
-    .bind(chunk.start)
-    .bind(chunk.end)
-    .bind(chunk.ticks as i64)
-    .bind(&chunk.bytes)
-    .execute(conn)
-    .await
-    .map_err(query_err("write tick series"))?;
-    Ok(1)
-}
-
 /// Rows per multi-row statement (five variables each).
 const ROWS_PER_STATEMENT: usize = 200;
 
-/// [`upsert`] for many chunks at once, one statement per [`ROWS_PER_STATEMENT`] rows.
+/// Writes (or rewrites) many targets' open chunks, one statement per [`ROWS_PER_STATEMENT`] rows.
 pub(crate) async fn upsert_many(conn: &mut SqliteConnection, rows: &[(i64, &SeriesChunkRow)]) -> Result<()> {
     let rows: Vec<&(i64, &SeriesChunkRow)> = rows.iter().filter(|(_, r)| r.chunk.ticks > 0).collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -261,11 +239,6 @@ impl Store {
             series: series.map(Box::new),
         };
         self.enqueue(op).await
-    }
-
-    /// Queues a chunk of a target's series (returns once queued, like decisions).
-    pub async fn record_ticks(&self, chunk: SeriesChunkRow) -> Result<()> {
-        self.enqueue(Write::Ticks(Box::new(chunk))).await
     }
 
     /// A target's ticks with `from <= time < to`, oldest first, at most `limit`

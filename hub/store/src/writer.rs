@@ -56,8 +56,6 @@ pub(crate) enum Write {
     ExpireOverrides { now: i64 },
     /// Delete up to `limit` decisions older than `older_than`; returns rows deleted.
     PruneDecisions { older_than: i64, limit: i64 },
-    /// Write (or rewrite) a chunk of a target's tick series; returns 1.
-    Ticks(Box<SeriesChunkRow>),
     /// One tick, atomically: its decision row when something changed, the policy state it
     /// produced, and its series chunk; returns the decision id, or 0 without one.
     Tick {
@@ -360,26 +358,14 @@ async fn apply(conn: &mut SqliteConnection, op: &Write, ids: &mut HashMap<Target
         Write::ClearOverride { key, by, at } => overrides::clear(conn, key, by, *at).await,
         Write::ExpireOverrides { now } => overrides::expire(conn, *now).await,
         Write::PruneDecisions { older_than, limit } => decisions::prune_batch(conn, *older_than, *limit).await,
-        Write::Ticks(chunk) => {
-            let time = chunk.chunk.start;
-            let target = targets::resolve_id(conn, ids, &chunk.key, time).await?;
-            series::upsert(conn, target, chunk).await
-        }
         Write::PruneTicks { older_than, limit } => series::prune_batch(conn, *older_than, *limit).await,
         Write::Tick { decision, policy, series: chunk } => {
-            let mut id = 0;
-            if let Some(decision) = decision {
-                let target = targets::resolve_id(conn, ids, &decision.key, decision.time).await?;
-                id = decisions::insert(conn, target, decision).await?;
-            }
-            if let Some(policy) = policy {
-                let target = targets::resolve_id(conn, ids, &policy.key, policy.updated_at).await?;
-                decisions::save_policy(conn, target, policy).await?;
-            }
-            if let Some(chunk) = chunk {
-                let target = targets::resolve_id(conn, ids, &chunk.key, chunk.chunk.start).await?;
-                series::upsert(conn, target, chunk).await?;
-            }
+            // Alone (the isolated path): the same statements as in a batch, for one tick.
+            let mut deferred = Deferred::default();
+            let id =
+                apply_tick_deferred(conn, decision.as_deref(), policy.as_deref(), chunk.as_deref(), ids, &mut deferred)
+                    .await?;
+            deferred.flush(conn).await?;
             Ok(id)
         }
     }

@@ -33,7 +33,7 @@ async fn a_growing_chunk_is_rewritten_in_place_and_survives_a_restart() {
     for t in 0..10 {
         points.push(point(1_000 + t * 15_000, 2));
         let chunk = writer.push(points[points.len() - 1].clone()).unwrap().clone();
-        store.record_ticks(SeriesChunkRow { key: k.clone(), chunk }).await.unwrap();
+        store.record_tick(None, None, Some(SeriesChunkRow { key: k.clone(), chunk })).await.unwrap();
     }
     store.flush().await.unwrap();
     drop(store);
@@ -51,9 +51,9 @@ async fn ticks_are_read_by_time_range_across_chunks_newest_kept_at_the_limit() {
     let other = key("ns", "other");
     for chunk in 0..3 {
         let points: Vec<TickPoint> = (0..5).map(|i| point((chunk * 5 + i) * 1_000, 2)).collect();
-        store.record_ticks(row(&k, &points)).await.unwrap();
+        store.record_tick(None, None, Some(row(&k, &points))).await.unwrap();
     }
-    store.record_ticks(row(&other, &[point(3_000, 9)])).await.unwrap();
+    store.record_tick(None, None, Some(row(&other, &[point(3_000, 9)]))).await.unwrap();
     store.flush().await.unwrap();
     let times = |points: Vec<TickPoint>| points.iter().map(|p| p.time / 1_000).collect::<Vec<_>>();
     assert_eq!(times(store.ticks(&k, 3_000, 7_000, 100).await.unwrap()), [3, 4, 5, 6]);
@@ -66,8 +66,8 @@ async fn ticks_are_read_by_time_range_across_chunks_newest_kept_at_the_limit() {
 async fn retention_removes_series_chunks_that_ended_before_the_cutoff() {
     let store = Store::open("sqlite::memory:").await.unwrap();
     let k = key("ns", "web");
-    store.record_ticks(row(&k, &[point(1_000, 2), point(2_000, 2)])).await.unwrap();
-    store.record_ticks(row(&k, &[point(5_000, 2), point(9_000, 3)])).await.unwrap();
+    store.record_tick(None, None, Some(row(&k, &[point(1_000, 2), point(2_000, 2)]))).await.unwrap();
+    store.record_tick(None, None, Some(row(&k, &[point(5_000, 2), point(9_000, 3)]))).await.unwrap();
     store.flush().await.unwrap();
     let pruned = store.prune_decisions(6_000).await.unwrap();
     assert_eq!(pruned, 1, "only the chunk that ended at 2 s is older than the cutoff");
