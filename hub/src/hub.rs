@@ -144,10 +144,9 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
 pub async fn restore_states(store: &scalehub_store::Store) -> anyhow::Result<HashMap<TargetKey, PolicyState>> {
     let mut out = HashMap::new();
     for (key, value) in store.load_policy_states().await.context("loading policy states")? {
-        let Some(kind) = Kind::parse(&key.kind) else { continue };
         match serde_json::from_value::<PolicyState>(value) {
             Ok(state) => {
-                out.insert(TargetKey::new(&key.namespace, kind, &key.name), state);
+                out.insert(key, state);
             }
             Err(e) => tracing::warn!(target_key = %key, error = %e, "unreadable policy state ignored"),
         }

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use scalehub_core::policy::{Override, OverrideAction, PauseDirection};
-use scalehub_store::{DecisionRow, OverrideKind, OverrideRow, PauseDirection as StorePause, Store};
+use scalehub_store::{DecisionRow, OverrideKind, OverrideRow, Store};
 
-use crate::target::{Shared, store_key};
+use crate::target::Shared;
 use crate::telemetry::OutcomeLabels;
-use crate::workload::{Kind, TargetKey};
+use crate::workload::TargetKey;
 
 /// Converts a stored override into the policy's.
 pub fn from_row(row: &OverrideRow) -> Option<Override> {
@@ -19,13 +19,7 @@ pub fn from_row(row: &OverrideRow) -> Option<Override> {
         OverrideKind::Bounds => {
             OverrideAction::Bounds { min_replicas: row.min_replicas, max_replicas: row.max_replicas }
         }
-        OverrideKind::Pause => OverrideAction::Pause {
-            direction: match row.pause_direction? {
-                StorePause::Up => PauseDirection::Up,
-                StorePause::Down => PauseDirection::Down,
-                StorePause::Both => PauseDirection::Both,
-            },
-        },
+        OverrideKind::Pause => OverrideAction::Pause { direction: row.pause_direction? },
     };
     Some(Override {
         action,
@@ -40,9 +34,8 @@ pub fn from_row(row: &OverrideRow) -> Option<Override> {
 pub async fn load(store: &Store, now: i64) -> anyhow::Result<HashMap<TargetKey, Override>> {
     let mut out = HashMap::new();
     for row in store.active_overrides(now).await? {
-        let Some(kind) = Kind::parse(&row.key.kind) else { continue };
         if let Some(o) = from_row(&row) {
-            out.insert(TargetKey::new(&row.key.namespace, kind, &row.key.name), o);
+            out.insert(row.key.clone(), o);
         }
     }
     Ok(out)
@@ -126,7 +119,7 @@ pub async fn record(
     });
     let row = DecisionRow {
         id: 0,
-        key: store_key(key),
+        key: key.clone(),
         time: at,
         run_type: "override".into(),
         metrics: json!([]),
@@ -152,7 +145,7 @@ async fn current_replicas(shared: &Shared, key: &crate::workload::TargetKey) -> 
     let live = shared.loops.read().ok().and_then(|m| m.get(key).map(|h| h.input.borrow().workload.clone()));
     match live {
         Some(workload) => Some(workload.replicas),
-        None => shared.store.get_target(&store_key(key)).await.ok().flatten().and_then(|t| t.current_replicas),
+        None => shared.store.get_target(&key.clone()).await.ok().flatten().and_then(|t| t.current_replicas),
     }
 }
 

@@ -57,7 +57,7 @@ impl Scaler {
     /// Sets `spec.replicas` of the target to `replicas`; returns the replicas the server confirmed.
     pub async fn scale(&self, key: &TargetKey, replicas: i32) -> Result<i32, ScaleError> {
         let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &key.namespace, &key.kind.api_resource());
+            Api::namespaced_with(self.client.clone(), &key.namespace, &crate::workload::api_resource(key.kind));
         let params = PatchParams { field_manager: Some(self.field_manager.clone()), ..Default::default() };
         let patch = Patch::Merge(json!({ "spec": { "replicas": replicas } }));
         let mut delay = self.backoff;

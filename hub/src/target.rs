@@ -121,7 +121,7 @@ impl Shared {
     /// Marks a target removed in the store (its history stays).
     pub async fn target_removed(&self, key: &TargetKey) {
         let at = (self.clock)();
-        if let Err(e) = self.store.mark_target_removed(&store_key(key), at).await {
+        if let Err(e) = self.store.mark_target_removed(&key.clone(), at).await {
             tracing::warn!(target_key = %key, error = %e, "could not mark the target removed");
         }
         self.metrics.current_replicas.remove(&crate::telemetry::TargetLabels::from(key));
@@ -157,11 +157,6 @@ impl Shared {
         let map = self.overrides.read().ok()?;
         map.get(key).filter(|o| o.active_at(now)).cloned()
     }
-}
-
-/// The store's key for a target.
-pub fn store_key(key: &TargetKey) -> scalehub_store::TargetKey {
-    scalehub_store::TargetKey::new(&key.namespace, key.kind.as_str(), &key.name)
 }
 
 /// The latest view of one target: its workload and its parsed spec.

@@ -14,7 +14,7 @@ use scalehub_hooks::{HookOutcome, MetricValue, RunType};
 
 use crate::events::WorkloadEvent;
 use crate::stages::{self, Stages};
-use crate::target::{Shared, TargetInput, store_key};
+use crate::target::{Shared, TargetInput};
 use crate::telemetry::{OutcomeLabels, TargetLabels};
 use crate::workload::TargetKey;
 
@@ -248,7 +248,7 @@ async fn scale(
     // crash between the scale and the decision's commit, a restart must still see why the
     // target is where it is, or it could scale down before its window has passed.
     if let Some(state) = state.as_deref() {
-        let row = scalehub_store::PolicyStateRow { key: store_key(key), state: json!(state), updated_at: now };
+        let row = scalehub_store::PolicyStateRow { key: key.clone(), state: json!(state), updated_at: now };
         if let Err(e) = shared.store.save_policy_state(row).await {
             record.outcome = "error";
             record.error = Some(format!("not scaled: the policy state could not be saved: {e}"));
@@ -326,7 +326,7 @@ async fn finish(shared: &Arc<Shared>, memory: &mut Memory, r: Record, state: Opt
             .get_or_create(&crate::telemetry::HookLabels { hook: h.stage.clone() })
             .observe(h.outcome.duration_ms as f64 / 1000.0);
     }
-    let key = store_key(&r.key);
+    let key = r.key.clone();
     let row = scalehub_store::DecisionRow {
         id: 0,
         key: key.clone(),
@@ -437,7 +437,7 @@ async fn report(
         Err(_) => json!(input.workload.annotations),
     };
     let row = scalehub_store::TargetRow {
-        key: store_key(key),
+        key: key.clone(),
         uid: input.workload.uid.clone(),
         state: state.into(),
         spec,

@@ -4,99 +4,29 @@
 //! scale path serve them all, and kept as a compact [`Workload`].
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::watch::PodSelector;
 use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject};
-use serde::{Deserialize, Serialize};
 
-/// A scalable workload kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Kind {
-    /// apps/v1 Deployment.
-    Deployment,
-    /// apps/v1 StatefulSet.
-    StatefulSet,
-    /// apps/v1 ReplicaSet.
-    ReplicaSet,
-}
+pub use scalehub_core::target::{Kind, TargetKey};
 
-impl Kind {
-    /// Every kind, in watch order.
-    pub const ALL: [Kind; 3] = [Kind::Deployment, Kind::StatefulSet, Kind::ReplicaSet];
-
-    /// The kind's name as Kubernetes spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Deployment => "Deployment",
-            Kind::StatefulSet => "StatefulSet",
-            Kind::ReplicaSet => "ReplicaSet",
-        }
-    }
-
-    /// Parses a kind name, case-insensitively, also accepting the plural and short forms.
-    pub fn parse(s: &str) -> Option<Kind> {
-        match s.to_ascii_lowercase().as_str() {
-            "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
-            "statefulset" | "statefulsets" | "sts" => Some(Kind::StatefulSet),
-            "replicaset" | "replicasets" | "rs" => Some(Kind::ReplicaSet),
-            _ => None,
-        }
-    }
-
-    /// The API resource used for dynamic requests of this kind.
-    pub fn api_resource(self) -> ApiResource {
-        let plural = match self {
-            Kind::Deployment => "deployments",
-            Kind::StatefulSet => "statefulsets",
-            Kind::ReplicaSet => "replicasets",
-        };
-        ApiResource {
-            group: "apps".into(),
-            version: "v1".into(),
-            api_version: "apps/v1".into(),
-            kind: self.as_str().into(),
-            plural: plural.into(),
-        }
+/// The API resource used for dynamic requests of `kind`.
+pub fn api_resource(kind: Kind) -> ApiResource {
+    ApiResource {
+        group: "apps".into(),
+        version: "v1".into(),
+        api_version: "apps/v1".into(),
+        kind: kind.as_str().into(),
+        plural: kind.plural().into(),
     }
 }
 
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Identifies one target: a workload by namespace, kind and name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TargetKey {
-    /// Namespace of the workload.
-    pub namespace: String,
-    /// Kind of the workload.
-    pub kind: Kind,
-    /// Name of the workload.
-    pub name: String,
-}
-
-impl TargetKey {
-    /// Builds a key.
-    pub fn new(namespace: &str, kind: Kind, name: &str) -> Self {
-        Self { namespace: namespace.to_owned(), kind, name: name.to_owned() }
-    }
-
-    /// The key of a watched workload object.
-    pub fn of(kind: Kind, obj: &DynamicObject) -> Self {
-        Self::new(&obj.namespace().unwrap_or_default(), kind, &obj.name_any())
-    }
-}
-
-impl fmt::Display for TargetKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.namespace, self.kind, self.name)
-    }
+/// The key of a watched workload object.
+pub fn key_of(kind: Kind, obj: &DynamicObject) -> TargetKey {
+    TargetKey::new(obj.namespace().unwrap_or_default(), kind, obj.name_any())
 }
 
 /// What the hub keeps of a watched workload: the few fields a tick reads, and the object as
@@ -209,13 +139,5 @@ mod tests {
         assert!(w.controlled);
         assert!(matches!(w.selector, Some(Err(_))));
         assert!(w.pod_selector().is_none());
-    }
-
-    #[test]
-    fn kinds_parse_from_their_usual_spellings() {
-        assert_eq!(Kind::parse("deploy"), Some(Kind::Deployment));
-        assert_eq!(Kind::parse("StatefulSet"), Some(Kind::StatefulSet));
-        assert_eq!(Kind::parse("rs"), Some(Kind::ReplicaSet));
-        assert_eq!(Kind::parse("job"), None);
     }
 }

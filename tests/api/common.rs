@@ -11,7 +11,7 @@ use tower::ServiceExt;
 use scalehub::api::auth::Auth;
 use scalehub::api::testing::{self, ManualClock};
 use scalehub::target::Shared;
-use scalehub_store::{Store, TargetKey, TargetRow};
+use scalehub_store::{Kind, Store, TargetKey, TargetRow};
 
 /// A token that may write, named `alice`.
 pub const ALICE: &str = "alice-0123456789abcdef";
@@ -95,7 +95,7 @@ impl TestApi {
 /// A target row.
 pub fn row(namespace: &str, kind: &str, name: &str, state: &str, now: i64) -> TargetRow {
     TargetRow {
-        key: TargetKey::new(namespace, kind, name),
+        key: TargetKey::new(namespace, Kind::parse(kind).expect("a workload kind"), name),
         uid: Some(format!("uid-{name}")),
         state: state.into(),
         spec: serde_json::json!({"minReplicas": 1, "maxReplicas": 10, "interval": "15s", "downscaleStabilization": "5m",

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use scalehub_store::{DecisionRow, PolicyStateRow, TargetKey};
+use scalehub_store::{DecisionRow, Kind, PolicyStateRow, TargetKey};
 
 use crate::common::{T0, TestApi, assert_error, row};
 
@@ -104,7 +104,7 @@ async fn bad_list_parameters_are_400s() {
 async fn a_target_carries_its_last_decision_override_and_stabilisation() {
     let api = TestApi::new().await;
     api.add_target("shop", "Deployment", "web").await;
-    let key = TargetKey::new("shop", "Deployment", "web");
+    let key = TargetKey::new("shop", Kind::Deployment, "web");
     let state = json!({"seeded": true, "recommendations": [{"at": T0 - 120_000, "replicas": 5}, {"at": T0 - 1_000, "replicas": 3}],
         "scaleUpEvents": [{"at": T0 - 60_000, "change": 2}], "scaleDownEvents": []});
     api.shared
@@ -152,7 +152,7 @@ async fn unknown_targets_and_kinds_are_json_404s() {
 async fn history_pages_newest_first_with_a_before_cursor() {
     let api = TestApi::new().await;
     api.add_target("shop", "Deployment", "web").await;
-    let key = TargetKey::new("shop", "Deployment", "web");
+    let key = TargetKey::new("shop", Kind::Deployment, "web");
     for i in 0..120 {
         api.shared.store.record_decision(decision(&key, T0 + i * 1000, "unchanged"), None).await.unwrap();
     }

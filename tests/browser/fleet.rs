@@ -80,7 +80,11 @@ impl Fleet {
         let now = scalehub::hub::now_ms();
         let rows = (0..n)
             .map(|i| scalehub_store::TargetRow {
-                key: scalehub_store::TargetKey::new(format!("bulk-{}", i % 10), "Deployment", format!("svc-{i:05}")),
+                key: scalehub_store::TargetKey::new(
+                    format!("bulk-{}", i % 10),
+                    scalehub_store::Kind::Deployment,
+                    format!("svc-{i:05}"),
+                ),
                 uid: None,
                 state: if i % 7 == 0 { "shadow" } else { "active" }.into(),
                 spec: serde_json::json!({"minReplicas": 1, "maxReplicas": 10}),

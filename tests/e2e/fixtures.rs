@@ -110,7 +110,7 @@ pub fn with_evaluate(evaluate: Value) -> Value {
 
 /// The store key of Deployment `name` in the test namespace.
 pub fn key(env: &Env, name: &str) -> TargetKey {
-    TargetKey::new(&env.ns, "Deployment", name)
+    TargetKey::new(&env.ns, scalehub_store::Kind::Deployment, name)
 }
 
 /// The newest decisions of Deployment `name`, newest first.

@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec, StatefulSet, Statef
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::PostParams;
-use scalehub_store::TargetKey;
+use scalehub_store::{Kind, TargetKey};
 use serde_json::json;
 
 use crate::fixtures::{create, decisions, deployment, opted_in, param_profile, summary, target};
@@ -62,7 +62,7 @@ async fn other_kinds(env: &Env) -> anyhow::Result<()> {
         Ok((replica_sets.get("workers").await?.spec.and_then(|s| s.replicas) == Some(3)).then_some(()))
     })
     .await?;
-    for (kind, name) in [("StatefulSet", "db"), ("ReplicaSet", "workers")] {
+    for (kind, name) in [(Kind::StatefulSet, "db"), (Kind::ReplicaSet, "workers")] {
         let key = TargetKey::new(&env.ns, kind, name);
         let scaled = eventually(&format!("a scaled decision of {kind} {name}"), WAIT, async || {
             Ok(store.decisions(&key, None, 50).await?.into_iter().find(|d| d.outcome == "scaled"))

@@ -12,7 +12,7 @@ use anyhow::{Context as _, ensure};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::Api;
 use kube::api::ListParams;
-use scalehub_store::TargetKey;
+use scalehub_store::{Kind, TargetKey};
 use serde_json::json;
 
 use crate::fixtures::{create, deployment, opted_in, param_profile};
@@ -35,7 +35,7 @@ async fn owned(env: &Env) -> anyhow::Result<()> {
     let sets = api.list(&ListParams::default()).await.context("list replicasets")?.items;
     for rs in &sets {
         let name = rs.metadata.name.clone().unwrap_or_default();
-        let key = TargetKey::new(&env.ns, "ReplicaSet", &name);
+        let key = TargetKey::new(&env.ns, Kind::ReplicaSet, &name);
         let row = store.get_target(&key).await.context("read target row")?;
         let decided = store.decisions(&key, None, 10).await.context("read decisions")?;
         ensure!(

@@ -3,6 +3,7 @@
 //!
 //! # Layout (in data-flow order)
 //!
+//! - [`target`] — which workload a target is: [`Kind`] and [`TargetKey`].
 //! - [`config`] — the hub config file: listen address, database, retention, hook concurrency,
 //!   and the named hook **profiles** (a CPA `config.yaml` body, accepted unchanged, plus an
 //!   optional HPA `behavior:`). Errors name the field path.
@@ -47,6 +48,7 @@ pub mod duration;
 pub mod policy;
 pub mod quantity;
 pub mod spec;
+pub mod target;
 
 pub use config::{Config, ConfigError, Profile};
 pub use duration::{DurationError, parse_duration};
@@ -56,3 +58,4 @@ pub use policy::{
 };
 pub use quantity::{QuantityError, parse_milli, parse_quantity};
 pub use spec::{Mode, RunMode, SpecDefaults, SpecError, SpecErrors, TargetSpec, is_opted_in};
+pub use target::{Kind, TargetKey};

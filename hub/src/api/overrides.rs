@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use scalehub_core::policy::{Override, OverrideAction, PauseDirection};
-use scalehub_store::{OverrideKind, OverrideRow, PauseDirection as StorePause};
+use scalehub_store::{OverrideKind, OverrideRow};
 
 use super::ApiState;
 use super::auth::CanWrite;
@@ -22,7 +22,6 @@ use super::error::{ApiError, ApiJson, ApiPath};
 use super::targets::{self, TargetPath};
 use super::views::OverrideView;
 use crate::overrides::{self as hub_overrides, Change};
-use crate::target::store_key;
 use crate::workload::TargetKey;
 
 /// How long an override lasts when the request says nothing.
@@ -124,7 +123,7 @@ pub async fn delete(
     let key = path.key()?;
     let now = (state.shared.clock)();
     let _guard = state.override_writes.lock().await;
-    let skey = store_key(&key);
+    let skey = key.clone();
     state.shared.store.get_target(&skey).await?.ok_or_else(|| targets::not_found(&key))?;
     leader_only(&state)?;
     let in_force = state.shared.override_for(&key, now);
@@ -169,7 +168,7 @@ fn until(req: &OverrideRequest, now: i64) -> Result<i64, ApiError> {
 
 /// 404 for an unknown target, 409 for a removed one, 503 on a standby.
 async fn writable_target(state: &ApiState, key: &TargetKey) -> Result<(), ApiError> {
-    let row = state.shared.store.get_target(&store_key(key)).await?.ok_or_else(|| targets::not_found(key))?;
+    let row = state.shared.store.get_target(&key.clone()).await?.ok_or_else(|| targets::not_found(key))?;
     if row.removed_at.is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -203,21 +202,11 @@ fn row(state: &ApiState, key: &TargetKey, o: &Override) -> OverrideRow {
             Some(max_replicas.unwrap_or(spec_bounds.map_or(i32::MAX, |b| b.1))),
             None,
         ),
-        OverrideAction::Pause { direction } => (
-            OverrideKind::Pause,
-            None,
-            None,
-            None,
-            Some(match direction {
-                PauseDirection::Both => StorePause::Both,
-                PauseDirection::Up => StorePause::Up,
-                PauseDirection::Down => StorePause::Down,
-            }),
-        ),
+        OverrideAction::Pause { direction } => (OverrideKind::Pause, None, None, None, Some(direction)),
     };
     OverrideRow {
         id: 0,
-        key: store_key(key),
+        key: key.clone(),
         kind,
         replicas,
         min_replicas: min,

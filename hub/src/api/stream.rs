@@ -91,7 +91,7 @@ pub async fn stream(
     };
     let wanted = move |key: &TargetKey| {
         filter.namespace.as_ref().is_none_or(|n| *n == key.namespace)
-            && kind.is_none_or(|k| k.as_str() == key.kind)
+            && kind.is_none_or(|k| k == key.kind)
             && filter.name.as_ref().is_none_or(|n| *n == key.name)
     };
     let rx = state.shared.stream.subscribe();

@@ -119,9 +119,8 @@ pub async fn list(
         .items
         .into_iter()
         .map(|row| {
-            let active_override = hub_key(&row.key)
-                .and_then(|k| state.shared.override_for(&k, now))
-                .map(|o| OverrideView::from_override(&o, now));
+            let active_override =
+                state.shared.override_for(&row.key, now).map(|o| OverrideView::from_override(&o, now));
             Target { last_decision: last.remove(&row.key), active_override, row }
         })
         .collect();
@@ -151,7 +150,7 @@ pub async fn get_one(
     ApiPath(path): ApiPath<TargetPath>,
 ) -> Result<Json<TargetDetail>, ApiError> {
     let key = path.key()?;
-    let skey = crate::target::store_key(&key);
+    let skey = key.clone();
     let store = &state.shared.store;
     let row = store.get_target(&skey).await?.ok_or_else(|| not_found(&key))?;
     let now = (state.shared.clock)();
@@ -198,7 +197,7 @@ pub async fn decisions(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<DecisionPage>, ApiError> {
     let key = path.key()?;
-    let skey = crate::target::store_key(&key);
+    let skey = key.clone();
     state.shared.store.get_target(&skey).await?.ok_or_else(|| not_found(&key))?;
     let limit = match q.limit {
         None | Some(0) => DEFAULT_HISTORY,
@@ -241,7 +240,7 @@ pub async fn series(
     ApiQuery(q): ApiQuery<SeriesQuery>,
 ) -> Result<Json<SeriesPage>, ApiError> {
     let key = path.key()?;
-    let skey = crate::target::store_key(&key);
+    let skey = key.clone();
     state.shared.store.get_target(&skey).await?.ok_or_else(|| not_found(&key))?;
     let to = q.to.unwrap_or_else(|| (state.shared.clock)().saturating_add(1));
     let from = q.from.unwrap_or_else(|| to.saturating_sub(24 * 3600 * 1000));
@@ -256,11 +255,6 @@ pub async fn series(
 /// The 404 for a target the hub has no record of.
 pub fn not_found(key: &TargetKey) -> ApiError {
     ApiError::not_found(format!("no target {key}: the workload is not opted in, or has not been seen yet"))
-}
-
-/// The hub's key of a store key, if its kind is one scalehub knows.
-fn hub_key(k: &scalehub_store::TargetKey) -> Option<TargetKey> {
-    Kind::parse(&k.kind).map(|kind| TargetKey::new(&k.namespace, kind, &k.name))
 }
 
 /// The spec the target's loop runs with now, if it runs and its annotations are valid.

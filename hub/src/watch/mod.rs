@@ -52,7 +52,7 @@ impl Scope {
 /// Starts one watch per workload kind and namespace, sending changes to `tx`.
 pub fn watch_workloads(client: &Client, scope: &Scope, tx: mpsc::Sender<WorkloadChange>, shutdown: CancellationToken) {
     for kind in Kind::ALL {
-        for (namespace, api) in scope.apis(client, &kind.api_resource()) {
+        for (namespace, api) in scope.apis(client, &crate::workload::api_resource(kind)) {
             let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
             tokio::spawn(forward_workloads(kind, namespace, stream, tx.clone(), shutdown.clone()));
         }
@@ -84,7 +84,7 @@ async fn forward_workloads(
                 continue;
             }
             Some(Ok(Event::InitApply(obj))) => {
-                let key = TargetKey::of(kind, &obj);
+                let key = crate::workload::key_of(kind, &obj);
                 listing.insert(key.clone());
                 WorkloadChange::Applied(key, Arc::new(Workload::from_object(obj)))
             }
@@ -92,9 +92,9 @@ async fn forward_workloads(
                 WorkloadChange::Listed { kind, namespace: namespace.clone(), keys: std::mem::take(&mut listing) }
             }
             Some(Ok(Event::Apply(obj))) => {
-                WorkloadChange::Applied(TargetKey::of(kind, &obj), Arc::new(Workload::from_object(obj)))
+                WorkloadChange::Applied(crate::workload::key_of(kind, &obj), Arc::new(Workload::from_object(obj)))
             }
-            Some(Ok(Event::Delete(obj))) => WorkloadChange::Deleted(TargetKey::of(kind, &obj)),
+            Some(Ok(Event::Delete(obj))) => WorkloadChange::Deleted(crate::workload::key_of(kind, &obj)),
         };
         if tx.send(change).await.is_err() {
             return;

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::error::{Result, StoreError};
-use crate::rows::{OverrideKind, PauseDirection};
+use crate::rows::{Kind, OverrideKind, PauseDirection};
 
 /// Serialises a JSON column.
 pub(crate) fn json_text(column: &'static str, value: &Value) -> Result<String> {
@@ -51,4 +51,9 @@ pub(crate) fn direction_from(text: String) -> Result<PauseDirection> {
         "both" => Ok(PauseDirection::Both),
         _ => Err(StoreError::UnknownValue { column: "overrides.pause_direction", value: text }),
     }
+}
+
+/// Parses a workload kind column.
+pub(crate) fn workload_kind(text: String) -> Result<Kind> {
+    Kind::parse(&text).ok_or(StoreError::UnknownValue { column: "targets.kind", value: text })
 }

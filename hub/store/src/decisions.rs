@@ -80,7 +80,7 @@ fn decision_from_row(row: &SqliteRow) -> Result<DecisionRow> {
         id: row.try_get(0).map_err(get)?,
         key: TargetKey {
             namespace: row.try_get(1).map_err(get)?,
-            kind: row.try_get(2).map_err(get)?,
+            kind: crate::codec::workload_kind(row.try_get(2).map_err(get)?)?,
             name: row.try_get(3).map_err(get)?,
         },
         time: row.try_get(4).map_err(get)?,
@@ -139,8 +139,11 @@ impl Store {
     pub async fn decisions(&self, key: &TargetKey, before_id: Option<i64>, limit: u32) -> Result<Vec<DecisionRow>> {
         let limit = i64::from(limit.clamp(1, MAX_HISTORY));
         let sql = history_sql(before_id.is_some());
-        let mut query =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&key.namespace).bind(&key.kind).bind(&key.name).bind(limit);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&key.namespace)
+            .bind(key.kind.as_str())
+            .bind(&key.name)
+            .bind(limit);
         if let Some(before) = before_id {
             query = query.bind(before);
         }
@@ -172,7 +175,7 @@ impl Store {
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for key in chunk {
-                query = query.bind(&key.namespace).bind(&key.kind).bind(&key.name);
+                query = query.bind(&key.namespace).bind(key.kind.as_str()).bind(&key.name);
             }
             let rows = query.fetch_all(self.pool()).await.map_err(query_err("read last decisions"))?;
             for row in &rows {

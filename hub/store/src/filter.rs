@@ -65,12 +65,14 @@ impl TargetSort {
         let key = &row.key;
         let text = |s: &str| Value::String(s.to_owned());
         match self {
-            Self::Key => vec![text(&key.namespace), text(&key.kind), text(&key.name)],
-            Self::Name => vec![text(&key.name), text(&key.namespace), text(&key.kind)],
+            Self::Key => vec![text(&key.namespace), text(key.kind.as_str()), text(&key.name)],
+            Self::Name => vec![text(&key.name), text(&key.namespace), text(key.kind.as_str())],
             Self::State => {
-                vec![text(&row.state), text(&key.namespace), text(&key.kind), text(&key.name)]
+                vec![text(&row.state), text(&key.namespace), text(key.kind.as_str()), text(&key.name)]
             }
-            Self::Updated => vec![Value::from(row.updated_at), text(&key.namespace), text(&key.kind), text(&key.name)],
+            Self::Updated => {
+                vec![Value::from(row.updated_at), text(&key.namespace), text(key.kind.as_str()), text(&key.name)]
+            }
         }
     }
 }
@@ -185,7 +187,7 @@ mod tests {
 
     fn row() -> TargetRow {
         TargetRow {
-            key: TargetKey::new("ns", "Deployment", "web"),
+            key: TargetKey::new("ns", crate::Kind::Deployment, "web"),
             uid: None,
             state: "active".into(),
             spec: Value::Null,

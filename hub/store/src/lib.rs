@@ -47,7 +47,7 @@ pub use decisions::MAX_HISTORY;
 pub use error::{Result, StoreError};
 pub use filter::{Page, TargetFilter, TargetSort};
 pub use rows::{
-    DecisionRow, OverrideKind, OverrideRow, PauseDirection, PolicyStateRow, TargetKey, TargetRow, WriterStats,
+    DecisionRow, Kind, OverrideKind, OverrideRow, PauseDirection, PolicyStateRow, TargetKey, TargetRow, WriterStats,
 };
 pub use series::{SeriesChunkRow, SeriesMetric, TickPoint};
 pub use store::{Store, StoreOptions};

@@ -88,7 +88,7 @@ pub(crate) async fn clear(conn: &mut SqliteConnection, key: &TargetKey, by: &str
         "UPDATE overrides SET ended_at = ?4, ended_by = ?5 WHERE target_id = {target} AND ended_at IS NULL"
     )))
     .bind(&key.namespace)
-    .bind(&key.kind)
+    .bind(key.kind.as_str())
     .bind(&key.name)
     .bind(at)
     .bind(by)
@@ -118,7 +118,7 @@ async fn expire_where(conn: &mut SqliteConnection, condition: &str, key: &Target
          WHERE {condition} AND ended_at IS NULL AND until IS NOT NULL AND until <= ?4"
     )))
     .bind(&key.namespace)
-    .bind(&key.kind)
+    .bind(key.kind.as_str())
     .bind(&key.name)
     .bind(now)
     .execute(conn)
@@ -135,7 +135,7 @@ fn override_from_row(row: &SqliteRow) -> Result<OverrideRow> {
         id: row.try_get(0).map_err(get)?,
         key: TargetKey {
             namespace: row.try_get(1).map_err(get)?,
-            kind: row.try_get(2).map_err(get)?,
+            kind: crate::codec::workload_kind(row.try_get(2).map_err(get)?)?,
             name: row.try_get(3).map_err(get)?,
         },
         kind: kind_from(row.try_get(4).map_err(get)?)?,
@@ -194,7 +194,7 @@ impl Store {
         let sql = format!("{SELECT} WHERE t.namespace = ?1 AND t.kind = ?2 AND t.name = ?3 AND o.ended_at IS NULL");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&key.namespace)
-            .bind(&key.kind)
+            .bind(key.kind.as_str())
             .bind(&key.name)
             .fetch_optional(self.pool())
             .await
@@ -210,7 +210,7 @@ impl Store {
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&key.namespace)
-            .bind(&key.kind)
+            .bind(key.kind.as_str())
             .bind(&key.name)
             .bind(i64::from(limit.clamp(1, 1000)))
             .fetch_all(self.pool())

@@ -65,7 +65,10 @@ impl Store {
         .map_err(query_err("load policy states"))?;
         rows.into_iter()
             .map(|(namespace, kind, name, state)| {
-                Ok((TargetKey { namespace, kind, name }, json_value("policy_state.state", &state)?))
+                Ok((
+                    TargetKey { namespace, kind: crate::codec::workload_kind(kind)?, name },
+                    json_value("policy_state.state", &state)?,
+                ))
             })
             .collect()
     }
@@ -77,7 +80,7 @@ impl Store {
              WHERE t.namespace = ?1 AND t.kind = ?2 AND t.name = ?3",
         )
         .bind(&key.namespace)
-        .bind(&key.kind)
+        .bind(key.kind.as_str())
         .bind(&key.name)
         .fetch_optional(self.pool())
         .await

@@ -4,34 +4,10 @@
 //! store never depends on the hub's domain types. Serde names are camelCase to
 //! match the REST API, so rows can be returned as they are.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Identity of a target workload: unique per (namespace, kind, name).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TargetKey {
-    /// Kubernetes namespace of the workload.
-    pub namespace: String,
-    /// Workload kind: `Deployment`, `StatefulSet` or `ReplicaSet`.
-    pub kind: String,
-    /// Workload name.
-    pub name: String,
-}
-
-impl TargetKey {
-    /// Builds a key from its three parts.
-    pub fn new(namespace: impl Into<String>, kind: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), kind: kind.into(), name: name.into() }
-    }
-}
-
-impl fmt::Display for TargetKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.namespace, self.kind, self.name)
-    }
-}
+pub use scalehub_core::target::{Kind, TargetKey};
 
 /// One target as the hub last saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,17 +100,7 @@ pub enum OverrideKind {
     Pause,
 }
 
-/// Which scaling direction a pause stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PauseDirection {
-    /// No scale-ups.
-    Up,
-    /// No scale-downs.
-    Down,
-    /// No scaling at all.
-    Both,
-}
+pub use scalehub_core::policy::PauseDirection;
 
 /// An operator override and, once ended, its history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -252,7 +252,7 @@ impl Store {
              ORDER BY s.start_time DESC",
         )
         .bind(&key.namespace)
-        .bind(&key.kind)
+        .bind(key.kind.as_str())
         .bind(&key.name)
         .bind(from)
         .bind(to)

@@ -32,7 +32,7 @@ pub(crate) async fn upsert(conn: &mut SqliteConnection, row: &TargetRow) -> Resu
          RETURNING id",
     )
     .bind(&row.key.namespace)
-    .bind(&row.key.kind)
+    .bind(row.key.kind.as_str())
     .bind(&row.key.name)
     .bind(&row.uid)
     .bind(&row.state)
@@ -56,7 +56,7 @@ pub(crate) async fn mark_removed(conn: &mut SqliteConnection, key: &TargetKey, a
          WHERE namespace = ?1 AND kind = ?2 AND name = ?3 AND removed_at IS NULL",
     )
     .bind(&key.namespace)
-    .bind(&key.kind)
+    .bind(key.kind.as_str())
     .bind(&key.name)
     .bind(at)
     .execute(conn)
@@ -81,7 +81,7 @@ pub(crate) async fn resolve_id(
          VALUES (?1, ?2, ?3, 'unknown', ?4, ?4, ?4) ON CONFLICT DO NOTHING",
     )
     .bind(&key.namespace)
-    .bind(&key.kind)
+    .bind(key.kind.as_str())
     .bind(&key.name)
     .bind(at)
     .execute(&mut *conn)
@@ -89,7 +89,7 @@ pub(crate) async fn resolve_id(
     .map_err(query_err("insert placeholder target"))?;
     let id: i64 = sqlx::query_scalar("SELECT id FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3")
         .bind(&key.namespace)
-        .bind(&key.kind)
+        .bind(key.kind.as_str())
         .bind(&key.name)
         .fetch_one(conn)
         .await
@@ -105,7 +105,7 @@ fn target_from_row(row: &SqliteRow) -> Result<TargetRow> {
     Ok(TargetRow {
         key: TargetKey {
             namespace: row.try_get(0).map_err(get)?,
-            kind: row.try_get(1).map_err(get)?,
+            kind: crate::codec::workload_kind(row.try_get(1).map_err(get)?)?,
             name: row.try_get(2).map_err(get)?,
         },
         uid: row.try_get(3).map_err(get)?,
@@ -199,7 +199,7 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3");
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(&key.namespace)
-            .bind(&key.kind)
+            .bind(key.kind.as_str())
             .bind(&key.name)
             .fetch_optional(self.pool())
             .await
@@ -250,7 +250,7 @@ mod tests {
 
     fn row(state: &str) -> TargetRow {
         TargetRow {
-            key: TargetKey::new("ns", "Deployment", "web"),
+            key: TargetKey::new("ns", crate::Kind::Deployment, "web"),
             uid: None,
             state: state.into(),
             spec: Value::Null,

@@ -437,7 +437,7 @@ mod tests {
         // A pin without replicas: the schema's CHECK rejects it.
         OverrideRow {
             id: 0,
-            key: TargetKey::new("ns", "Deployment", "web"),
+            key: TargetKey::new("ns", crate::Kind::Deployment, "web"),
             kind: OverrideKind::Pin,
             replicas: None,
             min_replicas: None,
@@ -454,7 +454,7 @@ mod tests {
 
     fn target(name: &str) -> TargetRow {
         TargetRow {
-            key: TargetKey::new("ns", "Deployment", name),
+            key: TargetKey::new("ns", crate::Kind::Deployment, name),
             uid: None,
             state: "active".into(),
             spec: Value::Null,
@@ -481,14 +481,14 @@ mod tests {
         assert!(matches!(error, StoreError::Query { op: "insert override", .. }), "{error:?}");
         store.flush().await.unwrap();
         for name in ["a", "b"] {
-            let key = TargetKey::new("ns", "Deployment", name);
+            let key = TargetKey::new("ns", crate::Kind::Deployment, name);
             assert!(store.get_target(&key).await.unwrap().is_some(), "{name} was lost");
         }
         let stats = store.stats();
         assert_eq!(stats.rejected, 1);
         assert_eq!(stats.committed, 2);
         // The rolled-back placeholder of the bad write left no target behind.
-        let web = TargetKey::new("ns", "Deployment", "web");
+        let web = TargetKey::new("ns", crate::Kind::Deployment, "web");
         assert!(store.get_target(&web).await.unwrap().is_none());
     }
 }

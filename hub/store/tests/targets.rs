@@ -40,10 +40,10 @@ async fn all_pages(store: &Store, mut filter: TargetFilter) -> Vec<TargetRow> {
 fn sort_key(sort: TargetSort, row: &TargetRow) -> (String, i64, String, String, String) {
     let k = &row.key;
     match sort {
-        TargetSort::Key => (String::new(), 0, k.namespace.clone(), k.kind.clone(), k.name.clone()),
-        TargetSort::Name => (String::new(), 0, k.name.clone(), k.namespace.clone(), k.kind.clone()),
-        TargetSort::State => (row.state.clone(), 0, k.namespace.clone(), k.kind.clone(), k.name.clone()),
-        TargetSort::Updated => (String::new(), -row.updated_at, neg(&k.namespace), neg(&k.kind), neg(&k.name)),
+        TargetSort::Key => (String::new(), 0, k.namespace.clone(), k.kind.as_str().to_owned(), k.name.clone()),
+        TargetSort::Name => (String::new(), 0, k.name.clone(), k.namespace.clone(), k.kind.as_str().to_owned()),
+        TargetSort::State => (row.state.clone(), 0, k.namespace.clone(), k.kind.as_str().to_owned(), k.name.clone()),
+        TargetSort::Updated => (String::new(), -row.updated_at, neg(&k.namespace), neg(k.kind.as_str()), neg(&k.name)),
     }
 }
 

@@ -24,7 +24,7 @@ impl TempDb {
 }
 
 pub fn key(namespace: &str, name: &str) -> TargetKey {
-    TargetKey::new(namespace, "Deployment", name)
+    TargetKey::new(namespace, scalehub_store::Kind::Deployment, name)
 }
 
 pub fn target(namespace: &str, name: &str) -> TargetRow {
