@@ -134,7 +134,7 @@ impl HpaIndex {
         if !api_version.starts_with("apps/") {
             return None;
         }
-        Some(TargetKey::new(&hpa.namespace().unwrap_or_default(), kind, r.get("name")?.as_str()?))
+        Some(TargetKey::new(hpa.namespace().unwrap_or_default(), kind, r.get("name")?.as_str()?))
     }
 
     fn rebuild(&self, scope: Option<String>, hpas: &HashMap<(String, String), DynamicObject>) {
