@@ -9,23 +9,22 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use scalehub_core::config::Config;
-use scalehub_core::policy::PolicyState;
+use scalehub_core::policy::{Override, PolicyState};
 
 use crate::api::{self, ApiState};
 use crate::events::Events;
 use crate::leader::{self, LeaderConfig};
 use crate::overrides;
 use crate::profile::Profiles;
-use crate::registry::Registry;
 use crate::scaler::Scaler;
-use crate::target::Shared;
+use crate::target::Registry;
 use crate::telemetry::Metrics;
 use crate::watch::{self, HpaIndex, PodIndex, Scope};
 use crate::workload::{Kind, TargetKey};
@@ -49,14 +48,72 @@ pub struct HubOptions {
     pub record_ticks: bool,
 }
 
+/// The hub-wide context: everything the target loops and the API share; one per hub.
+pub struct Context {
+    /// Kubernetes client (for metrics APIs; workloads and pods come from the caches).
+    pub client: kube::Client,
+    /// Profiles from the config, with their hooks resolved.
+    pub profiles: Profiles,
+    /// The database.
+    pub store: scalehub_store::Store,
+    /// Runs hooks under the global concurrency bound.
+    pub hooks: scalehub_hooks::HookRunner,
+    /// Pods by namespace, from the pod watch.
+    pub pods: PodIndex,
+    /// PodMetrics shared by namespace.
+    pub pod_metrics: crate::podmetrics::PodMetricsCache,
+    /// Workloads that an HPA owns.
+    pub hpas: HpaIndex,
+    /// Writes `/scale`.
+    pub scaler: Scaler,
+    /// Events on workloads.
+    pub events: Events,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Whether this hub holds the lease; standbys decide nothing.
+    pub leader: tokio::sync::watch::Receiver<bool>,
+    /// Active overrides by target, mirrored from the store so ticks need no query.
+    pub overrides: RwLock<HashMap<TargetKey, Override>>,
+    /// Policy states restored from the store at start, taken by each loop when it starts.
+    pub restored: Mutex<HashMap<TargetKey, PolicyState>>,
+    /// Wall clock in unix milliseconds; replaceable in tests (e.g. to expire overrides).
+    pub clock: Clock,
+    /// The running loops, for the API's on-demand runs.
+    pub loops: RwLock<HashMap<TargetKey, crate::target::LoopHandle>>,
+    /// What the loops record, for whoever listens (the API's live stream); publishing never
+    /// blocks a tick.
+    pub bus: crate::bus::Bus,
+}
+
+/// A wall clock in unix milliseconds.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+impl Context {
+    /// Marks a target removed in the store (its history stays).
+    pub async fn target_removed(&self, key: &TargetKey) {
+        let at = (self.clock)();
+        if let Err(e) = self.store.mark_target_removed(key, at).await {
+            tracing::warn!(target_key = %key, error = %e, "could not mark the target removed");
+        }
+        self.metrics.current_replicas.remove(&crate::telemetry::TargetLabels::from(key));
+        self.metrics.desired_replicas.remove(&crate::telemetry::TargetLabels::from(key));
+    }
+
+    /// The active override of a target at `now`, if any.
+    pub fn override_for(&self, key: &TargetKey, now: i64) -> Option<Override> {
+        let map = self.overrides.read().ok()?;
+        map.get(key).filter(|o| o.active_at(now)).cloned()
+    }
+}
+
 /// A running hub.
 pub struct HubHandle {
     /// Where the HTTP server listens.
     pub addr: SocketAddr,
     /// Whether this hub leads.
     pub leader: tokio::sync::watch::Receiver<bool>,
-    /// Shared state of the loops (the API reads it).
-    pub shared: Arc<Shared>,
+    /// The hub-wide context (the API reads it).
+    pub ctx: Arc<Context>,
     shutdown: CancellationToken,
     registry: tokio::task::JoinHandle<()>,
 }
@@ -68,7 +125,7 @@ impl HubHandle {
         let _ = self.registry.await;
         // Give the leader task a moment to release the lease.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Err(e) = self.shared.store.close().await {
+        if let Err(e) = self.ctx.store.close().await {
             tracing::warn!(error = %e, "database close failed");
         }
     }
@@ -104,7 +161,7 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
         ..Default::default()
     });
     let scope = Scope { namespaces: config.namespaces.clone() };
-    let shared = Arc::new(Shared {
+    let ctx = Arc::new(Context {
         client: client.clone(),
         profiles: Profiles::new(config.clone()),
         store,
@@ -120,24 +177,24 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
         restored: Mutex::new(restored),
         clock: Arc::new(now_ms),
         loops: RwLock::new(HashMap::new()),
-        stream: api::stream::channel(),
+        bus: crate::bus::Bus::default(),
     });
-    shared.pods.watch(&client, &scope, shutdown.clone());
-    shared.hpas.watch(&client, &scope, shutdown.clone());
+    ctx.pods.watch(&client, &scope, shutdown.clone());
+    ctx.hpas.watch(&client, &scope, shutdown.clone());
     let ready = Arc::new(AtomicBool::new(false));
     // Room for bursts of workload events (a relist of thousands); the registry drains fast.
     let (tx, rx) = mpsc::channel(4096);
     watch::watch_workloads(&client, &scope, tx, shutdown.clone());
     let scopes = Kind::ALL.len() * scope.namespaces.len().max(1);
-    let registry = tokio::spawn(Registry::new(shared.clone(), ready.clone(), scopes).run(rx, shutdown.clone()));
-    tokio::spawn(housekeeping(shared.clone(), config.retention, shutdown.clone()));
-    let state = ApiState::new(shared.clone(), ready, auth, &opts.identity, shutdown.clone());
+    let registry = tokio::spawn(Registry::new(ctx.clone(), ready.clone(), scopes).run(rx, shutdown.clone()));
+    tokio::spawn(housekeeping(ctx.clone(), config.retention, shutdown.clone()));
+    let state = ApiState::new(ctx.clone(), ready, auth, &opts.identity, shutdown.clone());
     let listen = opts.listen.unwrap_or(config.listen);
     let addr = api::serve(listen, api::app(state), shutdown.clone())
         .await
         .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(%addr, "hub serving");
-    Ok(HubHandle { addr, leader, shared, shutdown, registry })
+    Ok(HubHandle { addr, leader, ctx, shutdown, registry })
 }
 
 /// Reads every target's persisted policy state (the windows and rate events a restart resumes).
@@ -156,7 +213,7 @@ pub async fn restore_states(store: &scalehub_store::Store) -> anyhow::Result<Has
 }
 
 /// Prunes old decisions and expires overrides, off the hot path.
-async fn housekeeping(shared: Arc<Shared>, retention: Duration, shutdown: CancellationToken) {
+async fn housekeeping(ctx: Arc<Context>, retention: Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut last_prune = tokio::time::Instant::now();
     loop {
@@ -165,13 +222,13 @@ async fn housekeeping(shared: Arc<Shared>, retention: Duration, shutdown: Cancel
             _ = tick.tick() => {}
         }
         let now = now_ms();
-        overrides::expire(&shared, now).await;
+        overrides::expire(&ctx, now).await;
         if last_prune.elapsed() >= Duration::from_secs(600) {
             last_prune = tokio::time::Instant::now();
             // Retention is validated (at most ten years), and saturating arithmetic keeps even
             // an unvalidated value from wrapping around and pruning everything.
             let cutoff = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
-            match shared.store.prune_decisions(cutoff).await {
+            match ctx.store.prune_decisions(cutoff).await {
                 Ok(n) if n > 0 => tracing::info!(pruned = n, "old decisions pruned"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "pruning failed"),

@@ -3,9 +3,9 @@
 //! Modules in data-flow order:
 //! - [`workload`]: the kinds scalehub scales and what it reads from them;
 //! - [`watch`]: watches of workloads, pods and HPAs (no polling);
-//! - [`registry`]: one loop per opted-in workload;
-//! - [`target`]: the per-target loop; [`tick`] and [`stages`]: one tick
+//! - [`target`]: one loop per opted-in workload, and one tick of it
 //!   (hooks → evaluate → policy → scale → record);
+//! - [`bus`]: what the loops record, published to whoever listens (the API's stream);
 //! - [`profile`]: config profiles resolved into hook specs and metric queries;
 //! - [`k8smetrics`], [`podmetrics`], [`builtin`]: Kubernetes metrics for hooks (PodMetrics read
 //!   once per namespace) and the HPA's own calculation;
@@ -13,11 +13,12 @@
 //! - [`scaler`], [`events`]: writes to Kubernetes;
 //! - [`leader`]: Lease-based leader election;
 //! - [`api`], [`telemetry`]: the HTTP server and metrics; [`web`]: the embedded dashboard;
-//! - [`hub`]: wires it all; [`cli`], [`demo`] and [`bench`]: the commands.
+//! - [`hub`]: the hub-wide context, and the wiring of it all; [`cli`], [`demo`] and [`bench`]: the commands.
 
 pub mod api;
 pub mod bench;
 pub mod builtin;
+pub mod bus;
 pub mod cli;
 pub mod demo;
 pub mod events;
@@ -27,12 +28,9 @@ pub mod leader;
 pub mod overrides;
 pub mod podmetrics;
 pub mod profile;
-pub mod registry;
 pub mod scaler;
-pub mod stages;
 pub mod target;
 pub mod telemetry;
-pub mod tick;
 pub mod watch;
 pub mod web;
 pub mod workload;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use scalehub_core::policy::{Override, OverrideAction, PauseDirection};
 use scalehub_store::{DecisionRow, OverrideKind, OverrideRow, Store};
 
-use crate::target::Shared;
+use crate::hub::Context;
 use crate::telemetry::OutcomeLabels;
 use crate::workload::TargetKey;
 
@@ -42,20 +42,20 @@ pub async fn load(store: &Store, now: i64) -> anyhow::Result<HashMap<TargetKey, 
 }
 
 /// Ends overrides whose `until` has passed, in the store and in memory.
-pub async fn expire(shared: &Shared, now: i64) {
-    let expired: Vec<TargetKey> = match shared.overrides.read() {
+pub async fn expire(ctx: &Context, now: i64) {
+    let expired: Vec<TargetKey> = match ctx.overrides.read() {
         Ok(map) => map.iter().filter(|(_, o)| !o.active_at(now)).map(|(k, _)| k.clone()).collect(),
         Err(_) => return,
     };
     if expired.is_empty() {
         return;
     }
-    if let Err(e) = shared.store.expire_overrides(now).await {
+    if let Err(e) = ctx.store.expire_overrides(now).await {
         tracing::warn!(error = %e, "could not expire overrides in the database");
         return;
     }
     let mut ended = Vec::new();
-    if let Ok(mut map) = shared.overrides.write() {
+    if let Ok(mut map) = ctx.overrides.write() {
         for key in &expired {
             // An override set meanwhile (by the API) replaced the expired one: keep it.
             if map.get(key).is_some_and(|o| !o.active_at(now)) {
@@ -65,7 +65,7 @@ pub async fn expire(shared: &Shared, now: i64) {
         }
     }
     for (key, o) in ended {
-        if let Err(e) = record(shared, &key, Change::Expired, &o, "expired", o.until.unwrap_or(now)).await {
+        if let Err(e) = record(ctx, &key, Change::Expired, &o, "expired", o.until.unwrap_or(now)).await {
             tracing::warn!(target_key = %key, error = %e, "override expiry not recorded");
         }
     }
@@ -104,14 +104,14 @@ impl Change {
 /// Records an override change as a decision with run type `override`, so the history says
 /// who changed what, when and why; waits for the commit and returns the decision's id.
 pub async fn record(
-    shared: &Shared,
+    ctx: &Context,
     key: &crate::workload::TargetKey,
     change: Change,
     o: &Override,
     by: &str,
     at: i64,
 ) -> scalehub_store::Result<i64> {
-    let current = current_replicas(shared, key).await;
+    let current = current_replicas(ctx, key).await;
     let reason = json!({
         "step": "override", "code": change.code(), "message": describe(change, o, by),
         "from": current.unwrap_or_default(), "to": current.unwrap_or_default(),
@@ -134,18 +134,16 @@ pub async fn record(
         hooks: json!([]),
         outcome: change.outcome().into(),
     };
-    shared.metrics.decisions.get_or_create(&OutcomeLabels { outcome: change.outcome().into() }).inc();
-    crate::api::stream::publish(&shared.stream, || {
-        crate::api::stream::StreamEvent::Decision(std::sync::Arc::new(row.clone()))
-    });
-    shared.store.record_decision_committed(row, None).await
+    ctx.metrics.decisions.get_or_create(&OutcomeLabels { outcome: change.outcome().into() }).inc();
+    ctx.bus.publish(|| crate::bus::HubEvent::Decision(std::sync::Arc::new(row.clone())));
+    ctx.store.record_decision_committed(row, None).await
 }
 
-async fn current_replicas(shared: &Shared, key: &crate::workload::TargetKey) -> Option<i32> {
-    let live = shared.loops.read().ok().and_then(|m| m.get(key).map(|h| h.input.borrow().workload.clone()));
+async fn current_replicas(ctx: &Context, key: &crate::workload::TargetKey) -> Option<i32> {
+    let live = ctx.loops.read().ok().and_then(|m| m.get(key).map(|h| h.input.borrow().workload.clone()));
     match live {
         Some(workload) => Some(workload.replicas),
-        None => shared.store.get_target(&key.clone()).await.ok().flatten().and_then(|t| t.current_replicas),
+        None => ctx.store.get_target(&key.clone()).await.ok().flatten().and_then(|t| t.current_replicas),
     }
 }
 

@@ -10,7 +10,7 @@ use tower::ServiceExt;
 
 use scalehub::api::auth::Auth;
 use scalehub::api::testing::{self, ManualClock};
-use scalehub::target::Shared;
+use scalehub::hub::Context;
 use scalehub_store::{Kind, Store, TargetKey, TargetRow};
 
 /// A token that may write, named `alice`.
@@ -30,7 +30,7 @@ pub struct TestApi {
     /// The router.
     pub app: Router,
     /// The hub state behind it.
-    pub shared: Arc<Shared>,
+    pub ctx: Arc<Context>,
     /// Its clock.
     pub clock: ManualClock,
 }
@@ -45,9 +45,9 @@ impl TestApi {
     pub async fn with_auth(auth: Auth) -> Self {
         let store = Store::open("sqlite::memory:").await.unwrap();
         let clock = ManualClock::at(T0);
-        let shared = testing::shared(store, clock.clock(), true).unwrap();
-        let app = scalehub::api::app(testing::state(shared.clone(), auth));
-        Self { app, shared, clock }
+        let ctx = testing::context(store, clock.clock(), true).unwrap();
+        let app = scalehub::api::app(testing::state(ctx.clone(), auth));
+        Self { app, ctx, clock }
     }
 
     /// Sends a request; returns the status and the body as JSON (`Value::String` when not JSON).
@@ -88,7 +88,7 @@ impl TestApi {
 
     /// Inserts a target row (state `active`, 2 → 3 replicas).
     pub async fn add_target(&self, namespace: &str, kind: &str, name: &str) {
-        self.shared.store.upsert_target(row(namespace, kind, name, "active", self.clock.now())).await.unwrap();
+        self.ctx.store.upsert_target(row(namespace, kind, name, "active", self.clock.now())).await.unwrap();
     }
 }
 

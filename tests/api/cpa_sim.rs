@@ -97,7 +97,7 @@ impl Env {
     /// Waits until this hub leads and runs the target's loop.
     async fn wait_for_loop(&self, key: &TargetKey) {
         for _ in 0..200 {
-            let running = self.hub.shared.loops.read().unwrap().contains_key(key);
+            let running = self.hub.ctx.loops.read().unwrap().contains_key(key);
             if running && *self.hub.leader.borrow() {
                 return;
             }
@@ -169,7 +169,7 @@ async fn the_cpa_calls_run_the_hooks_and_only_a_real_run_scales() {
     assert_eq!(eval, json!({"targetReplicas": 5}));
     assert_eq!(env.replicas().await, 5, "a real run scales");
 
-    env.hub.shared.store.flush().await.unwrap();
+    env.hub.ctx.store.flush().await.unwrap();
     let (status, history) = env.call(Method::GET, &format!("{BASE}/decisions"), None, None).await;
     assert_eq!(status, StatusCode::OK, "{history}");
     let runs: Vec<&str> = history["items"].as_array().unwrap().iter().map(|d| d["runType"].as_str().unwrap()).collect();
@@ -178,7 +178,7 @@ async fn the_cpa_calls_run_the_hooks_and_only_a_real_run_scales() {
     assert_eq!(runs, ["api", "api_dry_run"], "{history}");
     assert_eq!(history["items"][0]["outcome"], "scaled");
 
-    let text = env.hub.shared.metrics.encode();
+    let text = env.hub.ctx.metrics.encode();
     let line = r#"scalehub_apiserver_requests_total{verb="patch",resource="deployments/scale",code="200"} 1"#;
     assert!(text.contains(line), "the scale call was not counted:\n{text}");
     assert!(text.contains(r#"verb="watch",resource="deployments""#), "{text}");
@@ -192,7 +192,7 @@ async fn a_pinned_override_decides_the_next_run() {
     // The target row appears with its first decision.
     let (status, _) = env.call(Method::POST, &format!("{BASE}/evaluation?dry_run=true"), None, None).await;
     assert_eq!(status, StatusCode::OK);
-    env.hub.shared.store.flush().await.unwrap();
+    env.hub.ctx.store.flush().await.unwrap();
 
     let pin = json!({"replicas": 3, "reason": "api test", "duration": "10m"});
     let (status, body) = env.call(Method::PUT, &format!("{BASE}/override"), Some(ALICE), Some(pin)).await;
@@ -202,7 +202,7 @@ async fn a_pinned_override_decides_the_next_run() {
     assert_eq!(eval, json!({"targetReplicas": 3}), "the pin wins over the evaluation of 5");
     assert_eq!(env.replicas().await, 3);
 
-    env.hub.shared.store.flush().await.unwrap();
+    env.hub.ctx.store.flush().await.unwrap();
     let (_, history) = env.call(Method::GET, &format!("{BASE}/decisions"), None, None).await;
     let last = &history["items"][0];
     let codes: Vec<&str> = last["reasons"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();

@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use futures::StreamExt;
 use serde_json::json;
 
-use scalehub::api::stream::{StreamEvent, publish};
+use scalehub::bus::HubEvent;
 
 use crate::common::{T0, TestApi, row};
 
@@ -33,7 +33,7 @@ async fn health_readiness_and_metrics_answer() {
     let (status, body) = api.get("/readyz").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!("ok (leader)"));
-    api.shared.metrics.tick_lateness.observe(0.01);
+    api.ctx.metrics.tick_lateness.observe(0.01);
     let (_, text) = api.get("/metrics").await;
     assert!(text.as_str().unwrap().contains("scalehub_tick_lateness_seconds_count 1"), "{text}");
 }
@@ -99,9 +99,9 @@ async fn the_stream_sends_decisions_and_target_changes_as_events() {
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     let mut body = res.into_body().into_data_stream();
     let other = row("batch", "Deployment", "workers", "active", T0);
-    publish(&api.shared.stream, || StreamEvent::Target(Arc::new(other)));
+    api.ctx.bus.publish(|| HubEvent::Target(Arc::new(other)));
     let mine = row("shop", "Deployment", "web", "error", T0);
-    publish(&api.shared.stream, || StreamEvent::Target(Arc::new(mine)));
+    api.ctx.bus.publish(|| HubEvent::Target(Arc::new(mine)));
     let chunk = tokio::time::timeout(Duration::from_secs(5), body.next()).await.unwrap().unwrap().unwrap();
     let text = String::from_utf8_lossy(&chunk);
     assert!(text.starts_with("event: target\ndata: {"), "{text}");

@@ -30,7 +30,7 @@ async fn a_pin_is_stored_applied_in_memory_and_recorded_with_its_author() {
     assert_eq!(body["active"], true);
 
     let key = TargetKey::new("shop", Kind::Deployment, "web");
-    let held = api.shared.override_for(&key, api.clock.now()).expect("the ticks see the override");
+    let held = api.ctx.override_for(&key, api.clock.now()).expect("the ticks see the override");
     assert_eq!(held.set_by, "alice");
 
     let (_, target) = api.get("/api/v1/targets/shop/deploy/web").await;
@@ -138,7 +138,7 @@ async fn delete_ends_the_override_and_records_who_did() {
     let (status, _) = api.call(Method::DELETE, URI, Some(ALICE), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let key = TargetKey::new("shop", Kind::Deployment, "web");
-    assert!(api.shared.override_for(&key, api.clock.now()).is_none());
+    assert!(api.ctx.override_for(&key, api.clock.now()).is_none());
     let decisions = history(&api).await;
     assert_eq!(decisions[0]["outcome"], "override_cleared");
     assert_eq!(decisions[0]["time"], T0 + 60_000);
@@ -156,13 +156,13 @@ async fn an_override_expires_by_itself_and_the_expiry_is_recorded() {
     let key = TargetKey::new("shop", Kind::Deployment, "web");
 
     api.clock.advance(29 * 60_000);
-    scalehub::overrides::expire(&api.shared, api.clock.now()).await;
-    assert!(api.shared.override_for(&key, api.clock.now()).is_some(), "expired early");
+    scalehub::overrides::expire(&api.ctx, api.clock.now()).await;
+    assert!(api.ctx.override_for(&key, api.clock.now()).is_some(), "expired early");
     assert_eq!(history(&api).await.len(), 1);
 
     api.clock.advance(60_000);
-    assert!(api.shared.override_for(&key, api.clock.now()).is_none(), "the ticks ignore it once until has passed");
-    scalehub::overrides::expire(&api.shared, api.clock.now()).await;
+    assert!(api.ctx.override_for(&key, api.clock.now()).is_none(), "the ticks ignore it once until has passed");
+    scalehub::overrides::expire(&api.ctx, api.clock.now()).await;
     let decisions = history(&api).await;
     assert_eq!(decisions[0]["outcome"], "override_expired", "{decisions:?}");
     assert_eq!(decisions[0]["time"], T0 + 30 * 60_000, "recorded at its until");

@@ -35,7 +35,7 @@ async fn pages_walk_2500_targets_once_each_in_order() {
     let rows: Vec<_> = (0..2500)
         .map(|i| row(&format!("ns-{:02}", i % 25), "Deployment", &format!("app-{i:04}"), "active", T0))
         .collect();
-    api.shared.store.upsert_targets(rows).await.unwrap();
+    api.ctx.store.upsert_targets(rows).await.unwrap();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
@@ -70,7 +70,7 @@ async fn filters_search_and_sorts_narrow_the_list() {
     api.add_target("shop", "Deployment", "web").await;
     api.add_target("shop", "StatefulSet", "db").await;
     api.add_target("batch", "Deployment", "workers").await;
-    api.shared.store.upsert_target(row("batch", "Deployment", "broken", "invalid", T0 + 5)).await.unwrap();
+    api.ctx.store.upsert_target(row("batch", "Deployment", "broken", "invalid", T0 + 5)).await.unwrap();
 
     let (_, body) = api.get("/api/v1/targets?namespace=shop").await;
     assert_eq!(body["items"].as_array().unwrap().len(), 2);
@@ -107,7 +107,7 @@ async fn a_target_carries_its_last_decision_override_and_stabilisation() {
     let key = TargetKey::new("shop", Kind::Deployment, "web");
     let state = json!({"seeded": true, "recommendations": [{"at": T0 - 120_000, "replicas": 5}, {"at": T0 - 1_000, "replicas": 3}],
         "scaleUpEvents": [{"at": T0 - 60_000, "change": 2}], "scaleDownEvents": []});
-    api.shared
+    api.ctx
         .store
         .record_decision_committed(
             decision(&key, T0 - 1_000, "scaled"),
@@ -154,9 +154,9 @@ async fn history_pages_newest_first_with_a_before_cursor() {
     api.add_target("shop", "Deployment", "web").await;
     let key = TargetKey::new("shop", Kind::Deployment, "web");
     for i in 0..120 {
-        api.shared.store.record_decision(decision(&key, T0 + i * 1000, "unchanged"), None).await.unwrap();
+        api.ctx.store.record_decision(decision(&key, T0 + i * 1000, "unchanged"), None).await.unwrap();
     }
-    api.shared.store.flush().await.unwrap();
+    api.ctx.store.flush().await.unwrap();
     let mut times = Vec::new();
     let mut uri = "/api/v1/targets/shop/deploy/web/decisions?limit=50".to_owned();
     loop {
@@ -183,11 +183,11 @@ async fn a_page_stays_fast_with_10000_targets_that_all_have_decisions() {
         .map(|i| row(&format!("ns-{:03}", i % 100), "Deployment", &format!("app-{i:05}"), "active", T0))
         .collect();
     let keys: Vec<_> = rows.iter().map(|r| r.key.clone()).collect();
-    api.shared.store.upsert_targets(rows).await.unwrap();
+    api.ctx.store.upsert_targets(rows).await.unwrap();
     for key in &keys {
-        api.shared.store.record_decision(decision(key, T0, "unchanged"), None).await.unwrap();
+        api.ctx.store.record_decision(decision(key, T0, "unchanged"), None).await.unwrap();
     }
-    api.shared.store.flush().await.unwrap();
+    api.ctx.store.flush().await.unwrap();
     let (_, first) = api.get("/api/v1/targets?limit=100").await;
     let cursor = first["nextCursor"].as_str().unwrap().to_owned();
     let started = std::time::Instant::now();

@@ -97,7 +97,7 @@ impl Fleet {
                 updated_at: now,
             })
             .collect();
-        self.hub.shared.store.upsert_targets(rows).await.unwrap();
+        self.hub.ctx.store.upsert_targets(rows).await.unwrap();
     }
 
     /// Stops the hub, then the simulator.

@@ -25,7 +25,7 @@ async fn cpu(env: &Env) -> anyhow::Result<()> {
         "initialReadinessDelay": 1,
     });
     let hub = env.start_hub(&env.config(json!({"cpu": profile})), "hub.db", "hub-a").await?;
-    let store = &hub.shared.store;
+    let store = &hub.ctx.store;
     // 3 cores of demand over 2 pods requesting 500m each: 300% against a 50% target asks for 12.
     let annotations = opted_in(&[
         ("scalehub.io/profile", "cpu"),

@@ -37,7 +37,7 @@ fn profiles() -> Value {
 
 async fn bad_hooks(env: &Env) -> anyhow::Result<()> {
     let hub = env.start_hub(&env.config(profiles()), "hub.db", "hub-a").await?;
-    let store = &hub.shared.store;
+    let store = &hub.ctx.store;
     for name in BAD {
         let annotations = opted_in(&[("scalehub.io/profile", name), ("scalehub.io/param.replicas", "5")]);
         create(env, &deployment(name, 2, annotations)).await?;

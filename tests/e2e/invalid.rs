@@ -19,7 +19,7 @@ async fn invalid_annotations_are_reported_and_never_scaled() {
 
 async fn invalid(env: &Env) -> anyhow::Result<()> {
     let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
-    let store = &hub.shared.store;
+    let store = &hub.ctx.store;
     let annotations = opted_in(&[("scalehub.io/param.replicas", "5"), ("scalehub.io/min-replicas", "abc")]);
     create(env, &deployment("typo", 2, annotations)).await?;
 
@@ -61,7 +61,7 @@ async fn conflict(env: &Env) -> anyhow::Result<()> {
     // not even on its first tick.
     create_hpa(env, "contested-hpa", "contested").await?;
     let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
-    let store = &hub.shared.store;
+    let store = &hub.ctx.store;
     let row = eventually("the target row in state conflict", WAIT, async || {
         let row = target(env, store, "contested").await?;
         if let Some(r) = &row {

@@ -20,7 +20,7 @@ async fn statefulsets_and_replicasets_are_scaled_like_deployments() {
 
 async fn other_kinds(env: &Env) -> anyhow::Result<()> {
     let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
-    let store = &hub.shared.store;
+    let store = &hub.ctx.store;
     // Borrow the Deployment fixture's selector, template and annotations.
     let d = deployment("x", 1, opted_in(&[("scalehub.io/param.replicas", "3")]));
     let spec = d.spec.clone().context("fixture spec")?;
@@ -81,7 +81,7 @@ async fn shadow_mode_and_zero_replicas_decide_without_scaling() {
 
 async fn shadow_and_zero(env: &Env) -> anyhow::Result<()> {
     let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
-    let store = &hub.shared.store;
+    let store = &hub.ctx.store;
     create(
         env,
         &deployment("shadowed", 1, opted_in(&[("scalehub.io/param.replicas", "4"), ("scalehub.io/mode", "shadow")])),

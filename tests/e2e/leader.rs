@@ -38,8 +38,8 @@ async fn two_hubs(env: &Env) -> anyhow::Result<()> {
         *a.leader.borrow(),
         *b.leader.borrow()
     );
-    let by_a = decisions(env, &a.shared.store, "shared").await?;
-    let by_b = decisions(env, &b.shared.store, "shared").await?;
+    let by_a = decisions(env, &a.ctx.store, "shared").await?;
+    let by_b = decisions(env, &b.ctx.store, "shared").await?;
     ensure!(by_a.iter().any(|d| d.outcome == "scaled"), "the leader recorded no scale: {}", summary(&by_a));
     ensure!(by_b.is_empty(), "the standby decided: {}", summary(&by_b));
 
@@ -50,10 +50,10 @@ async fn two_hubs(env: &Env) -> anyhow::Result<()> {
     env.wait_replicas("shared", 5).await?;
     // The decision is committed just after the scale call; give the write batch its moment.
     let recorded = eventually("hub-b's scale decision", WAIT, async || {
-        Ok(decisions(env, &b.shared.store, "shared").await?.into_iter().find(|d| d.outcome == "scaled"))
+        Ok(decisions(env, &b.ctx.store, "shared").await?.into_iter().find(|d| d.outcome == "scaled"))
     })
     .await;
-    let by_b = decisions(env, &b.shared.store, "shared").await?;
+    let by_b = decisions(env, &b.ctx.store, "shared").await?;
     let scaled = recorded.with_context(|| format!("hub-b recorded no scale: {}", summary(&by_b)))?;
     ensure!(
         scaled.current_replicas == Some(3) && scaled.final_replicas == Some(5),

@@ -17,7 +17,7 @@ async fn annotation_edits_apply_without_restart_and_opting_out_keeps_the_history
 
 async fn lifecycle(env: &Env) -> anyhow::Result<()> {
     let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
-    let store = &hub.shared.store;
+    let store = &hub.ctx.store;
     let annotations = opted_in(&[("scalehub.io/param.replicas", "8"), ("scalehub.io/max-replicas", "5")]);
     create(env, &deployment("edit", 1, annotations)).await?;
     create(env, &deployment("doomed", 1, opted_in(&[("scalehub.io/param.replicas", "2")]))).await?;

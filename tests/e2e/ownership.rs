@@ -25,7 +25,7 @@ async fn replica_sets_owned_by_an_opted_in_deployment_are_not_targets() {
 
 async fn owned(env: &Env) -> anyhow::Result<()> {
     let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
-    let store = &hub.shared.store;
+    let store = &hub.ctx.store;
     create(env, &deployment("owner", 1, opted_in(&[("scalehub.io/param.replicas", "2")]))).await?;
     env.wait_replicas("owner", 2).await?;
     // A few more ticks, for any ReplicaSet target to show up.

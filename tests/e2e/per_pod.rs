@@ -52,7 +52,7 @@ async fn per_pod(env: &Env) -> anyhow::Result<()> {
     }
 
     let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
-    let store = &hub.shared.store;
+    let store = &hub.ctx.store;
     env.wait_replicas("fleet", 3).await?;
     // Once the pods have caught up with the scale, one decision sees exactly them.
     let mut last = (BTreeSet::new(), BTreeSet::new());

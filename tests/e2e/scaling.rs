@@ -14,7 +14,7 @@ async fn an_annotated_deployment_is_scaled_to_its_evaluation() {
 
 async fn scaled_to_evaluation(env: &Env) -> anyhow::Result<()> {
     let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
-    let store = &hub.shared.store;
+    let store = &hub.ctx.store;
     let annotations = opted_in(&[("scalehub.io/param.replicas", "4"), ("scalehub.io/param.expectKind", "Deployment")]);
     create(env, &deployment("web", 1, annotations)).await?;
     env.wait_replicas("web", 4).await?;
@@ -69,7 +69,7 @@ async fn an_evaluation_above_max_replicas_is_clamped_and_says_so() {
 
 async fn clamped(env: &Env) -> anyhow::Result<()> {
     let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-a").await?;
-    let store = &hub.shared.store;
+    let store = &hub.ctx.store;
     let annotations = opted_in(&[("scalehub.io/param.replicas", "50"), ("scalehub.io/max-replicas", "6")]);
     create(env, &deployment("big", 2, annotations)).await?;
     env.wait_replicas("big", 6).await?;

@@ -22,7 +22,7 @@ use super::ApiState;
 use super::error::{ApiError, ApiPath, ApiQuery};
 use super::targets::TargetPath;
 use crate::target::RunError;
-use crate::tick::TickResult;
+use crate::target::TickResult;
 
 /// The `dry_run` query parameter.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -73,7 +73,7 @@ pub async fn metrics(
     let run_type = if parse_dry_run(q.dry_run.as_deref())? { RunType::ApiDryRun } else { RunType::Api };
     state.auth.read_access(&headers, Some(&path.namespace)).await?;
     let key = path.key()?;
-    match state.shared.metrics_now(&key, run_type).await.map_err(|e| run_error(&key, e))? {
+    match state.ctx.metrics_now(&key, run_type).await.map_err(|e| run_error(&key, e))? {
         Ok(metrics) => Ok(Json(metrics)),
         Err(e) => Err(hook_failed(e)),
     }
@@ -120,7 +120,7 @@ async fn run(
         RunType::Api
     };
     let key = path.key()?;
-    state.shared.run_now(&key, run_type).await.map_err(|e| run_error(&key, e))
+    state.ctx.run_now(&key, run_type).await.map_err(|e| run_error(&key, e))
 }
 
 fn run_error(key: &crate::workload::TargetKey, e: RunError) -> ApiError {

@@ -42,10 +42,10 @@ pub struct HubStatus {
 /// This hub's version, role and target counts.
 #[utoipa::path(get, path = "/api/v1/hub", tag = "hub", responses((status = 200, body = HubStatus)))]
 pub async fn hub(_: CanRead, State(state): State<ApiState>) -> Result<Json<HubStatus>, ApiError> {
-    let targets = state.shared.store.counts_by_state().await?;
+    let targets = state.ctx.store.counts_by_state().await?;
     Ok(Json(HubStatus {
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        leader: *state.shared.leader.borrow(),
+        leader: *state.ctx.leader.borrow(),
         identity: state.info.identity.clone(),
         targets,
         started_at: state.info.started_at,

@@ -29,7 +29,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use tokio_util::sync::CancellationToken;
 
-use crate::target::Shared;
+use crate::hub::Context;
 
 /// Largest request body accepted (overrides are a few hundred bytes); more is a 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -37,8 +37,8 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 /// What the HTTP handlers read; cheap to clone.
 #[derive(Clone)]
 pub struct ApiState {
-    /// The hub's shared state: store, overrides, loops, metrics, leadership, the stream.
-    pub shared: Arc<Shared>,
+    /// The hub-wide context: store, overrides, loops, metrics, leadership, the bus.
+    pub ctx: Arc<Context>,
     /// Set once the watches have listed every workload and the database is open.
     pub ready: Arc<AtomicBool>,
     /// Who may read and write.
@@ -52,17 +52,17 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// The state of a hub whose loops share `shared`.
+    /// The state of a hub whose loops share `ctx`.
     pub fn new(
-        shared: Arc<Shared>,
+        ctx: Arc<Context>,
         ready: Arc<AtomicBool>,
         auth: auth::Auth,
         identity: &str,
         shutdown: CancellationToken,
     ) -> Self {
-        let started_at = (shared.clock)();
+        let started_at = (ctx.clock)();
         Self {
-            shared,
+            ctx,
             ready,
             auth: Arc::new(auth),
             info: Arc::new(hub_info::HubInfo { identity: identity.to_owned(), started_at }),
@@ -120,18 +120,18 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     if !state.ready.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "not ready: caches are syncing".to_owned());
     }
-    if let Err(e) = state.shared.store.ping().await {
+    if let Err(e) = state.ctx.store.ping().await {
         tracing::warn!(error = %e, "readiness: database does not answer");
         return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the database does not answer".to_owned());
     }
-    let role = if *state.shared.leader.borrow() { "leader" } else { "standby" };
+    let role = if *state.ctx.leader.borrow() { "leader" } else { "standby" };
     (StatusCode::OK, format!("ok ({role})"))
 }
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "hub", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.shared.metrics.encode())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.ctx.metrics.encode())
 }
 
 /// Binds `addr` (port 0 picks one) and serves `router` until `shutdown`; returns the bound address.

@@ -83,7 +83,7 @@ pub async fn put(
     ApiJson(req): ApiJson<OverrideRequest>,
 ) -> Result<Json<OverrideView>, ApiError> {
     let key = path.key()?;
-    let now = (state.shared.clock)();
+    let now = (state.ctx.clock)();
     let action = OverrideAction::from_fields(req.replicas, req.min_replicas, req.max_replicas, req.paused)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let until = until(&req, now)?;
@@ -97,12 +97,12 @@ pub async fn put(
     // One override write at a time, so the store and the hub's memory agree on the last one.
     let _guard = state.override_writes.lock().await;
     writable_target(&state, &key).await?;
-    state.shared.store.set_override(row(&state, &key, &o)).await?;
-    if let Ok(mut map) = state.shared.overrides.write() {
+    state.ctx.store.set_override(row(&state, &key, &o)).await?;
+    if let Ok(mut map) = state.ctx.overrides.write() {
         map.insert(key.clone(), o.clone());
     }
     tracing::info!(target_key = %key, author = %caller.name, until, "override set");
-    hub_overrides::record(&state.shared, &key, Change::Set, &o, &caller.name, now).await?;
+    hub_overrides::record(&state.ctx, &key, Change::Set, &o, &caller.name, now).await?;
     Ok(Json(OverrideView::from_override(&o, now)))
 }
 
@@ -121,21 +121,21 @@ pub async fn delete(
     ApiPath(path): ApiPath<TargetPath>,
 ) -> Result<StatusCode, ApiError> {
     let key = path.key()?;
-    let now = (state.shared.clock)();
+    let now = (state.ctx.clock)();
     let _guard = state.override_writes.lock().await;
     let skey = key.clone();
-    state.shared.store.get_target(&skey).await?.ok_or_else(|| targets::not_found(&key))?;
+    state.ctx.store.get_target(&skey).await?.ok_or_else(|| targets::not_found(&key))?;
     leader_only(&state)?;
-    let in_force = state.shared.override_for(&key, now);
+    let in_force = state.ctx.override_for(&key, now);
     let Some(o) = in_force else {
         return Err(ApiError::not_found(format!("no override is in force on {key}")));
     };
-    state.shared.store.clear_override(&skey, &caller.name, now).await?;
-    if let Ok(mut map) = state.shared.overrides.write() {
+    state.ctx.store.clear_override(&skey, &caller.name, now).await?;
+    if let Ok(mut map) = state.ctx.overrides.write() {
         map.remove(&key);
     }
     tracing::info!(target_key = %key, author = %caller.name, "override cleared");
-    hub_overrides::record(&state.shared, &key, Change::Cleared, &o, &caller.name, now).await?;
+    hub_overrides::record(&state.ctx, &key, Change::Cleared, &o, &caller.name, now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -168,7 +168,7 @@ fn until(req: &OverrideRequest, now: i64) -> Result<i64, ApiError> {
 
 /// 404 for an unknown target, 409 for a removed one, 503 on a standby.
 async fn writable_target(state: &ApiState, key: &TargetKey) -> Result<(), ApiError> {
-    let row = state.shared.store.get_target(&key.clone()).await?.ok_or_else(|| targets::not_found(key))?;
+    let row = state.ctx.store.get_target(&key.clone()).await?.ok_or_else(|| targets::not_found(key))?;
     if row.removed_at.is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -180,7 +180,7 @@ async fn writable_target(state: &ApiState, key: &TargetKey) -> Result<(), ApiErr
 
 /// Overrides live in the leader's memory; a standby taking one would not apply it.
 fn leader_only(state: &ApiState) -> Result<(), ApiError> {
-    if *state.shared.leader.borrow() {
+    if *state.ctx.leader.borrow() {
         Ok(())
     } else {
         Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "this hub is a standby; send writes to the leader"))
@@ -190,7 +190,7 @@ fn leader_only(state: &ApiState) -> Result<(), ApiError> {
 /// The store's row of an override. The store wants both bounds, so a missing one is the
 /// target's own (or no limit at all), which narrows nothing.
 fn row(state: &ApiState, key: &TargetKey, o: &Override) -> OverrideRow {
-    let spec_bounds = state.shared.loops.read().ok().and_then(|m| {
+    let spec_bounds = state.ctx.loops.read().ok().and_then(|m| {
         m.get(key).and_then(|h| h.input.borrow().spec.as_ref().ok().map(|s| (s.min_replicas, s.max_replicas)))
     });
     let (kind, replicas, min, max, pause) = match o.action {

@@ -110,17 +110,16 @@ pub async fn list(
         cursor: nonempty(q.cursor),
         limit: q.limit.unwrap_or(0),
     };
-    let page = state.shared.store.list_targets(&filter).await?;
-    let counts = state.shared.store.counts_by_state().await?;
+    let page = state.ctx.store.list_targets(&filter).await?;
+    let counts = state.ctx.store.counts_by_state().await?;
     let keys: Vec<_> = page.items.iter().map(|t| t.key.clone()).collect();
-    let mut last = state.shared.store.last_decisions(&keys).await?;
-    let now = (state.shared.clock)();
+    let mut last = state.ctx.store.last_decisions(&keys).await?;
+    let now = (state.ctx.clock)();
     let items = page
         .items
         .into_iter()
         .map(|row| {
-            let active_override =
-                state.shared.override_for(&row.key, now).map(|o| OverrideView::from_override(&o, now));
+            let active_override = state.ctx.override_for(&row.key, now).map(|o| OverrideView::from_override(&o, now));
             Target { last_decision: last.remove(&row.key), active_override, row }
         })
         .collect();
@@ -151,11 +150,11 @@ pub async fn get_one(
 ) -> Result<Json<TargetDetail>, ApiError> {
     let key = path.key()?;
     let skey = key.clone();
-    let store = &state.shared.store;
+    let store = &state.ctx.store;
     let row = store.get_target(&skey).await?.ok_or_else(|| not_found(&key))?;
-    let now = (state.shared.clock)();
+    let now = (state.ctx.clock)();
     let last_decision = store.decisions(&skey, None, 1).await?.into_iter().next();
-    let active_override = state.shared.override_for(&key, now).map(|o| OverrideView::from_override(&o, now));
+    let active_override = state.ctx.override_for(&key, now).map(|o| OverrideView::from_override(&o, now));
     let override_history =
         store.override_history(&skey, OVERRIDE_HISTORY).await?.iter().map(|o| OverrideView::from_row(o, now)).collect();
     let policy = store.policy_state(&skey).await?;
@@ -198,12 +197,12 @@ pub async fn decisions(
 ) -> Result<Json<DecisionPage>, ApiError> {
     let key = path.key()?;
     let skey = key.clone();
-    state.shared.store.get_target(&skey).await?.ok_or_else(|| not_found(&key))?;
+    state.ctx.store.get_target(&skey).await?.ok_or_else(|| not_found(&key))?;
     let limit = match q.limit {
         None | Some(0) => DEFAULT_HISTORY,
         Some(n) => n.min(scalehub_store::MAX_HISTORY),
     };
-    let items = state.shared.store.decisions(&skey, q.before, limit).await?;
+    let items = state.ctx.store.decisions(&skey, q.before, limit).await?;
     let next_before = if items.len() as u32 == limit { items.last().map(|d| d.id) } else { None };
     Ok(Json(DecisionPage { items, next_before }))
 }
@@ -241,14 +240,14 @@ pub async fn series(
 ) -> Result<Json<SeriesPage>, ApiError> {
     let key = path.key()?;
     let skey = key.clone();
-    state.shared.store.get_target(&skey).await?.ok_or_else(|| not_found(&key))?;
-    let to = q.to.unwrap_or_else(|| (state.shared.clock)().saturating_add(1));
+    state.ctx.store.get_target(&skey).await?.ok_or_else(|| not_found(&key))?;
+    let to = q.to.unwrap_or_else(|| (state.ctx.clock)().saturating_add(1));
     let from = q.from.unwrap_or_else(|| to.saturating_sub(24 * 3600 * 1000));
     if from > to {
         return Err(ApiError::bad_request("from must not be after to"));
     }
     let limit = q.limit.unwrap_or(scalehub_store::series::MAX_POINTS);
-    let points = state.shared.store.ticks(&skey, from, to, limit).await?;
+    let points = state.ctx.store.ticks(&skey, from, to, limit).await?;
     Ok(Json(SeriesPage { points }))
 }
 
@@ -259,7 +258,7 @@ pub fn not_found(key: &TargetKey) -> ApiError {
 
 /// The spec the target's loop runs with now, if it runs and its annotations are valid.
 fn live_spec(state: &ApiState, key: &TargetKey) -> Option<TargetSpec> {
-    let loops = state.shared.loops.read().ok()?;
+    let loops = state.ctx.loops.read().ok()?;
     let input = loops.get(key)?.input.borrow().clone();
     input.spec.as_ref().ok().cloned()
 }

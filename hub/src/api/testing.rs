@@ -1,4 +1,4 @@
-//! Test support: a hub's shared state without a cluster, with a clock the test sets.
+//! Test support: a hub's context without a cluster, with a clock the test sets.
 //!
 //! Used by the API's unit tests and by `tests/api`; the hub itself never calls it.
 
@@ -11,7 +11,7 @@ use scalehub_core::config::Config;
 
 use super::ApiState;
 use super::auth::Auth;
-use crate::target::{Clock, Shared};
+use crate::hub::{Clock, Context};
 
 /// A clock that stands still until the test moves it.
 #[derive(Clone, Debug)]
@@ -33,19 +33,19 @@ impl ManualClock {
         self.0.fetch_add(ms, Ordering::SeqCst);
     }
 
-    /// The clock as `Shared` takes it.
+    /// The clock as `Context` takes it.
     pub fn clock(&self) -> Clock {
         let inner = self.0.clone();
         Arc::new(move || inner.load(Ordering::SeqCst))
     }
 }
 
-/// Shared state over `store` whose kube client points at a closed port: anything that would
+/// A context over `store` whose kube client points at a closed port: anything that would
 /// reach a cluster fails, which the API tests never need. Must run inside a tokio runtime.
-pub fn shared(store: scalehub_store::Store, clock: Clock, leader: bool) -> anyhow::Result<Arc<Shared>> {
+pub fn context(store: scalehub_store::Store, clock: Clock, leader: bool) -> anyhow::Result<Arc<Context>> {
     let config = Arc::new(Config::from_yaml_str("{}")?);
     let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse()?))?;
-    Ok(Arc::new(Shared {
+    Ok(Arc::new(Context {
         client: client.clone(),
         profiles: crate::profile::Profiles::new(config),
         store,
@@ -61,13 +61,13 @@ pub fn shared(store: scalehub_store::Store, clock: Clock, leader: bool) -> anyho
         restored: Mutex::new(HashMap::new()),
         clock,
         loops: RwLock::new(HashMap::new()),
-        stream: super::stream::channel(),
+        bus: crate::bus::Bus::default(),
     }))
 }
 
-/// API state over `shared`, ready, with `auth`.
-pub fn state(shared: Arc<Shared>, auth: Auth) -> ApiState {
-    ApiState::new(shared, Arc::new(AtomicBool::new(true)), auth, "scalehub-test", Default::default())
+/// API state over `ctx`, ready, with `auth`.
+pub fn state(ctx: Arc<Context>, auth: Auth) -> ApiState {
+    ApiState::new(ctx, Arc::new(AtomicBool::new(true)), auth, "scalehub-test", Default::default())
 }
 
 /// A fake API server for Kubernetes reviews: `token` authenticates as `user`, who may do

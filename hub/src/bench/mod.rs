@@ -198,7 +198,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     let metrics_url = format!("http://{}/metrics", handle.addr);
     // Wait for every target's loop, then one interval for every first tick.
     loop {
-        let loops = handle.shared.loops.read().map(|l| l.len()).unwrap_or(0);
+        let loops = handle.ctx.loops.read().map(|l| l.len()).unwrap_or(0);
         if loops >= opts.targets as usize {
             eprintln!("bench: {loops} target loops running after {:.1?}", started.elapsed());
             break;
@@ -215,15 +215,15 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     let mut idle_checks = 0;
     while idle_checks < 3 && drain.elapsed() < Duration::from_secs(600) {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        idle_checks = if handle.shared.store.stats().queued < 64 { idle_checks + 1 } else { 0 };
+        idle_checks = if handle.ctx.store.stats().queued < 64 { idle_checks + 1 } else { 0 };
     }
     eprintln!("bench: store caught up after {:.1?}; measuring {duration:?}", drain.elapsed());
     let exposition0 = fleet::get_text(&metrics_url).await?;
     let requests0 = probe::requests(&exposition0);
-    let db0 = handle.shared.store.used_bytes().await?;
+    let db0 = handle.ctx.store.used_bytes().await?;
     let (cpu0, child0) = probe::cpu_seconds();
     let sim_cpu0 = sim.as_ref().map_or(0.0, |s| s.cpu_seconds());
-    let writer0 = handle.shared.store.stats();
+    let writer0 = handle.ctx.store.stats();
     let t0 = tokio::time::Instant::now();
     let wall0 = Instant::now();
     let api = (opts.api_rate > 0.0).then(|| {
@@ -236,7 +236,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     let seconds = wall0.elapsed().as_secs_f64();
     let (cpu1, child1) = probe::cpu_seconds();
     let sim_cpu = sim.as_ref().map_or(0.0, |s| s.cpu_seconds()) - sim_cpu0;
-    let writer1 = handle.shared.store.stats();
+    let writer1 = handle.ctx.store.stats();
     let (rss, peak) = probe::rss_bytes();
     let exposition1 = fleet::get_text(&metrics_url).await?;
     let requests = probe::requests(&exposition1) - requests0;
@@ -249,11 +249,11 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         })
         .filter(|(_, v)| *v > 0.0)
         .collect();
-    handle.shared.store.flush().await?;
-    let db1 = handle.shared.store.used_bytes().await?;
+    handle.ctx.store.flush().await?;
+    let db1 = handle.ctx.store.used_bytes().await?;
     // Ticks due just before the window's end get a moment to start before they are counted.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let ticks = handle.shared.metrics.tick_log.stats(t0, t1);
+    let ticks = handle.ctx.metrics.tick_log.stats(t0, t1);
     let api = match api {
         Some(task) => Some(task.await.context("the API load task failed")?),
         None => None,

@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::target::{self, LoopHandle, Shared, TargetInput};
+use crate::hub::Context;
+use crate::target::{LoopHandle, TargetInput, task};
 use crate::watch::WorkloadChange;
 use crate::workload::{Kind, TargetKey, Workload};
 
@@ -25,7 +26,7 @@ struct Handle {
 
 /// Owns every target loop.
 pub struct Registry {
-    shared: Arc<Shared>,
+    ctx: Arc<Context>,
     targets: HashMap<TargetKey, Handle>,
     /// Set once every watch scope has listed: before that the hub is not ready.
     ready: Arc<AtomicBool>,
@@ -34,10 +35,10 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// An empty registry whose loops share `shared`.
+    /// An empty registry whose loops share `ctx`.
     /// `scopes` is the number of workload watches; readiness waits for each one's first list.
-    pub fn new(shared: Arc<Shared>, ready: Arc<AtomicBool>, scopes: usize) -> Self {
-        Self { shared, targets: HashMap::new(), ready, scopes, listed: HashSet::new() }
+    pub fn new(ctx: Arc<Context>, ready: Arc<AtomicBool>, scopes: usize) -> Self {
+        Self { ctx, targets: HashMap::new(), ready, scopes, listed: HashSet::new() }
     }
 
     /// Applies workload changes until the channel closes or `shutdown` fires, then stops every loop.
@@ -72,7 +73,7 @@ impl Registry {
             }
             return;
         }
-        let input = Arc::new(TargetInput::new(&self.shared, workload));
+        let input = Arc::new(TargetInput::new(&self.ctx, workload));
         match self.targets.get(&key) {
             Some(handle) => {
                 handle.input.send_replace(input);
@@ -84,11 +85,11 @@ impl Registry {
                 let (tx, rx) = watch::channel(input);
                 // API requests queue here; a few suffice, as each waits for its answer.
                 let (commands, command_rx) = mpsc::channel(8);
-                if let Ok(mut loops) = self.shared.loops.write() {
+                if let Ok(mut loops) = self.ctx.loops.write() {
                     loops.insert(key.clone(), LoopHandle { commands, input: rx.clone() });
                 }
                 let cancel = CancellationToken::new();
-                let task = tokio::spawn(target::run(self.shared.clone(), key.clone(), rx, command_rx, cancel.clone()));
+                let task = tokio::spawn(task::run(self.ctx.clone(), key.clone(), rx, command_rx, cancel.clone()));
                 self.targets.insert(key, Handle { input: tx, cancel, task });
             }
         }
@@ -97,12 +98,12 @@ impl Registry {
     async fn remove(&mut self, key: &TargetKey, why: &str) {
         if let Some(handle) = self.targets.remove(key) {
             tracing::info!(target_key = %key, why, "target removed");
-            if let Ok(mut loops) = self.shared.loops.write() {
+            if let Ok(mut loops) = self.ctx.loops.write() {
                 loops.remove(key);
             }
             handle.cancel.cancel();
             let _ = handle.task.await;
-            self.shared.target_removed(key).await;
+            self.ctx.target_removed(key).await;
         }
     }
 

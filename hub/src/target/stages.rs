@@ -17,9 +17,10 @@ use scalehub_hooks::{
 };
 
 use crate::builtin;
+use crate::hub::Context;
 use crate::k8smetrics::{self, Gathered};
 use crate::profile::Profile;
-use crate::target::{Shared, TargetInput};
+use crate::target::TargetInput;
 use crate::watch::PodInfo;
 use crate::workload::TargetKey;
 
@@ -44,10 +45,40 @@ pub struct StageFailure {
     pub metrics: Vec<MetricValue>,
 }
 
+/// What the evaluate stage asked for.
+#[derive(Debug)]
+pub enum Evaluation {
+    /// The evaluate hook's answer.
+    Hook(scalehub_hooks::Evaluation),
+    /// The HPA's calculation over the Kubernetes metrics.
+    Builtin(builtin::Calculation),
+}
+
+impl Evaluation {
+    /// The replica count asked for, before the policy.
+    pub fn replicas(&self) -> i32 {
+        match self {
+            Evaluation::Hook(e) => e.target_replicas,
+            Evaluation::Builtin(c) => c.replicas,
+        }
+    }
+
+    /// The evaluation as the decision record keeps it: the hook's document, or the
+    /// calculation's ratio and reason under `builtin`.
+    pub fn to_record(&self) -> Value {
+        match self {
+            Evaluation::Hook(e) => to_json(e),
+            Evaluation::Builtin(c) => {
+                json!({"targetReplicas": c.replicas, "builtin": {"ratio": c.ratio, "reason": c.reason}})
+            }
+        }
+    }
+}
+
 /// The stages of one target's tick.
 pub struct Stages<'a> {
-    /// Shared hub state.
-    pub shared: &'a Arc<Shared>,
+    /// The hub-wide context.
+    pub ctx: &'a Arc<Context>,
     /// The target.
     pub key: &'a TargetKey,
     /// Its workload and spec.
@@ -87,7 +118,7 @@ impl Stages<'_> {
 
     fn pods(&self) -> Vec<Arc<PodInfo>> {
         match self.input.workload.pod_selector() {
-            Some(sel) => self.shared.pods.select(&self.key.namespace, sel),
+            Some(sel) => self.ctx.pods.select(&self.key.namespace, sel),
             None => Vec::new(),
         }
     }
@@ -96,7 +127,7 @@ impl Stages<'_> {
     /// read from the API server (the cache keeps only what ticks need), as the CPA read them.
     async fn full_pods(&self) -> Result<Vec<Pod>, String> {
         let Some(sel) = self.input.workload.pod_selector() else { return Ok(Vec::new()) };
-        let api: Api<Pod> = Api::namespaced(self.shared.client.clone(), &self.key.namespace);
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.key.namespace);
         let timeout = std::time::Duration::from_secs(10);
         let list = tokio::time::timeout(timeout, api.list(&ListParams::default().labels(sel.as_str())))
             .await
@@ -118,7 +149,7 @@ impl Stages<'_> {
         payload: &Value,
         hooks: &mut Vec<HookRecord>,
     ) -> Result<String, String> {
-        match self.shared.hooks.run(spec, payload).await {
+        match self.ctx.hooks.run(spec, payload).await {
             Ok(out) => {
                 hooks.push(HookRecord { stage: stage.into(), outcome: out.outcome });
                 Ok(out.stdout)
@@ -135,7 +166,7 @@ impl Stages<'_> {
     pub async fn metrics_and_evaluation(
         &self,
         hooks: &mut Vec<HookRecord>,
-    ) -> Result<(Vec<MetricValue>, Value), StageFailure> {
+    ) -> Result<(Vec<MetricValue>, Evaluation), StageFailure> {
         let (metrics, gathered) = self.metrics(hooks).await?;
         let evaluation = self.evaluation(&metrics, &gathered, hooks).await?;
         Ok((metrics, evaluation))
@@ -157,8 +188,8 @@ impl Stages<'_> {
         let mut kubernetes_metrics = None;
         if !self.profile.metric_specs.is_empty() {
             let (ok, errors) = k8smetrics::gather(
-                &self.shared.client,
-                &self.shared.pod_metrics,
+                &self.ctx.client,
+                &self.ctx.pod_metrics,
                 &self.key.namespace,
                 self.input.workload.pod_selector(),
                 &pods,
@@ -242,7 +273,7 @@ impl Stages<'_> {
         metrics: &[MetricValue],
         gathered: &[Gathered],
         hooks: &mut Vec<HookRecord>,
-    ) -> Result<Value, StageFailure> {
+    ) -> Result<Evaluation, StageFailure> {
         let fail = |stage: &'static str, message: String, metrics: &[MetricValue]| StageFailure {
             stage,
             message,
@@ -260,7 +291,7 @@ impl Stages<'_> {
                         .await
                         .map_err(|m| fail("preEvaluate", m, metrics))?;
                 }
-                let evaluation = match self.shared.hooks.evaluate(evaluate, &to_json(&payload)).await {
+                let evaluation = match self.ctx.hooks.evaluate(evaluate, &to_json(&payload)).await {
                     Ok((evaluation, outcome)) => {
                         hooks.push(HookRecord { stage: "evaluate".into(), outcome });
                         evaluation
@@ -276,15 +307,15 @@ impl Stages<'_> {
                         .await
                         .map_err(|m| fail("postEvaluate", m, metrics))?;
                 }
-                to_json(&evaluation)
+                Evaluation::Hook(evaluation)
             }
-            None => self.builtin(gathered).map_err(|m| fail("evaluate", m, metrics))?,
+            None => Evaluation::Builtin(self.builtin(gathered).map_err(|m| fail("evaluate", m, metrics))?),
         };
         Ok(evaluation)
     }
 
     /// The HPA's calculation over the Kubernetes metrics: the largest count any spec asks for.
-    fn builtin(&self, gathered: &[Gathered]) -> Result<Value, String> {
+    fn builtin(&self, gathered: &[Gathered]) -> Result<builtin::Calculation, String> {
         let mut best: Option<builtin::Calculation> = None;
         let mut errors = Vec::new();
         for g in gathered {
@@ -299,7 +330,7 @@ impl Stages<'_> {
             }
         }
         match best {
-            Some(c) => Ok(json!({"targetReplicas": c.replicas, "builtin": {"ratio": c.ratio, "reason": c.reason}})),
+            Some(c) => Ok(c),
             None if errors.is_empty() => {
                 Err("the profile has no evaluate hook and no kubernetes metric with a target".into())
             }

@@ -1,0 +1,256 @@
+//! One tick of a target: the stages (metrics → evaluate) → the policy → the scale call →
+//! the record.
+//!
+//! The same tick serves the scheduler and the API's CPA calls (`runType` `api` and
+//! `api_dry_run`); a dry run never scales and never touches the stabilisation state.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use scalehub_core::policy::{self, PolicyState};
+use scalehub_core::spec::{Mode, TargetSpec};
+use scalehub_hooks::{MetricValue, RunType};
+
+use crate::events::WorkloadEvent;
+use crate::hub::Context;
+use crate::target::TargetInput;
+use crate::target::record::{self, Record, Recorded, TargetState};
+use crate::target::stages::Stages;
+use crate::telemetry::{HookLabels, OutcomeLabels};
+use crate::workload::TargetKey;
+
+/// What a loop remembers between ticks.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// The policy state (windows and rate events), persisted with every decision.
+    pub policy: PolicyState,
+    /// What was last recorded.
+    recorded: Recorded,
+}
+
+impl Memory {
+    /// Memory that starts from a restored policy state.
+    pub fn restored(policy: PolicyState) -> Self {
+        Self { policy, ..Default::default() }
+    }
+}
+
+/// The result of a tick, for the API's CPA calls.
+#[derive(Debug)]
+pub struct TickResult {
+    /// The CPA `metrics` array.
+    pub metrics: Vec<MetricValue>,
+    /// Raw evaluation, if the evaluate stage ran.
+    pub evaluated: Option<i32>,
+    /// Final replicas after policy, if decided.
+    pub desired: Option<i32>,
+    /// Why the tick failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Lists a new target before its first tick: `invalid` with the error, or `pending`.
+pub async fn announce(ctx: &Arc<Context>, key: &TargetKey, input: &TargetInput, memory: &mut Memory) {
+    let now = (ctx.clock)();
+    let (state, error) = match &input.spec {
+        Err(error) => ("invalid", Some(error.clone())),
+        Ok(_) => ("pending", None),
+    };
+    let current = Some(input.workload.replicas);
+    record::target(ctx, key, &mut memory.recorded, now, TargetState { state, error, current, desired: None, input })
+        .await;
+}
+
+/// A scheduled tick: the `scaler` run type.
+pub async fn scheduled(ctx: &Arc<Context>, key: &TargetKey, input: &TargetInput, memory: &mut Memory) {
+    if !*ctx.leader.borrow() || !ctx.hpas.synced() {
+        return;
+    }
+    let now = (ctx.clock)();
+    let current = Some(input.workload.replicas);
+    let spec = match &input.spec {
+        Ok(spec) => spec,
+        Err(error) => {
+            let error = Some(error.clone());
+            let t = TargetState { state: "invalid", error: error.clone(), current, desired: None, input };
+            record::target(ctx, key, &mut memory.recorded, now, t).await;
+            emit(ctx, key, input, true, "InvalidAnnotations", error.as_deref().unwrap_or_default());
+            return;
+        }
+    };
+    if let Some(hpa) = ctx.hpas.owner(key) {
+        let error = format!("HorizontalPodAutoscaler {hpa} already scales this workload; scalehub leaves it alone");
+        emit(ctx, key, input, true, "HPAConflict", &error);
+        let t = TargetState { state: "conflict", error: Some(error), current, desired: None, input };
+        record::target(ctx, key, &mut memory.recorded, now, t).await;
+        return;
+    }
+    let result = decide(ctx, key, input, spec, memory, RunType::Scaler, now).await;
+    let state = if result.error.is_some() {
+        "error"
+    } else if spec.mode == Mode::Shadow {
+        "shadow"
+    } else {
+        "active"
+    };
+    let t = TargetState { state, error: result.error, current, desired: result.desired, input };
+    record::target(ctx, key, &mut memory.recorded, now, t).await;
+}
+
+/// Runs only the metric stage (the CPA's `GET /metrics`).
+pub async fn metrics_only(
+    ctx: &Arc<Context>,
+    key: &TargetKey,
+    input: &TargetInput,
+    spec: &TargetSpec,
+    run_type: RunType,
+) -> Result<Vec<MetricValue>, String> {
+    let Some(profile) = ctx.profiles.get(&spec.profile) else {
+        return Err(format!("profile {:?} is not in the hub config", spec.profile));
+    };
+    let current = input.workload.replicas;
+    let stages = Stages { ctx, key, input, spec, profile: &profile, run_type, current };
+    let mut hooks = Vec::new();
+    stages.metrics(&mut hooks).await.map(|(metrics, _)| metrics).map_err(|f| f.message)
+}
+
+/// Runs the stages and the policy for one target and records the decision.
+/// With `RunType::ApiDryRun` nothing is scaled and the policy state is left untouched.
+pub async fn decide(
+    ctx: &Arc<Context>,
+    key: &TargetKey,
+    input: &TargetInput,
+    spec: &TargetSpec,
+    memory: &mut Memory,
+    run_type: RunType,
+    now: i64,
+) -> TickResult {
+    let current = input.workload.replicas;
+    let Some(profile) = ctx.profiles.get(&spec.profile) else {
+        let error = format!("profile {:?} is not in the hub config", spec.profile);
+        return TickResult { metrics: Vec::new(), evaluated: None, desired: None, error: Some(error) };
+    };
+    let mut record = Record::new(key, now, current);
+    let stages = Stages { ctx, key, input, spec, profile: &profile, run_type, current };
+    let raw = match stages.metrics_and_evaluation(&mut record.hooks).await {
+        Ok((metrics, evaluation)) => {
+            record.metrics = metrics;
+            record.evaluation = evaluation.to_record();
+            let raw = evaluation.replicas();
+            record.raw = Some(raw);
+            raw
+        }
+        Err(failure) => {
+            record.error = Some(failure.message.clone());
+            record.metrics = failure.metrics.clone();
+            record.outcome = "error";
+            ctx.metrics.hook_errors.get_or_create(&HookLabels { hook: failure.stage.into() }).inc();
+            emit(ctx, key, input, true, "FailedComputeReplicas", &failure.message);
+            let result =
+                TickResult { metrics: failure.metrics, evaluated: None, desired: None, error: record.error.clone() };
+            record::decision(ctx, &mut memory.recorded, record, None, run_type).await;
+            return result;
+        }
+    };
+    let active = ctx.override_for(key, now);
+    let decision = policy::decide(&memory.policy, &spec.policy_input(now, current, raw, active.as_ref()));
+    record.reasons = json!(decision.reasons);
+    record.desired = Some(decision.desired_replicas);
+    let disabled = decision.reasons.iter().any(|r| r.step == policy::Step::Disabled);
+    let dry_run = run_type == RunType::ApiDryRun;
+    let mut next_state = if dry_run { None } else { Some(decision.next_state.clone()) };
+    record.outcome = if disabled {
+        "disabled"
+    } else if decision.wants_scale {
+        "held"
+    } else {
+        "unchanged"
+    };
+    if !disabled && !dry_run {
+        if let Err(failure) = stages.scale_hook("preScale", raw, decision.desired_replicas, &mut record.hooks).await {
+            record.error = Some(failure);
+            record.outcome = "error";
+        } else {
+            if decision.wants_scale {
+                if spec.mode == Mode::Shadow {
+                    record.outcome = "shadow";
+                } else {
+                    scale(ctx, key, input, &mut record, &decision, next_state.as_mut(), now).await;
+                }
+            }
+            if let Err(failure) =
+                stages.scale_hook("postScale", raw, decision.desired_replicas, &mut record.hooks).await
+            {
+                record.error = Some(failure);
+            }
+        }
+    }
+    if dry_run {
+        record.outcome = "dry_run";
+    }
+    if let Some(state) = next_state {
+        memory.policy = state;
+    }
+    let result = TickResult {
+        metrics: record.metrics.clone(),
+        evaluated: Some(raw),
+        desired: Some(decision.desired_replicas),
+        error: record.error.clone(),
+    };
+    let state = (!dry_run).then_some(&memory.policy);
+    record::decision(ctx, &mut memory.recorded, record, state, run_type).await;
+    result
+}
+
+async fn scale(
+    ctx: &Arc<Context>,
+    key: &TargetKey,
+    input: &TargetInput,
+    record: &mut Record,
+    decision: &policy::Decision,
+    state: Option<&mut PolicyState>,
+    now: i64,
+) {
+    let target = decision.desired_replicas;
+    // Commit the windows (with this tick's recommendation) before the scale call: after a
+    // crash between the scale and the decision's commit, a restart must still see why the
+    // target is where it is, or it could scale down before its window has passed.
+    if let Some(state) = state.as_deref() {
+        let row = scalehub_store::PolicyStateRow { key: key.clone(), state: json!(state), updated_at: now };
+        if let Err(e) = ctx.store.save_policy_state(row).await {
+            record.outcome = "error";
+            record.error = Some(format!("not scaled: the policy state could not be saved: {e}"));
+            return;
+        }
+    }
+    record.scaled = true;
+    match ctx.scaler.scale(key, target).await {
+        Ok(confirmed) => {
+            record.outcome = "scaled";
+            record.scale_result = Some(format!("scaled from {} to {confirmed}", decision.current_replicas));
+            if let Some(state) = state {
+                state.record_scale(now, decision.current_replicas, target);
+            }
+            ctx.metrics.scale_calls.get_or_create(&OutcomeLabels { outcome: "ok".into() }).inc();
+            let why = decision.reasons.last().map(|r| r.message.clone()).unwrap_or_else(|| "evaluation".into());
+            emit(ctx, key, input, false, "SuccessfulRescale", &format!("New size: {target}; reason: {why}"));
+        }
+        Err(e) => {
+            record.outcome = "error";
+            record.scale_result = Some(e.to_string());
+            record.error = Some(e.to_string());
+            ctx.metrics.scale_calls.get_or_create(&OutcomeLabels { outcome: "error".into() }).inc();
+            emit(ctx, key, input, true, "FailedRescale", &format!("New size: {target}; error: {e}"));
+        }
+    }
+}
+
+fn emit(ctx: &Context, key: &TargetKey, input: &TargetInput, warning: bool, reason: &str, note: &str) {
+    ctx.events.emit(WorkloadEvent {
+        key: key.clone(),
+        uid: input.workload.uid.clone(),
+        warning,
+        reason: reason.into(),
+        note: note.into(),
+    });
+}
