@@ -28,6 +28,20 @@ const COLUMNS: &str = "d.id, t.namespace, t.kind, t.name, d.time, d.run_type, d.
 /// The usual FROM clause for [`COLUMNS`].
 const FROM: &str = "FROM decisions d JOIN targets t ON t.id = d.target_id";
 
+/// The newest decision of each of `keys` (namespace, kind, name) bound in order. Each key
+/// is one probe of the targets' unique index and one of decisions_by_target_time
+/// (`(…) IN (VALUES …)` would scan every target).
+fn last_decisions_sql(keys: usize) -> String {
+    let values = vec!["(?, ?, ?)"; keys].join(", ");
+    format!(
+        "WITH k(namespace, kind, name) AS (VALUES {values}) \
+         SELECT {COLUMNS} FROM k \
+         JOIN targets t ON t.namespace = k.namespace AND t.kind = k.kind AND t.name = k.name \
+         JOIN decisions d ON d.id = (SELECT x.id FROM decisions x WHERE x.target_id = t.id \
+                                     ORDER BY x.time DESC, x.id DESC LIMIT 1)"
+    )
+}
+
 /// Keys looked up per `last_decisions` statement (three variables each).
 const KEYS_PER_QUERY: usize = 200;
 
@@ -165,14 +179,7 @@ impl Store {
     pub async fn last_decisions(&self, keys: &[TargetKey]) -> Result<HashMap<TargetKey, DecisionRow>> {
         let mut found = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(KEYS_PER_QUERY) {
-            let values = vec!["(?, ?, ?)"; chunk.len()].join(", ");
-            // The correlated subquery is one probe of decisions_by_target_time per target.
-            let sql = format!(
-                "SELECT {COLUMNS} FROM targets t JOIN decisions d ON d.id = \
-                     (SELECT x.id FROM decisions x WHERE x.target_id = t.id \
-                      ORDER BY x.time DESC, x.id DESC LIMIT 1) \
-                 WHERE (t.namespace, t.kind, t.name) IN (VALUES {values})"
-            );
+            let sql = last_decisions_sql(chunk.len());
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for key in chunk {
                 query = query.bind(&key.namespace).bind(key.kind.as_str()).bind(&key.name);
@@ -230,5 +237,20 @@ mod tests {
             assert!(plan.contains("decisions_by_target_time"), "{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
+    }
+
+    #[tokio::test]
+    async fn last_decisions_probe_each_key_instead_of_scanning_the_targets() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", last_decisions_sql(3))));
+        for i in 0..3 {
+            query = query.bind("ns").bind("Deployment").bind(format!("web-{i}"));
+        }
+        let rows = query.fetch_all(store.pool()).await.unwrap();
+        let plan: Vec<String> = rows.iter().map(|r| r.get(3)).collect();
+        let plan = plan.join("; ");
+        assert!(plan.contains("SEARCH t USING COVERING INDEX sqlite_autoindex_targets_1"), "{plan}");
+        assert!(!plan.contains("SCAN t"), "{plan}");
+        assert!(plan.contains("decisions_by_target_time"), "{plan}");
     }
 }

@@ -235,7 +235,8 @@ impl Store {
     /// How many managed (not removed) targets are in each state.
     pub async fn counts_by_state(&self) -> Result<BTreeMap<String, u64>> {
         let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, COUNT(*) FROM targets WHERE removed_at IS NULL GROUP BY state")
+            // Kept by triggers on `targets` (migration 0003): one small read, not a count.
+            sqlx::query_as("SELECT state, n FROM target_counts WHERE n > 0")
                 .fetch_all(self.pool())
                 .await
                 .map_err(query_err("count targets by state"))?;
@@ -298,5 +299,41 @@ mod tests {
             assert!(plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"), "{sort:?}: {plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{sort:?} sorts in memory: {plan}");
         }
+    }
+
+    /// What a full count of the table says, to check the trigger-kept counts against.
+    async fn recount(store: &Store) -> BTreeMap<String, u64> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM targets WHERE removed_at IS NULL GROUP BY state")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        rows.into_iter().map(|(state, n)| (state, n as u64)).collect()
+    }
+
+    #[tokio::test]
+    async fn counts_follow_every_insert_state_change_removal_and_return() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let named = |name: &str, state: &str| TargetRow {
+            key: TargetKey::new("ns", crate::Kind::Deployment, name),
+            ..row(state)
+        };
+        for (i, state) in ["pending", "active", "active", "invalid"].iter().enumerate() {
+            store.upsert_target(named(&format!("w{i}"), state)).await.unwrap();
+        }
+        let expect = |pairs: &[(&str, u64)]| pairs.iter().map(|(s, n)| (s.to_string(), *n)).collect::<BTreeMap<_, _>>();
+        assert_eq!(store.counts_by_state().await.unwrap(), expect(&[("active", 2), ("invalid", 1), ("pending", 1)]));
+        // A state change moves one count; rewriting the same state moves none.
+        store.upsert_target(named("w0", "active")).await.unwrap();
+        store.upsert_target(named("w0", "active")).await.unwrap();
+        assert_eq!(store.counts_by_state().await.unwrap(), expect(&[("active", 3), ("invalid", 1)]));
+        // Removal uncounts; removing twice changes nothing; coming back counts again.
+        let w3 = TargetKey::new("ns", crate::Kind::Deployment, "w3");
+        store.mark_target_removed(&w3, 9).await.unwrap();
+        store.mark_target_removed(&w3, 10).await.unwrap();
+        assert_eq!(store.counts_by_state().await.unwrap(), expect(&[("active", 3)]));
+        store.upsert_target(named("w3", "error")).await.unwrap();
+        assert_eq!(store.counts_by_state().await.unwrap(), expect(&[("active", 3), ("error", 1)]));
+        assert_eq!(store.counts_by_state().await.unwrap(), recount(&store).await);
     }
 }
