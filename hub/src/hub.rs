@@ -74,8 +74,8 @@ pub struct Context {
     pub leader: tokio::sync::watch::Receiver<bool>,
     /// Active overrides by target, mirrored from the store so ticks need no query.
     pub overrides: RwLock<HashMap<TargetKey, Override>>,
-    /// Policy states restored from the store at start, taken by each loop when it starts.
-    pub restored: Mutex<HashMap<TargetKey, PolicyState>>,
+    /// What the store says of each target at start, taken by each loop when it starts.
+    pub restored: Mutex<HashMap<TargetKey, Restored>>,
     /// Wall clock in unix milliseconds; replaceable in tests (e.g. to expire overrides).
     pub clock: Clock,
     /// The running loops, for the API's on-demand runs.
@@ -142,7 +142,7 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     let auth = api::auth::Auth::from_config(&config.api).context("api.tokenFile")?;
     let database = opts.database.clone().unwrap_or_else(|| config.database.clone());
     let store = scalehub_store::Store::open(&database).await.with_context(|| format!("opening database {database}"))?;
-    let restored = restore_states(&store).await?;
+    let restored = restore(&store).await?;
     let overrides = overrides::load(&store, now_ms()).await?;
     let shutdown = CancellationToken::new();
     let metrics = Metrics::new();
@@ -197,18 +197,43 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     Ok(HubHandle { addr, leader, ctx, shutdown, registry })
 }
 
-/// Reads every target's persisted policy state (the windows and rate events a restart resumes).
-pub async fn restore_states(store: &scalehub_store::Store) -> anyhow::Result<HashMap<TargetKey, PolicyState>> {
-    let mut out = HashMap::new();
-    for (key, value) in store.load_policy_states().await.context("loading policy states")? {
+/// What a restarting hub resumes of one target.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// The windows and rate events.
+    pub policy: PolicyState,
+    /// What its row says, so that a first tick that changes nothing rewrites nothing.
+    pub row: Option<scalehub_store::TargetSnapshot>,
+    /// What its newest decision says, likewise.
+    pub decision: Option<scalehub_store::DecisionSnapshot>,
+}
+
+/// Reads what every target resumes from: its policy state (the windows and rate events), its
+/// row and its newest decision. The three reads run side by side.
+pub async fn restore(store: &scalehub_store::Store) -> anyhow::Result<HashMap<TargetKey, Restored>> {
+    let (states, rows, decisions) =
+        tokio::try_join!(store.load_policy_states(), store.target_snapshots(), store.last_decision_snapshots())
+            .context("reading what the targets resume from")?;
+    let mut out: HashMap<TargetKey, Restored> = HashMap::with_capacity(rows.len());
+    let mut policies = 0;
+    for (key, value) in states {
         match serde_json::from_value::<PolicyState>(value) {
             Ok(state) => {
-                out.insert(key, state);
+                policies += 1;
+                out.entry(key).or_default().policy = state;
             }
             Err(e) => tracing::warn!(target_key = %key, error = %e, "unreadable policy state ignored"),
         }
     }
-    tracing::info!(targets = out.len(), "policy states restored");
+    for row in rows {
+        let key = row.key.clone();
+        out.entry(key).or_default().row = Some(row);
+    }
+    for decision in decisions {
+        let key = decision.key.clone();
+        out.entry(key).or_default().decision = Some(decision);
+    }
+    tracing::info!(targets = out.len(), policy_states = policies, "target state restored");
     Ok(out)
 }
 

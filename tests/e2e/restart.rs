@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
-use scalehub_store::{DecisionRow, Store};
+use scalehub_store::{DecisionRow, Kind, Store, TargetKey};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -142,17 +142,22 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // The restarted hub did tick inside the window (else holding proves nothing), and said why it held.
-    let after: Vec<DecisionRow> =
-        decisions(env, &store, "steady").await?.into_iter().filter(|d| d.time > killed_at).collect();
-    let held =
-        after.iter().find(|d| d.raw_evaluation == Some(1) && d.final_replicas == Some(5)).with_context(|| {
-            format!(
-                "the restarted hub made no held decision in the window: {}; log:\n{}",
-                summary(&after),
-                second.log_tail()
-            )
-        })?;
+    // The restarted hub did tick inside the window (else holding proves nothing): its ticks are in
+    // the series. It resumed the newest decision row, so a held tick that says the same as that
+    // row adds no row of its own; that row says why it held.
+    let key = TargetKey::new(&env.ns, Kind::Deployment, "steady");
+    let ticks = store.ticks(&key, killed_at, now_ms(), 1000).await.context("read the tick series")?;
+    ensure!(
+        ticks.iter().any(|t| t.raw_evaluation == Some(1) && t.final_replicas == Some(5)),
+        "the restarted hub held no tick in the window: {ticks:?}; log:\n{}",
+        second.log_tail()
+    );
+    let all = decisions(env, &store, "steady").await?;
+    let held = all
+        .iter()
+        .filter(|d| d.raw_evaluation == Some(1) && d.final_replicas == Some(5))
+        .max_by_key(|d| d.time)
+        .with_context(|| format!("no held decision: {}", summary(&all)))?;
     let stabilised = held
         .reasons
         .as_array()

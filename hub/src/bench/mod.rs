@@ -121,10 +121,13 @@ pub struct Report {
     pub db_bytes_per_target_day: f64,
     /// Database growth per tick run.
     pub db_bytes_per_tick: f64,
-    /// Time to restore every target's policy state from the database after the run.
+    /// Time to read, after the run, what every target resumes from (policy state, row,
+    /// newest decision), as a restarting hub does.
     pub restore_seconds: f64,
-    /// Policy states restored.
+    /// Targets restored.
     pub restored_states: usize,
+    /// The restarted hub's first interval (and a second): its ticks as they are counted above.
+    pub restart: RestartReport,
     /// Shell profile: the pipeline's hook rate against a raw fork+exec loop of the same command.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shell_vs_raw_fork_exec: Option<f64>,
@@ -155,6 +158,22 @@ fn config(profile: BenchProfile, sim_url: &str) -> String {
 /// The shell profile's evaluate hook: reads the payload, keeps two replicas.
 const SHELL_HOOK: &str = "cat >/dev/null; echo '{\"targetReplicas\": 2}'";
 
+/// How a hub restarted on the run's database does in its first interval.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RestartReport {
+    /// Ticks due in the window (from the restarted hub's start).
+    pub ticks_due: u64,
+    /// Of those, ticks that started.
+    pub ticks_run: u64,
+    /// The share of due ticks that started within 1 s of schedule.
+    pub ticks_within_1s: f64,
+    /// 99th percentile of lateness, seconds.
+    pub lateness_p99_s: f64,
+    /// Store writes committed in the window per tick run: a tick that changes nothing writes
+    /// one series chunk, so about 1 when nothing is rewritten after the restart.
+    pub store_writes_per_tick: f64,
+}
+
 /// Runs the benchmark and returns its report.
 pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     let duration = scalehub_core::duration::parse_duration(&opts.duration).context("--duration")?;
@@ -182,19 +201,16 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     let config = Arc::new(Config::from_yaml_str(&config(opts.profile, &sim_url)).context("bench config")?);
     let database = format!("sqlite://{}", dir.path().join("bench.db").display());
     let started = Instant::now();
-    let handle = hub::start(
-        client,
-        HubOptions {
-            config,
-            database: Some(database.clone()),
-            listen: Some("127.0.0.1:0".parse()?),
-            lease_namespace: "default".into(),
-            identity: "scalehub-bench".into(),
-            lease_duration: Duration::from_secs(15),
-            record_ticks: true,
-        },
-    )
-    .await?;
+    let options = HubOptions {
+        config,
+        database: Some(database.clone()),
+        listen: Some("127.0.0.1:0".parse()?),
+        lease_namespace: "default".into(),
+        identity: "scalehub-bench".into(),
+        lease_duration: Duration::from_secs(15),
+        record_ticks: true,
+    };
+    let handle = hub::start(client.clone(), options.clone()).await?;
     let metrics_url = format!("http://{}/metrics", handle.addr);
     // Wait for every target's loop, then one interval for every first tick.
     loop {
@@ -262,9 +278,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     handle.shutdown().await;
     let restore = Instant::now();
     let store = scalehub_store::Store::open(&database).await?;
-    let restored = hub::restore_states(&store).await?.len();
+    let restored = hub::restore(&store).await?.len();
     let restore_seconds = restore.elapsed().as_secs_f64();
     store.close().await?;
+    let restart = restart(client, options, opts.targets, interval).await?;
     // With the hub stopped, the same command's raw fork+exec rate at the hub's hook concurrency.
     let raw_rate = match opts.profile {
         BenchProfile::Shell => Some(raw_fork_exec_rate(32, Duration::from_secs(5)).await?),
@@ -305,8 +322,45 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         db_bytes_per_tick: if ticks.run == 0 { 0.0 } else { (db1 - db0) as f64 / ticks.run as f64 },
         restore_seconds,
         restored_states: restored,
+        restart,
         shell_vs_raw_fork_exec: raw_rate.map(|raw| if raw > 0.0 { hook_rate / raw } else { 0.0 }),
         api,
+    })
+}
+
+/// Starts a hub again on the run's database and measures its first interval (and a second
+/// for the last first ticks to start): whether the first ticks keep their schedule, and how
+/// much the store writes for them.
+async fn restart(
+    client: kube::Client,
+    options: HubOptions,
+    targets: u32,
+    interval: Duration,
+) -> anyhow::Result<RestartReport> {
+    let started = Instant::now();
+    let handle = hub::start(client, options).await?;
+    let t0 = tokio::time::Instant::now();
+    let writer0 = handle.ctx.store.stats();
+    while handle.ctx.loops.read().map(|l| l.len()).unwrap_or(0) < targets as usize {
+        if started.elapsed() > Duration::from_secs(900) {
+            anyhow::bail!("the restarted hub did not pick up every target within 15 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("bench: restarted; {targets} target loops running after {:.1?}", started.elapsed());
+    tokio::time::sleep_until(t0 + interval + Duration::from_secs(1)).await;
+    let t1 = tokio::time::Instant::now();
+    handle.ctx.store.flush().await?;
+    let writes = handle.ctx.store.stats().committed - writer0.committed;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ticks = handle.ctx.metrics.tick_log.stats(t0, t1);
+    handle.shutdown().await;
+    Ok(RestartReport {
+        ticks_due: ticks.due,
+        ticks_run: ticks.run,
+        ticks_within_1s: ticks.within_1s,
+        lateness_p99_s: ticks.lateness_p99,
+        store_writes_per_tick: if ticks.run == 0 { 0.0 } else { writes as f64 / ticks.run as f64 },
     })
 }
 

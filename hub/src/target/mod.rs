@@ -88,6 +88,9 @@ pub struct TargetInput {
     pub workload: Arc<Workload>,
     /// The annotations parsed against the config, or every problem with them.
     pub spec: Result<TargetSpec, String>,
+    /// The fingerprint of [`TargetInput::row_spec`], so the target row is rewritten when
+    /// the spec changes.
+    pub spec_fingerprint: u64,
 }
 
 impl TargetInput {
@@ -97,7 +100,17 @@ impl TargetInput {
         let spec = ctx.profiles.parse_spec(&workload.annotations);
         let hooks = spec.as_ref().ok().and_then(|s| ctx.profiles.get(&s.profile)).is_none_or(|p| p.has_hooks());
         let workload = if hooks || !workload.has_json() { workload } else { Arc::new(workload.without_json()) };
-        Self { workload, spec }
+        let mut input = Self { workload, spec, spec_fingerprint: 0 };
+        input.spec_fingerprint = record::json_fingerprint(&input.row_spec());
+        input
+    }
+
+    /// The target row's `spec`: the parsed spec, or the annotations when they are invalid.
+    pub fn row_spec(&self) -> serde_json::Value {
+        match &self.spec {
+            Ok(spec) => serde_json::json!(spec),
+            Err(_) => serde_json::json!(self.workload.annotations),
+        }
     }
 
     pub(crate) fn interval(&self) -> Duration {

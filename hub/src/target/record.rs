@@ -18,6 +18,8 @@ use crate::telemetry::{HookLabels, OutcomeLabels, TargetLabels};
 use crate::workload::TargetKey;
 
 /// What a loop remembers of what it recorded, so a tick that changes nothing writes little.
+/// A restarted hub's loop resumes it from the store, so its first tick rewrites nothing that
+/// did not change while the hub was down.
 #[derive(Debug, Default)]
 pub struct Recorded {
     /// The target row as last written, so unchanged rows are not rewritten every tick.
@@ -32,10 +34,18 @@ pub struct Recorded {
     gauges: Option<(Gauge, Gauge)>,
 }
 
-/// What the target row last said: state, error, current and desired replicas.
-type RowSnapshot = (String, Option<String>, Option<i32>, Option<i32>);
+/// What the target row last said: state, error, replicas, and the spec's fingerprint.
+#[derive(Debug, PartialEq)]
+struct RowSnapshot {
+    state: String,
+    error: Option<String>,
+    current: Option<i32>,
+    desired: Option<i32>,
+    spec: u64,
+}
 
-/// The parts of a decision that make it worth a row of its own when they change.
+/// The parts of a decision that make it worth a row of its own when they change; the
+/// reason chain as the fingerprint of its JSON text.
 #[derive(Debug, PartialEq)]
 struct Signature {
     outcome: String,
@@ -44,7 +54,7 @@ struct Signature {
     raw: Option<i64>,
     desired: Option<i32>,
     scaled: bool,
-    reasons: Value,
+    reasons: u64,
 }
 
 impl Signature {
@@ -56,8 +66,47 @@ impl Signature {
             raw: row.raw_evaluation,
             desired: row.final_replicas,
             scaled: row.scaled,
-            reasons: row.reasons.clone(),
+            reasons: json_fingerprint(&row.reasons),
         }
+    }
+}
+
+/// The store's fingerprint of a JSON column holding `value`.
+pub fn json_fingerprint(value: &Value) -> u64 {
+    scalehub_store::fingerprint(&serde_json::to_string(value).unwrap_or_default())
+}
+
+impl Recorded {
+    /// Resumes from the store's snapshots of a target's row and newest decision; a row of
+    /// another workload of the same name (another uid) or of a removed target is not resumed.
+    pub fn resume(
+        row: Option<scalehub_store::TargetSnapshot>,
+        decision: Option<scalehub_store::DecisionSnapshot>,
+        uid: &Option<String>,
+    ) -> Self {
+        let row = row.filter(|r| !r.removed && r.uid == *uid);
+        let last_decision = row.as_ref().and(decision).map(|d| Signature {
+            outcome: d.outcome,
+            error: d.error,
+            current: d.current_replicas,
+            raw: d.raw_evaluation,
+            desired: d.final_replicas,
+            scaled: d.scaled,
+            reasons: d.reasons,
+        });
+        let last_row = row.map(|r| RowSnapshot {
+            state: r.state,
+            error: r.error,
+            current: r.current_replicas,
+            desired: r.desired_replicas,
+            spec: r.spec,
+        });
+        Self { last_row, last_decision, ..Default::default() }
+    }
+
+    /// Whether a live row was resumed (the target was listed before the restart).
+    pub fn resumed(&self) -> bool {
+        self.last_row.is_some()
     }
 }
 
@@ -219,19 +268,21 @@ pub async fn target(ctx: &Arc<Context>, key: &TargetKey, recorded: &mut Recorded
     if let Some(d) = t.desired {
         desired_gauge.set(d as i64);
     }
-    let snapshot = (t.state.to_owned(), t.error.clone(), t.current, t.desired);
+    let snapshot = RowSnapshot {
+        state: t.state.to_owned(),
+        error: t.error.clone(),
+        current: t.current,
+        desired: t.desired,
+        spec: t.input.spec_fingerprint,
+    };
     if recorded.last_row.as_ref() == Some(&snapshot) {
         return;
     }
-    let spec = match &t.input.spec {
-        Ok(spec) => json!(spec),
-        Err(_) => json!(t.input.workload.annotations),
-    };
     let row = scalehub_store::TargetRow {
         key: key.clone(),
         uid: t.input.workload.uid.clone(),
         state: t.state.into(),
-        spec,
+        spec: t.input.row_spec(),
         error: t.error,
         current_replicas: t.current,
         desired_replicas: t.desired,
@@ -249,5 +300,87 @@ pub async fn target(ctx: &Arc<Context>, key: &TargetKey, recorded: &mut Recorded
             }
         }
         Err(e) => tracing::warn!(target_key = %key, error = %e, "target row not written"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::workload::{Kind, Workload};
+
+    fn input(ctx: &Context, uid: &str) -> TargetInput {
+        let obj: kube::api::DynamicObject = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop", "uid": uid,
+                         "annotations": {"scalehub.io/enabled": "true"}},
+            "spec": {"replicas": 2},
+        }))
+        .unwrap();
+        TargetInput::new(ctx, Arc::new(Workload::from_object(obj)))
+    }
+
+    /// One tick that keeps 2 replicas: its decision and its target row.
+    async fn tick(ctx: &Arc<Context>, recorded: &mut Recorded, input: &TargetInput, now: i64) {
+        let key = TargetKey::new("shop", Kind::Deployment, "web");
+        let mut r = Record::new(&key, now, 2);
+        r.raw = Some(2);
+        r.desired = Some(2);
+        r.reasons = json!([{"step": "evaluate", "message": "the evaluation asks for 2"}]);
+        decision(ctx, recorded, r, Some(&PolicyState::default()), RunType::Scaler).await;
+        let t = TargetState { state: "active", error: None, current: Some(2), desired: Some(2), input };
+        target(ctx, &key, recorded, now, t).await;
+        ctx.store.flush().await.unwrap();
+    }
+
+    /// What a restarted hub's loop for `key` resumes from, for a workload of `uid`.
+    async fn resume(store: &scalehub_store::Store, key: &TargetKey, uid: &str) -> Recorded {
+        let r = crate::hub::restore(store).await.unwrap().remove(key).unwrap();
+        Recorded::resume(r.row, r.decision, &Some(uid.to_owned()))
+    }
+
+    #[tokio::test]
+    async fn a_restarted_loop_rewrites_neither_its_row_nor_an_unchanged_decision() {
+        let store = scalehub_store::Store::open("sqlite::memory:").await.unwrap();
+        let ctx = crate::api::testing::context(store.clone(), Arc::new(|| 0), true).unwrap();
+        let key = TargetKey::new("shop", Kind::Deployment, "web");
+        let web = input(&ctx, "u1");
+        tick(&ctx, &mut Recorded::default(), &web, 1_000).await;
+        assert_eq!(store.decisions(&key, None, 10).await.unwrap().len(), 1);
+
+        // A restart: the loop resumes from what the store says.
+        let mut resumed = resume(&store, &key, "u1").await;
+        assert!(resumed.resumed());
+        tick(&ctx, &mut resumed, &web, 2_000).await;
+        assert_eq!(store.decisions(&key, None, 10).await.unwrap().len(), 1, "an unchanged decision is not rewritten");
+        assert_eq!(store.get_target(&key).await.unwrap().unwrap().updated_at, 1_000, "nor is the row");
+        assert_eq!(store.ticks(&key, 0, 10_000, 100).await.unwrap().len(), 2, "the tick is in the series");
+
+        // A workload recreated under the same name while the hub was down is a new target.
+        let mut other = resume(&store, &key, "u2").await;
+        assert!(!other.resumed());
+        tick(&ctx, &mut other, &input(&ctx, "u2"), 3_000).await;
+        assert_eq!(store.decisions(&key, None, 10).await.unwrap().len(), 2);
+        assert_eq!(store.get_target(&key).await.unwrap().unwrap().uid.as_deref(), Some("u2"));
+    }
+
+    #[tokio::test]
+    async fn a_changed_spec_rewrites_the_row_even_when_the_state_stays() {
+        let store = scalehub_store::Store::open("sqlite::memory:").await.unwrap();
+        let ctx = crate::api::testing::context(store.clone(), Arc::new(|| 0), true).unwrap();
+        let key = TargetKey::new("shop", Kind::Deployment, "web");
+        let mut recorded = Recorded::default();
+        tick(&ctx, &mut recorded, &input(&ctx, "u1"), 1_000).await;
+        let obj: kube::api::DynamicObject = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u1",
+                         "annotations": {"scalehub.io/enabled": "true", "scalehub.io/max-replicas": "7"}},
+            "spec": {"replicas": 2},
+        }))
+        .unwrap();
+        let edited = TargetInput::new(&ctx, Arc::new(Workload::from_object(obj)));
+        tick(&ctx, &mut recorded, &edited, 2_000).await;
+        let row = store.get_target(&key).await.unwrap().unwrap();
+        assert_eq!(row.updated_at, 2_000);
+        // The test config has no profile, so the spec is invalid and the row keeps the annotations.
+        assert_eq!(row.spec["scalehub.io/max-replicas"], "7", "{}", row.spec);
     }
 }

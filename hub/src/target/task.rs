@@ -30,7 +30,7 @@ pub async fn run(
     let span = tracing::info_span!("target", namespace = %key.namespace, kind = %key.kind, name = %key.name);
     async move {
         let restored = ctx.restored.lock().ok().and_then(|mut m| m.remove(&key)).unwrap_or_default();
-        let mut memory = tick::Memory::restored(restored);
+        let mut memory = tick::Memory::restored(restored, &input.borrow().workload.uid);
         // List the target at once, not only after its first (jittered) tick.
         let first = input.borrow().clone();
         // The stages' futures are boxed: held inline, they would make every idle loop carry

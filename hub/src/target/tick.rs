@@ -30,9 +30,9 @@ pub struct Memory {
 }
 
 impl Memory {
-    /// Memory that starts from a restored policy state.
-    pub fn restored(policy: PolicyState) -> Self {
-        Self { policy, ..Default::default() }
+    /// Memory that resumes from what the store said at start, for the workload whose uid is `uid`.
+    pub fn restored(restored: crate::hub::Restored, uid: &Option<String>) -> Self {
+        Self { policy: restored.policy, recorded: Recorded::resume(restored.row, restored.decision, uid) }
     }
 }
 
@@ -51,6 +51,10 @@ pub struct TickResult {
 
 /// Lists a new target before its first tick: `invalid` with the error, or `pending`.
 pub async fn announce(ctx: &Arc<Context>, key: &TargetKey, input: &TargetInput, memory: &mut Memory) {
+    if input.spec.is_ok() && memory.recorded.resumed() {
+        // The row of a restarted hub's target keeps saying what it said until the first tick.
+        return;
+    }
     let now = (ctx.clock)();
     let (state, error) = match &input.spec {
         Err(error) => ("invalid", Some(error.clone())),

@@ -39,6 +39,7 @@ mod decisions;
 mod error;
 mod overrides;
 mod policy;
+mod resume;
 pub mod series;
 mod targets;
 mod writer;
@@ -46,6 +47,7 @@ mod writer;
 pub use decisions::MAX_HISTORY;
 pub use error::{Result, StoreError};
 pub use filter::{Page, TargetFilter, TargetSort};
+pub use resume::{DecisionSnapshot, TargetSnapshot, fingerprint};
 pub use rows::{
     DecisionRow, Kind, OverrideKind, OverrideRow, PauseDirection, PolicyStateRow, TargetKey, TargetRow, WriterStats,
 };

@@ -98,6 +98,19 @@ pub(crate) async fn resolve_id(
     Ok(id)
 }
 
+/// The id of every target, by key.
+pub(crate) async fn all_ids(conn: &mut SqliteConnection) -> Result<HashMap<TargetKey, i64>> {
+    let rows: Vec<(i64, String, String, String)> = sqlx::query_as("SELECT id, namespace, kind, name FROM targets")
+        .fetch_all(conn)
+        .await
+        .map_err(query_err("read target ids"))?;
+    rows.into_iter()
+        .map(|(id, namespace, kind, name)| {
+            Ok((TargetKey { namespace, kind: crate::codec::workload_kind(kind)?, name }, id))
+        })
+        .collect()
+}
+
 /// Reads a [`TargetRow`] from a row selected with [`COLUMNS`].
 fn target_from_row(row: &SqliteRow) -> Result<TargetRow> {
     let get = query_err("decode target");

@@ -132,6 +132,12 @@ impl Writer {
 
     /// Runs until `Close` arrives or every `Store` handle is dropped.
     pub(crate) async fn run(mut self) {
+        // Know every existing target's id at once: a restarted hub's first write of each
+        // target would otherwise look its id up, one query per target.
+        match targets::all_ids(&mut self.conn).await {
+            Ok(ids) => self.ids = ids,
+            Err(e) => tracing::warn!(error = %e, "target ids not preloaded; they are read as needed"),
+        }
         let mut closed_by = None;
         while let Some(first) = self.rx.recv().await {
             let mut batch = Batch::default();
