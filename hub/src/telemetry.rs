@@ -73,6 +73,8 @@ pub struct Metrics {
     pub scale_calls: Family<OutcomeLabels, Counter>,
     /// Every request made to the API server (see [`counted_client`]).
     pub apiserver_requests: Family<RequestLabels, Counter>,
+    /// Target loops restarted after a panic.
+    pub loop_restarts: Counter,
     /// Exact tick timings for `scalehub bench` (kept only once enabled).
     pub tick_log: Arc<TickLog>,
     registry: Arc<Registry>,
@@ -93,6 +95,7 @@ impl Metrics {
         let targets = Family::<StateLabels, Gauge>::default();
         let scale_calls = Family::<OutcomeLabels, Counter>::default();
         let apiserver_requests = Family::<RequestLabels, Counter>::default();
+        let loop_restarts = Counter::default();
         registry.register("target_current_replicas", "Replicas the workload has", current_replicas.clone());
         registry.register("target_desired_replicas", "Replicas the last decision wanted", desired_replicas.clone());
         registry.register("decisions", "Decisions by outcome", decisions.clone());
@@ -106,6 +109,7 @@ impl Metrics {
             "Requests made to the Kubernetes API server",
             apiserver_requests.clone(),
         );
+        registry.register("target_loop_restarts", "Target loops restarted after a panic", loop_restarts.clone());
         Self {
             current_replicas,
             desired_replicas,
@@ -116,6 +120,7 @@ impl Metrics {
             targets,
             scale_calls,
             apiserver_requests,
+            loop_restarts,
             tick_log: Arc::new(TickLog::default()),
             registry: Arc::new(registry),
         }

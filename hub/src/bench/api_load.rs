@@ -1,12 +1,17 @@
 //! An open-loop load on the hub's REST API while it ticks: requests start at a fixed rate
 //! whether or not earlier ones have answered, and each latency is measured from the moment
-//! the request was due, so a slow server cannot hide behind a slowed-down client.
+//! the request was due, so a slow server cannot hide behind a slowed-down client. At most
+//! [`CONNECTIONS`] requests are in flight, as with a load generator's fixed connections: a
+//! request that waits for one is late, and its wait counts in its latency.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
+
+/// Requests in flight at most.
+pub const CONNECTIONS: usize = 64;
 
 /// Latency quantiles of one request kind, seconds.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -42,6 +47,7 @@ pub async fn run(base: &str, rate: f64, length: Duration, namespaces: u32, targe
     let mut due = started;
     let mut n: u64 = 0;
     let mut tasks = Vec::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
     while due < started + length {
         tokio::time::sleep_until(due).await;
         let (url, sink) = if n.is_multiple_of(2) {
@@ -57,7 +63,9 @@ pub async fn run(base: &str, rate: f64, length: Duration, namespaces: u32, targe
             (format!("{base}/api/v1/targets?limit=100&namespace=bench-0&sort=name"), page.clone())
         };
         let at = due;
+        let slots = slots.clone();
         tasks.push(tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await;
             let ok = tokio::time::timeout(Duration::from_secs(30), super::fleet::get_text(&url)).await;
             let latency = matches!(ok, Ok(Ok(_))).then(|| at.elapsed().as_secs_f64());
             if let Ok(mut v) = sink.lock() {

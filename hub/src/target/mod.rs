@@ -33,6 +33,9 @@ pub use tick::TickResult;
 /// A request to a target's loop, answered between its ticks so it never races them.
 #[derive(Debug)]
 pub enum Command {
+    /// Panic inside the loop, as a bug in a tick would (tests of the supervisor).
+    #[cfg(test)]
+    Panic,
     /// Run the stages now with this run type (`api` scales like a tick; `api_dry_run` never
     /// scales and leaves the stabilisation state alone) and answer with the result.
     Run {
@@ -114,7 +117,8 @@ impl TargetInput {
     }
 
     pub(crate) fn interval(&self) -> Duration {
-        self.spec.as_ref().map(|s| s.interval).unwrap_or(Duration::from_secs(15)).max(Duration::from_secs(1))
+        let interval = self.spec.as_ref().map(|s| s.interval).unwrap_or(Duration::from_secs(15));
+        interval.clamp(scalehub_core::spec::MIN_INTERVAL, scalehub_core::spec::MAX_INTERVAL)
     }
 }
 

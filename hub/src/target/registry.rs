@@ -89,7 +89,7 @@ impl Registry {
                     loops.insert(key.clone(), LoopHandle { commands, input: rx.clone() });
                 }
                 let cancel = CancellationToken::new();
-                let task = tokio::spawn(task::run(self.ctx.clone(), key.clone(), rx, command_rx, cancel.clone()));
+                let task = tokio::spawn(task::supervise(self.ctx.clone(), key.clone(), rx, command_rx, cancel.clone()));
                 self.targets.insert(key, Handle { input: tx, cancel, task });
             }
         }

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use rand::Rng;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -19,8 +20,11 @@ use crate::hub::Context;
 use crate::target::{Command, RunError, TargetInput, tick};
 use crate::workload::TargetKey;
 
-/// Runs one target's loop until `cancel` fires.
-pub async fn run(
+/// Runs one target's loop until `cancel` fires or its input ends. A loop that panics is
+/// restarted after a pause that grows with each panic (up to a minute), counted in
+/// `scalehub_target_loop_restarts_total`, and its target shows the panic as its error until a
+/// tick succeeds again; its policy state is read back from the store.
+pub async fn supervise(
     ctx: Arc<Context>,
     key: TargetKey,
     mut input: watch::Receiver<Arc<TargetInput>>,
@@ -29,57 +33,123 @@ pub async fn run(
 ) {
     let span = tracing::info_span!("target", namespace = %key.namespace, kind = %key.kind, name = %key.name);
     async move {
-        let restored = ctx.restored.lock().ok().and_then(|mut m| m.remove(&key)).unwrap_or_default();
-        let mut memory = tick::Memory::restored(restored, &input.borrow().workload.uid);
-        // List the target at once, not only after its first (jittered) tick.
-        let first = input.borrow().clone();
-        // The stages' futures are boxed: held inline, they would make every idle loop carry
-        // the few kilobytes of state that only a running tick needs.
-        Box::pin(tick::announce(&ctx, &key, &first, &mut memory)).await;
-        let mut interval = input.borrow().interval();
-        // Spread first ticks over one interval so a restart or a mass opt-in is no thundering herd.
-        let jitter = rand::rng().random_range(0..interval.as_millis().max(1) as u64);
-        let mut next = Instant::now() + Duration::from_millis(jitter);
-        ctx.metrics.tick_log.schedule(next, interval);
-        let mut last_start: Option<Instant> = None;
+        let mut restarts = 0u32;
         loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                changed = input.changed() => {
-                    if changed.is_err() { break }
-                    // A shorter interval applies at once: the next tick is due one new interval
-                    // after the last one, not after the old, longer interval.
-                    let new_interval = input.borrow().interval();
-                    if new_interval != interval {
-                        interval = new_interval;
-                        if let Some(start) = last_start {
-                            next = next.min(start + interval);
-                        }
-                    }
-                    continue;
+            let memory = match restarts {
+                0 => {
+                    let restored = ctx.restored.lock().ok().and_then(|mut m| m.remove(&key)).unwrap_or_default();
+                    tick::Memory::restored(restored, &input.borrow().workload.uid)
                 }
-                Some(command) = commands.recv() => {
-                    let current = input.borrow().clone();
-                    Box::pin(handle_command(&ctx, &key, &current, &mut memory, command)).await;
-                    continue;
-                }
-                _ = tokio::time::sleep_until(next) => {}
+                _ => Box::pin(reloaded(&ctx, &key)).await,
+            };
+            let once = run(&ctx, &key, &mut input, &mut commands, &cancel, memory);
+            let Err(panic) = std::panic::AssertUnwindSafe(once).catch_unwind().await else { return };
+            restarts = restarts.saturating_add(1);
+            let message = panic_message(panic.as_ref());
+            ctx.metrics.loop_restarts.inc();
+            tracing::error!(restarts, panic = %message, "the target's loop panicked; restarting it");
+            let error = format!("the target's loop panicked ({message}) and was restarted ({restarts} so far)");
+            if let Err(e) = ctx.store.set_target_error(&key, &error, (ctx.clock)()).await {
+                tracing::warn!(error = %e, "the panic could not be recorded on the target");
             }
-            let start = Instant::now();
-            ctx.metrics.tick_lateness.observe(start.saturating_duration_since(next).as_secs_f64());
-            ctx.metrics.tick_log.tick(next, start);
-            last_start = Some(start);
-            let current = input.borrow().clone();
-            Box::pin(tick::scheduled(&ctx, &key, &current, &mut memory)).await;
-            next += interval;
-            if next <= Instant::now() {
-                // Overran: skip the missed ticks instead of firing them back to back.
-                next = Instant::now() + interval;
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(restart_pause(restarts)) => {}
             }
         }
     }
     .instrument(span)
     .await
+}
+
+/// The pause before the `restarts`th restart: 1 s, 2 s, 4 s, … up to a minute.
+fn restart_pause(restarts: u32) -> Duration {
+    Duration::from_secs(1u64 << restarts.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
+/// What a panic said.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
+}
+
+/// Memory rebuilt from the store after a panic: the persisted policy state.
+async fn reloaded(ctx: &Context, key: &TargetKey) -> tick::Memory {
+    let policy = match ctx.store.policy_state(key).await {
+        Ok(Some(row)) => serde_json::from_value(row.state).unwrap_or_default(),
+        Ok(None) => Default::default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "policy state not reloaded after a panic");
+            Default::default()
+        }
+    };
+    tick::Memory::restored(crate::hub::Restored { policy, ..Default::default() }, &None)
+}
+
+/// One run of a target's loop, until `cancel` fires or its input ends.
+async fn run(
+    ctx: &Arc<Context>,
+    key: &TargetKey,
+    input: &mut watch::Receiver<Arc<TargetInput>>,
+    commands: &mut mpsc::Receiver<Box<Command>>,
+    cancel: &CancellationToken,
+    mut memory: tick::Memory,
+) {
+    // List the target at once, not only after its first (jittered) tick.
+    let first = input.borrow().clone();
+    // The stages' futures are boxed: held inline, they would make every idle loop carry
+    // the few kilobytes of state that only a running tick needs.
+    Box::pin(tick::announce(ctx, key, &first, &mut memory)).await;
+    let mut interval = input.borrow().interval();
+    // Spread first ticks over one interval so a restart or a mass opt-in is no thundering herd.
+    let jitter = rand::rng().random_range(0..interval.as_millis().max(1) as u64);
+    let mut next = later(Instant::now(), Duration::from_millis(jitter));
+    ctx.metrics.tick_log.schedule(next, interval);
+    let mut last_start: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            changed = input.changed() => {
+                if changed.is_err() { break }
+                // A shorter interval applies at once: the next tick is due one new interval
+                // after the last one, not after the old, longer interval.
+                let new_interval = input.borrow().interval();
+                if new_interval != interval {
+                    interval = new_interval;
+                    if let Some(start) = last_start {
+                        next = next.min(later(start, interval));
+                    }
+                }
+                continue;
+            }
+            Some(command) = commands.recv() => {
+                let current = input.borrow().clone();
+                Box::pin(handle_command(ctx, key, &current, &mut memory, command)).await;
+                continue;
+            }
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        let start = Instant::now();
+        ctx.metrics.tick_lateness.observe(start.saturating_duration_since(next).as_secs_f64());
+        ctx.metrics.tick_log.tick(next, start);
+        last_start = Some(start);
+        let current = input.borrow().clone();
+        Box::pin(tick::scheduled(ctx, key, &current, &mut memory)).await;
+        next = later(next, interval);
+        if next <= Instant::now() {
+            // Overran: skip the missed ticks instead of firing them back to back.
+            next = later(Instant::now(), interval);
+        }
+    }
+}
+
+/// `at + by`, or a day after `at` if that overflows (intervals are validated to at most a
+/// day, so this never changes a schedule; it keeps a bad value from panicking a loop).
+fn later(at: Instant, by: Duration) -> Instant {
+    at.checked_add(by).or_else(|| at.checked_add(scalehub_core::spec::MAX_INTERVAL)).unwrap_or(at)
 }
 
 async fn handle_command(
@@ -90,6 +160,8 @@ async fn handle_command(
     command: Box<Command>,
 ) {
     let (run_type, reply) = match *command {
+        #[cfg(test)]
+        Command::Panic => panic!("a test asked this loop to panic"),
         Command::Run { run_type, reply } => (run_type, reply),
         Command::Metrics { run_type, reply } => {
             let result = match &input.spec {
@@ -127,8 +199,52 @@ mod tests {
         let (_input_tx, input_rx) = tokio::sync::watch::channel(input);
         let (_commands_tx, commands_rx) = tokio::sync::mpsc::channel(8);
         let key = crate::workload::TargetKey::new("shop", crate::workload::Kind::Deployment, "web");
-        let run = super::run(ctx, key, input_rx, commands_rx, Default::default());
+        let run = super::supervise(ctx, key, input_rx, commands_rx, Default::default());
         let size = std::mem::size_of_val(&run);
         assert!(size <= 2048, "an idle target loop takes {size} bytes");
+    }
+
+    // Real time: the store's pool times out under paused time. The restart waits its first
+    // pause of one second; the pauses themselves are checked below without waiting.
+    #[tokio::test]
+    async fn a_loop_that_panics_is_restarted_counted_and_its_target_says_why() {
+        let store = scalehub_store::Store::open("sqlite::memory:").await.unwrap();
+        let ctx = crate::api::testing::context(store.clone(), Arc::new(|| 1_000), true).unwrap();
+        let obj: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u1",
+                         "annotations": {"scalehub.io/enabled": "true"}},
+        }))
+        .unwrap();
+        let input = Arc::new(super::TargetInput::new(&ctx, Arc::new(crate::workload::Workload::from_object(obj))));
+        let (_input_tx, input_rx) = tokio::sync::watch::channel(input);
+        let (commands, commands_rx) = tokio::sync::mpsc::channel(8);
+        let key = crate::workload::TargetKey::new("shop", crate::workload::Kind::Deployment, "web");
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(super::supervise(ctx.clone(), key.clone(), input_rx, commands_rx, cancel.clone()));
+
+        commands.send(Box::new(super::Command::Panic)).await.unwrap();
+        while ctx.metrics.loop_restarts.get() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        store.flush().await.unwrap();
+        let row = store.get_target(&key).await.unwrap().unwrap();
+        assert_eq!(row.state, "error");
+        assert!(row.error.as_deref().unwrap_or_default().contains("a test asked this loop to panic"), "{row:?}");
+
+        // After its pause the loop runs again and answers between ticks.
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let run_type = scalehub_hooks::RunType::ApiDryRun;
+        commands.send(Box::new(super::Command::Run { run_type, reply })).await.unwrap();
+        let answer = answer.await.expect("the restarted loop answers");
+        assert!(matches!(answer, Err(super::RunError::Invalid(_))), "{answer:?}");
+        assert_eq!(ctx.metrics.loop_restarts.get(), 1);
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn restarts_pause_longer_each_time_up_to_a_minute() {
+        let pauses: Vec<u64> = (1..=9).map(|n| super::restart_pause(n).as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
     }
 }

@@ -65,6 +65,23 @@ pub(crate) async fn mark_removed(conn: &mut SqliteConnection, key: &TargetKey, a
     Ok(done.rows_affected() as i64)
 }
 
+/// Puts a managed target in state `error` with `error`.
+pub(crate) async fn set_error(conn: &mut SqliteConnection, key: &TargetKey, error: &str, at: i64) -> Result<i64> {
+    let done = sqlx::query(
+        "UPDATE targets SET state = 'error', error = ?4, updated_at = ?5 \
+         WHERE namespace = ?1 AND kind = ?2 AND name = ?3 AND removed_at IS NULL",
+    )
+    .bind(&key.namespace)
+    .bind(key.kind.as_str())
+    .bind(&key.name)
+    .bind(error)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(query_err("set target error"))?;
+    Ok(done.rows_affected() as i64)
+}
+
 /// The id of a target, inserting a placeholder (state `unknown`) if the hub
 /// writes about a target it never upserted, so that no decision is lost.
 pub(crate) async fn resolve_id(
@@ -207,6 +224,13 @@ impl Store {
         Ok(changed > 0)
     }
 
+    /// Puts a managed target in state `error` with `error` (its next tick says what it is
+    /// then); returns whether a managed target was found.
+    pub async fn set_target_error(&self, key: &TargetKey, error: &str, at: i64) -> Result<bool> {
+        let changed = self.write(Write::TargetError { key: key.clone(), error: error.to_owned(), at }).await?;
+        Ok(changed > 0)
+    }
+
     /// One target, removed or not.
     pub async fn get_target(&self, key: &TargetKey) -> Result<Option<TargetRow>> {
         let sql = format!("SELECT {COLUMNS} FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3");
@@ -279,10 +303,11 @@ mod tests {
     }
 
     /// The query plan of a page that continues after `row` in `sort`.
-    async fn plan(store: &Store, sort: TargetSort, state: Option<&str>) -> String {
+    async fn plan(store: &Store, sort: TargetSort, state: Option<&str>, namespace: Option<&str>) -> String {
         let filter = TargetFilter {
             sort,
             state: state.map(str::to_owned),
+            namespace: namespace.map(str::to_owned),
             cursor: Some(encode_cursor(sort, &row("active"))),
             ..TargetFilter::default()
         };
@@ -301,14 +326,18 @@ mod tests {
     #[tokio::test]
     async fn every_sort_pages_by_an_index_range_without_sorting() {
         let store = Store::open("sqlite::memory:").await.unwrap();
-        for (sort, state) in [
-            (TargetSort::Key, None),
-            (TargetSort::Name, None),
-            (TargetSort::State, None),
-            (TargetSort::Updated, None),
-            (TargetSort::Key, Some("active")),
+        for (sort, state, namespace) in [
+            (TargetSort::Key, None, None),
+            (TargetSort::Name, None, None),
+            (TargetSort::State, None, None),
+            (TargetSort::Updated, None, None),
+            (TargetSort::Key, Some("active"), None),
+            (TargetSort::Key, None, Some("shop")),
+            (TargetSort::Name, None, Some("shop")),
+            (TargetSort::State, None, Some("shop")),
+            (TargetSort::Updated, None, Some("shop")),
         ] {
-            let plan = plan(&store, sort, state).await;
+            let plan = plan(&store, sort, state, namespace).await;
             assert!(plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"), "{sort:?}: {plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{sort:?} sorts in memory: {plan}");
         }

@@ -44,6 +44,8 @@ pub(crate) enum Write {
     UpsertTarget(Box<TargetRow>),
     /// Mark a target removed; returns rows changed.
     MarkRemoved { key: TargetKey, at: i64 },
+    /// Put a managed target in state `error` with `error`; returns rows changed.
+    TargetError { key: TargetKey, error: String, at: i64 },
     /// A decision and the policy state it produced, atomically; returns the decision id.
     Decision { decision: Box<DecisionRow>, policy: Option<Box<PolicyStateRow>> },
     /// A policy state alone, ahead of a scale call; returns 1.
@@ -343,6 +345,7 @@ async fn apply(conn: &mut SqliteConnection, op: &Write, ids: &mut HashMap<Target
             Ok(id)
         }
         Write::MarkRemoved { key, at } => targets::mark_removed(conn, key, *at).await,
+        Write::TargetError { key, error, at } => targets::set_error(conn, key, error, *at).await,
         Write::Decision { decision, policy } => {
             let target = targets::resolve_id(conn, ids, &decision.key, decision.time).await?;
             let id = decisions::insert(conn, target, decision).await?;

@@ -172,8 +172,13 @@ impl Profile {
         if self.max_replicas.is_some_and(|max| max < 1) {
             issues.push(format!("{path}.maxReplicas"), "must be >= 1");
         }
-        if self.interval.is_some_and(|ms| ms <= 0) {
-            issues.push(format!("{path}.interval"), "must be > 0 (milliseconds)");
+        if let Some(ms) = self.interval {
+            let interval = Duration::from_millis(ms.unsigned_abs());
+            if ms <= 0 {
+                issues.push(format!("{path}.interval"), "must be > 0 (milliseconds)");
+            } else if let Err(e) = crate::spec::check_interval(interval) {
+                issues.push(format!("{path}.interval"), format!("{e} (milliseconds: {ms})"));
+            }
         }
         if let Some(behavior) = &self.behavior {
             behavior.validate(&format!("{path}.behavior"), issues);

@@ -281,3 +281,19 @@ profiles:
     let errors = invalid(no_target);
     assert!(errors.iter().any(|e| e.starts_with("profiles.cpu.evaluate: is required")), "{errors:?}");
 }
+
+#[test]
+fn a_profile_interval_outside_one_second_to_a_day_is_refused() {
+    for (ms, ok) in [(1, false), (999, false), (1_000, true), (86_400_000, true), (86_400_001, false)] {
+        let yaml = format!(
+            "profiles:\n  default:\n    interval: {ms}\n    kubernetesMetricSpecs:\n      - type: Resource\n        resource: {{name: cpu, target: {{type: Utilization, averageUtilization: 50}}}}\n"
+        );
+        match Config::from_yaml_str(&yaml) {
+            Ok(_) => assert!(ok, "interval {ms} ms was accepted"),
+            Err(e) => {
+                assert!(!ok, "interval {ms} ms was refused: {e}");
+                assert!(e.to_string().contains("profiles.default.interval: must be between 1s and 1day"), "{e}");
+            }
+        }
+    }
+}

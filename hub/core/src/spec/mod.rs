@@ -43,6 +43,23 @@ pub const PARAM_PREFIX: &str = "scalehub.io/param.";
 pub const DEFAULT_PROFILE: &str = "default";
 /// The longest stabilisation window accepted (the HPA's limit).
 pub const MAX_WINDOW: Duration = Duration::from_secs(3600);
+/// The shortest tick interval: a target's loop never ticks more often.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest tick interval accepted: a day.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// Checks an interval against [`MIN_INTERVAL`] and [`MAX_INTERVAL`].
+pub fn check_interval(interval: Duration) -> Result<Duration, String> {
+    if interval < MIN_INTERVAL || interval > MAX_INTERVAL {
+        return Err(format!(
+            "must be between {} and {} (got {})",
+            format_duration(MIN_INTERVAL),
+            format_duration(MAX_INTERVAL),
+            format_duration(interval)
+        ));
+    }
+    Ok(interval)
+}
 
 /// Whether the metric method runs once per pod or once per workload (CPA meaning).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,16 +247,19 @@ impl TargetSpec {
         };
 
         let min_replicas = reader.read(MIN_REPLICAS, defaults.min_replicas, whole_number);
-        let max_replicas = reader.read(MAX_REPLICAS, defaults.max_replicas, |v| {
-            whole_number(v).and_then(|n| if n >= 1 { Ok(n) } else { Err("must be >= 1".into()) })
+        let max_replicas = reader.read(MAX_REPLICAS, defaults.max_replicas, |v| match whole_number(v) {
+            Ok(n) if n >= 1 => Ok(n),
+            Ok(_) => Err("must be >= 1".into()),
+            // A negative count breaks the same rule as 0 does: say that rule.
+            Err(e) if v.starts_with('-') && e.starts_with("must be") => Err("must be >= 1".into()),
+            Err(e) => Err(e),
         });
         if min_replicas > max_replicas {
             let key = if annotations.contains_key(MIN_REPLICAS) { MIN_REPLICAS } else { MAX_REPLICAS };
             reader.fail(key, format!("leaves min-replicas {min_replicas} above max-replicas {max_replicas}"));
         }
         let interval = reader.read(INTERVAL, defaults.interval, |v| {
-            let interval = parse_duration(v).map_err(|err| format!("is not a duration: {err}"))?;
-            if interval.is_zero() { Err("must be greater than zero".into()) } else { Ok(interval) }
+            check_interval(parse_duration(v).map_err(|err| format!("is not a duration: {err}"))?)
         });
         let downscale_stabilization = reader.read(DOWNSCALE_STABILIZATION, defaults.downscale_stabilization, window);
         let upscale_stabilization = reader.read(UPSCALE_STABILIZATION, defaults.upscale_stabilization, window);

@@ -92,8 +92,8 @@ fn every_bad_annotation_is_reported_with_key_value_and_reason() {
     let expected = [
         "scalehub.io/profile: \"nope\" is not a profile in the hub config (known: big, default)",
         "scalehub.io/min-replicas: \"abc\" is not a whole number",
-        "scalehub.io/max-replicas: \"-3\" must be >= 0",
-        "scalehub.io/interval: \"0s\" must be greater than zero",
+        "scalehub.io/max-replicas: \"-3\" must be >= 1",
+        "scalehub.io/interval: \"0s\" must be between 1s and 1day (got 0s)",
         "scalehub.io/downscale-stabilization: \"5\" is not a duration: \"5\" has no unit; write e.g. 5s or 5ms",
         "scalehub.io/upscale-stabilization: \"2h\" must be at most 1h",
         "scalehub.io/run-mode: \"per-node\" is not a run mode (per-pod or per-resource)",
@@ -165,4 +165,29 @@ fn the_policy_input_carries_the_spec() {
     assert_eq!((input.min_replicas, input.max_replicas), (2, 10));
     assert_eq!(input.upscale_window, Duration::from_secs(60));
     assert_eq!((input.current_replicas, input.evaluated_replicas), (3, 7));
+}
+
+#[test]
+fn intervals_are_bounded_so_no_loop_ticks_faster_than_a_second_or_never() {
+    let profiles = BTreeMap::from([("default".to_owned(), SpecDefaults::default())]);
+    for (value, reason) in [
+        ("9300000000000000000s", "must be between 1s and 1day"),
+        ("1000000h", "must be between 1s and 1day"),
+        ("1ms", "must be between 1s and 1day"),
+        ("999ms", "must be between 1s and 1day"),
+    ] {
+        let annotations = BTreeMap::from([
+            ("scalehub.io/enabled".to_owned(), "true".to_owned()),
+            (INTERVAL.to_owned(), value.to_owned()),
+        ]);
+        let errors = TargetSpec::from_annotations(&annotations, &profiles).unwrap_err().to_string();
+        assert!(errors.contains(reason), "{value}: {errors}");
+    }
+    for value in ["1s", "24h", "90s"] {
+        let annotations = BTreeMap::from([
+            ("scalehub.io/enabled".to_owned(), "true".to_owned()),
+            (INTERVAL.to_owned(), value.to_owned()),
+        ]);
+        assert!(TargetSpec::from_annotations(&annotations, &profiles).is_ok(), "{value}");
+    }
 }
