@@ -75,6 +75,12 @@ pub struct Metrics {
     pub apiserver_requests: Family<RequestLabels, Counter>,
     /// Target loops restarted after a panic.
     pub loop_restarts: Counter,
+    /// The store writer's failed transaction attempts (see [`Metrics::observe_store`]).
+    store_failed_attempts: Counter,
+    /// Writes lost after retries.
+    store_lost_writes: Counter,
+    /// 1 while the store cannot write.
+    store_failing: Gauge,
     /// Exact tick timings for `scalehub bench` (kept only once enabled).
     pub tick_log: Arc<TickLog>,
     registry: Arc<Registry>,
@@ -96,6 +102,16 @@ impl Metrics {
         let scale_calls = Family::<OutcomeLabels, Counter>::default();
         let apiserver_requests = Family::<RequestLabels, Counter>::default();
         let loop_restarts = Counter::default();
+        let store_failed_attempts = Counter::default();
+        let store_lost_writes = Counter::default();
+        let store_failing = Gauge::default();
+        registry.register(
+            "store_failed_attempts",
+            "Database write transactions that failed (retries included)",
+            store_failed_attempts.clone(),
+        );
+        registry.register("store_lost_writes", "Database writes lost after retries", store_lost_writes.clone());
+        registry.register("store_failing", "1 while the database cannot be written", store_failing.clone());
         registry.register("target_current_replicas", "Replicas the workload has", current_replicas.clone());
         registry.register("target_desired_replicas", "Replicas the last decision wanted", desired_replicas.clone());
         registry.register("decisions", "Decisions by outcome", decisions.clone());
@@ -121,9 +137,22 @@ impl Metrics {
             scale_calls,
             apiserver_requests,
             loop_restarts,
+            store_failed_attempts,
+            store_lost_writes,
+            store_failing,
             tick_log: Arc::new(TickLog::default()),
             registry: Arc::new(registry),
         }
+    }
+
+    /// Brings the store's metrics up to its writer's counters (read when `/metrics` is scraped).
+    pub fn observe_store(&self, stats: &scalehub_store::WriterStats) {
+        let catch_up = |counter: &Counter, total: u64| {
+            counter.inc_by(total.saturating_sub(counter.get()));
+        };
+        catch_up(&self.store_failed_attempts, stats.failed_attempts);
+        catch_up(&self.store_lost_writes, stats.failed);
+        self.store_failing.set(i64::from(stats.failing));
     }
 
     /// The Prometheus text exposition of every metric.

@@ -43,7 +43,11 @@ impl TestApi {
 
     /// An API with these access rules.
     pub async fn with_auth(auth: Auth) -> Self {
-        let store = Store::open("sqlite::memory:").await.unwrap();
+        Self::with_store(auth, Store::open("sqlite::memory:").await.unwrap()).await
+    }
+
+    /// An API over `store`, with these access rules.
+    pub async fn with_store(auth: Auth, store: Store) -> Self {
         let clock = ManualClock::at(T0);
         let ctx = testing::context(store, clock.clock(), true).unwrap();
         let app = scalehub::api::app(testing::state(ctx.clone(), auth));

@@ -110,3 +110,33 @@ async fn the_stream_sends_decisions_and_target_changes_as_events() {
         "the filter let another namespace through: {text}"
     );
 }
+
+#[tokio::test]
+async fn a_database_that_cannot_be_written_makes_the_hub_unready_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+    let options = scalehub_store::StoreOptions { max_pages: Some(60), ..Default::default() };
+    let store = scalehub_store::Store::open_with(&url, options).await.unwrap();
+    let auth = scalehub::api::auth::Auth::from_text(&crate::common::token_file(), false).unwrap();
+    let api = TestApi::with_store(auth, store.clone()).await;
+    assert_eq!(api.get("/readyz").await.0, StatusCode::OK);
+    // Fill the database until a write fails.
+    let mut i = 0;
+    loop {
+        let mut target = row("shop", "Deployment", &format!("w{i}"), "active", T0);
+        target.spec = json!({"padding": "x".repeat(8_000)});
+        if store.upsert_target(target).await.is_err() {
+            break;
+        }
+        i += 1;
+        assert!(i < 1_000, "the page cap never filled the database");
+    }
+    let (status, body) = api.get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.as_str().unwrap().contains("the database cannot be written"), "{body}");
+    let (_, hub) = api.get("/api/v1/hub").await;
+    assert_eq!(hub["store"]["writable"], false, "{hub}");
+    assert!(hub["store"]["lastError"].as_str().unwrap().contains("full"), "{hub}");
+    let (_, text) = api.get("/metrics").await;
+    assert!(text.as_str().unwrap().contains("scalehub_store_failing 1"), "{text}");
+}

@@ -19,6 +19,19 @@ pub struct HubInfo {
     pub started_at: i64,
 }
 
+/// The database writer's health.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreStatus {
+    /// False while the writer's last attempt failed (a full disk, I/O errors) and nothing has
+    /// been committed since; decisions and policy state are not saved meanwhile.
+    pub writable: bool,
+    /// Why the last failed attempt failed.
+    pub last_error: Option<String>,
+    /// Writes lost because their batch failed after retries, since start.
+    pub lost_writes: u64,
+}
+
 /// The hub's status.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -31,6 +44,8 @@ pub struct HubStatus {
     pub identity: String,
     /// Managed targets by state.
     pub targets: BTreeMap<String, u64>,
+    /// Whether the database can be written.
+    pub store: StoreStatus,
     /// When this process started, unix milliseconds.
     pub started_at: i64,
     /// Whether reads need a token.
@@ -43,11 +58,14 @@ pub struct HubStatus {
 #[utoipa::path(get, path = "/api/v1/hub", tag = "hub", responses((status = 200, body = HubStatus)))]
 pub async fn hub(_: CanRead, State(state): State<ApiState>) -> Result<Json<HubStatus>, ApiError> {
     let targets = state.ctx.store.counts_by_state().await?;
+    let stats = state.ctx.store.stats();
+    let store = StoreStatus { writable: !stats.failing, last_error: stats.last_error, lost_writes: stats.failed };
     Ok(Json(HubStatus {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         leader: *state.ctx.leader.borrow(),
         identity: state.info.identity.clone(),
         targets,
+        store,
         started_at: state.info.started_at,
         reads_protected: state.auth.reads_protected(),
         writes_enabled: state.auth.writes_enabled(),

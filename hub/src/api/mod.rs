@@ -124,6 +124,11 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
         tracing::warn!(error = %e, "readiness: database does not answer");
         return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the database does not answer".to_owned());
     }
+    let stats = state.ctx.store.stats();
+    if stats.failing {
+        let why = stats.last_error.unwrap_or_default();
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: the database cannot be written: {why}"));
+    }
     let role = if *state.ctx.leader.borrow() { "leader" } else { "standby" };
     (StatusCode::OK, format!("ok ({role})"))
 }
@@ -131,6 +136,7 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "hub", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    state.ctx.metrics.observe_store(&state.ctx.store.stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.ctx.metrics.encode())
 }
 

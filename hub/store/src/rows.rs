@@ -143,7 +143,7 @@ impl OverrideRow {
 }
 
 /// Health of the writer task, for `/metrics` and logs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WriterStats {
     /// Writes waiting in the channel right now.
@@ -158,4 +158,11 @@ pub struct WriterStats {
     pub failed: u64,
     /// Size of the last committed batch.
     pub last_batch: u64,
+    /// Transaction attempts that failed, retries included (a full disk, I/O errors).
+    pub failed_attempts: u64,
+    /// Whether the writer cannot write right now: its last attempt failed and nothing has
+    /// been committed since.
+    pub failing: bool,
+    /// Why the last failed attempt failed.
+    pub last_error: Option<String>,
 }

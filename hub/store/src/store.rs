@@ -37,6 +37,9 @@ pub struct StoreOptions {
     pub read_connections: u32,
     /// How long a statement waits for a lock held by another process.
     pub busy_timeout: Duration,
+    /// A cap on the database's size, in pages (SQLite's `max_page_count`): a write that would
+    /// grow it further fails as on a full disk. `None` leaves the size to the disk.
+    pub max_pages: Option<u64>,
 }
 
 impl Default for StoreOptions {
@@ -47,6 +50,7 @@ impl Default for StoreOptions {
             linger: Duration::from_millis(50),
             read_connections: 4,
             busy_timeout: Duration::from_secs(5),
+            max_pages: None,
         }
     }
 }
@@ -112,6 +116,10 @@ impl Store {
             // of writes does not leave a big file behind for good.
             .pragma("journal_size_limit", "67108864")
             .optimize_on_close(true, None);
+        let writer_options = match options.max_pages {
+            Some(pages) => writer_options.pragma("max_page_count", pages.to_string()),
+            None => writer_options,
+        };
         let mut conn = writer_options.connect().await.map_err(open_err)?;
         MIGRATOR.run(&mut conn).await.map_err(StoreError::Migrate)?;
 
@@ -126,7 +134,7 @@ impl Store {
 
         let (tx, rx) = mpsc::channel(options.channel_capacity.max(1));
         let counters = Arc::new(Counters::default());
-        let writer = Writer::new(conn, rx, options.max_batch.max(1), options.linger, counters.clone());
+        let writer = Writer::new(conn, writer_options, rx, options.max_batch.max(1), options.linger, counters.clone());
         let handle = tokio::spawn(writer.run());
         let inner =
             Inner { pool, tx, writer: Mutex::new(Some(handle)), counters, capacity: options.channel_capacity.max(1) };
@@ -208,6 +216,9 @@ impl Store {
             rejected: c.rejected.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             last_batch: c.last_batch.load(Ordering::Relaxed),
+            failed_attempts: c.failed_attempts.load(Ordering::Relaxed),
+            failing: c.failing.load(Ordering::Relaxed),
+            last_error: c.last_error.lock().ok().and_then(|e| e.clone()),
         }
     }
 

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sqlx::{Connection as _, SqliteConnection};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -77,6 +78,12 @@ pub(crate) struct Counters {
     pub(crate) rejected: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) last_batch: AtomicU64,
+    /// Transaction attempts that failed (each retry counts).
+    pub(crate) failed_attempts: AtomicU64,
+    /// Whether the last attempt failed: set by a failure, cleared by the next commit.
+    pub(crate) failing: std::sync::atomic::AtomicBool,
+    /// Why the last attempt failed.
+    pub(crate) last_error: std::sync::Mutex<Option<String>>,
 }
 
 /// What one turn of the loop collected.
@@ -111,6 +118,8 @@ impl Batch {
 /// The task that owns the only writing connection.
 pub(crate) struct Writer {
     conn: SqliteConnection,
+    /// How `conn` was opened, to open a fresh one after a failed transaction.
+    options: SqliteConnectOptions,
     rx: mpsc::Receiver<Command>,
     max_batch: usize,
     linger: Duration,
@@ -124,12 +133,29 @@ impl Writer {
     /// Prepares the writer; `run` starts it.
     pub(crate) fn new(
         conn: SqliteConnection,
+        options: SqliteConnectOptions,
         rx: mpsc::Receiver<Command>,
         max_batch: usize,
         linger: Duration,
         counters: Arc<Counters>,
     ) -> Self {
-        Self { conn, rx, max_batch, linger, ids: HashMap::new(), counters }
+        Self { conn, options, rx, max_batch, linger, ids: HashMap::new(), counters }
+    }
+
+    /// Replaces the connection after a failed transaction. A failed `COMMIT` (a full disk)
+    /// may leave SQLite's transaction rolled back behind sqlx's back, and the connection then
+    /// refuses every later `BEGIN`; a fresh connection starts clean. The new one is opened
+    /// before the old one closes, so an in-memory database (tests) survives the swap.
+    async fn reconnect(&mut self) {
+        match self.options.connect().await {
+            Ok(fresh) => {
+                let old = std::mem::replace(&mut self.conn, fresh);
+                if let Err(error) = old.close().await {
+                    tracing::debug!(%error, "closing the failed writer connection");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "the store's writer could not reconnect; retrying later"),
+        }
     }
 
     /// Runs until `Close` arrives or every `Store` handle is dropped.
@@ -212,6 +238,12 @@ impl Writer {
                     }
                     Err(error) => {
                         self.ids.clear();
+                        self.counters.failed_attempts.fetch_add(1, Ordering::Relaxed);
+                        self.counters.failing.store(true, Ordering::Relaxed);
+                        if let Ok(mut last) = self.counters.last_error.lock() {
+                            *last = Some(error.to_string());
+                        }
+                        self.reconnect().await;
                         if attempt >= MAX_ATTEMPTS {
                             self.record_failure(&mut batch.writes, error);
                             break;
@@ -266,15 +298,11 @@ impl Writer {
             };
             match result {
                 Ok(value) => results.push(Ok(value)),
-                Err(_) => {
-                    tx.rollback().await?;
-                    return Ok(None);
-                }
+                Err(error) => return rolled_back(tx.rollback().await, error),
             }
         }
-        if deferred.flush(&mut tx).await.is_err() {
-            tx.rollback().await?;
-            return Ok(None);
+        if let Err(error) = deferred.flush(&mut tx).await {
+            return rolled_back(tx.rollback().await, error);
         }
         tx.commit().await?;
         Ok(Some(results))
@@ -292,6 +320,12 @@ impl Writer {
                     results.push(Ok(value));
                 }
                 Err(error) => {
+                    // The disk, not the write, is at fault: fail the attempt, so that it is
+                    // retried and the store says it cannot write, instead of rejecting every
+                    // write one by one as if it were bad.
+                    if is_storage_failure(&error) {
+                        return Err(into_sqlx(error));
+                    }
                     savepoint.rollback().await?;
                     self.ids.clear();
                     results.push(Err(error));
@@ -318,6 +352,7 @@ impl Writer {
             }
         }
         let c = &self.counters;
+        c.failing.store(false, Ordering::Relaxed);
         c.batches.fetch_add(1, Ordering::Relaxed);
         c.committed.fetch_add(size - rejected, Ordering::Relaxed);
         c.rejected.fetch_add(rejected, Ordering::Relaxed);
@@ -337,6 +372,35 @@ impl Writer {
 }
 
 /// Runs one write's statements on the writer's connection.
+/// Whether a write failed for want of storage (full, read-only, unopenable or failing disk)
+/// rather than for what it wrote.
+fn is_storage_failure(error: &StoreError) -> bool {
+    let StoreError::Query { source: sqlx::Error::Database(db), .. } = error else { return false };
+    // SQLITE_READONLY 8, SQLITE_IOERR 10, SQLITE_FULL 13, SQLITE_CANTOPEN 14; extended codes
+    // keep the primary code in their low byte.
+    let code = db.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or_default() & 0xff;
+    matches!(code, 8 | 10 | 13 | 14)
+}
+
+/// The sqlx error inside a store error, to fail an attempt with.
+fn into_sqlx(error: StoreError) -> sqlx::Error {
+    match error {
+        StoreError::Query { source, .. } => source,
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
+
+/// After a write failed and its transaction was rolled back: `None` to rerun the writes one
+/// by one. When the rollback failed too, SQLite had already rolled the transaction back (a
+/// full disk does that) and the connection must be replaced: the write's own error is the
+/// one worth reporting.
+fn rolled_back<T>(rollback: Result<(), sqlx::Error>, error: StoreError) -> Result<Option<T>, sqlx::Error> {
+    match rollback {
+        Ok(()) => Ok(None),
+        Err(_) => Err(into_sqlx(error)),
+    }
+}
+
 async fn apply(conn: &mut SqliteConnection, op: &Write, ids: &mut HashMap<TargetKey, i64>) -> Result<i64> {
     match op {
         Write::UpsertTarget(row) => {
