@@ -121,9 +121,12 @@ pub struct Report {
     pub db_bytes_per_target_day: f64,
     /// Database growth per tick run.
     pub db_bytes_per_tick: f64,
-    /// Time to read, after the run, what every target resumes from (policy state, row,
-    /// newest decision), as a restarting hub does.
+    /// Time to read and parse every target's policy state after the run (the windows a
+    /// restart must not lose).
     pub restore_seconds: f64,
+    /// Time to read all a restarting hub resumes from, as it does before its loops start:
+    /// policy states, target rows and newest decisions (three reads side by side).
+    pub resume_seconds: f64,
     /// Targets restored.
     pub restored_states: usize,
     /// The restarted hub's first interval (and a second): its ticks as they are counted above.
@@ -278,8 +281,15 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     handle.shutdown().await;
     let restore = Instant::now();
     let store = scalehub_store::Store::open(&database).await?;
-    let restored = hub::restore(&store).await?.len();
+    let policies = store.load_policy_states().await?;
+    let parsed = policies
+        .into_values()
+        .filter_map(|v| serde_json::from_value::<scalehub_core::policy::PolicyState>(v).ok())
+        .count();
     let restore_seconds = restore.elapsed().as_secs_f64();
+    let resume = Instant::now();
+    let restored = hub::restore(&store).await?.len().min(parsed);
+    let resume_seconds = resume.elapsed().as_secs_f64();
     store.close().await?;
     let restart = restart(client, options, opts.targets, interval).await?;
     // With the hub stopped, the same command's raw fork+exec rate at the hub's hook concurrency.
@@ -321,6 +331,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         db_bytes_per_target_day: (db1 - db0) as f64 / targets / (seconds / 86_400.0),
         db_bytes_per_tick: if ticks.run == 0 { 0.0 } else { (db1 - db0) as f64 / ticks.run as f64 },
         restore_seconds,
+        resume_seconds,
         restored_states: restored,
         restart,
         shell_vs_raw_fork_exec: raw_rate.map(|raw| if raw > 0.0 { hook_rate / raw } else { 0.0 }),
