@@ -93,6 +93,10 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Run { kubeconfig, config, database, listen, lease_namespace, identity, lease_seconds } => {
             let cfg = Config::load(&config).with_context(|| format!("invalid config {}", config.display()))?;
+            if cfg.profiles.is_empty() {
+                // Every target would be invalid: an empty or truncated file is a mistake.
+                anyhow::bail!("invalid config {}: profiles: at least one profile is required", config.display());
+            }
             let client = client(kubeconfig.as_deref()).await?;
             let identity = identity.unwrap_or_else(default_identity);
             let handle = hub::start(

@@ -142,11 +142,15 @@ async fn the_cpa_calls_run_the_hooks_and_only_a_real_run_scales() {
     let env = Env::start().await;
     env.wait_for_loop(&TargetKey::new("shop", Kind::Deployment, "web")).await;
 
-    let (status, metrics) = env.call(Method::GET, &format!("{BASE}/metrics?dry_run=true"), None, None).await;
+    let (status, _) = env.call(Method::GET, &format!("{BASE}/metrics?dry_run=true"), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "running hooks needs a token, even as a dry run");
+    let (status, metrics) = env.call(Method::GET, &format!("{BASE}/metrics?dry_run=true"), Some(ALICE), None).await;
     assert_eq!(status, StatusCode::OK, "{metrics}");
     assert_eq!(metrics, json!([{"resource": "web", "value": "5"}]));
 
-    let (status, eval) = env.call(Method::POST, &format!("{BASE}/evaluation?dry_run=true"), None, None).await;
+    let (status, _) = env.call(Method::POST, &format!("{BASE}/evaluation?dry_run=true"), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "running hooks needs a token, even as a dry run");
+    let (status, eval) = env.call(Method::POST, &format!("{BASE}/evaluation?dry_run=true"), Some(ALICE), None).await;
     assert_eq!(status, StatusCode::OK, "{eval}");
     assert_eq!(eval, json!({"targetReplicas": 5}));
     assert_eq!(env.replicas().await, 2, "a dry run scaled");
@@ -155,13 +159,13 @@ async fn the_cpa_calls_run_the_hooks_and_only_a_real_run_scales() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = env.call(Method::POST, &format!("{BASE}/evaluation"), None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a run that may scale needs a token");
-    let (status, _) = env.call(Method::GET, &format!("{BASE}/metrics?dry_run=false"), None, None).await;
-    assert_eq!(status, StatusCode::OK, "a GET never scales, so it is a read");
+    let (status, _) = env.call(Method::GET, &format!("{BASE}/metrics?dry_run=false"), Some(ALICE), None).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(env.replicas().await, 2, "a GET scaled");
     let (status, _) = env.call(Method::GET, &format!("{BASE}/metrics?dry_run=perhaps"), None, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) =
-        env.call(Method::POST, "/api/v1/targets/shop/Deployment/nope/evaluation?dry_run=true", None, None).await;
+        env.call(Method::POST, "/api/v1/targets/shop/Deployment/nope/evaluation?dry_run=true", Some(ALICE), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     let (status, eval) = env.call(Method::POST, &format!("{BASE}/evaluation?dry_run=false"), Some(ALICE), None).await;
@@ -190,7 +194,7 @@ async fn a_pinned_override_decides_the_next_run() {
     let env = Env::start().await;
     env.wait_for_loop(&TargetKey::new("shop", Kind::Deployment, "web")).await;
     // The target row appears with its first decision.
-    let (status, _) = env.call(Method::POST, &format!("{BASE}/evaluation?dry_run=true"), None, None).await;
+    let (status, _) = env.call(Method::POST, &format!("{BASE}/evaluation?dry_run=true"), Some(ALICE), None).await;
     assert_eq!(status, StatusCode::OK);
     env.hub.ctx.store.flush().await.unwrap();
 
@@ -221,7 +225,7 @@ async fn the_stream_carries_the_decisions_of_a_running_hub() {
     let res = env.http.request(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let mut body = Body::new(res.into_body()).into_data_stream();
-    let (status, _) = env.call(Method::POST, &format!("{BASE}/evaluation?dry_run=true"), None, None).await;
+    let (status, _) = env.call(Method::POST, &format!("{BASE}/evaluation?dry_run=true"), Some(ALICE), None).await;
     assert_eq!(status, StatusCode::OK);
     let mut seen = String::new();
     let found = tokio::time::timeout(Duration::from_secs(10), async {

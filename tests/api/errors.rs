@@ -75,9 +75,12 @@ async fn protected_reads_need_any_valid_token() {
     assert_eq!(status, StatusCode::OK);
     let (status, _) = api.call(Method::GET, "/api/v1/targets", Some(ALICE), None).await;
     assert_eq!(status, StatusCode::OK);
-    // Probes and Prometheus never need a token.
+    // Probes never need a token; Prometheus does, as any reader (its per-target series name
+    // every workload).
     assert_eq!(api.get("/healthz").await.0, StatusCode::OK);
-    assert_eq!(api.get("/metrics").await.0, StatusCode::OK);
+    assert_eq!(api.get("/readyz").await.0, StatusCode::OK);
+    assert_error(&api.get("/metrics").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.call(Method::GET, "/metrics", Some(VIEWER), None).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -87,6 +90,7 @@ async fn protected_reads_without_a_token_file_are_forbidden() {
             token_file: None,
             protect_reads: true,
             kubernetes_auth: false,
+            ..Default::default()
         })
         .unwrap(),
     )
@@ -106,4 +110,45 @@ async fn a_401_names_the_bearer_scheme() {
     assert!(res.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
     assert_eq!(res.headers()["cache-control"], "no-store", "API answers are never cached");
     assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+}
+
+#[tokio::test]
+async fn running_hooks_needs_a_write_token_unless_the_config_opens_it() {
+    let api = TestApi::new().await;
+    let uri = "/api/v1/targets/shop/Deployment/web/metrics";
+    let (status, _) = api.call(Method::GET, uri, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "an open read does not run hooks");
+    let (status, body) = api.call(Method::GET, uri, Some(VIEWER), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) =
+        api.call(Method::POST, "/api/v1/targets/shop/Deployment/web/evaluation?dry_run=true", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // With a write token the request reaches the target (none runs here: 404).
+    assert_eq!(api.call(Method::GET, uri, Some(ALICE), None).await.0, StatusCode::NOT_FOUND);
+
+    let open = TestApi::with_auth(Auth::from_text(&token_file(), false).unwrap().with_open_hook_runs(true)).await;
+    assert_eq!(open.call(Method::GET, uri, None, None).await.0, StatusCode::NOT_FOUND, "api.openHookRuns lets readers");
+}
+
+#[tokio::test]
+async fn api_hook_runs_beyond_the_budget_get_429() {
+    let api = TestApi::new().await;
+    let uri = "/api/v1/targets/shop/Deployment/web/metrics";
+    // A burst of twice the default 5 a second passes; soon after, runs are refused with a
+    // clear error (30 calls would have to take 4 s for the refill to keep up).
+    let mut passed = 0;
+    let mut refused = None;
+    for _ in 0..30 {
+        match api.call(Method::GET, uri, Some(ALICE), None).await {
+            (StatusCode::NOT_FOUND, _) => passed += 1,
+            (StatusCode::TOO_MANY_REQUESTS, body) => {
+                refused = Some(body);
+                break;
+            }
+            (status, body) => panic!("{status}: {body}"),
+        }
+    }
+    assert!(passed >= 10, "the burst of 10 was not allowed: {passed}");
+    let body = refused.expect("no run was refused");
+    assert!(body["error"].as_str().unwrap().contains("api.hookRunsPerSecond"), "{body}");
 }

@@ -204,3 +204,15 @@ async fn a_page_stays_fast_with_10000_targets_that_all_have_decisions() {
     // Generous for a debug build on a small machine; a full scan per page would take far longer.
     assert!(started.elapsed() < std::time::Duration::from_secs(2), "four pages took {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn every_state_the_hub_writes_filters_and_an_overlong_search_is_a_400() {
+    let api = TestApi::new().await;
+    api.ctx.store.upsert_target(row("shop", "Deployment", "new", "pending", T0)).await.unwrap();
+    let (status, body) = api.get("/api/v1/targets?state=pending").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["items"].as_array().unwrap().len(), 1);
+    let (status, body) = api.get(&format!("/api/v1/targets?q={}", "a".repeat(50_001))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("at most 256"), "{body}");
+}

@@ -144,7 +144,9 @@ async fn a_target_page_shows_a_chart_and_the_reasons_of_a_decision(browser: &Bro
     assert!(chain.contains("The evaluation asked for"), "reason chain: {chain}");
     browser.js("document.querySelector('.decision-detail').scrollIntoView({block: 'center'})").await;
     browser.shot("target-decision").await;
-    // The CPA's dry-run evaluation from the page: recorded, nothing scaled.
+    // The CPA's dry-run evaluation from the page: recorded, nothing scaled. It runs hooks, so
+    // it needs the write token, typed into the override form.
+    browser.element("#ov-token", 5).await.send_keys(TOKEN).await.unwrap();
     browser.click("#dry-run", 5).await;
     browser
         .until(
@@ -165,7 +167,9 @@ async fn an_override_set_through_the_form_is_applied_and_shows_up(browser: &Brow
     replicas.clear().await.unwrap();
     replicas.send_keys(&pin.to_string()).await.unwrap();
     browser.element("#ov-reason", 5).await.send_keys("browser test: hold web steady").await.unwrap();
-    browser.element("#ov-token", 5).await.send_keys(TOKEN).await.unwrap();
+    let token = browser.element("#ov-token", 5).await;
+    token.clear().await.unwrap();
+    token.send_keys(TOKEN).await.unwrap();
     browser.click("#set-override", 5).await;
 
     let shown = format!(

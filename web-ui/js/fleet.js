@@ -12,7 +12,7 @@ import { needsToken, tokenGate } from './auth.js';
 const ROW = 44;
 const OVERSCAN = 8;
 const PAGE = 500;
-const STATES = ['active', 'shadow', 'error', 'invalid', 'conflict', 'removed'];
+const STATES = ['pending', 'active', 'shadow', 'error', 'invalid', 'conflict', 'removed'];
 const COLUMNS = [
   { label: 'Status', sort: 'state' },
   { label: 'Namespace', sort: 'key' },

@@ -180,7 +180,11 @@ export function renderTarget(root, key, { stream }) {
     const button = ev.currentTarget;
     button.disabled = true;
     try {
-      const res = await api.write('POST', `${api.targetPath(key)}/evaluation`, undefined, undefined, { dry_run: 'true' });
+      // A dry run runs the target's hooks, so it needs a token that may write: the session's,
+      // or the one typed into the override form.
+      const typed = document.getElementById('ov-token');
+      const token = (typed && typed.value.trim()) || undefined;
+      const res = await api.write('POST', `${api.targetPath(key)}/evaluation`, undefined, token, { dry_run: 'true' });
       toast(`Dry run: the evaluation asks for ${res.targetReplicas} replica${res.targetReplicas === 1 ? '' : 's'} now (nothing scaled).`, 'ok');
       refresh();
     } catch (e) {

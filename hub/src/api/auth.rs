@@ -144,6 +144,10 @@ pub struct Auth {
     tokens: Option<Tokens>,
     protect_reads: bool,
     kube: Option<super::kube_auth::KubeReview>,
+    /// Whether a reader may run hooks (`api.openHookRuns`).
+    open_hook_runs: bool,
+    /// API-triggered hook runs per second (`api.hookRunsPerSecond`).
+    hook_runs_per_second: u32,
 }
 
 impl std::fmt::Debug for Auth {
@@ -162,7 +166,7 @@ impl std::fmt::Debug for Auth {
 impl Auth {
     /// No tokens: reads open, writes refused.
     pub fn without_tokens() -> Self {
-        Self { tokens: None, protect_reads: false, kube: None }
+        Self { tokens: None, protect_reads: false, kube: None, open_hook_runs: false, hook_runs_per_second: 5 }
     }
 
     /// The rules of the config's `api` section; reads the token file if one is named.
@@ -171,12 +175,35 @@ impl Auth {
             Some(path) => Some(Tokens::new(read_file(path)?, Some(path.clone()), modified(path))),
             None => None,
         };
-        Ok(Self { tokens, protect_reads: config.protect_reads, kube: None })
+        Ok(Self {
+            tokens,
+            protect_reads: config.protect_reads,
+            kube: None,
+            open_hook_runs: config.open_hook_runs,
+            hook_runs_per_second: config.hook_runs_per_second(),
+        })
     }
 
     /// Rules from the text of a token file (tests, or a file read elsewhere).
     pub fn from_text(text: &str, protect_reads: bool) -> Result<Self, AuthError> {
-        Ok(Self { tokens: Some(Tokens::new(parse(text)?, None, None)), protect_reads, kube: None })
+        Ok(Self {
+            tokens: Some(Tokens::new(parse(text)?, None, None)),
+            protect_reads,
+            kube: None,
+            open_hook_runs: false,
+            hook_runs_per_second: 5,
+        })
+    }
+
+    /// Lets readers run hooks (`api.openHookRuns`), as the CPA's open API did.
+    pub fn with_open_hook_runs(mut self, open: bool) -> Self {
+        self.open_hook_runs = open;
+        self
+    }
+
+    /// API-triggered hook runs allowed per second.
+    pub fn hook_runs_per_second(&self) -> u32 {
+        self.hook_runs_per_second
     }
 
     /// Also accepts Kubernetes bearer tokens, checked with TokenReview and
@@ -213,6 +240,23 @@ impl Auth {
             }
             _ => self.check_read(headers),
         }
+    }
+
+    /// Checks that the request may run the hooks of a target in `namespace` without scaling
+    /// it (the CPA's metrics call and a dry-run evaluation): a write token, or a read when
+    /// `api.openHookRuns` is set. Running hooks is work done in the cluster on the caller's
+    /// behalf, not a read of what the hub knows.
+    pub async fn hook_run_access(&self, headers: &HeaderMap, namespace: Option<&str>) -> Result<(), ApiError> {
+        if self.open_hook_runs {
+            return self.read_access(headers, namespace).await.map(|_| ());
+        }
+        self.write_access(headers, namespace).await.map(|_| ()).map_err(|e| {
+            if e.status == StatusCode::FORBIDDEN && !self.writes_enabled() {
+                forbidden("running a target's hooks through the API needs a write token, and this hub has none (or set api.openHookRuns)")
+            } else {
+                e
+            }
+        })
     }
 
     /// Checks that the request may write targets in `namespace`; returns the caller.

@@ -67,6 +67,7 @@ fn a_rewritten_token_file_takes_effect_without_a_restart() {
         token_file: Some(path.clone()),
         protect_reads: false,
         kubernetes_auth: false,
+        ..Default::default()
     };
     let auth = Auth::from_config(&config).unwrap().recheck_every(Duration::ZERO);
     assert!(auth.check_write(&bearer("aaaaaaaaaaaaaaaaaaaa")).is_ok());

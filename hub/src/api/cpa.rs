@@ -2,8 +2,11 @@
 //!
 //! Both run the target's stages in its own loop, between its ticks, so they never race a
 //! tick for the stabilisation state. A dry run (`api_dry_run`) never scales and leaves the
-//! state alone, so it is a read; a real evaluation runs as `api`, which may scale, so it is
-//! a write and needs a token. As in the CPA, a missing `dry_run` means false, and the
+//! state alone, but it runs the target's hooks: work in the cluster on the caller's behalf,
+//! so it needs a write token unless `api.openHookRuns` lets readers do it (the CPA's API had
+//! no authentication). A real evaluation runs as `api`, which may scale: a write, always.
+//! API-triggered runs share a hub-wide budget (`api.hookRunsPerSecond`, default 5 a second,
+//! bursts of 10); beyond it they get 429, so they never starve scheduled ticks. As in the CPA, a missing `dry_run` means false, and the
 //! evaluation of a dry run is the raw one while a real run returns the final value.
 //!
 //! `GET …/metrics` always runs as `api_dry_run`: the loop's on-demand run is a whole
@@ -71,8 +74,9 @@ pub async fn metrics(
     // As in the CPA, `dry_run` only changes the run type the hooks see: gathering metrics
     // never scales, so a read is enough either way.
     let run_type = if parse_dry_run(q.dry_run.as_deref())? { RunType::ApiDryRun } else { RunType::Api };
-    state.auth.read_access(&headers, Some(&path.namespace)).await?;
+    state.auth.hook_run_access(&headers, Some(&path.namespace)).await?;
     let key = path.key()?;
+    take_hook_run(&state)?;
     match state.ctx.metrics_now(&key, run_type).await.map_err(|e| run_error(&key, e))? {
         Ok(metrics) => Ok(Json(metrics)),
         Err(e) => Err(hook_failed(e)),
@@ -113,14 +117,29 @@ async fn run(
 ) -> Result<TickResult, ApiError> {
     let dry_run = parse_dry_run(dry_run)?;
     let run_type = if dry_run {
-        state.auth.read_access(headers, Some(&path.namespace)).await?;
+        state.auth.hook_run_access(headers, Some(&path.namespace)).await?;
         RunType::ApiDryRun
     } else {
         state.auth.write_access(headers, Some(&path.namespace)).await?;
         RunType::Api
     };
     let key = path.key()?;
+    take_hook_run(state)?;
     state.ctx.run_now(&key, run_type).await.map_err(|e| run_error(&key, e))
+}
+
+/// Takes one of the hub-wide API hook runs, or answers 429.
+fn take_hook_run(state: &ApiState) -> Result<(), ApiError> {
+    state.hook_runs.take().map_err(|wait| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many hook runs through the API (api.hookRunsPerSecond is {}); retry in {} ms",
+                state.auth.hook_runs_per_second(),
+                wait.as_millis().max(1)
+            ),
+        )
+    })
 }
 
 fn run_error(key: &crate::workload::TargetKey, e: RunError) -> ApiError {

@@ -11,6 +11,7 @@ pub mod cpa;
 pub mod error;
 pub mod hub_info;
 pub mod kube_auth;
+pub mod limit;
 pub mod openapi;
 pub mod overrides;
 pub mod stream;
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// Serialises override writes so the store and the hub's memory agree on the last one.
     pub override_writes: Arc<tokio::sync::Mutex<()>>,
+    /// Bounds the hook runs that API calls trigger.
+    pub hook_runs: Arc<limit::RateLimit>,
 }
 
 impl ApiState {
@@ -60,6 +63,7 @@ impl ApiState {
         identity: &str,
         shutdown: CancellationToken,
     ) -> Self {
+        let auth_rate = auth.hook_runs_per_second();
         let started_at = (ctx.clock)();
         Self {
             ctx,
@@ -68,6 +72,7 @@ impl ApiState {
             info: Arc::new(hub_info::HubInfo { identity: identity.to_owned(), started_at }),
             shutdown,
             override_writes: Arc::new(tokio::sync::Mutex::new(())),
+            hook_runs: Arc::new(limit::RateLimit::new(auth_rate)),
         }
     }
 }
@@ -135,7 +140,7 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "hub", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+pub async fn metrics(_: auth::CanRead, State(state): State<ApiState>) -> impl IntoResponse {
     state.ctx.metrics.observe_store(&state.ctx.store.stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.ctx.metrics.encode())
 }

@@ -17,7 +17,9 @@ use super::views::{OverrideView, Stabilisation, Target};
 use crate::workload::{Kind, TargetKey};
 
 /// States a target can be in; a filter naming another state is a typo, not an empty list.
-pub const STATES: [&str; 7] = ["active", "shadow", "invalid", "conflict", "error", "removed", "unknown"];
+pub const STATES: [&str; 8] = ["pending", "active", "shadow", "invalid", "conflict", "error", "removed", "unknown"];
+/// The longest `q` search accepted: names are at most 253 characters.
+pub const MAX_SEARCH: usize = 256;
 /// Decisions per history page when the request names no limit.
 pub const DEFAULT_HISTORY: u32 = 50;
 /// Overrides shown in a target's override history.
@@ -100,6 +102,14 @@ pub async fn list(
         && !STATES.contains(&s.as_str())
     {
         return Err(ApiError::bad_request(format!("unknown state {s:?}: use one of {}", STATES.join(", "))));
+    }
+    if let Some(q) = q.q.as_deref()
+        && q.chars().count() > MAX_SEARCH
+    {
+        return Err(ApiError::bad_request(format!(
+            "q is {} characters long; a search is at most {MAX_SEARCH} (names are at most 253)",
+            q.chars().count()
+        )));
     }
     let filter = TargetFilter {
         include_removed: q.include_removed.unwrap_or(false) || wanted_state.as_deref() == Some("removed"),

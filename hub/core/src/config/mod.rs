@@ -78,6 +78,22 @@ pub struct ApiConfig {
     /// the `system:auth-delegator` ClusterRole.
     #[serde(default)]
     pub kubernetes_auth: bool,
+    /// Let anyone who may read run a target's hooks through the CPA calls (`GET …/metrics`,
+    /// `POST …/evaluation?dry_run=true`), as the CPA's unauthenticated API did. Off by
+    /// default: running hooks costs the cluster work, so it needs a token that may write.
+    #[serde(default)]
+    pub open_hook_runs: bool,
+    /// API-triggered hook runs per second, hub-wide (bursts of twice as many), so they
+    /// cannot starve scheduled ticks of the hook concurrency; more get 429. Default 5.
+    #[serde(default)]
+    pub hook_runs_per_second: Option<u32>,
+}
+
+impl ApiConfig {
+    /// API-triggered hook runs allowed per second.
+    pub fn hook_runs_per_second(&self) -> u32 {
+        self.hook_runs_per_second.unwrap_or(5).max(1)
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -222,6 +238,9 @@ impl Config {
         }
         if self.metrics_resolution > Duration::from_secs(3600) {
             issues.push("metricsResolution", "must be at most 1h");
+        }
+        if self.api.hook_runs_per_second == Some(0) {
+            issues.push("api.hookRunsPerSecond", "must be > 0");
         }
         if self.hook_concurrency == 0 {
             issues.push("hookConcurrency", "must be > 0");
