@@ -153,10 +153,17 @@ fn config(profile: BenchProfile, sim_url: &str) -> String {
         ),
         BenchProfile::Shell => format!(
             "hookConcurrency: 32\nprofiles:\n  default:\n    runMode: per-resource\n    \
+             metric: {{type: shell, timeout: 5000, shell: {{entrypoint: /bin/sh, command: [\"-c\", {SHELL_METRIC:?}]}}}}\n    \
              evaluate: {{type: shell, timeout: 5000, shell: {{entrypoint: /bin/sh, command: [\"-c\", {SHELL_HOOK:?}]}}}}\n"
         ),
     }
 }
+
+/// The shell profile's metric hook: reads the payload, prints a value.
+const SHELL_METRIC: &str = "cat >/dev/null; echo 1";
+
+/// Shell hooks a tick of the shell profile runs (metric and evaluate).
+const SHELL_HOOKS_PER_TICK: f64 = 2.0;
 
 /// The shell profile's evaluate hook: reads the payload, keeps two replicas.
 const SHELL_HOOK: &str = "cat >/dev/null; echo '{\"targetReplicas\": 2}'";
@@ -302,7 +309,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     }
     let targets = f64::from(opts.targets.max(1));
     let cpu = cpu1 - cpu0;
-    let hook_rate = ticks.run as f64 / seconds;
+    let hook_rate = ticks.run as f64 * SHELL_HOOKS_PER_TICK / seconds;
     Ok(Report {
         targets: opts.targets,
         namespaces: fleet.namespaces,
@@ -411,4 +418,19 @@ pub async fn main(opts: BenchOptions) -> anyhow::Result<()> {
     let report = run(opts).await?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn every_bench_profile_is_a_valid_config() {
+        for profile in [BenchProfile::Builtin, BenchProfile::Http, BenchProfile::Shell] {
+            let text = config(profile, "http://127.0.0.1:1");
+            if let Err(e) = Config::from_yaml_str(&text) {
+                panic!("{profile:?}: {e}\n{text}");
+            }
+        }
+    }
 }
