@@ -43,10 +43,11 @@ pub struct Events {
 
 impl Events {
     /// Starts the writer task publishing as `reporter`.
-    pub fn spawn(client: Client, reporter: &str, repeat_after: Duration) -> Self {
+    /// Each publication may take `timeout`; a hung API server delays Events, never ticks.
+    pub fn spawn(client: Client, reporter: &str, repeat_after: Duration, timeout: Duration) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let recorder = Recorder::new(client, Reporter { controller: reporter.into(), instance: None });
-        tokio::spawn(writer(recorder, rx, repeat_after));
+        tokio::spawn(writer(recorder, rx, repeat_after, timeout));
         Self { tx: Some(tx) }
     }
 
@@ -64,7 +65,7 @@ impl Events {
     }
 }
 
-async fn writer(recorder: Recorder, mut rx: mpsc::Receiver<WorkloadEvent>, repeat_after: Duration) {
+async fn writer(recorder: Recorder, mut rx: mpsc::Receiver<WorkloadEvent>, repeat_after: Duration, timeout: Duration) {
     let mut last: HashMap<(TargetKey, String), (String, Instant)> = HashMap::new();
     while let Some(ev) = rx.recv().await {
         let now = Instant::now();
@@ -94,8 +95,12 @@ async fn writer(recorder: Recorder, mut rx: mpsc::Receiver<WorkloadEvent>, repea
             action: "Scale".into(),
             secondary: None,
         };
-        if let Err(e) = recorder.publish(&event, &reference).await {
-            tracing::debug!(target_key = %ev.key, error = %e, "event not published");
+        match tokio::time::timeout(timeout, recorder.publish(&event, &reference)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(target_key = %ev.key, error = %e, "event not published"),
+            Err(_) => {
+                tracing::debug!(target_key = %ev.key, ?timeout, "event not published: the API server did not answer")
+            }
         }
     }
 }

@@ -150,10 +150,16 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
         metrics.tick_log.enable();
     }
     let client = crate::telemetry::counted_client(client, &metrics);
-    let auth = if config.api.kubernetes_auth { auth.with_kubernetes_review(client.clone()) } else { auth };
+    let auth = if config.api.kubernetes_auth {
+        auth.with_kubernetes_review(client.clone(), config.kubernetes_timeout)
+    } else {
+        auth
+    };
     let mut leader_config = LeaderConfig::new(&opts.lease_namespace, "scalehub", &opts.identity);
     leader_config.lease_duration = opts.lease_duration;
     leader_config.retry_period = (opts.lease_duration / 7).max(Duration::from_millis(200));
+    // A renewal that cannot finish within half the lease must not hold up the next attempt.
+    leader_config.request_timeout = config.kubernetes_timeout.min(opts.lease_duration / 2);
     let leader =
         leader::spawn(Api::<Lease>::namespaced(client.clone(), &opts.lease_namespace), leader_config, shutdown.clone());
     let hooks = scalehub_hooks::HookRunner::new(scalehub_hooks::HookRunnerConfig {
@@ -169,8 +175,8 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
         pods: PodIndex::default(),
         pod_metrics: crate::podmetrics::PodMetricsCache::new(config.metrics_resolution),
         hpas: HpaIndex::default(),
-        scaler: Scaler::new(client.clone()),
-        events: Events::spawn(client.clone(), "scalehub", Duration::from_secs(300)),
+        scaler: Scaler::new(client.clone(), config.kubernetes_timeout),
+        events: Events::spawn(client.clone(), "scalehub", Duration::from_secs(300), config.kubernetes_timeout),
         metrics: metrics.clone(),
         leader: leader.clone(),
         overrides: RwLock::new(overrides),

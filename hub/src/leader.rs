@@ -28,6 +28,9 @@ pub struct LeaderConfig {
     pub lease_duration: Duration,
     /// How often the holder renews and a standby retries (client-go default 2 s).
     pub retry_period: Duration,
+    /// How long one Lease request may take before the attempt counts as failed (a hung API
+    /// server must not keep a leader believing it still leads).
+    pub request_timeout: Duration,
 }
 
 impl LeaderConfig {
@@ -39,6 +42,7 @@ impl LeaderConfig {
             identity: identity.to_owned(),
             lease_duration: Duration::from_secs(15),
             retry_period: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -59,7 +63,14 @@ pub fn spawn(api: Api<Lease>, config: LeaderConfig, shutdown: CancellationToken)
         let mut last_renew = Instant::now();
         loop {
             let now = Instant::now();
-            let leading = match try_acquire_or_renew(&api, &config, &mut observed, now).await {
+            let attempt =
+                tokio::time::timeout(config.request_timeout, try_acquire_or_renew(&api, &config, &mut observed, now));
+            let attempt = attempt.await.unwrap_or_else(|_| {
+                Err(kube::Error::Service(
+                    format!("the API server did not answer within {:?}", config.request_timeout).into(),
+                ))
+            });
+            let leading = match attempt {
                 Ok(leading) => {
                     if leading {
                         last_renew = now;
@@ -87,7 +98,8 @@ pub fn spawn(api: Api<Lease>, config: LeaderConfig, shutdown: CancellationToken)
             }
         }
         if *tx.borrow() {
-            if let Err(e) = release(&api, &config).await {
+            let released = tokio::time::timeout(config.request_timeout, release(&api, &config)).await;
+            if let Ok(Err(e)) = released {
                 tracing::warn!(error = %e, "could not release the lease");
             }
             let _ = tx.send(false);

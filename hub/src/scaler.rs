@@ -28,6 +28,14 @@ pub enum ScaleError {
         /// The server's message.
         message: String,
     },
+    /// The API server did not answer in time (`kubernetesTimeout`), every attempt.
+    #[error("scale of {key} failed: the API server did not answer within {timeout:?}")]
+    Timeout {
+        /// The target.
+        key: String,
+        /// The timeout of each attempt.
+        timeout: Duration,
+    },
     /// The request never got an answer.
     #[error("scale of {key} failed: {source}")]
     Transport {
@@ -46,12 +54,13 @@ pub struct Scaler {
     field_manager: String,
     attempts: u32,
     backoff: Duration,
+    timeout: Duration,
 }
 
 impl Scaler {
-    /// A scaler that writes as field manager `scalehub`.
-    pub fn new(client: Client) -> Self {
-        Self { client, field_manager: "scalehub".into(), attempts: 4, backoff: Duration::from_millis(200) }
+    /// A scaler that writes as field manager `scalehub`, each attempt bounded by `timeout`.
+    pub fn new(client: Client, timeout: Duration) -> Self {
+        Self { client, field_manager: "scalehub".into(), attempts: 4, backoff: Duration::from_millis(200), timeout }
     }
 
     /// Sets `spec.replicas` of the target to `replicas`; returns the replicas the server confirmed.
@@ -63,9 +72,19 @@ impl Scaler {
         let mut delay = self.backoff;
         let mut attempt = 1;
         loop {
-            let err = match api.patch_scale(&key.name, &params, &patch).await {
-                Ok(scale) => return Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(replicas)),
-                Err(e) => e,
+            let err = match tokio::time::timeout(self.timeout, api.patch_scale(&key.name, &params, &patch)).await {
+                Ok(Ok(scale)) => return Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(replicas)),
+                Ok(Err(e)) => e,
+                Err(_) if attempt >= self.attempts => {
+                    return Err(ScaleError::Timeout { key: key.to_string(), timeout: self.timeout });
+                }
+                Err(_) => {
+                    tracing::debug!(target_key = %key, attempt, "scale timed out; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                    continue;
+                }
             };
             let retryable = match &err {
                 kube::Error::Api(s) => matches!(s.code, 409 | 429 | 500 | 502 | 503 | 504),
@@ -87,5 +106,35 @@ impl Scaler {
             delay *= 2;
             attempt += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCENARIO: &str =
+        "namespaces: [shop]\nworkloads:\n  - {kind: Deployment, name: web, namespace: shop, replicas: 2}\n";
+
+    #[tokio::test]
+    async fn a_hung_api_server_fails_the_scale_after_the_timeout_instead_of_stalling_the_tick() {
+        let scenario = scalehub_sim::Scenario::from_yaml(SCENARIO, std::path::Path::new(".")).unwrap();
+        let sim = scalehub_sim::start(scalehub_sim::SimOptions { scenario: Some(scenario), ..Default::default() })
+            .await
+            .unwrap();
+        let client = crate::demo::sim_client(&sim.url()).unwrap();
+        let key = TargetKey::new("shop", crate::workload::Kind::Deployment, "web");
+        let mut scaler = Scaler::new(client, Duration::from_millis(200));
+        scaler.backoff = Duration::from_millis(10);
+        assert_eq!(scaler.scale(&key, 3).await.unwrap(), 3);
+
+        sim.faults().update(|f| f.latency_ms = 60_000);
+        let started = std::time::Instant::now();
+        let err = scaler.scale(&key, 4).await.unwrap_err();
+        assert!(matches!(err, ScaleError::Timeout { .. }), "{err}");
+        assert!(err.to_string().contains("did not answer within 200ms"), "{err}");
+        // Four attempts of 200 ms and short pauses, not a minute.
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        sim.shutdown().await;
     }
 }

@@ -175,7 +175,9 @@ async fn an_override_expires_by_itself_and_the_expiry_is_recorded() {
 #[tokio::test]
 async fn a_kubernetes_user_may_override_where_rbac_allows_and_becomes_the_author() {
     let client = scalehub::api::testing::review_server("k8s-token", "jane@example.com", "shop", Default::default());
-    let api = TestApi::with_auth(Auth::without_tokens().with_kubernetes_review(client)).await;
+    let api =
+        TestApi::with_auth(Auth::without_tokens().with_kubernetes_review(client, std::time::Duration::from_secs(10)))
+            .await;
     api.add_target("shop", "Deployment", "web").await;
     api.add_target("batch", "Deployment", "web").await;
     let body = json!({"replicas": 2, "reason": "rbac"});

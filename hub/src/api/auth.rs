@@ -208,8 +208,8 @@ impl Auth {
 
     /// Also accepts Kubernetes bearer tokens, checked with TokenReview and
     /// SubjectAccessReview through `client` (see [`super::kube_auth`]).
-    pub fn with_kubernetes_review(mut self, client: kube::Client) -> Self {
-        self.kube = Some(super::kube_auth::KubeReview::new(client));
+    pub fn with_kubernetes_review(mut self, client: kube::Client, timeout: Duration) -> Self {
+        self.kube = Some(super::kube_auth::KubeReview::new(client).with_timeout(timeout));
         self
     }
 

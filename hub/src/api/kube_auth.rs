@@ -51,6 +51,7 @@ type Answer = Result<Caller, (StatusCode, String)>;
 /// Reviews tokens and permissions with the API server.
 pub struct KubeReview {
     client: kube::Client,
+    timeout: std::time::Duration,
     cache: Mutex<HashMap<CacheKey, (Instant, Answer)>>,
 }
 
@@ -63,7 +64,13 @@ impl std::fmt::Debug for KubeReview {
 impl KubeReview {
     /// Reviews through `client` (the hub's own credentials).
     pub fn new(client: kube::Client) -> Self {
-        Self { client, cache: Mutex::new(HashMap::new()) }
+        Self { client, timeout: std::time::Duration::from_secs(10), cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// Bounds each review request by `timeout` (`kubernetesTimeout`).
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The caller behind `token` if it may `role` targets in `namespace` (None: cluster-wide).
@@ -101,13 +108,21 @@ impl KubeReview {
                 "cannot verify the token: the Kubernetes API server did not answer".to_owned(),
             )
         };
+        let timed_out = || {
+            tracing::warn!(timeout = ?self.timeout, "token or access review timed out");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot verify the token: the Kubernetes API server did not answer in time".to_owned(),
+            )
+        };
         let review = TokenReview {
             spec: TokenReviewSpec { token: Some(token.to_owned()), audiences: None },
             ..Default::default()
         };
-        let review = Api::<TokenReview>::all(self.client.clone())
-            .create(&PostParams::default(), &review)
+        let api = Api::<TokenReview>::all(self.client.clone());
+        let review = tokio::time::timeout(self.timeout, api.create(&PostParams::default(), &review))
             .await
+            .map_err(|_| timed_out())?
             .map_err(unavailable)?;
         let status = review.status.unwrap_or_default();
         let user = match (status.authenticated, status.user) {
@@ -136,9 +151,10 @@ impl KubeReview {
             },
             ..Default::default()
         };
-        let access = Api::<SubjectAccessReview>::all(self.client.clone())
-            .create(&PostParams::default(), &access)
+        let api = Api::<SubjectAccessReview>::all(self.client.clone());
+        let access = tokio::time::timeout(self.timeout, api.create(&PostParams::default(), &access))
             .await
+            .map_err(|_| timed_out())?
             .map_err(unavailable)?;
         if access.status.is_some_and(|s| s.allowed) {
             Ok(Caller { name, role })

@@ -53,6 +53,11 @@ pub struct Config {
     /// (metrics-server refreshes every 15 s by default); `0s` reads per target and tick.
     #[serde(default = "default_metrics_resolution", with = "crate::duration::serde_human")]
     pub metrics_resolution: Duration,
+    /// How long one request to the Kubernetes API server may take (a scale write, a Lease
+    /// renewal, an Event, a token review) before it counts as failed; watches are not bound
+    /// by it. 1s to 5m.
+    #[serde(default = "default_kubernetes_timeout", with = "crate::duration::serde_human")]
+    pub kubernetes_timeout: Duration,
     /// API access settings.
     #[serde(default)]
     pub api: ApiConfig,
@@ -110,6 +115,10 @@ fn default_retention() -> Duration {
 
 fn default_hook_concurrency() -> usize {
     32
+}
+
+fn default_kubernetes_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_metrics_resolution() -> Duration {
@@ -210,6 +219,7 @@ impl Config {
             retention: default_retention(),
             hook_concurrency: default_hook_concurrency(),
             metrics_resolution: default_metrics_resolution(),
+            kubernetes_timeout: default_kubernetes_timeout(),
             api: ApiConfig::default(),
             defaults: None,
             profiles: BTreeMap::new(),
@@ -238,6 +248,9 @@ impl Config {
         }
         if self.metrics_resolution > Duration::from_secs(3600) {
             issues.push("metricsResolution", "must be at most 1h");
+        }
+        if self.kubernetes_timeout < Duration::from_secs(1) || self.kubernetes_timeout > Duration::from_secs(300) {
+            issues.push("kubernetesTimeout", "must be between 1s and 5m");
         }
         if self.api.hook_runs_per_second == Some(0) {
             issues.push("api.hookRunsPerSecond", "must be > 0");

@@ -297,3 +297,13 @@ fn a_profile_interval_outside_one_second_to_a_day_is_refused() {
         }
     }
 }
+
+#[test]
+fn the_kubernetes_timeout_defaults_to_ten_seconds_and_is_bounded() {
+    assert_eq!(Config::from_yaml_str("{}").unwrap().kubernetes_timeout, Duration::from_secs(10));
+    assert_eq!(Config::from_yaml_str("kubernetesTimeout: 30s").unwrap().kubernetes_timeout, Duration::from_secs(30));
+    for bad in ["0s", "500ms", "6m"] {
+        let e = Config::from_yaml_str(&format!("kubernetesTimeout: {bad}")).unwrap_err().to_string();
+        assert!(e.contains("kubernetesTimeout: must be between 1s and 5m"), "{bad}: {e}");
+    }
+}
