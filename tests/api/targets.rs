@@ -216,3 +216,23 @@ async fn every_state_the_hub_writes_filters_and_an_overlong_search_is_a_400() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["error"].as_str().unwrap().contains("at most 256"), "{body}");
 }
+
+#[tokio::test]
+async fn a_history_of_large_decisions_is_paged_by_size_not_only_by_count() {
+    let api = TestApi::new().await;
+    api.add_target("shop", "Deployment", "web").await;
+    let key = TargetKey::new("shop", Kind::Deployment, "web");
+    // 12 decisions of about 1 MB each: a page of 1000 would be 12 MB.
+    for i in 0..12 {
+        let mut d = decision(&key, T0 + i, "unchanged");
+        d.metrics = json!([{"resource": "web", "value": "x".repeat(1_000_000)}]);
+        api.ctx.store.record_decision_committed(d, None).await.unwrap();
+    }
+    let (status, page) = api.get("/api/v1/targets/shop/Deployment/web/decisions?limit=1000").await;
+    assert_eq!(status, StatusCode::OK);
+    let first = page["items"].as_array().unwrap().len();
+    assert!((1..12).contains(&first), "{first} decisions in one page");
+    let before = page["nextBefore"].as_i64().expect("a cursor to the rest");
+    let (_, rest) = api.get(&format!("/api/v1/targets/shop/Deployment/web/decisions?limit=1000&before={before}")).await;
+    assert!(!rest["items"].as_array().unwrap().is_empty(), "the cursor continues the history");
+}

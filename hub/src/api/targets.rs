@@ -18,6 +18,9 @@ use crate::workload::{Kind, TargetKey};
 
 /// States a target can be in; a filter naming another state is a typo, not an empty list.
 pub const STATES: [&str; 8] = ["pending", "active", "shadow", "invalid", "conflict", "error", "removed", "unknown"];
+/// The most JSON a page of decisions carries, so a history of large hook documents cannot
+/// build a huge response (the page ends early and its cursor goes on from there).
+pub const MAX_PAGE_BYTES: usize = 4 << 20;
 /// The longest `q` search accepted: names are at most 253 characters.
 pub const MAX_SEARCH: usize = 256;
 /// Decisions per history page when the request names no limit.
@@ -212,8 +215,18 @@ pub async fn decisions(
         None | Some(0) => DEFAULT_HISTORY,
         Some(n) => n.min(scalehub_store::MAX_HISTORY),
     };
-    let items = state.ctx.store.decisions(&skey, q.before, limit).await?;
-    let next_before = if items.len() as u32 == limit { items.last().map(|d| d.id) } else { None };
+    let mut items = state.ctx.store.decisions(&skey, q.before, limit).await?;
+    let mut next_before = if items.len() as u32 == limit { items.last().map(|d| d.id) } else { None };
+    // Hooks may leave large documents in a decision: a page stops at MAX_PAGE_BYTES of JSON
+    // (always at least one decision) and the cursor continues after the last one it holds.
+    let mut bytes = 0;
+    if let Some(cut) = items.iter().position(|d| {
+        bytes += serde_json::to_vec(d).map_or(0, |v| v.len());
+        bytes > MAX_PAGE_BYTES
+    }) {
+        items.truncate(cut.max(1));
+        next_before = items.last().map(|d| d.id);
+    }
     Ok(Json(DecisionPage { items, next_before }))
 }
 
