@@ -140,3 +140,20 @@ async fn a_database_that_cannot_be_written_makes_the_hub_unready_and_says_why() 
     let (_, text) = api.get("/metrics").await;
     assert!(text.as_str().unwrap().contains("scalehub_store_failing 1"), "{text}");
 }
+
+#[tokio::test]
+async fn live_streams_are_capped_and_a_closed_one_frees_its_slot() {
+    let api = TestApi::new().await;
+    let open =
+        || tower::ServiceExt::oneshot(api.app.clone(), Request::get("/api/v1/stream").body(Body::empty()).unwrap());
+    let mut streams = Vec::new();
+    for _ in 0..scalehub::api::stream::MAX_STREAMS {
+        let res = open().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        streams.push(res);
+    }
+    let refused = open().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    streams.pop();
+    assert_eq!(open().await.unwrap().status(), StatusCode::OK, "a closed stream's slot is free again");
+}

@@ -14,6 +14,7 @@ pub mod kube_auth;
 pub mod limit;
 pub mod openapi;
 pub mod overrides;
+pub mod server;
 pub mod stream;
 pub mod targets;
 pub mod testing;
@@ -52,6 +53,8 @@ pub struct ApiState {
     pub override_writes: Arc<tokio::sync::Mutex<()>>,
     /// Bounds the hook runs that API calls trigger.
     pub hook_runs: Arc<limit::RateLimit>,
+    /// Slots for live streams ([`stream::MAX_STREAMS`]).
+    pub streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
@@ -73,6 +76,7 @@ impl ApiState {
             shutdown,
             override_writes: Arc::new(tokio::sync::Mutex::new(())),
             hook_runs: Arc::new(limit::RateLimit::new(auth_rate)),
+            streams: Arc::new(tokio::sync::Semaphore::new(stream::MAX_STREAMS)),
         }
     }
 }
@@ -145,15 +149,8 @@ pub async fn metrics(_: auth::CanRead, State(state): State<ApiState>) -> impl In
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.ctx.metrics.encode())
 }
 
-/// Binds `addr` (port 0 picks one) and serves `router` until `shutdown`; returns the bound address.
+/// Binds `addr` (port 0 picks one) and serves `router` until `shutdown` with the server's
+/// default [`server::Limits`]; returns the bound address.
 pub async fn serve(addr: SocketAddr, router: Router, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    tokio::spawn(async move {
-        let result = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "http server failed");
-        }
-    });
-    Ok(local)
+    server::serve(addr, router, server::Limits::default(), shutdown).await
 }

@@ -21,6 +21,9 @@ use super::ApiState;
 use super::auth::CanRead;
 use super::error::{ApiError, ApiQuery};
 
+/// Live streams open at once, hub-wide, well below the server's connection cap.
+pub const MAX_STREAMS: usize = 128;
+
 /// An event as the stream sends it.
 fn to_sse(event: &HubEvent) -> Event {
     let (name, data) = match event {
@@ -62,6 +65,13 @@ pub async fn stream(
             && kind.is_none_or(|k| k == key.kind)
             && filter.name.as_ref().is_none_or(|n| *n == key.name)
     };
+    // Each stream holds a connection for as long as it lasts: they are capped (MAX_STREAMS).
+    let slot = state.streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("too many live streams ({MAX_STREAMS}); retry later, or poll /api/v1/targets"),
+        )
+    })?;
     let rx = state.ctx.bus.subscribe();
     let events = futures::stream::unfold(rx, move |mut rx| {
         let wanted = wanted.clone();
@@ -81,5 +91,10 @@ pub async fn stream(
     });
     // End the stream on shutdown, or graceful shutdown would wait for browsers forever.
     let events = events.take_until(state.shutdown.clone().cancelled_owned());
+    // The slot is released when the stream is dropped (the client went away, or shutdown).
+    let events = events.map(move |event| {
+        let _held = &slot;
+        event
+    });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
