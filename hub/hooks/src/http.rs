@@ -64,6 +64,7 @@ impl HttpClients {
             builder
                 .tls_backend_preconfigured(config.clone())
                 .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .redirect(same_origin_redirects())
                 .build()
                 .map_err(|e| HookError::Tls(TlsError::Client(e)))
         };
@@ -84,6 +85,17 @@ impl HttpClients {
 }
 
 /// True for `localhost` and loopback addresses.
+/// Redirects are followed only within the hook's own origin (scheme, host and port), at most
+/// five times: a hook endpoint must not send the payload, with the target's workload in it,
+/// to another host. A refused redirect is the hook's answer, and fails it with its 3xx status.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first();
+        let same = first.is_some_and(|f| f.origin() == attempt.url().origin());
+        if same && attempt.previous().len() <= 5 { attempt.follow() } else { attempt.stop() }
+    })
+}
+
 fn is_loopback(url: &Url) -> bool {
     let Some(host) = url.host_str() else {
         return false;

@@ -51,6 +51,7 @@ impl Server {
             .route("/slow", any(slow))
             .route("/concurrent", any(concurrent))
             .route("/big", any(big))
+            .route("/redirect", any(redirect))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -107,6 +108,18 @@ async fn concurrent(State(state): State<Arc<ServerState>>) -> &'static str {
     tokio::time::sleep(Duration::from_millis(150)).await;
     state.in_flight.fetch_sub(1, Ordering::SeqCst);
     "ok"
+}
+
+/// 307 to the `to` parameter.
+async fn redirect(
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> axum::response::Response {
+    let to = q.get("to").cloned().unwrap_or_default();
+    axum::response::Response::builder()
+        .status(StatusCode::TEMPORARY_REDIRECT)
+        .header("location", to)
+        .body(axum::body::Body::empty())
+        .unwrap()
 }
 
 async fn big() -> Vec<u8> {
@@ -284,4 +297,18 @@ async fn the_concurrency_bound_applies_to_shell_hooks_too() {
         peak = peak.max(running);
     }
     assert_eq!(peak, 2);
+}
+
+#[tokio::test]
+async fn redirects_are_followed_within_the_hooks_origin_only() {
+    let server = Server::start().await;
+    let elsewhere = Server::start().await;
+    let same = format!("{}?to={}", server.url("/redirect"), server.url("/echo"));
+    let out = common::runner().run(&HookSpec::Http(http("POST", same)), &json!({"a": 1})).await.unwrap();
+    assert!(out.stdout.contains("\"a\""), "{}", out.stdout);
+
+    let away = format!("{}?to={}", server.url("/redirect"), elsewhere.url("/echo"));
+    let failure = common::runner().run(&HookSpec::Http(http("POST", away)), &json!({"a": 1})).await.unwrap_err();
+    assert!(matches!(failure.error, HookError::HttpStatus { status: 307, .. }), "{:?}", failure.error);
+    assert!(elsewhere.seen().is_empty(), "the payload went to another host");
 }

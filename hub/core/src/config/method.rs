@@ -159,10 +159,38 @@ fn check_url(url: &str) -> Result<(), String> {
     if url.trim().is_empty() {
         return Err("is required".to_owned());
     }
-    let uri: http::Uri = url.parse().map_err(|err| format!("{url:?} is not a URL ({err})"))?;
+    // Errors quote the URL without its credentials: they end up in logs.
+    let shown = redact_userinfo(url);
+    let uri: http::Uri = url.parse().map_err(|err| format!("{shown:?} is not a URL ({err})"))?;
     match (uri.scheme_str(), uri.host()) {
         (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(()),
-        (Some("http" | "https"), _) => Err(format!("{url:?} has no host")),
-        _ => Err(format!("{url:?} must start with http:// or https://")),
+        (Some("http" | "https"), _) => Err(format!("{shown:?} has no host")),
+        _ => Err(format!("{shown:?} must start with http:// or https://")),
+    }
+}
+
+/// `url` with any `user:password@` part replaced by `***@`, for messages and logs.
+pub fn redact_userinfo(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else { return url.to_owned() };
+    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_a_hook_url_never_reach_a_message() {
+        assert_eq!(redact_userinfo("https://bob:s3cret@hooks.example/eval"), "https://***@hooks.example/eval");
+        assert_eq!(redact_userinfo("http://token@h:8080"), "http://***@h:8080");
+        assert_eq!(redact_userinfo("http://h/path@not-userinfo"), "http://h/path@not-userinfo");
+        assert_eq!(redact_userinfo("no scheme"), "no scheme");
+        let err = check_url("ftp://bob:s3cret@hooks.example/").unwrap_err();
+        assert!(!err.contains("s3cret"), "{err}");
+        assert!(err.contains("***@hooks.example"), "{err}");
     }
 }
