@@ -27,6 +27,8 @@ use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
 use kube::api::{Api, PostParams};
 
+use sha2::Digest as _;
+
 use super::auth::{Caller, Role};
 use super::error::ApiError;
 
@@ -39,9 +41,14 @@ const TTL: Duration = Duration::from_secs(30);
 /// Cached answers kept at most; the cache is emptied when it grows past this.
 const MAX_CACHED: usize = 10_000;
 
+/// The longest bearer token sent to a review (Kubernetes tokens are a few kilobytes).
+const MAX_TOKEN_LEN: usize = 8 << 10;
+
+/// A cached answer's key: the token as its SHA-256 digest, so the cache neither holds
+/// tokens nor grows with their size.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct CacheKey {
-    token: String,
+    token: [u8; 32],
     role: Role,
     namespace: Option<String>,
 }
@@ -75,7 +82,11 @@ impl KubeReview {
 
     /// The caller behind `token` if it may `role` targets in `namespace` (None: cluster-wide).
     pub async fn review(&self, token: &str, role: Role, namespace: Option<&str>) -> Result<Caller, ApiError> {
-        let key = CacheKey { token: token.to_owned(), role, namespace: namespace.map(str::to_owned) };
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "the bearer token is too long"));
+        }
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let key = CacheKey { token: digest, role, namespace: namespace.map(str::to_owned) };
         let cached = self
             .cache
             .lock()
@@ -200,6 +211,19 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2, "one token review and one access review");
         review.review("good", Role::Write, Some("batch")).await.unwrap_err();
         assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn the_cache_keeps_digests_not_tokens_and_refuses_huge_tokens_unasked() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let review = KubeReview::new(fake(calls.clone()));
+        review.review("good", Role::Write, Some("shop")).await.unwrap();
+        let cached = format!("{:?}", review.cache.lock().unwrap().keys().collect::<Vec<_>>());
+        assert!(!cached.contains("good"), "the token itself is cached: {cached}");
+        let huge = "x".repeat(MAX_TOKEN_LEN + 1);
+        let err = review.review(&huge, Role::Read, None).await.unwrap_err();
+        assert_eq!(err.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "a huge token was sent for review");
     }
 
     #[tokio::test]
