@@ -97,6 +97,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                 // Every target would be invalid: an empty or truncated file is a mistake.
                 anyhow::bail!("invalid config {}: profiles: at least one profile is required", config.display());
             }
+            adopt_hook_orphans();
             let client = client(kubeconfig.as_deref()).await?;
             let identity = identity.unwrap_or_else(default_identity);
             let handle = hub::start(
@@ -119,6 +120,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(opts) => crate::bench::main(opts).await,
         Command::Demo { listen } => {
+            adopt_hook_orphans();
             let demo = crate::demo::start(listen).await?;
             println!("scalehub demo: dashboard and API on http://{}", demo.hub.addr);
             println!("overrides need the token in {} (the part after \"demo:\")", demo.token_file.display());
@@ -127,6 +129,15 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             demo.shutdown().await;
             Ok(())
         }
+    }
+}
+
+/// Makes the hub the parent of whatever its hooks leave behind (see
+/// [`scalehub_hooks::reaper`]); without it, they are merely not reaped by the hub.
+fn adopt_hook_orphans() {
+    match scalehub_hooks::reaper::adopt_orphans() {
+        Ok(adoption) => tracing::debug!(?adoption, "hook orphans come to the hub"),
+        Err(e) => tracing::warn!(error = %e, "cannot adopt orphaned hook processes; they are left to init"),
     }
 }
 

@@ -81,6 +81,9 @@ pub struct Metrics {
     store_lost_writes: Counter,
     /// 1 while the store cannot write.
     store_failing: Gauge,
+    /// Hook orphans reaped and killed (from [`scalehub_hooks::reaper::stats`] at each scrape).
+    hook_orphans_reaped: Counter,
+    hook_orphans_killed: Counter,
     /// Exact tick timings for `scalehub bench` (kept only once enabled).
     pub tick_log: Arc<TickLog>,
     registry: Arc<Registry>,
@@ -105,6 +108,18 @@ impl Metrics {
         let store_failed_attempts = Counter::default();
         let store_lost_writes = Counter::default();
         let store_failing = Gauge::default();
+        let hook_orphans_reaped = Counter::default();
+        let hook_orphans_killed = Counter::default();
+        registry.register(
+            "hook_orphans_reaped",
+            "Exited processes left by hooks that the hub reaped",
+            hook_orphans_reaped.clone(),
+        );
+        registry.register(
+            "hook_orphans_killed",
+            "Processes still running after their hook's run ended, killed by the hub",
+            hook_orphans_killed.clone(),
+        );
         registry.register(
             "store_failed_attempts",
             "Database write transactions that failed (retries included)",
@@ -140,6 +155,8 @@ impl Metrics {
             store_failed_attempts,
             store_lost_writes,
             store_failing,
+            hook_orphans_reaped,
+            hook_orphans_killed,
             tick_log: Arc::new(TickLog::default()),
             registry: Arc::new(registry),
         }
@@ -147,9 +164,6 @@ impl Metrics {
 
     /// Brings the store's metrics up to its writer's counters (read when `/metrics` is scraped).
     pub fn observe_store(&self, stats: &scalehub_store::WriterStats) {
-        let catch_up = |counter: &Counter, total: u64| {
-            counter.inc_by(total.saturating_sub(counter.get()));
-        };
         catch_up(&self.store_failed_attempts, stats.failed_attempts);
         catch_up(&self.store_lost_writes, stats.failed);
         self.store_failing.set(i64::from(stats.failing));
@@ -157,12 +171,20 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn encode(&self) -> String {
+        let reaper = scalehub_hooks::reaper::stats();
+        catch_up(&self.hook_orphans_reaped, reaper.reaped);
+        catch_up(&self.hook_orphans_killed, reaper.killed);
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::warn!(error = %e, "metrics encoding failed");
         }
         out
     }
+}
+
+/// Raises a counter to a total kept elsewhere.
+fn catch_up(counter: &Counter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
 }
 
 impl Default for Metrics {

@@ -14,6 +14,7 @@
 //! - [`kinds`]: StatefulSets and ReplicaSets; shadow mode and zero replicas decide without scaling.
 //! - [`per_pod`]: the metric hook once per pod.
 //! - [`leader`]: two hubs on one Lease.
+//! - [`pid1`]: the hub as PID 1 of a PID namespace reaps and kills what its hooks leave behind.
 //! - [`lifecycle`]: annotation edits without restart; opting out keeps the history.
 //! - [`ownership`]: ReplicaSets owned by an opted-in Deployment are not targets.
 //! - [`builtin_cpu`]: the built-in HPA CPU calculation (simulator only: no metrics API on the real server).
@@ -28,5 +29,7 @@ mod leader;
 mod lifecycle;
 mod ownership;
 mod per_pod;
+mod pid1;
+mod process;
 mod restart;
 mod scaling;

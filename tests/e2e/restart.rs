@@ -2,18 +2,15 @@
 //! middle of the window and restarted on the same database, and the target still comes down only
 //! once the window since the last high recommendation has passed.
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
 use scalehub_store::{DecisionRow, Kind, Store, TargetKey};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 use crate::fixtures::{create, decisions, deployment, opted_in, param_profile, summary};
 use crate::harness::{Env, WAIT, eventually, on_every_server};
+use crate::process::spawn_hub;
 
 /// The downscale window: long enough to kill and restart inside it, short enough for the suite.
 const WINDOW_MS: i64 = 20_000;
@@ -21,62 +18,6 @@ const WINDOW_MS: i64 = 20_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scale_down_held_by_its_window_survives_a_kill_9_restart() {
     on_every_server("kill-9-restart", async |env: &Env| restart(env).await).await;
-}
-
-/// A `scalehub run` child process; killed (SIGKILL) when dropped.
-struct HubProcess {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl HubProcess {
-    /// The end of the hub's log, for failure messages.
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
-    }
-}
-
-/// Starts `scalehub run` and waits until it says where it listens.
-async fn spawn_hub(env: &Env, config: &Path, db: &str, log_name: &str) -> anyhow::Result<HubProcess> {
-    let log = env.path(log_name);
-    let stderr = std::fs::File::create(&log).context("create the hub's log file")?;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scalehub"))
-        .arg("run")
-        .arg("--kubeconfig")
-        .arg(&env.kubeconfig)
-        .arg("--config")
-        .arg(config)
-        .args(["--database", db, "--listen", "127.0.0.1:0", "--lease-namespace", &env.ns, "--lease-seconds", "2"])
-        .env("RUST_LOG", "info,kube_runtime=warn,sqlx=warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .kill_on_drop(true)
-        .spawn()
-        .context("spawn scalehub run")?;
-    let stdout = child.stdout.take().context("the hub's stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let started = tokio::time::timeout(WAIT, async {
-        while let Some(line) = lines.next_line().await? {
-            if line.starts_with("scalehub listening on") {
-                return Ok::<bool, std::io::Error>(true);
-            }
-        }
-        Ok(false)
-    })
-    .await;
-    let hub = HubProcess { child, log };
-    match started {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => bail!("scalehub run exited before listening; its log:\n{}", hub.log_tail()),
-        Ok(Err(e)) => bail!("reading the hub's stdout: {e}"),
-        Err(_) => bail!("scalehub run did not start within {WAIT:?}; its log:\n{}", hub.log_tail()),
-    }
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(hub)
 }
 
 fn now_ms() -> i64 {
@@ -100,7 +41,7 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
     ]);
     create(env, &deployment("steady", 1, annotations)).await?;
 
-    let mut first = spawn_hub(env, &config, &db, "hub-1.log").await?;
+    let mut first = spawn_hub(env, &[], &config, &db, "hub-1.log").await?;
     let scaled_up = env.wait_replicas("steady", 5).await;
     scaled_up.with_context(|| format!("first hub's log:\n{}", first.log_tail()))?;
     // The test reads the same database file the hub writes (WAL allows it).
@@ -127,7 +68,7 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
     let window_ends = high + WINDOW_MS;
     ensure!(killed_at < window_ends - 8_000, "the kill came too late in the window to prove anything");
 
-    let second = spawn_hub(env, &config, &db, "hub-2.log").await?;
+    let second = spawn_hub(env, &[], &config, &db, "hub-2.log").await?;
     // Until the window since the last high recommendation has passed, the target stays at 5.
     while now_ms() < window_ends - 500 {
         let replicas = env.replicas("steady").await?;

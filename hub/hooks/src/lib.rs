@@ -9,6 +9,7 @@
 //! - `shell` / `http`: one file per transport; `tls` builds client TLS configs.
 //! - [`evaluation`]: strict parsing of `{"targetReplicas": N}`.
 //! - [`outcome`]: what a run leaves for the decision record; [`error`]: why it failed.
+//! - [`reaper`]: what process hooks leave behind (orphans, zombies), reaped and killed.
 //!
 //! This crate has no Kubernetes types: workloads and pods arrive as `serde_json::Value`.
 //! Process hooks are Unix-only (process groups).
@@ -19,6 +20,7 @@ pub mod evaluation;
 mod http;
 pub mod outcome;
 pub mod payload;
+pub mod reaper;
 pub mod runner;
 mod shell;
 pub mod spec;

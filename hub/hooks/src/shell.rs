@@ -3,7 +3,8 @@
 //!
 //! Fixes two CPA bugs: its timeout killed only the direct child (grandchildren lived on) and
 //! leaked the waiting goroutine. Here every helper future lives inside this one future, so
-//! nothing outlives a run, and the group is killed on every exit path.
+//! nothing outlives a run, and the group is killed on every exit path. What escaped the group
+//! is left to [`crate::reaper`].
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -16,11 +17,17 @@ use tokio::time::Instant;
 use crate::capture::{Captured, excerpt_text, read_capped, read_excerpt};
 use crate::error::HookError;
 use crate::outcome::HookOutcome;
+use crate::reaper;
 use crate::spec::ShellSpec;
 
 /// After a kill, how long to wait for the pipes to close and the child to be reaped. Only a
 /// process that escaped the group (setsid) or sits in uninterruptible sleep needs this much.
 const KILL_GRACE: Duration = Duration::from_secs(1);
+
+/// How long the pipes may stay open after the hook exited and its group was killed. Whoever
+/// still holds them escaped the group (setsid); after this the run is ended early so the
+/// reaper kills them, instead of the run waiting for its timeout.
+const LINGER: Duration = Duration::from_millis(100);
 
 /// Output bounds and environment rules for process hooks.
 #[derive(Debug, Clone)]
@@ -56,15 +63,20 @@ pub(crate) async fn run_shell(
     for name in &limits.scrub_env {
         command.env_remove(name);
     }
-    let mut child =
-        command.spawn().map_err(|source| HookError::Spawn { entrypoint: spec.entrypoint.clone(), source })?;
+    let (mut child, mut adopted) = reaper::spawn(&mut command)
+        .map_err(|source| HookError::Spawn { entrypoint: spec.entrypoint.clone(), source })?;
     // The pid is known until the child is reaped, and we have not polled it yet.
     let group = GroupGuard { pgid: child.id() };
     tracing::debug!(entrypoint = %spec.entrypoint, pid = ?group.pgid, "hook started");
 
-    let run = drive(&mut child, &group, payload, limits, deadline).await;
-    // Whatever happened, nothing the hook started outlives the run.
+    let run = drive(&mut child, &group, &adopted, payload, limits, deadline).await;
+    // Whatever happened, nothing the hook started outlives the run: the group now, processes
+    // that left it (setsid) when the reaper sweeps after `adopted` is dropped.
     group.kill();
+    if run.status.is_some() {
+        adopted.reaped();
+    }
+    drop(adopted);
     outcome.timed_out = run.timed_out;
     if let Some(status) = run.status {
         outcome.exit_code = status.code();
@@ -116,7 +128,14 @@ struct Run {
 }
 
 /// Feeds stdin and drains both pipes while waiting for the child, all until `deadline`.
-async fn drive(child: &mut Child, group: &GroupGuard, payload: &[u8], limits: &ShellLimits, deadline: Instant) -> Run {
+async fn drive(
+    child: &mut Child,
+    group: &GroupGuard,
+    adopted: &reaper::RunGuard,
+    payload: &[u8],
+    limits: &ShellLimits,
+    deadline: Instant,
+) -> Run {
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -142,6 +161,9 @@ async fn drive(child: &mut Child, group: &GroupGuard, payload: &[u8], limits: &S
 
     let mut run = Run::default();
     let mut io_done = false;
+    let linger = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(linger);
+    let mut lingering = false;
     let finished = tokio::time::timeout_at(deadline, async {
         while run.status.is_none() || !io_done {
             tokio::select! {
@@ -152,6 +174,12 @@ async fn drive(child: &mut Child, group: &GroupGuard, payload: &[u8], limits: &S
                     }
                     // Background processes left behind would hold the pipes open.
                     group.kill();
+                    linger.as_mut().reset(Instant::now() + LINGER);
+                    lingering = true;
+                }
+                () = &mut linger, if lingering && !io_done => {
+                    lingering = false;
+                    adopted.end();
                 }
                 results = &mut io, if !io_done => {
                     io_done = true;

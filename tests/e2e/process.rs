@@ -1,0 +1,82 @@
+//! `scalehub run` as a child process, for tests where the process itself is the point.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use anyhow::{Context as _, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::harness::{Env, WAIT};
+
+/// A `scalehub run` child process; killed (SIGKILL) when dropped.
+pub struct HubProcess {
+    pub child: Child,
+    log: std::path::PathBuf,
+}
+
+impl HubProcess {
+    /// The end of the hub's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+}
+
+/// Starts `scalehub run` — after `wrapper` (e.g. `unshare …`) when it is not empty — and waits
+/// until it says where it listens.
+pub async fn spawn_hub(
+    env: &Env,
+    wrapper: &[&str],
+    config: &Path,
+    db: &str,
+    log_name: &str,
+) -> anyhow::Result<HubProcess> {
+    let log = env.path(log_name);
+    let stderr = std::fs::File::create(&log).context("create the hub's log file")?;
+    let hub = env!("CARGO_BIN_EXE_scalehub");
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(hub);
+            command
+        }
+        None => Command::new(hub),
+    };
+    let mut child = command
+        .arg("run")
+        .arg("--kubeconfig")
+        .arg(&env.kubeconfig)
+        .arg("--config")
+        .arg(config)
+        .args(["--database", db, "--listen", "127.0.0.1:0", "--lease-namespace", &env.ns, "--lease-seconds", "2"])
+        .env("RUST_LOG", "info,kube_runtime=warn,sqlx=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .context("spawn scalehub run")?;
+    let stdout = child.stdout.take().context("the hub's stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let started = tokio::time::timeout(WAIT, async {
+        while let Some(line) = lines.next_line().await? {
+            if line.starts_with("scalehub listening on") {
+                return Ok::<bool, std::io::Error>(true);
+            }
+        }
+        Ok(false)
+    })
+    .await;
+    let hub = HubProcess { child, log };
+    match started {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => bail!("scalehub run exited before listening; its log:\n{}", hub.log_tail()),
+        Ok(Err(e)) => bail!("reading the hub's stdout: {e}"),
+        Err(_) => bail!("scalehub run did not start within {WAIT:?}; its log:\n{}", hub.log_tail()),
+    }
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(hub)
+}
