@@ -112,6 +112,32 @@ async fn the_stream_sends_decisions_and_target_changes_as_events() {
 }
 
 #[tokio::test]
+async fn a_stream_client_that_stops_reading_is_dropped_with_an_end_event() {
+    let api = TestApi::new().await;
+    let res = tower::ServiceExt::oneshot(api.app.clone(), Request::get("/api/v1/stream").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // The client reads nothing while the hub publishes 16 MiB of events.
+    for i in 0..256 {
+        let mut big = row("shop", "Deployment", &format!("w{i}"), "active", T0);
+        big.spec = json!({"padding": "x".repeat(64 << 10)});
+        api.ctx.bus.publish(|| HubEvent::Target(Arc::new(big)));
+    }
+    assert!(!api.ctx.bus.listening(), "the stalled stream is still subscribed");
+    // What it was sent before it fell behind is bounded by bytes, and the stream says why it ends.
+    let body = tokio::time::timeout(Duration::from_secs(5), axum::body::to_bytes(res.into_body(), 64 << 20))
+        .await
+        .expect("the stream ends")
+        .unwrap();
+    let text = String::from_utf8_lossy(&body);
+    let events = text.matches("event: target\n").count();
+    assert!((32..128).contains(&events), "{events} events queued for a client that never read");
+    let last = text.trim_end().rsplit("\n\n").next().unwrap();
+    assert!(last.starts_with("event: end\ndata: {\"reason\":\"slow\""), "{last}");
+}
+
+#[tokio::test]
 async fn a_database_that_cannot_be_written_makes_the_hub_unready_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("hub.db").display());

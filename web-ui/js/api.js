@@ -106,7 +106,9 @@ export function eventKey(data) {
 /**
  * The live stream: one EventSource at a time, shared by the views. `connect(params)` (re)opens
  * it with the API's filters (a target page asks for its own target only). Listeners get
- * ('decision' | 'target' | 'lagged', payload); status listeners get 'live' | 'connecting' | 'offline'.
+ * ('decision' | 'target', payload), and ('resync', {}) when the stream reopened after a gap (the
+ * hub ended it with an `end` event because this page fell behind, or the connection dropped):
+ * events were missed, refetch. Status listeners get 'live' | 'connecting' | 'offline'.
  */
 export class Stream {
   constructor() {
@@ -126,10 +128,15 @@ export class Stream {
     this.setStatus('connecting');
     const source = new EventSource(url);
     this.source = source;
-    source.onopen = () => this.setStatus('live');
+    let opened = false;
+    source.onopen = () => {
+      this.setStatus('live');
+      if (opened) for (const fn of this.listeners) fn('resync', {});
+      opened = true;
+    };
     // EventSource reconnects by itself; only report the gap.
     source.onerror = () => this.setStatus(source.readyState === EventSource.CLOSED ? 'offline' : 'connecting');
-    for (const type of ['decision', 'target', 'lagged']) {
+    for (const type of ['decision', 'target']) {
       source.addEventListener(type, (ev) => {
         let data;
         try {

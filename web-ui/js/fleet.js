@@ -295,6 +295,12 @@ export function renderFleet(root, { stream }) {
   };
 
   const unsubscribe = stream.subscribe((type, data) => {
+    if (type === 'resync') {
+      // Events were missed while the stream was down: list again, unless the reader has
+      // scrolled into a long list.
+      if (!nextCursor && items.length < PAGE) relist();
+      return;
+    }
     const key = api.eventKey(data);
     if (!key) return;
     const k = api.keyOf(key);

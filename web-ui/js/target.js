@@ -248,7 +248,7 @@ export function renderTarget(root, key, { stream }) {
   const same = (k) => k && k.namespace === key.namespace && k.name === key.name && kindMatches(k.kind);
   const kindMatches = (kind) => !target || kind === target.kind;
   const unsubscribe = stream.subscribe((type, data) => {
-    if (type === 'lagged') {
+    if (type === 'resync') {
       refresh();
       return;
     }

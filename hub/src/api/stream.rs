@@ -1,21 +1,19 @@
 //! `GET /api/v1/stream`: Server-Sent Events of decisions and target changes.
 //!
-//! The stream subscribes to the hub's [`Bus`](crate::bus::Bus) and never slows a tick: a
-//! subscriber that falls behind loses the oldest events and is told so with a `lagged`
-//! event (it should refetch).
+//! The stream subscribes to the hub's [`Bus`](crate::bus::Bus) and never slows a tick. A
+//! subscriber that falls too far behind (see [`crate::bus::SUBSCRIBER_BYTES`]) gets an `end`
+//! event and the stream closes; so does every stream when the hub shuts down. A browser's
+//! `EventSource` reconnects by itself, and should refetch what it shows.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use serde::Deserialize;
-use tokio::sync::broadcast;
 
-use scalehub_store::TargetKey;
-
-use crate::bus::HubEvent;
+use crate::bus::{Filter, Message, Subscription};
 
 use super::ApiState;
 use super::auth::CanRead;
@@ -24,14 +22,9 @@ use super::error::{ApiError, ApiQuery};
 /// Live streams open at once, hub-wide, well below the server's connection cap.
 pub const MAX_STREAMS: usize = 128;
 
-/// An event as the stream sends it.
-fn to_sse(event: &HubEvent) -> Event {
-    let (name, data) = match event {
-        HubEvent::Decision(d) => ("decision", serde_json::to_string(d.as_ref())),
-        HubEvent::Target(t) => ("target", serde_json::to_string(t.as_ref())),
-    };
-    // Rows are plain JSON values; encoding them cannot fail, but never panic a stream.
-    Event::default().event(name).data(data.unwrap_or_else(|_| "{}".into()))
+/// The last event of a stream: why it ends.
+fn end(reason: &str, queued_bytes: usize) -> Event {
+    Event::default().event("end").data(format!("{{\"reason\":\"{reason}\",\"queuedBytes\":{queued_bytes}}}"))
 }
 
 /// Optional filters of the stream; a target page subscribes to its own target only.
@@ -46,9 +39,9 @@ pub struct StreamQuery {
     pub name: Option<String>,
 }
 
-/// Server-Sent Events: `decision` and `target` events with JSON data, `lagged` when events were skipped.
+/// Server-Sent Events: `decision` and `target` events with JSON data, `end` before the stream closes.
 #[utoipa::path(get, path = "/api/v1/stream", tag = "stream", params(StreamQuery),
-    responses((status = 200, description = "text/event-stream of `decision` (Decision JSON), `target` (Target row JSON) and `lagged` ({\"skipped\": n}) events; keep-alive comments every 15 s", content_type = "text/event-stream")))]
+    responses((status = 200, description = "text/event-stream of `decision` (Decision JSON), `target` (Target row JSON) events, and a last `end` event ({\"reason\": \"slow\" | \"shutdown\", \"queuedBytes\": n}) when the client fell too far behind or the hub stops; keep-alive comments every 15 s", content_type = "text/event-stream")))]
 pub async fn stream(
     _: CanRead,
     State(state): State<ApiState>,
@@ -60,11 +53,7 @@ pub async fn stream(
         }
         None => None,
     };
-    let wanted = move |key: &TargetKey| {
-        filter.namespace.as_ref().is_none_or(|n| *n == key.namespace)
-            && kind.is_none_or(|k| k == key.kind)
-            && filter.name.as_ref().is_none_or(|n| *n == key.name)
-    };
+    let filter = Filter { namespace: filter.namespace, kind, name: filter.name };
     // Each stream holds a connection for as long as it lasts: they are capped (MAX_STREAMS).
     let slot = state.streams.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
@@ -72,29 +61,26 @@ pub async fn stream(
             format!("too many live streams ({MAX_STREAMS}); retry later, or poll /api/v1/targets"),
         )
     })?;
-    let rx = state.ctx.bus.subscribe();
-    let events = futures::stream::unfold(rx, move |mut rx| {
-        let wanted = wanted.clone();
+    let subscription = state.ctx.bus.subscribe(filter);
+    let shutdown = state.shutdown.clone();
+    // The slot is released when the stream is dropped (the client went away, or it ended).
+    let events = futures::stream::unfold(Some((subscription, slot)), move |open| {
+        let shutdown = shutdown.clone();
         async move {
-            loop {
-                match rx.recv().await {
-                    Ok(event) if wanted(event.key()) => return Some((Ok(to_sse(&event)), rx)),
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        let lagged = Event::default().event("lagged").data(format!("{{\"skipped\":{n}}}"));
-                        return Some((Ok(lagged), rx));
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
+            let (mut subscription, slot): (Subscription, _) = open?;
+            // End on shutdown, or graceful shutdown would wait for browsers forever.
+            let message = tokio::select! {
+                message = subscription.recv() => message,
+                () = shutdown.cancelled() => return Some((Ok(end("shutdown", 0)), None)),
+            };
+            match message? {
+                Message::Event(published) => {
+                    let event = Event::default().event(published.name).data(&published.data);
+                    Some((Ok::<_, Infallible>(event), Some((subscription, slot))))
                 }
+                Message::End { queued_bytes } => Some((Ok(end("slow", queued_bytes)), None)),
             }
         }
-    });
-    // End the stream on shutdown, or graceful shutdown would wait for browsers forever.
-    let events = events.take_until(state.shutdown.clone().cancelled_owned());
-    // The slot is released when the stream is dropped (the client went away, or shutdown).
-    let events = events.map(move |event| {
-        let _held = &slot;
-        event
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
