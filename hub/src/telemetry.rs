@@ -34,6 +34,15 @@ pub struct HookLabels {
     pub hook: String,
 }
 
+impl HookLabels {
+    /// The label of a hook record's stage: per-pod metric runs (`metric[web-7f9c-x2]`) count as
+    /// `metric`, so the series do not grow with pod churn.
+    pub fn of(stage: &str) -> Self {
+        let hook = stage.split_once('[').map_or(stage, |(stage, _)| stage);
+        Self { hook: hook.to_owned() }
+    }
+}
+
 /// Label of a target state.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
@@ -308,6 +317,19 @@ mod tests {
             class(http::Method::GET, "/apis/custom.metrics.k8s.io/v1beta2/namespaces/shop/pods/*/rps"),
             ("get", "pods/rps.custom.metrics.k8s.io".into())
         );
+    }
+
+    #[test]
+    fn per_pod_hook_runs_share_their_stage_label() {
+        let metrics = Metrics::new();
+        for pod in ["web-1", "web-2", "web-3"] {
+            metrics.hook_duration.get_or_create(&HookLabels::of(&format!("metric[{pod}]"))).observe(0.01);
+        }
+        metrics.hook_duration.get_or_create(&HookLabels::of("evaluate")).observe(0.01);
+        let text = metrics.encode();
+        assert!(!text.contains("web-"), "a pod name became a label:\n{text}");
+        assert!(text.contains("scalehub_hook_duration_seconds_count{hook=\"metric\"} 3"), "{text}");
+        assert!(text.contains("scalehub_hook_duration_seconds_count{hook=\"evaluate\"} 1"), "{text}");
     }
 }
 

@@ -119,6 +119,23 @@ async fn invalid_overrides_are_422s() {
 }
 
 #[tokio::test]
+async fn a_far_but_well_formed_until_is_refused_for_its_distance_not_its_form() {
+    let api = TestApi::new().await;
+    api.add_target("shop", "Deployment", "web").await;
+    for until in [json!("9999-12-31T23:59:59Z"), json!("9999-01-01T00:00:00+01:00"), json!(i64::MAX)] {
+        let got =
+            api.call(Method::PUT, URI, Some(ALICE), Some(json!({"replicas": 3, "reason": "r", "until": until}))).await;
+        assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{until} -> {}", got.1);
+        assert!(got.1["error"].as_str().unwrap().contains("at most 7 days"), "{until} -> {}", got.1);
+    }
+    let got = api
+        .call(Method::PUT, URI, Some(ALICE), Some(json!({"replicas": 3, "reason": "r", "until": "9999-12-31"})))
+        .await;
+    assert!(got.1["error"].as_str().unwrap().contains("not an RFC 3339 time"), "{}", got.1);
+    assert!(history(&api).await.is_empty());
+}
+
+#[tokio::test]
 async fn overrides_of_unknown_targets_are_404s() {
     let api = TestApi::new().await;
     let got = api.call(Method::PUT, URI, Some(ALICE), Some(json!({"replicas": 3, "reason": "r"}))).await;

@@ -117,7 +117,14 @@ impl Tokens {
         let Ok(mut loaded) = self.loaded.write() else { return Arc::default() };
         loaded.checked = Instant::now();
         let modified = modified(path);
-        if modified != loaded.modified {
+        if modified.is_none() && matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+            // A deleted token file revokes its tokens: that is what deleting it is for.
+            if !loaded.entries.is_empty() {
+                tracing::warn!(path = %path.display(), "token file deleted; its tokens are revoked");
+                loaded.entries = Arc::default();
+            }
+            loaded.modified = None;
+        } else if modified != loaded.modified {
             match read_file(path) {
                 Ok(entries) => {
                     tracing::info!(path = %path.display(), tokens = entries.len(), "token file reloaded");

@@ -83,6 +83,11 @@ fn a_rewritten_token_file_takes_effect_without_a_restart() {
 
     rotate("alice\n", 2_000);
     assert!(auth.check_write(&bearer("bbbbbbbbbbbbbbbbbbbb")).is_ok(), "a broken file must keep the previous tokens");
+
+    std::fs::remove_file(&path).unwrap();
+    assert!(auth.check_write(&bearer("bbbbbbbbbbbbbbbbbbbb")).is_err(), "a deleted file's token still works");
+    rotate("alice:cccccccccccccccccccc\n", 3_000);
+    assert!(auth.check_write(&bearer("cccccccccccccccccccc")).is_ok(), "a file written again is not read");
 }
 
 #[test]

@@ -18,7 +18,7 @@
 //! review call is a 503 and is not cached. The hub's ServiceAccount needs `create` on
 //! `tokenreviews` and `subjectaccessreviews` (the `system:auth-delegator` ClusterRole).
 
-use std::collections::HashMap;
+use hashlink::LruCache;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ pub const GROUP: &str = "scalehub.io";
 pub const RESOURCE: &str = "targets";
 /// How long a review's answer is reused.
 const TTL: Duration = Duration::from_secs(30);
-/// Cached answers kept at most; the cache is emptied when it grows past this.
+/// Cached answers kept at most; beyond it the least recently used goes.
 const MAX_CACHED: usize = 10_000;
 
 /// The longest bearer token sent to a review (Kubernetes tokens are a few kilobytes).
@@ -59,7 +59,7 @@ type Answer = Result<Caller, (StatusCode, String)>;
 pub struct KubeReview {
     client: kube::Client,
     timeout: std::time::Duration,
-    cache: Mutex<HashMap<CacheKey, (Instant, Answer)>>,
+    cache: Mutex<LruCache<CacheKey, (Instant, Answer)>>,
 }
 
 impl std::fmt::Debug for KubeReview {
@@ -71,7 +71,7 @@ impl std::fmt::Debug for KubeReview {
 impl KubeReview {
     /// Reviews through `client` (the hub's own credentials).
     pub fn new(client: kube::Client) -> Self {
-        Self { client, timeout: std::time::Duration::from_secs(10), cache: Mutex::new(HashMap::new()) }
+        Self { client, timeout: std::time::Duration::from_secs(10), cache: Mutex::new(LruCache::new(MAX_CACHED)) }
     }
 
     /// Bounds each review request by `timeout` (`kubernetesTimeout`).
@@ -91,7 +91,7 @@ impl KubeReview {
             .cache
             .lock()
             .ok()
-            .and_then(|c| c.get(&key).filter(|(at, _)| at.elapsed() < TTL).map(|(_, a)| a.clone()));
+            .and_then(|mut c| c.get(&key).filter(|(at, _)| at.elapsed() < TTL).map(|(_, a)| a.clone()));
         let answer = match cached {
             Some(answer) => answer,
             None => {
@@ -100,9 +100,6 @@ impl KubeReview {
                 if answer.as_ref().err().is_none_or(|(status, _)| *status != StatusCode::SERVICE_UNAVAILABLE)
                     && let Ok(mut cache) = self.cache.lock()
                 {
-                    if cache.len() >= MAX_CACHED {
-                        cache.clear();
-                    }
                     cache.insert(key, (Instant::now(), answer.clone()));
                 }
                 answer
@@ -218,12 +215,29 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let review = KubeReview::new(fake(calls.clone()));
         review.review("good", Role::Write, Some("shop")).await.unwrap();
-        let cached = format!("{:?}", review.cache.lock().unwrap().keys().collect::<Vec<_>>());
+        let cached = format!("{:?}", review.cache.lock().unwrap().iter().map(|(k, _)| k).collect::<Vec<_>>());
         assert!(!cached.contains("good"), "the token itself is cached: {cached}");
         let huge = "x".repeat(MAX_TOKEN_LEN + 1);
         let err = review.review(&huge, Role::Read, None).await.unwrap_err();
         assert_eq!(err.status, StatusCode::UNAUTHORIZED);
         assert_eq!(calls.load(Ordering::SeqCst), 2, "a huge token was sent for review");
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_unknown_tokens_evicts_the_least_recently_used_answers() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut review = KubeReview::new(fake(calls.clone()));
+        review.cache = Mutex::new(LruCache::new(8));
+        review.review("good", Role::Write, Some("shop")).await.unwrap();
+        for i in 0..50 {
+            let _ = review.review(&format!("flood-{i}"), Role::Read, None).await;
+            // The caller who keeps using the hub keeps its answer.
+            review.review("good", Role::Write, Some("shop")).await.unwrap();
+        }
+        assert_eq!(review.cache.lock().unwrap().len(), 8);
+        let before = calls.load(Ordering::SeqCst);
+        review.review("good", Role::Write, Some("shop")).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), before, "the answer in use was evicted");
     }
 
     #[tokio::test]

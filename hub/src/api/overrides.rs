@@ -144,26 +144,38 @@ fn until(req: &OverrideRequest, now: i64) -> Result<i64, ApiError> {
     let at = match (&req.until, &req.duration) {
         (Some(_), Some(_)) => return Err(ApiError::unprocessable("give until or duration, not both")),
         (Some(Until::Millis(ms)), None) => *ms,
-        (Some(Until::Text(text)), None) => text
-            .parse::<jiff::Timestamp>()
-            .map_err(|_| {
-                ApiError::unprocessable(format!("until {text:?} is not an RFC 3339 time or unix milliseconds"))
-            })?
-            .as_millisecond(),
+        (Some(Until::Text(text)), None) => match text.parse::<jiff::Timestamp>() {
+            Ok(t) => t.as_millisecond(),
+            // A well-formed time beyond what a timestamp holds (`9999-12-31T23:59:59Z`) is just
+            // too far away.
+            Err(_) if beyond_timestamps(text) => i64::MAX,
+            Err(_) => {
+                return Err(ApiError::unprocessable(format!(
+                    "until {text:?} is not an RFC 3339 time or unix milliseconds"
+                )));
+            }
+        },
         (None, Some(text)) => {
             let d = scalehub_core::duration::parse_duration(text)
                 .map_err(|e| ApiError::unprocessable(format!("duration: {e}")))?;
             now.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         }
-        (None, None) => now + DEFAULT_DURATION.as_millis() as i64,
+        (None, None) => now.saturating_add(DEFAULT_DURATION.as_millis() as i64),
     };
     if at <= now {
         return Err(ApiError::unprocessable("until must be in the future"));
     }
-    if at - now > MAX_DURATION.as_millis() as i64 {
+    if at.saturating_sub(now) > MAX_DURATION.as_millis() as i64 {
         return Err(ApiError::unprocessable("an override lasts at most 7 days; set a new one when it ends"));
     }
     Ok(at)
+}
+
+/// Whether `text` is a well-formed RFC 3339 time in the last day of year 9999, which
+/// timestamps cannot hold (they end a day earlier).
+fn beyond_timestamps(text: &str) -> bool {
+    jiff::fmt::temporal::Pieces::parse(text)
+        .is_ok_and(|p| p.date().year() == 9999 && p.time().is_some() && p.offset().is_some())
 }
 
 /// 404 for an unknown target, 409 for a removed one, 503 on a standby.

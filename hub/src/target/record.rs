@@ -176,7 +176,7 @@ pub async fn decision(
     for h in &r.hooks {
         ctx.metrics
             .hook_duration
-            .get_or_create(&HookLabels { hook: h.stage.clone() })
+            .get_or_create(&HookLabels::of(&h.stage))
             .observe(h.outcome.duration_ms as f64 / 1000.0);
     }
     let dry_run = run_type == RunType::ApiDryRun;

@@ -148,7 +148,7 @@ pub async fn decide(
             record.error = Some(failure.message.clone());
             record.metrics = failure.metrics.clone();
             record.outcome = "error";
-            ctx.metrics.hook_errors.get_or_create(&HookLabels { hook: failure.stage.into() }).inc();
+            ctx.metrics.hook_errors.get_or_create(&HookLabels::of(failure.stage)).inc();
             emit(ctx, key, input, true, "FailedComputeReplicas", &failure.message);
             let result =
                 TickResult { metrics: failure.metrics, evaluated: None, desired: None, error: record.error.clone() };
