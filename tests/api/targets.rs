@@ -236,3 +236,49 @@ async fn a_history_of_large_decisions_is_paged_by_size_not_only_by_count() {
     let (_, rest) = api.get(&format!("/api/v1/targets/shop/Deployment/web/decisions?limit=1000&before={before}")).await;
     assert!(!rest["items"].as_array().unwrap().is_empty(), "the cursor continues the history");
 }
+
+#[tokio::test]
+async fn the_replicas_of_many_targets_come_in_one_call_in_the_order_asked() {
+    let api = TestApi::new().await;
+    let web = TargetKey::new("shop", Kind::Deployment, "web");
+    let db = TargetKey::new("data", Kind::StatefulSet, "db");
+    api.add_target("shop", "Deployment", "web").await;
+    api.add_target("data", "StatefulSet", "db").await;
+    for i in 0..50 {
+        let mut d = decision(&web, T0 + i * 1000, "scaled");
+        d.final_replicas = Some(i as i32 + 1);
+        api.ctx.store.record_decision_committed(d, None).await.unwrap();
+    }
+    api.ctx.store.record_decision_committed(decision(&db, T0, "unchanged"), None).await.unwrap();
+
+    let (status, body) = api.get("/api/v1/replicas?targets=data/sts/db,shop/Deployment/web,shop/deploy/gone").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let items = body["items"].as_array().unwrap();
+    let names: Vec<_> = items.iter().map(|i| format!("{}/{}/{}", i["namespace"], i["kind"], i["name"])).collect();
+    assert_eq!(
+        names,
+        [r#""data"/"StatefulSet"/"db""#, r#""shop"/"Deployment"/"web""#, r#""shop"/"Deployment"/"gone""#]
+    );
+    assert_eq!(items[0]["points"], json!([{"time": T0, "currentReplicas": 2, "finalReplicas": 3}]));
+    let web_points = items[1]["points"].as_array().unwrap();
+    assert_eq!(web_points.len(), 40, "the default is a sparkline's 40");
+    assert_eq!(web_points[0]["finalReplicas"], 11, "the newest 40, oldest first");
+    assert_eq!(web_points[39]["finalReplicas"], 50);
+    assert_eq!(items[2]["points"], json!([]), "an unknown target has no points");
+
+    let (_, body) = api.get("/api/v1/replicas?targets=shop/Deployment/web&limit=3").await;
+    assert_eq!(body["items"][0]["points"].as_array().unwrap().len(), 3);
+
+    let many = (0..101).map(|i| format!("shop/Deployment/w{i}")).collect::<Vec<_>>().join(",");
+    for uri in [
+        "/api/v1/replicas".to_owned(),
+        "/api/v1/replicas?targets=".to_owned(),
+        "/api/v1/replicas?targets=shop/web".to_owned(),
+        "/api/v1/replicas?targets=shop/Pod/web".to_owned(),
+        "/api/v1/replicas?targets=shop/Deployment/web&limit=0".to_owned(),
+        "/api/v1/replicas?targets=shop/Deployment/web&limit=201".to_owned(),
+        format!("/api/v1/replicas?targets={many}"),
+    ] {
+        assert_error(&api.get(&uri).await, StatusCode::BAD_REQUEST);
+    }
+}

@@ -31,6 +31,11 @@ pub struct Fleet {
 impl Fleet {
     /// Starts the demo scenario and a hub with `api.tokenFile`.
     pub async fn start() -> Fleet {
+        Self::start_with("\n").await
+    }
+
+    /// Like [`Fleet::start`], with more keys (YAML, indented by two) in the config's `api`.
+    pub async fn start_with(more_api: &str) -> Fleet {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("hub/src/demo");
         let scenario_text = std::fs::read_to_string(root.join("scenario.yaml")).unwrap();
         let scenario = scalehub_sim::Scenario::from_yaml(&scenario_text, &root).unwrap();
@@ -47,7 +52,7 @@ impl Fleet {
         std::fs::write(&tokens, format!("# name:token\n{AUTHOR}:{TOKEN}\n")).unwrap();
         let mut config_text = std::fs::read_to_string(root.join("config.yaml")).unwrap();
         let quoted = serde_json::to_string(&tokens.display().to_string()).unwrap();
-        config_text.push_str(&format!("\napi:\n  tokenFile: {quoted}\n"));
+        config_text.push_str(&format!("\napi:\n  tokenFile: {quoted}{more_api}"));
         let config = Arc::new(Config::from_yaml_str(&config_text).unwrap());
         let database = format!("sqlite://{}", dir.path().join("scalehub.db").display());
         let hub = hub::start(

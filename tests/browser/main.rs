@@ -72,6 +72,53 @@ async fn dashboard_lists_explains_and_overrides_the_demo_targets() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_that_protects_reads_asks_for_a_token_once_and_then_shows_one_fleet() {
+    if let Some(why) = driver::missing() {
+        if std::env::var_os("CI").is_some() {
+            panic!("browser test cannot run in CI: {why}");
+        }
+        eprintln!("SKIPPED dashboard browser test: {why}");
+        return;
+    }
+    let fleet = Fleet::start_with("\n  protectReads: true\n").await;
+    let browser = Browser::start().await;
+    let outcome = AssertUnwindSafe(async {
+        browser.client.goto(&format!("{}/", fleet.url)).await.unwrap();
+        // A 401 is a hub that answered: it asks for a token, it is not "unreachable".
+        browser
+            .until(
+                "the hub summary to ask for a token",
+                10,
+                "return document.getElementById('hub-summary').textContent.includes('token needed')",
+            )
+            .await;
+        browser.element("#read-token", 10).await.send_keys(TOKEN).await.unwrap();
+        browser.click(".token-gate button[type=submit]", 5).await;
+        browser.element("#fleet-search", 10).await;
+        browser
+            .until(
+                "the hub summary after the token",
+                10,
+                "return document.getElementById('hub-summary').textContent.includes('Leader')",
+            )
+            .await;
+        // The view that hit the 401 was torn down: one fleet listens to the stream, not two.
+        let listeners = browser.js("return window.__scalehub.stream.listeners.size").await;
+        assert_eq!(listeners, json!(1), "the fleet view rendered again without tearing down the old one");
+        assert_eq!(browser.js("return document.querySelectorAll('#fleet-search').length").await, json!(1));
+        let errors = browser.page_errors().await;
+        assert!(errors.is_empty(), "the page reported errors: {errors:?}");
+    })
+    .catch_unwind()
+    .await;
+    browser.close().await;
+    fleet.shutdown().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 async fn the_fleet_lists_the_demo_targets(browser: &Browser, fleet: &Fleet) {
     let all_listed =
         format!("return {}.every(k => document.querySelector(`a.trow[data-key=\"${{k}}\"]`))", json!(DEMO_TARGETS));
@@ -106,6 +153,15 @@ async fn the_fleet_lists_the_demo_targets(browser: &Browser, fleet: &Fleet) {
         .until("the hub summary", 10, "return document.getElementById('hub-summary').textContent.includes('Leader')")
         .await;
     browser.shot("fleet").await;
+    // The rows' sparklines come from one batched call, never one request per row.
+    let requests = browser
+        .js("const names = performance.getEntriesByType('resource').map(e => new URL(e.name).pathname);\
+             return [names.filter(p => p.endsWith('/decisions')).length, names.filter(p => p === '/api/v1/replicas').length]")
+        .await;
+    let per_row = requests[0].as_u64().unwrap();
+    let batched = requests[1].as_u64().unwrap();
+    assert_eq!(per_row, 0, "the fleet fetched decisions per row");
+    assert!(batched >= 1, "no batched replicas call: {requests}");
 
     // Search narrows the list on the server.
     browser.element("#fleet-search", 5).await.send_keys("checko").await.unwrap();

@@ -95,6 +95,7 @@ export function setToken(token) {
   } catch {
     // Storage may be disabled; the token is then asked for on every write.
   }
+  window.dispatchEvent(new Event('scalehub:token'));
 }
 
 /** The target key of a stream event's payload, whichever way the server nests it. */

@@ -25,7 +25,7 @@ const COLUMNS = [
 ];
 
 /** Renders the fleet view into `root`; returns its teardown. */
-export function renderFleet(root, { stream }) {
+export function renderFleet(root, { stream, navigate }) {
   const params = new URLSearchParams(location.search);
   const filter = {
     q: params.get('q') || '',
@@ -175,7 +175,9 @@ export function renderFleet(root, { stream }) {
       error = e.message;
       if (needsToken(e)) {
         generation += 1;
-        tokenGate(root, e, () => renderFleet(root, { stream }));
+        // Through the router, so this view is torn down (listeners, ticker, subscription)
+        // before the fleet renders again with the token.
+        tokenGate(root, e, () => navigate(location.pathname + location.search, { replaceState: true }));
       }
     }).finally(() => {
       if (gen === generation) {

@@ -11,8 +11,11 @@ import { h, replace } from './dom.js';
 import { timeZone } from './format.js';
 import { renderFleet } from './fleet.js';
 import { renderTarget } from './target.js';
+import { needsToken } from './auth.js';
 
 const stream = new api.Stream();
+// For the browser tests: the live stream's listeners show whether views tear down.
+window.__scalehub = { stream };
 const app = document.getElementById('app');
 let teardown = null;
 
@@ -72,9 +75,13 @@ async function refreshHub() {
       h('span', { class: 'num', title: 'Managed targets' }, `${total.toLocaleString()} targets`),
       h('span', { title: `Times are shown in ${timeZone}` }, `v${hub.version || '?'} · ${timeZone}`));
   } catch (e) {
-    replace(box, h('span', { class: 'role standby' }, h('span', { class: 'role-dot', 'aria-hidden': 'true' }), 'hub unreachable'));
+    // A 401/403 is a hub that answered: it wants a token (the view asks for it).
+    const text = needsToken(e) ? 'token needed' : 'hub unreachable';
+    const title = needsToken(e) ? `The hub answered ${e.status}: ${e.message}` : `No answer from the hub: ${e.message}`;
+    replace(box, h('span', { class: 'role standby', title }, h('span', { class: 'role-dot', 'aria-hidden': 'true' }), text));
   }
 }
+window.addEventListener('scalehub:token', refreshHub);
 
 stream.onStatus((status) => {
   const el = document.getElementById('live');

@@ -1,5 +1,5 @@
-// Sparklines of the fleet table: the last decisions of each visible row, fetched lazily
-// (only rows on screen, a few requests at a time) and kept fresh by the live stream.
+// Sparklines of the fleet table: the last decisions of each visible row, fetched lazily (only
+// rows on screen, all of them in one `GET /replicas` call) and kept fresh by the live stream.
 
 import * as api from './api.js';
 import { h } from './dom.js';
@@ -7,7 +7,9 @@ import { h } from './dom.js';
 const POINTS = 40;
 const WIDTH = 112;
 const HEIGHT = 26;
-const CONCURRENCY = 4;
+// Targets per `GET /replicas` call (the API's limit), and calls in flight at once.
+const BATCH = 100;
+const CONCURRENCY = 2;
 const FRESH_MS = 60000;
 
 /** A cache of recent decisions per target, with a fetch queue for visible rows. */
@@ -34,17 +36,25 @@ export class Sparklines {
 
   pump() {
     while (!this.stopped && this.running < CONCURRENCY && this.queue.length) {
-      const t = this.queue.shift();
-      const key = api.keyOf(t);
-      if (!this.wanted.has(key) || this.cache.has(key) && this.cache.get(key).pending) continue;
+      const batch = [];
+      while (this.queue.length && batch.length < BATCH) {
+        const t = this.queue.shift();
+        const key = api.keyOf(t);
+        if (!this.wanted.has(key) || this.cache.has(key) && this.cache.get(key).pending) continue;
+        batch.push([key, t]);
+      }
+      if (!batch.length) return;
       this.running += 1;
-      this.cache.set(key, { ...(this.cache.get(key) || { points: [] }), pending: true });
-      api.get(`${api.targetPath(t)}/decisions`, { limit: POINTS }).then((page) => {
-        const points = (page.items || []).slice().reverse().map(point).filter(Boolean);
-        this.cache.set(key, { points, at: Date.now(), live: false });
-        this.onUpdate(key);
+      for (const [key] of batch) this.cache.set(key, { ...(this.cache.get(key) || { points: [] }), pending: true });
+      api.get('/replicas', { targets: batch.map(([key]) => key).join(','), limit: POINTS }).then((page) => {
+        const items = page.items || [];
+        batch.forEach(([key], i) => {
+          const points = ((items[i] && items[i].points) || []).map(point).filter(Boolean);
+          this.cache.set(key, { points, at: Date.now(), live: false });
+          this.onUpdate(key);
+        });
       }).catch(() => {
-        this.cache.set(key, { points: [], at: Date.now(), failed: true });
+        for (const [key] of batch) this.cache.set(key, { points: [], at: Date.now(), failed: true });
       }).finally(() => {
         this.running -= 1;
         this.pump();

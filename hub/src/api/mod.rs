@@ -92,6 +92,7 @@ pub fn app(state: ApiState) -> Router {
         .route(&format!("{TARGET}/metrics"), get(cpa::metrics))
         .route(&format!("{TARGET}/evaluation"), post(cpa::evaluation))
         .route(&format!("{TARGET}/override"), put(overrides::put).delete(overrides::delete))
+        .route("/replicas", get(targets::replicas))
         .route("/hub", get(hub_info::hub))
         .route("/stream", get(stream::stream))
         .route("/openapi.json", get(openapi::document))

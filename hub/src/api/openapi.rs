@@ -18,9 +18,9 @@ use super::{cpa, error, hub_info, overrides, stream, targets};
     info(title = "scalehub API", description = "Targets, decisions, the CPA's metrics and evaluation calls, overrides and a live stream. \
         Errors are `{\"error\": string, \"code\": number}`. Writes need `Authorization: Bearer <token>` (tokens from the config's api.tokenFile); \
         reads too when api.protectReads is set. Times are unix milliseconds."),
-    paths(targets::list, targets::get_one, targets::decisions, targets::series, cpa::metrics, cpa::evaluation, overrides::put, overrides::delete,
+    paths(targets::list, targets::get_one, targets::decisions, targets::series, targets::replicas, cpa::metrics, cpa::evaluation, overrides::put, overrides::delete,
         hub_info::hub, stream::stream, document, super::healthz, super::readyz, super::metrics),
-    components(schemas(TargetDoc, TargetPageDoc, TargetDetailDoc, DecisionDoc, DecisionPageDoc, SeriesPageDoc, TickPointDoc, ReasonDoc, HookDoc, MetricValueDoc,
+    components(schemas(TargetDoc, TargetPageDoc, TargetDetailDoc, DecisionDoc, DecisionPageDoc, SeriesPageDoc, TickPointDoc, ReplicasPageDoc, TargetReplicasDoc, ReplicaPointDoc, ReasonDoc, HookDoc, MetricValueDoc,
         OverrideView, Stabilisation, SampleView, ScaleEventView, cpa::Evaluation, overrides::OverrideRequest, overrides::Until,
         hub_info::HubStatus, error::ErrorBody)),
     modifiers(&BearerAuth),
@@ -239,6 +239,39 @@ pub struct TickPointDoc {
 pub struct SeriesPageDoc {
     /// One per tick.
     pub points: Vec<TickPointDoc>,
+}
+
+/// The recent replicas of several targets.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ReplicasPage)]
+pub struct ReplicasPageDoc {
+    /// In the order the request named them.
+    pub items: Vec<TargetReplicasDoc>,
+}
+
+/// One target's recent replicas.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TargetReplicas)]
+pub struct TargetReplicasDoc {
+    pub namespace: String,
+    /// `Deployment`, `StatefulSet` or `ReplicaSet`.
+    pub kind: String,
+    pub name: String,
+    /// Its newest decisions, oldest first; empty for a target without any.
+    pub points: Vec<ReplicaPointDoc>,
+}
+
+/// One decision's replicas.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ReplicaPoint)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaPointDoc {
+    /// When (unix ms).
+    pub time: i64,
+    /// Replicas the workload had.
+    pub current_replicas: Option<i32>,
+    /// Replicas the decision settled on.
+    pub final_replicas: Option<i32>,
 }
 
 /// A page of decisions.

@@ -274,6 +274,83 @@ pub async fn series(
     Ok(Json(SeriesPage { points }))
 }
 
+/// Targets one `GET /api/v1/replicas` may name.
+pub const MAX_REPLICA_TARGETS: usize = 100;
+/// Decisions per target when the request names no limit (a sparkline's worth).
+const DEFAULT_REPLICA_POINTS: u32 = 40;
+/// The most decisions per target.
+const MAX_REPLICA_POINTS: u32 = 200;
+
+/// Query of the recent replicas of several targets.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReplicasQuery {
+    /// `namespace/kind/name` of each target, comma-separated, at most 100.
+    pub targets: String,
+    /// Newest decisions per target, default 40, at most 200.
+    pub limit: Option<u32>,
+}
+
+/// The recent replicas of each target asked for, in the order asked.
+#[derive(Debug, Serialize)]
+pub struct ReplicasPage {
+    pub items: Vec<TargetReplicas>,
+}
+
+/// One target's recent replicas, oldest first.
+#[derive(Debug, Serialize)]
+pub struct TargetReplicas {
+    pub namespace: String,
+    pub kind: &'static str,
+    pub name: String,
+    pub points: Vec<scalehub_store::ReplicaPoint>,
+}
+
+/// Current and final replicas of the last decisions of many targets at once: what a list's
+/// sparklines draw, in one request instead of one per row. A target the hub does not know
+/// has no points.
+#[utoipa::path(get, path = "/api/v1/replicas", tag = "targets", params(ReplicasQuery),
+    responses((status = 200, body = super::openapi::ReplicasPageDoc), (status = 400, body = super::error::ErrorBody)))]
+pub async fn replicas(
+    _: CanRead,
+    State(state): State<ApiState>,
+    ApiQuery(q): ApiQuery<ReplicasQuery>,
+) -> Result<Json<ReplicasPage>, ApiError> {
+    let keys = q
+        .targets
+        .split(',')
+        .filter(|t| !t.is_empty())
+        .map(|t| match t.split('/').collect::<Vec<_>>()[..] {
+            [namespace, kind, name] if !namespace.is_empty() && !name.is_empty() => {
+                let path = TargetPath { namespace: namespace.into(), kind: kind.into(), name: name.into() };
+                path.key().map_err(|e| ApiError::bad_request(format!("targets: {t:?}: {}", e.message)))
+            }
+            _ => Err(ApiError::bad_request(format!("targets: {t:?} is not namespace/kind/name"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.is_empty() || keys.len() > MAX_REPLICA_TARGETS {
+        return Err(ApiError::bad_request(format!(
+            "targets: name 1 to {MAX_REPLICA_TARGETS} targets as namespace/kind/name, comma-separated"
+        )));
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_REPLICA_POINTS);
+    if !(1..=MAX_REPLICA_POINTS).contains(&limit) {
+        return Err(ApiError::bad_request(format!("limit must be 1..{MAX_REPLICA_POINTS}")));
+    }
+    let points = state.ctx.store.recent_replicas(&keys, limit).await?;
+    let items = keys
+        .into_iter()
+        .zip(points)
+        .map(|(key, points)| TargetReplicas {
+            kind: key.kind.as_str(),
+            namespace: key.namespace,
+            name: key.name,
+            points,
+        })
+        .collect();
+    Ok(Json(ReplicasPage { items }))
+}
+
 /// The 404 for a target the hub has no record of.
 pub fn not_found(key: &TargetKey) -> ApiError {
     ApiError::not_found(format!("no target {key}: the workload is not opted in, or has not been seen yet"))

@@ -114,6 +114,18 @@ fn decision_from_row(row: &SqliteRow) -> Result<DecisionRow> {
 }
 
 /// The history query: ?1..?3 the key, ?4 the limit, ?5 the `before` id.
+/// One decision's replicas (see [`Store::recent_replicas`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaPoint {
+    /// When, unix ms.
+    pub time: i64,
+    /// Replicas the workload had.
+    pub current_replicas: Option<i32>,
+    /// Replicas the decision settled on.
+    pub final_replicas: Option<i32>,
+}
+
 fn history_sql(before: bool) -> String {
     let target = "d.target_id = (SELECT id FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3)";
     let order = "ORDER BY d.time DESC, d.id DESC LIMIT ?4";
@@ -191,6 +203,44 @@ impl Store {
             }
         }
         Ok(found)
+    }
+
+    /// The replicas of the newest `limit` decisions of each of `keys`, oldest first, in the
+    /// order of `keys` (empty for a target without decisions): what a list's sparklines draw,
+    /// in one call instead of one request per row. Each is an index range scan; one
+    /// connection serves them all.
+    pub async fn recent_replicas(&self, keys: &[TargetKey], limit: u32) -> Result<Vec<Vec<ReplicaPoint>>> {
+        let limit = i64::from(limit.clamp(1, MAX_HISTORY));
+        let mut conn = self.pool().acquire().await.map_err(query_err("read recent replicas"))?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let rows = sqlx::query(
+                "SELECT d.time, d.current_replicas, d.final_replicas FROM decisions d \
+                 WHERE d.target_id = (SELECT id FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3) \
+                 ORDER BY d.time DESC, d.id DESC LIMIT ?4",
+            )
+            .bind(&key.namespace)
+            .bind(key.kind.as_str())
+            .bind(&key.name)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(query_err("read recent replicas"))?;
+            let mut points = rows
+                .iter()
+                .map(|row| {
+                    Ok(ReplicaPoint {
+                        time: row.try_get(0)?,
+                        current_replicas: row.try_get(1)?,
+                        final_replicas: row.try_get(2)?,
+                    })
+                })
+                .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
+                .map_err(query_err("decode recent replicas"))?;
+            points.reverse();
+            out.push(points);
+        }
+        Ok(out)
     }
 
     /// Deletes decisions older than `older_than_ms`, and tick-series chunks that ended

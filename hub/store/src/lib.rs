@@ -44,7 +44,7 @@ pub mod series;
 mod targets;
 mod writer;
 
-pub use decisions::MAX_HISTORY;
+pub use decisions::{MAX_HISTORY, ReplicaPoint};
 pub use error::{Result, StoreError};
 pub use filter::{Page, TargetFilter, TargetSort};
 pub use resume::{DecisionSnapshot, TargetSnapshot, fingerprint};
