@@ -12,6 +12,8 @@ use crate::harness::{Env, WAIT};
 /// A `scalehub run` child process; killed (SIGKILL) when dropped.
 pub struct HubProcess {
     pub child: Child,
+    /// Where its API listens.
+    pub addr: std::net::SocketAddr,
     log: std::path::PathBuf,
 }
 
@@ -62,17 +64,17 @@ pub async fn spawn_hub(
     let mut lines = BufReader::new(stdout).lines();
     let started = tokio::time::timeout(WAIT, async {
         while let Some(line) = lines.next_line().await? {
-            if line.starts_with("scalehub listening on") {
-                return Ok::<bool, std::io::Error>(true);
+            if let Some(addr) = line.strip_prefix("scalehub listening on http://") {
+                return Ok::<_, std::io::Error>(addr.parse().ok());
             }
         }
-        Ok(false)
+        Ok(None)
     })
     .await;
-    let hub = HubProcess { child, log };
+    let mut hub = HubProcess { child, addr: ([127, 0, 0, 1], 0).into(), log };
     match started {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => bail!("scalehub run exited before listening; its log:\n{}", hub.log_tail()),
+        Ok(Ok(Some(addr))) => hub.addr = addr,
+        Ok(Ok(None)) => bail!("scalehub run exited before listening; its log:\n{}", hub.log_tail()),
         Ok(Err(e)) => bail!("reading the hub's stdout: {e}"),
         Err(_) => bail!("scalehub run did not start within {WAIT:?}; its log:\n{}", hub.log_tail()),
     }
