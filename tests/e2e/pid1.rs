@@ -3,7 +3,6 @@
 //! and a `setsid` escapee (outside the group) on every tick. Once the target stops ticking,
 //! neither a zombie nor a leftover process may remain in the namespace.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
@@ -12,68 +11,12 @@ use serde_json::json;
 
 use crate::fixtures::{annotate, create, deployment, opted_in, sh, ticks};
 use crate::harness::{Env, eventually, on_simulator};
-use crate::process::spawn_hub;
+use crate::process::{Proc, child_of, descendants, spawn_hub};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_pid_1_the_hub_leaves_no_zombies_and_no_escaped_hook_processes() {
     on_simulator("pid-1", "the process tree does not depend on the API server", async |env: &Env| pid_1(env).await)
         .await;
-}
-
-/// One process of the namespace, as the host's `/proc` shows it.
-#[derive(Debug)]
-struct Proc {
-    #[expect(dead_code, reason = "shown in the failure message")]
-    pid: u32,
-    comm: String,
-    state: char,
-}
-
-/// Every descendant of `root`, from the host's `/proc`.
-fn descendants(root: u32) -> Vec<Proc> {
-    let mut parent_of = HashMap::new();
-    let mut procs = HashMap::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let (Some((head, rest)), Some(open)) = (stat.rsplit_once(") "), stat.find('(')) else {
-            continue;
-        };
-        let mut fields = rest.split_ascii_whitespace();
-        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        let Some(ppid) = fields.next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        parent_of.insert(pid, ppid);
-        procs.insert(pid, Proc { pid, comm: head[open + 1..].to_owned(), state });
-    }
-    let mut out = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(parent) = frontier.pop() {
-        for (&pid, &ppid) in &parent_of {
-            if ppid == parent
-                && let Some(p) = procs.remove(&pid)
-            {
-                frontier.push(pid);
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// The pid of `parent`'s only child.
-fn child_of(parent: u32) -> Option<u32> {
-    std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
-        .ok()?
-        .split_ascii_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 async fn pid_1(env: &Env) -> anyhow::Result<()> {

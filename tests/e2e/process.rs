@@ -1,5 +1,6 @@
 //! `scalehub run` as a child process, for tests where the process itself is the point.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
 
@@ -81,4 +82,59 @@ pub async fn spawn_hub(
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(hub)
+}
+
+/// One process, as the host's `/proc` shows it.
+#[derive(Debug)]
+pub struct Proc {
+    pub pid: u32,
+    pub comm: String,
+    pub state: char,
+}
+
+/// Every descendant of `root`, from the host's `/proc`.
+pub fn descendants(root: u32) -> Vec<Proc> {
+    let mut parent_of = HashMap::new();
+    let mut procs = HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some((head, rest)), Some(open)) = (stat.rsplit_once(") "), stat.find('(')) else {
+            continue;
+        };
+        let mut fields = rest.split_ascii_whitespace();
+        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let Some(ppid) = fields.next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        parent_of.insert(pid, ppid);
+        procs.insert(pid, Proc { pid, comm: head[open + 1..].to_owned(), state });
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for (&pid, &ppid) in &parent_of {
+            if ppid == parent
+                && let Some(p) = procs.remove(&pid)
+            {
+                frontier.push(pid);
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The pid of `parent`'s only child.
+pub fn child_of(parent: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+        .ok()?
+        .split_ascii_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
