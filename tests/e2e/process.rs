@@ -87,6 +87,7 @@ pub async fn spawn_hub(
 /// One process, as the host's `/proc` shows it.
 #[derive(Debug)]
 pub struct Proc {
+    #[expect(dead_code, reason = "shown in failure messages")]
     pub pid: u32,
     pub comm: String,
     pub state: char,
