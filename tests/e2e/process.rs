@@ -139,3 +139,42 @@ pub fn child_of(parent: u32) -> Option<u32> {
         .parse()
         .ok()
 }
+
+/// One HTTP/1.1 request to the hub (`Connection: close`); the status and the JSON body
+/// (`Null` when it is not JSON).
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(&body);
+    let response = tokio::time::timeout(WAIT, async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    })
+    .await
+    .with_context(|| format!("{method} {path} timed out"))??;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").with_context(|| format!("{method} {path}: no headers: {text}"))?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("no status")?;
+    anyhow::ensure!(
+        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        "{method} {path}: a chunked answer (not expected from a JSON handler)"
+    );
+    Ok((status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null)))
+}
