@@ -17,12 +17,14 @@
 //! - [`pid1`]: the hub as PID 1 of a PID namespace reaps and kills what its hooks leave behind.
 //! - [`lifecycle`]: annotation edits without restart; opting out keeps the history.
 //! - [`ownership`]: ReplicaSets owned by an opted-in Deployment are not targets.
+//! - [`drill_chaos`]: API-server faults for a fleet; afterwards the replicas of a fault-free run.
 //! - [`drill_crash`]: `kill -9` at random points never breaks a window or loses an override.
 //! - [`drill_hooks`]: hooks that time out, crash, flood, escape and hang, all at once.
 //! - [`drill_fds`]: the hub under `ulimit -n 1024` with 1,500 idle connections.
 //! - [`builtin_cpu`]: the built-in HPA CPU calculation (simulator only: no metrics API on the real server).
 
 mod builtin_cpu;
+mod drill_chaos;
 mod drill_crash;
 mod drill_fds;
 mod drill_hooks;
