@@ -13,6 +13,7 @@ drills=("$@")
 [ ${#drills[@]} -gt 0 ] || drills=(crash chaos hooks fds)
 export SCALEHUB_DRILL_TRIALS=${SCALEHUB_DRILL_TRIALS:-100}
 export SCALEHUB_DRILL_TARGETS=${SCALEHUB_DRILL_TARGETS:-1000}
+export SCALEHUB_E2E_BODY_SECS=${SCALEHUB_E2E_BODY_SECS:-3600}
 for drill in "${drills[@]}"; do
   printf '==> drill %s\n' "$drill"
   cargo test --release --locked --test e2e "drill_${drill}::" -- --nocapture --test-threads 1 2>&1 \

@@ -40,6 +40,8 @@ api:
   tokenFile: {}
 profiles:
   shell:
+    # Once per workload, so the metrics name it (the CPA's default is per pod).
+    runMode: per-resource
     metric:
       type: shell
       timeout: 5000

@@ -99,13 +99,14 @@ fn python3() -> &'static str {
 
 /// The profile most tests use: `metric.py` reports the target's `param.replicas` (or the file named
 /// by `param.valueFile`), `evaluate.py` asks for the largest metric value.
+/// Once per resource (the CPA's default is per pod): one python start per tick, not one per pod.
 pub fn param_profile() -> Value {
-    json!({"metric": python("metric.py"), "evaluate": python("evaluate.py")})
+    json!({"metric": python("metric.py"), "evaluate": python("evaluate.py"), "runMode": "per-resource"})
 }
 
 /// `param_profile` with another evaluate method.
 pub fn with_evaluate(evaluate: Value) -> Value {
-    json!({"metric": python("metric.py"), "evaluate": evaluate})
+    json!({"metric": python("metric.py"), "evaluate": evaluate, "runMode": "per-resource"})
 }
 
 /// The store key of Deployment `name` in the test namespace.

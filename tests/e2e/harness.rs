@@ -25,8 +25,12 @@ use serde_json::Value;
 /// Environment variable naming the real kube-apiserver's kubeconfig.
 pub const REAL_KUBECONFIG_ENV: &str = "SCALEHUB_REAL_KUBECONFIG";
 
-/// How long one test body may run on one server before it counts as hung.
-const BODY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one test body may run on one server before it counts as hung;
+/// `SCALEHUB_E2E_BODY_SECS` raises it for the long drills (scripts/drills.sh).
+fn body_timeout() -> Duration {
+    let secs = std::env::var("SCALEHUB_E2E_BODY_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
+    Duration::from_secs(secs)
+}
 
 /// Default bound on a single wait: a few 1 s ticks plus the jittered first tick and hook start-up.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -258,9 +262,10 @@ where
         kubeconfig,
         dir,
     };
-    let outcome = match tokio::time::timeout(BODY_TIMEOUT, body(&env)).await {
+    let limit = body_timeout();
+    let outcome = match tokio::time::timeout(limit, body(&env)).await {
         Ok(result) => result,
-        Err(_) => Err(anyhow::anyhow!("test body did not finish within {BODY_TIMEOUT:?}")),
+        Err(_) => Err(anyhow::anyhow!("test body did not finish within {limit:?}")),
     };
     // Best effort: without a namespace controller the real server leaves it Terminating,
     // which is harmless for a throwaway etcd.

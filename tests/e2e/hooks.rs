@@ -25,6 +25,7 @@ fn profiles() -> Value {
         "failing": {
             "metric": sh("cat >/dev/null; echo 'metric source exploded' >&2; exit 1", 5_000),
             "evaluate": param_profile()["evaluate"],
+            "runMode": "per-resource",
         },
         // The evaluate stage outlives its 500 ms timeout.
         "hanging": with_evaluate(sh("sleep 30", 500)),

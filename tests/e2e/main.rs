@@ -21,9 +21,11 @@
 //! - [`drill_crash`]: `kill -9` at random points never breaks a window or loses an override.
 //! - [`drill_hooks`]: hooks that time out, crash, flood, escape and hang, all at once.
 //! - [`drill_fds`]: the hub under `ulimit -n 1024` with 1,500 idle connections.
+//! - [`cpa`]: a CPA profile has the CPA's defaults and reads evaluations as Go does.
 //! - [`builtin_cpu`]: the built-in HPA CPU calculation (simulator only: no metrics API on the real server).
 
 mod builtin_cpu;
+mod cpa;
 mod drill_chaos;
 mod drill_crash;
 mod drill_fds;

@@ -45,16 +45,27 @@ export function renderStabilisation(el, t) {
 export function renderSpec(el, t) {
   const spec = t.spec || {};
   const parsed = typeof spec.minReplicas === 'number';
+  // Where each setting came from: the annotation, the profile, or the CPA's or HPA's default.
+  const sources = spec.sources || {};
+  const from = (...keys) => {
+    const names = [...new Set(keys.map((k) => sources[k]).filter(Boolean))];
+    return names.length ? names.join(' / ').replaceAll('-', ' ') : null;
+  };
   const rows = parsed ? [
-    ['Profile', spec.profile], ['Mode', spec.mode], ['Run mode', spec.runMode],
-    ['Min / max', `${spec.minReplicas} / ${spec.maxReplicas}`], ['Interval', spec.interval],
-    ['Down-scale window', spec.downscaleStabilization], ['Up-scale window', spec.upscaleStabilization],
+    ['Profile', spec.profile, spec.lineage ? `${spec.lineage.toUpperCase()} defaults` : null], ['Mode', spec.mode],
+    ['Run mode', spec.runMode, from('runMode')],
+    ['Min / max', `${spec.minReplicas} / ${spec.maxReplicas}`, from('minReplicas', 'maxReplicas')],
+    ['Interval', spec.interval, from('interval')],
+    ...(spec.startTime ? [['Start time', spec.startTime, from('startTime')]] : []),
+    ['Down-scale window', spec.downscaleStabilization, from('downscaleStabilization')],
+    ['Up-scale window', spec.upscaleStabilization, from('upscaleStabilization')],
     ...Object.entries(spec.params || {}).map(([k, v]) => [`param.${k}`, v]),
   ] : Object.entries(spec).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]);
   replace(el,
     t.error ? h('div', { class: 'error-box', role: 'note' }, h('span', {}, t.error)) : null,
     parsed ? null : h('p', { class: 'muted' }, 'The annotations could not be parsed; they are shown as found on the workload.'),
-    h('dl', { class: 'kv', id: 'spec' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, h('code', {}, String(v ?? '—')))])),
+    h('dl', { class: 'kv', id: 'spec' }, rows.map(([k, v, source]) => [h('dt', {}, k),
+      h('dd', {}, h('code', {}, String(v ?? '—')), source ? h('span', { class: 'muted source' }, ` ${source}`) : null)])),
     spec.rateLimits ? h('details', { style: 'margin-top:10px' }, h('summary', {}, 'Rate limits'),
       h('pre', { class: 'json' }, JSON.stringify(spec.rateLimits, null, 2))) : null,
     h('details', { style: 'margin-top:10px' }, h('summary', {}, 'Raw JSON'),

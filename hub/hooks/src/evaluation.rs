@@ -1,7 +1,13 @@
-//! The evaluate hook's answer, `{"targetReplicas": N}`, parsed strictly.
+//! The evaluate hook's answer, `{"targetReplicas": N}`, read as the CPA reads it — with one
+//! deliberate difference.
 //!
-//! The CPA unmarshals into an int32 and silently turns a missing field into 0 (a scale to
-//! zero with `minReplicas: 0`); scalehub rejects anything that is not an explicit count.
+//! The CPA decodes it with Go's `encoding/json` into an `int32`, so scalehub accepts what that
+//! accepts: the key in any letter case (`TargetReplicas`; of several spellings the last one
+//! wins, as in Go), and a negative count (the policy then clamps it to the minimum, and the
+//! reason says so). It rejects what Go rejects: floats (`3.0`), strings, values outside int32.
+//!
+//! The difference: Go turns a missing field or `null` into 0, a silent scale to zero with
+//! `minReplicas: 0`; scalehub rejects anything that is not an explicit count.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -42,11 +48,8 @@ pub enum EvaluationError {
     /// `targetReplicas` is present but not an integer (null, string, float, ...).
     #[error("targetReplicas must be an integer, got {0}")]
     NotInteger(String),
-    /// `targetReplicas` is below zero.
-    #[error("targetReplicas must not be negative, got {0}")]
-    Negative(i64),
     /// `targetReplicas` does not fit the Kubernetes int32 replica count.
-    #[error("targetReplicas {0} exceeds the maximum of 2147483647")]
+    #[error("targetReplicas {0} is outside the int32 range of a replica count")]
     TooLarge(String),
 }
 
@@ -55,24 +58,80 @@ pub fn parse_evaluation(stdout: &str) -> Result<Evaluation, EvaluationError> {
     if stdout.trim().is_empty() {
         return Err(EvaluationError::Empty);
     }
-    let value: Value = serde_json::from_str(stdout).map_err(|e| EvaluationError::NotJson(e.to_string()))?;
-    let Value::Object(mut fields) = value else {
-        return Err(EvaluationError::NotObject(json_type(&value)));
+    let value: Document = serde_json::from_str(stdout).map_err(|e| EvaluationError::NotJson(e.to_string()))?;
+    let entries = match value {
+        Document::Object(entries) => entries,
+        Document::Other(value) => return Err(EvaluationError::NotObject(json_type(&value))),
     };
-    let raw = fields.remove("targetReplicas").ok_or(EvaluationError::Missing)?;
+    // Go decodes every key that matches the field in turn, so the last spelling stays.
+    let mut raw = None;
+    let mut extra = Map::new();
+    for (key, value) in entries {
+        if key.eq_ignore_ascii_case("targetReplicas") {
+            raw = Some(value);
+        } else {
+            extra.insert(key, value);
+        }
+    }
+    let raw = raw.ok_or(EvaluationError::Missing)?;
     let target_replicas = replica_count(&raw)?;
-    Ok(Evaluation { target_replicas, extra: fields })
+    Ok(Evaluation { target_replicas, extra })
 }
 
-/// Checks that a JSON value is an integer in `0..=i32::MAX`.
+/// The evaluation document with its top-level keys in document order (a `Map` sorts them).
+enum Document {
+    Object(Vec<(String, Value)>),
+    Other(Value),
+}
+
+impl<'de> Deserialize<'de> for Document {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Document;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON document")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Document, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    entries.push(entry);
+                }
+                Ok(Document::Object(entries))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Document, A::Error> {
+                let value = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(Document::Other(value))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Document, E> {
+                Ok(Document::Other(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Document, E> {
+                Ok(Document::Other(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Document, E> {
+                Ok(Document::Other(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Document, E> {
+                Ok(Document::Other(Value::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Document, E> {
+                Ok(Document::Other(Value::from(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Document, E> {
+                Ok(Document::Other(Value::Null))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Checks that a JSON value is an integer that fits an int32.
 fn replica_count(raw: &Value) -> Result<i32, EvaluationError> {
     let Value::Number(n) = raw else {
         return Err(EvaluationError::NotInteger(describe(raw)));
     };
     if let Some(i) = n.as_i64() {
-        if i < 0 {
-            return Err(EvaluationError::Negative(i));
-        }
         return i32::try_from(i).map_err(|_| EvaluationError::TooLarge(i.to_string()));
     }
     if n.is_u64() {
@@ -136,7 +195,17 @@ mod tests {
                 EvaluationError::NotInteger("null".into()),
                 "targetReplicas must be an integer, got null",
             ),
-            (r#"{"targetReplicas": -1}"#, EvaluationError::Negative(-1), "targetReplicas must not be negative, got -1"),
+            (
+                r#"{"TargetReplicas": null}"#,
+                EvaluationError::NotInteger("null".into()),
+                "targetReplicas must be an integer, got null",
+            ),
+            (r#"{"target_replicas": 3}"#, EvaluationError::Missing, "evaluation has no targetReplicas field"),
+            (
+                r#"{"targetReplicas": -2147483649}"#,
+                EvaluationError::TooLarge("-2147483649".into()),
+                "targetReplicas -2147483649 is outside the int32 range of a replica count",
+            ),
             (
                 r#"{"targetReplicas": 2.5}"#,
                 EvaluationError::NotInteger("2.5".into()),
@@ -155,12 +224,12 @@ mod tests {
             (
                 r#"{"targetReplicas": 2147483648}"#,
                 EvaluationError::TooLarge("2147483648".into()),
-                "targetReplicas 2147483648 exceeds the maximum of 2147483647",
+                "targetReplicas 2147483648 is outside the int32 range of a replica count",
             ),
             (
                 r#"{"targetReplicas": 18446744073709551615}"#,
                 EvaluationError::TooLarge("18446744073709551615".into()),
-                "targetReplicas 18446744073709551615 exceeds the maximum of 2147483647",
+                "targetReplicas 18446744073709551615 is outside the int32 range of a replica count",
             ),
             ("[1, 2]", EvaluationError::NotObject("an array"), "evaluation must be a json object, got an array"),
             ("7", EvaluationError::NotObject("a number"), "evaluation must be a json object, got a number"),
@@ -169,6 +238,25 @@ mod tests {
             let err = parse_evaluation(input).expect_err(input);
             assert_eq!(&err, want, "{input}");
             assert_eq!(err.to_string(), *message, "{input}");
+        }
+    }
+
+    #[test]
+    fn what_go_accepts_is_accepted_as_go_reads_it() {
+        let cases: &[(&str, i32)] = &[
+            (r#"{"TargetReplicas": 3}"#, 3),
+            (r#"{"TARGETREPLICAS": 4}"#, 4),
+            // Go decodes every matching key in turn: the last one stays.
+            (r#"{"targetReplicas": 1, "TargetReplicas": 6}"#, 6),
+            (r#"{"TargetReplicas": 6, "targetReplicas": 1}"#, 1),
+            // An int32 may be negative; the policy clamps it to the minimum.
+            (r#"{"targetReplicas": -3}"#, -3),
+            (r#"{"targetReplicas": -2147483648}"#, i32::MIN),
+        ];
+        for (input, want) in cases {
+            let got = parse_evaluation(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(got.target_replicas, *want, "{input}");
+            assert!(got.extra.is_empty(), "{input}: a spelling of the count was kept as an extra field");
         }
     }
 

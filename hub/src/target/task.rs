@@ -104,9 +104,9 @@ async fn run(
     // the few kilobytes of state that only a running tick needs.
     Box::pin(tick::announce(ctx, key, &first, &mut memory)).await;
     let mut interval = input.borrow().interval();
-    // Spread first ticks over one interval so a restart or a mass opt-in is no thundering herd.
+    let start_time = input.borrow().spec.as_ref().ok().and_then(|s| s.start_time);
     let jitter = rand::rng().random_range(0..interval.as_millis().max(1) as u64);
-    let mut next = later(Instant::now(), Duration::from_millis(jitter));
+    let mut next = later(Instant::now(), first_delay((ctx.clock)(), interval, start_time, jitter));
     ctx.metrics.tick_log.schedule(next, interval);
     let mut last_start: Option<Instant> = None;
     loop {
@@ -143,6 +143,17 @@ async fn run(
             // Overran: skip the missed ticks instead of firing them back to back.
             next = later(Instant::now(), interval);
         }
+    }
+}
+
+/// How long a target's first tick waits. With a start time (the CPA's `startTime`), as the
+/// CPA starts its ticker: until the next multiple of the start time in wall-clock time, then
+/// one interval ("start on the full minute"). Without one, `jitter` (drawn from one interval),
+/// so a restart or a mass opt-in is no thundering herd.
+fn first_delay(now_ms: i64, interval: Duration, start_time: Option<Duration>, jitter: u64) -> Duration {
+    match start_time.map(|s| s.as_millis().max(1) as i64) {
+        Some(period) => Duration::from_millis((period - now_ms.rem_euclid(period)) as u64) + interval,
+        None => Duration::from_millis(jitter),
     }
 }
 
@@ -186,6 +197,23 @@ async fn handle_command(
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::first_delay;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_start_time_aligns_the_first_tick_as_the_cpa_does() {
+        // 12:00:42.5 with `startTime: 60000` and a 15 s interval: the CPA waits for 12:01:00,
+        // starts its ticker, and runs first at 12:01:15.
+        let now = 43_200_000 + 42_500;
+        assert_eq!(first_delay(now, 15 * SECOND, Some(60 * SECOND), 999), Duration::from_millis(17_500) + 15 * SECOND);
+        // Exactly on the minute it waits a whole period, as `startTime - now % startTime` does.
+        assert_eq!(first_delay(43_200_000, 15 * SECOND, Some(60 * SECOND), 999), 75 * SECOND);
+        // Without a start time, the jitter drawn for this target.
+        assert_eq!(first_delay(now, 15 * SECOND, None, 999), Duration::from_millis(999));
+    }
 
     /// Every target's loop lives as long as the target, so its idle size is paid 100,000 times
     /// in a large hub; the state of a running tick must live in a box, not inline.

@@ -56,8 +56,8 @@ pub struct Profile {
     pub namespace: Option<IgnoredAny>,
     /// CPA key, ignored: targets come from annotations.
     pub scale_target_ref: Option<IgnoredAny>,
-    /// CPA key, ignored: the hub jitters ticks itself.
-    pub start_time: Option<IgnoredAny>,
+    /// Aligns the first tick (milliseconds, CPA unit): see [`crate::spec::START_TIME`].
+    pub start_time: Option<i64>,
     /// CPA key, ignored: the hub serves one API for all targets.
     pub api_config: Option<IgnoredAny>,
     /// CPA key, ignored: logging is configured with `RUST_LOG`.
@@ -94,7 +94,7 @@ impl Profile {
             behavior: self.behavior.or(base.behavior),
             namespace: None,
             scale_target_ref: None,
-            start_time: None,
+            start_time: self.start_time.or(base.start_time),
             api_config: None,
             log_verbosity: None,
         }
@@ -114,25 +114,53 @@ impl Profile {
         ]
     }
 
-    /// What a target using this profile gets when its annotations leave a setting out.
+    /// Whether this profile runs the HPA's own calculation (no metric or evaluate hook).
+    pub fn is_builtin(&self) -> bool {
+        self.evaluate.is_none() && self.metric.is_none()
+    }
+
+    /// What a target using this profile gets when its annotations leave a setting out: the
+    /// profile's own keys, then the CPA's defaults for a hook profile or the HPA's for a
+    /// built-in one.
     pub fn spec_defaults(&self) -> SpecDefaults {
-        let fallback = SpecDefaults::default();
+        let fallback = if self.is_builtin() { SpecDefaults::hpa() } else { SpecDefaults::cpa() };
         let behavior = self.behavior.as_ref();
         let seconds = |s: i32| Duration::from_secs(u64::from(s.unsigned_abs()));
+        let downscale = behavior
+            .and_then(BehaviorConfig::downscale_window_seconds)
+            .map(seconds)
+            .or(self.downscale_stabilization.map(|s| Duration::from_secs(s.unsigned_abs())));
+        // A `behavior:` is the HPA's: what it leaves out has the HPA's defaults, in a hook
+        // profile too (a 5-minute downscale window).
+        let (fallback, downscale_fallback) = match behavior {
+            Some(_) if downscale.is_none() => {
+                let hpa = SpecDefaults::hpa().downscale_stabilization;
+                (SpecDefaults { downscale_stabilization: hpa, ..fallback }, true)
+            }
+            _ => (fallback, false),
+        };
+        let upscale = behavior.and_then(BehaviorConfig::upscale_window_seconds).map(seconds);
+        let set = [
+            ("minReplicas", self.min_replicas.is_some()),
+            ("maxReplicas", self.max_replicas.is_some()),
+            ("interval", self.interval.is_some()),
+            ("downscaleStabilization", downscale.is_some()),
+            ("upscaleStabilization", upscale.is_some()),
+            ("runMode", self.run_mode.is_some()),
+            ("startTime", self.start_time.is_some()),
+        ];
         SpecDefaults {
             min_replicas: self.min_replicas.unwrap_or(fallback.min_replicas),
             max_replicas: self.max_replicas.unwrap_or(fallback.max_replicas),
             interval: self.interval.map_or(fallback.interval, |ms| Duration::from_millis(ms.unsigned_abs())),
-            downscale_stabilization: behavior
-                .and_then(BehaviorConfig::downscale_window_seconds)
-                .map(seconds)
-                .or(self.downscale_stabilization.map(|s| Duration::from_secs(s.unsigned_abs())))
-                .unwrap_or(fallback.downscale_stabilization),
-            upscale_stabilization: behavior
-                .and_then(BehaviorConfig::upscale_window_seconds)
-                .map_or(fallback.upscale_stabilization, seconds),
+            downscale_stabilization: downscale.unwrap_or(fallback.downscale_stabilization),
+            upscale_stabilization: upscale.unwrap_or(fallback.upscale_stabilization),
             run_mode: self.run_mode.unwrap_or(fallback.run_mode),
+            start_time: self.start_time.map(|ms| Duration::from_millis(ms.unsigned_abs())),
             rate_limits: behavior.map(BehaviorConfig::rate_limits),
+            lineage: fallback.lineage,
+            from_profile: set.iter().filter(|(_, set)| *set).map(|(key, _)| *key).collect(),
+            hpa_downscale: downscale_fallback,
         }
     }
 
@@ -172,6 +200,11 @@ impl Profile {
         if self.max_replicas.is_some_and(|max| max < 1) {
             issues.push(format!("{path}.maxReplicas"), "must be >= 1");
         }
+        if let Some(ms) = self.start_time
+            && !(1..=crate::spec::MAX_INTERVAL.as_millis() as i64).contains(&ms)
+        {
+            issues.push(format!("{path}.startTime"), "must be between 1 and 86400000 (milliseconds)");
+        }
         if let Some(ms) = self.interval {
             let interval = Duration::from_millis(ms.unsigned_abs());
             if ms <= 0 {
@@ -189,9 +222,8 @@ impl Profile {
     pub(crate) fn validate_complete(&self, path: &str, issues: &mut Issues) {
         // Without metric and evaluate methods the hub runs the HPA's own calculation over
         // the `kubernetesMetricSpecs`, so those need a target it can aim for.
-        let builtin = self.evaluate.is_none()
-            && self.metric.is_none()
-            && self.kubernetes_metric_specs.iter().flatten().any(MetricSpec::has_builtin_target);
+        let builtin =
+            self.is_builtin() && self.kubernetes_metric_specs.iter().flatten().any(MetricSpec::has_builtin_target);
         if !builtin {
             for (key, method) in [("metric", &self.metric), ("evaluate", &self.evaluate)] {
                 if method.is_none() {

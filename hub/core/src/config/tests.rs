@@ -143,12 +143,41 @@ profiles:
     let defaults = &config.spec_defaults()["default"];
     assert_eq!(defaults.max_replicas, 30);
     assert_eq!(defaults.upscale_stabilization, Duration::from_secs(60));
-    // Not set in behavior and no downscaleStabilization: the hub default.
+    // Not set in behavior and no downscaleStabilization: the HPA's behavior default.
     assert_eq!(defaults.downscale_stabilization, Duration::from_secs(300));
+    assert_eq!(defaults.lineage, crate::spec::Lineage::Cpa, "a hook profile keeps the CPA's other rules");
     let limits = defaults.rate_limits.clone().unwrap();
     assert_eq!(limits.scale_up.policies, [RatePolicy { policy_type: PolicyType::Pods, value: 2, period_seconds: 30 }]);
     assert_eq!(limits.scale_down.select_policy, SelectPolicy::Min);
     assert_eq!(limits.scale_down.policies, RateLimits::hpa_default().scale_down.policies);
+}
+
+#[test]
+fn a_hook_profile_has_the_cpa_defaults_and_a_builtin_one_the_hpa_defaults() {
+    let bare = CPA_EXAMPLE.replace("runMode: \"per-resource\"\n", "");
+    let cpa = Config::from_yaml_str(&as_profile("default", &bare)).unwrap();
+    let defaults = cpa.profile("default").unwrap().spec_defaults();
+    assert_eq!(defaults.downscale_stabilization, Duration::ZERO);
+    assert_eq!(defaults.run_mode, crate::spec::RunMode::PerPod);
+    assert_eq!(defaults.lineage, crate::spec::Lineage::Cpa);
+    assert_eq!(defaults.start_time, None);
+    let body = "kubernetesMetricSpecs:\n  - {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}\n";
+    let hpa = Config::from_yaml_str(&as_profile("default", body)).unwrap();
+    let defaults = hpa.profile("default").unwrap().spec_defaults();
+    assert_eq!(defaults.downscale_stabilization, Duration::from_secs(300));
+    assert_eq!(defaults.run_mode, crate::spec::RunMode::PerResource);
+    assert_eq!(defaults.lineage, crate::spec::Lineage::Hpa);
+    // A profile's own CPA keys win over either.
+    let body = format!("{bare}downscaleStabilization: 45\nrunMode: per-resource\nstartTime: 60000\n");
+    let own = Config::from_yaml_str(&as_profile("default", &body)).unwrap();
+    let defaults = own.profile("default").unwrap().spec_defaults();
+    assert_eq!(defaults.downscale_stabilization, Duration::from_secs(45));
+    assert_eq!(defaults.run_mode, crate::spec::RunMode::PerResource);
+    assert_eq!(defaults.start_time, Some(Duration::from_secs(60)));
+    assert_eq!(defaults.from_profile, ["downscaleStabilization", "runMode", "startTime"]);
+    let bad = format!("{CPA_EXAMPLE}startTime: 0\n");
+    let err = Config::from_yaml_str(&as_profile("default", &bad)).unwrap_err().to_string();
+    assert!(err.contains("profiles.default.startTime: must be between 1 and 86400000"), "{err}");
 }
 
 #[test]

@@ -81,6 +81,9 @@ pub struct PolicyInput<'a> {
     pub rate_limits: Option<&'a RateLimits>,
     /// The target's override, if any; ignored when not active at `now`.
     pub active_override: Option<&'a Override>,
+    /// Whether a brand-new state starts its window with the current replicas (the HPA's
+    /// `recordInitialRecommendation`), or empty as the CPA's does.
+    pub seed_with_current: bool,
 }
 
 /// The outcome of one pass through the pipeline.

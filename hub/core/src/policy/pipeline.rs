@@ -88,7 +88,9 @@ impl<'a> Run<'a> {
     fn seed(&mut self, current: i32) {
         if !self.state.seeded {
             self.state.seeded = true;
-            self.state.record_recommendation(self.input.now, current);
+            if self.input.seed_with_current {
+                self.state.record_recommendation(self.input.now, current);
+            }
         }
     }
 

@@ -16,6 +16,7 @@ struct Target {
     down_window: Duration,
     rate: Option<RateLimits>,
     override_: Option<Override>,
+    seed_with_current: bool,
 }
 
 impl Target {
@@ -29,7 +30,14 @@ impl Target {
             down_window: Duration::from_secs(300),
             rate: None,
             override_: None,
+            seed_with_current: true,
         }
+    }
+
+    /// As the CPA: a new target's window starts empty.
+    fn cpa(mut self) -> Self {
+        self.seed_with_current = false;
+        self
     }
 
     fn windows(mut self, up_secs: u64, down_secs: u64) -> Self {
@@ -66,6 +74,7 @@ impl Target {
             downscale_window: self.down_window,
             rate_limits: self.rate.as_ref(),
             active_override: self.override_.as_ref(),
+            seed_with_current: self.seed_with_current,
         };
         decide(&self.state, &input)
     }
@@ -347,4 +356,19 @@ fn the_stored_state_stays_small_over_a_long_run() {
     }
     assert!(target.state.recommendations.len() <= 20, "{}", target.state.recommendations.len());
     assert!(target.state.scale_up_events.len() <= 2);
+}
+
+#[test]
+fn a_new_hpa_target_holds_a_scale_down_for_a_window_and_a_new_cpa_target_does_not() {
+    // The HPA seeds the window with the current replicas: 8 holds until five minutes pass.
+    let mut hpa = Target::new(8).windows(0, 60);
+    assert_eq!(hpa.tick(0, 3).desired_replicas, 8);
+    assert_eq!(hpa.tick(61_000, 3).desired_replicas, 3);
+    // The CPA's window starts empty: the first evaluation applies, later ones are held.
+    let mut cpa = Target::new(8).windows(0, 60).cpa();
+    assert_eq!(cpa.tick(0, 3).desired_replicas, 3);
+    assert_eq!(cpa.tick(10_000, 6).desired_replicas, 6);
+    let held = cpa.tick(20_000, 2);
+    assert_eq!(held.desired_replicas, 6, "the 6 ten seconds ago is inside the window");
+    assert_eq!(cpa.tick(71_000, 2).desired_replicas, 2);
 }

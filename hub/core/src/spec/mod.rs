@@ -36,6 +36,8 @@ pub const UPSCALE_STABILIZATION: &str = "scalehub.io/upscale-stabilization";
 pub const RUN_MODE: &str = "scalehub.io/run-mode";
 /// `active` or `shadow`.
 pub const MODE: &str = "scalehub.io/mode";
+/// Aligns the first tick to a multiple of this period of wall-clock time (the CPA's `startTime`).
+pub const START_TIME: &str = "scalehub.io/start-time";
 /// Prefix of hook parameters (`scalehub.io/param.<key>`).
 pub const PARAM_PREFIX: &str = "scalehub.io/param.";
 
@@ -81,6 +83,44 @@ pub enum Mode {
     Shadow,
 }
 
+/// Whose rules fill in what neither the annotations nor the profile set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lineage {
+    /// A CPA profile (hooks): the CPA's defaults — no downscale window, `per-pod`, and a new
+    /// target's window starts empty, so the first evaluation applies at once.
+    Cpa,
+    /// A built-in profile (the HPA's calculation): the HPA's defaults — a 5-minute downscale
+    /// window seeded with the current replicas (`recordInitialRecommendation`).
+    #[default]
+    Hpa,
+}
+
+/// Where one of a target's settings came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// The workload's `scalehub.io/…` annotation.
+    Annotation,
+    /// The profile's own key (`minReplicas`, `downscaleStabilization`, `behavior`, …).
+    Profile,
+    /// The CPA's default (a CPA profile that leaves the key out).
+    CpaDefault,
+    /// The HPA's default (a built-in profile that leaves the key out).
+    HpaDefault,
+}
+
+/// The settings whose source a target shows, by their profile key names.
+pub const SOURCED: [&str; 7] = [
+    "minReplicas",
+    "maxReplicas",
+    "interval",
+    "downscaleStabilization",
+    "upscaleStabilization",
+    "runMode",
+    "startTime",
+];
+
 /// What a profile provides when the annotations leave a setting out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecDefaults {
@@ -90,18 +130,37 @@ pub struct SpecDefaults {
     pub max_replicas: i32,
     /// Default tick period (15 s).
     pub interval: Duration,
-    /// Default scale-down window (5 m).
+    /// Default scale-down window (CPA profiles 0 s, built-in profiles 5 m).
     pub downscale_stabilization: Duration,
     /// Default scale-up window (0 s).
     pub upscale_stabilization: Duration,
-    /// Default run mode (`per-resource`).
+    /// Default run mode (CPA profiles `per-pod`, built-in profiles `per-resource`).
     pub run_mode: RunMode,
+    /// The profile's `startTime`, if it sets one: the first tick's alignment.
+    pub start_time: Option<Duration>,
     /// The profile's rate policies, if it has a `behavior:`.
     pub rate_limits: Option<RateLimits>,
+    /// Whose defaults the rest are.
+    pub lineage: Lineage,
+    /// The [`SOURCED`] settings the profile itself sets.
+    pub from_profile: Vec<&'static str>,
+    /// The downscale window is the HPA's default because the profile has a `behavior:`.
+    pub hpa_downscale: bool,
 }
 
-impl Default for SpecDefaults {
-    fn default() -> Self {
+impl SpecDefaults {
+    /// The CPA's defaults (its `config.yaml` reference).
+    pub fn cpa() -> Self {
+        SpecDefaults {
+            downscale_stabilization: Duration::ZERO,
+            run_mode: RunMode::PerPod,
+            lineage: Lineage::Cpa,
+            ..SpecDefaults::hpa()
+        }
+    }
+
+    /// The HPA's defaults (kube-controller-manager's flags and `behavior` defaults).
+    pub fn hpa() -> Self {
         SpecDefaults {
             min_replicas: 1,
             max_replicas: 10,
@@ -109,8 +168,32 @@ impl Default for SpecDefaults {
             downscale_stabilization: Duration::from_secs(300),
             upscale_stabilization: Duration::ZERO,
             run_mode: RunMode::PerResource,
+            start_time: None,
             rate_limits: None,
+            lineage: Lineage::Hpa,
+            from_profile: Vec::new(),
+            hpa_downscale: false,
         }
+    }
+
+    /// Where a setting comes from when no annotation sets it.
+    fn source(&self, key: &str) -> Source {
+        if self.from_profile.contains(&key) {
+            Source::Profile
+        } else if self.hpa_downscale && key == "downscaleStabilization" {
+            Source::HpaDefault
+        } else {
+            match self.lineage {
+                Lineage::Cpa => Source::CpaDefault,
+                Lineage::Hpa => Source::HpaDefault,
+            }
+        }
+    }
+}
+
+impl Default for SpecDefaults {
+    fn default() -> Self {
+        SpecDefaults::hpa()
     }
 }
 
@@ -142,6 +225,16 @@ pub struct TargetSpec {
     /// Rate policies from the profile's `behavior:`, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<RateLimits>,
+    /// The first tick waits for the next multiple of this period of wall-clock time, then one
+    /// interval (the CPA's `startTime`); without it the first tick is jittered.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_human_opt")]
+    pub start_time: Option<Duration>,
+    /// Whose defaults fill what is not set.
+    #[serde(default)]
+    pub lineage: Lineage,
+    /// Where each of the [`SOURCED`] settings came from.
+    #[serde(default)]
+    pub sources: BTreeMap<String, Source>,
 }
 
 /// One bad annotation.
@@ -214,6 +307,34 @@ fn whole_number(value: &str) -> Result<i32, String> {
     }
 }
 
+/// A `start-time` annotation: a period from 1 s to a day.
+fn start_time(value: &str) -> Result<Duration, String> {
+    let period = parse_duration(value).map_err(|err| format!("is not a duration: {err}"))?;
+    if period < Duration::from_secs(1) || period > MAX_INTERVAL {
+        return Err(format!("must be between 1s and {}", format_duration(MAX_INTERVAL)));
+    }
+    Ok(period)
+}
+
+/// `Option<Duration>` as a human duration (`1m`), for [`TargetSpec::start_time`].
+mod serde_human_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => serializer.serialize_str(&crate::duration::format_duration(*d)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?;
+        text.map(|t| crate::duration::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
 fn window(value: &str) -> Result<Duration, String> {
     let window = parse_duration(value).map_err(|err| format!("is not a duration: {err}"))?;
     if window > MAX_WINDOW {
@@ -268,6 +389,10 @@ impl TargetSpec {
             "per-resource" => Ok(RunMode::PerResource),
             _ => Err("is not a run mode (per-pod or per-resource)".into()),
         });
+        let start_time = match annotations.contains_key(START_TIME) {
+            true => reader.read(START_TIME, None, |v| start_time(v).map(Some)),
+            false => defaults.start_time,
+        };
         let mode = reader.read(MODE, Mode::Active, |v| match v {
             "active" => Ok(Mode::Active),
             "shadow" => Ok(Mode::Shadow),
@@ -290,6 +415,27 @@ impl TargetSpec {
         if !reader.errors.is_empty() {
             return Err(SpecErrors(reader.errors));
         }
+        let annotation_of = |key: &str| match key {
+            "minReplicas" => MIN_REPLICAS,
+            "maxReplicas" => MAX_REPLICAS,
+            "interval" => INTERVAL,
+            "downscaleStabilization" => DOWNSCALE_STABILIZATION,
+            "upscaleStabilization" => UPSCALE_STABILIZATION,
+            "runMode" => RUN_MODE,
+            _ => START_TIME,
+        };
+        let sources = SOURCED
+            .iter()
+            .filter(|key| **key != "startTime" || start_time.is_some())
+            .map(|key| {
+                let source = if annotations.contains_key(annotation_of(key)) {
+                    Source::Annotation
+                } else {
+                    defaults.source(key)
+                };
+                ((*key).to_owned(), source)
+            })
+            .collect();
         Ok(TargetSpec {
             profile,
             min_replicas,
@@ -301,6 +447,9 @@ impl TargetSpec {
             mode,
             params,
             rate_limits: defaults.rate_limits.clone(),
+            start_time,
+            lineage: defaults.lineage,
+            sources,
         })
     }
 
@@ -322,13 +471,15 @@ impl TargetSpec {
             downscale_window: self.downscale_stabilization,
             rate_limits: self.rate_limits.as_ref(),
             active_override,
+            seed_with_current: self.lineage == Lineage::Hpa,
         }
     }
 }
 
 /// The annotation keys with fixed names (params are matched by prefix).
-const KNOWN: [&str; 9] = [
+const KNOWN: [&str; 10] = [
     ENABLED,
+    START_TIME,
     PROFILE,
     MIN_REPLICAS,
     MAX_REPLICAS,

@@ -191,3 +191,31 @@ fn intervals_are_bounded_so_no_loop_ticks_faster_than_a_second_or_never() {
         assert!(TargetSpec::from_annotations(&annotations, &profiles).is_ok(), "{value}");
     }
 }
+
+#[test]
+fn every_setting_says_where_it_came_from() {
+    let cpa = SpecDefaults { min_replicas: 3, from_profile: vec!["minReplicas"], ..SpecDefaults::cpa() };
+    let profiles = BTreeMap::from([("default".to_owned(), cpa)]);
+    let spec = TargetSpec::from_annotations(
+        &annotations(&[(ENABLED, "true"), (MAX_REPLICAS, "7"), (START_TIME, "1m")]),
+        &profiles,
+    )
+    .unwrap();
+    assert_eq!(spec.lineage, Lineage::Cpa);
+    assert_eq!(spec.start_time, Some(Duration::from_secs(60)));
+    let source = |key: &str| spec.sources.get(key).copied();
+    assert_eq!(source("minReplicas"), Some(Source::Profile));
+    assert_eq!(source("maxReplicas"), Some(Source::Annotation));
+    assert_eq!(source("downscaleStabilization"), Some(Source::CpaDefault));
+    assert_eq!(source("startTime"), Some(Source::Annotation));
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(json["sources"]["downscaleStabilization"], "cpa-default");
+    assert_eq!(json["startTime"], "1m");
+    assert_eq!(serde_json::from_value::<TargetSpec>(json).unwrap(), spec, "the spec round-trips");
+    // The HPA's rules for a built-in profile; no start time unless one is set.
+    let spec = parse(&[(ENABLED, "true")]).unwrap();
+    assert_eq!(spec.sources.get("downscaleStabilization"), Some(&Source::HpaDefault));
+    assert!(!spec.sources.contains_key("startTime") && spec.start_time.is_none());
+    let err = parse(&[(ENABLED, "true"), (START_TIME, "0s")]).unwrap_err().to_string();
+    assert!(err.contains("scalehub.io/start-time: \"0s\" must be between 1s and"), "{err}");
+}
