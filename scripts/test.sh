@@ -5,7 +5,8 @@
 #   3. checks formatting (rustfmt.toml) and lints (clippy, warnings are errors),
 #   4. runs the whole cargo test suite against the simulator and the real apiserver,
 #   5. runs a small `scalehub bench` and checks that every due tick ran (never timings),
-#   6. stops everything it started.
+#   6. fuzzes the REST API against its OpenAPI document (Schemathesis, a bounded number of examples),
+#   7. stops everything it started.
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,3 +48,6 @@ bench_out=$(mktemp "${TMPDIR:-/tmp}/scalehub-bench.XXXXXX")
 RUST_LOG=warn target/debug/scalehub bench --targets 500 --namespaces 5 --duration 20s --interval 5s >"$bench_out"
 python3 scripts/check-bench.py <"$bench_out"
 rm -f "$bench_out"
+
+log "fuzzing the REST API against its OpenAPI document (Schemathesis)"
+SCALEHUB_BIN=target/debug/scalehub scripts/api-fuzz.sh 25

@@ -110,6 +110,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                     identity,
                     lease_duration: Duration::from_secs(lease_seconds.max(1)),
                     record_ticks: false,
+                    config_path: Some(config.clone()),
                 },
             )
             .await?;

@@ -46,6 +46,8 @@ pub struct HubOptions {
     pub lease_duration: Duration,
     /// Keep exact tick timings in `Metrics::tick_log` (`scalehub bench`).
     pub record_ticks: bool,
+    /// The config file, re-read when it changes (`None`: the config never changes).
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 /// The hub-wide context: everything the target loops and the API share; one per hub.
@@ -83,6 +85,10 @@ pub struct Context {
     /// What the loops record, for whoever listens (the API's live stream); publishing never
     /// blocks a tick.
     pub bus: crate::bus::Bus,
+    /// The config in force: when it was loaded, what it warns of (see [`crate::reload`]).
+    pub config_status: RwLock<crate::reload::ConfigStatus>,
+    /// Notified when a reloaded config is in force, so every target re-reads its annotations.
+    pub reconfigured: tokio::sync::Notify,
 }
 
 /// A wall clock in unix milliseconds.
@@ -139,6 +145,9 @@ pub fn now_ms() -> i64 {
 /// Starts a hub against `client`.
 pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<HubHandle> {
     let config = opts.config.clone();
+    for warning in &config.warnings {
+        tracing::warn!(%warning, "hub config");
+    }
     let auth = api::auth::Auth::from_config(&config.api).context("api.tokenFile")?;
     let database = opts.database.clone().unwrap_or_else(|| config.database.clone());
     let store = scalehub_store::Store::open(&database).await.with_context(|| format!("opening database {database}"))?;
@@ -169,7 +178,7 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     let scope = Scope { namespaces: config.namespaces.clone() };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        profiles: Profiles::new(config.clone()),
+        profiles: Profiles::new(&config),
         store,
         hooks,
         pods: PodIndex::default(),
@@ -184,7 +193,12 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
         clock: Arc::new(now_ms),
         loops: RwLock::new(HashMap::new()),
         bus: crate::bus::Bus::default(),
+        config_status: RwLock::new(crate::reload::ConfigStatus::started(&config, now_ms())),
+        reconfigured: tokio::sync::Notify::new(),
     });
+    if let Some(path) = opts.config_path.clone() {
+        crate::reload::spawn(ctx.clone(), path, config.clone(), shutdown.clone());
+    }
     ctx.pods.watch(&client, &scope, shutdown.clone());
     ctx.hpas.watch(&client, &scope, shutdown.clone());
     let ready = Arc::new(AtomicBool::new(false));

@@ -28,6 +28,7 @@ pub mod leader;
 pub mod overrides;
 pub mod podmetrics;
 pub mod profile;
+pub mod reload;
 pub mod scaler;
 pub mod target;
 pub mod telemetry;

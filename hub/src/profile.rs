@@ -45,11 +45,24 @@ pub struct Profile {
     pub tolerance: f64,
 }
 
-/// All profiles, and the spec parser that knows them.
+/// All profiles, and the spec parser that knows them; replaced whole when the config is
+/// reloaded (a tick holds the `Arc<Profile>` it started with).
 pub struct Profiles {
+    current: std::sync::RwLock<Arc<ProfileSet>>,
+}
+
+/// The profiles of one config.
+struct ProfileSet {
     /// What annotations default to, per profile name.
     defaults: BTreeMap<String, spec::SpecDefaults>,
     by_name: HashMap<String, Arc<Profile>>,
+}
+
+impl ProfileSet {
+    fn new(config: &Config) -> Self {
+        let by_name = config.profiles.iter().map(|(name, p)| (name.clone(), Arc::new(resolve(name, p)))).collect();
+        Self { defaults: config.spec_defaults(), by_name }
+    }
 }
 
 impl Profile {
@@ -72,19 +85,34 @@ impl Profile {
 
 impl Profiles {
     /// Resolves every profile of a validated config.
-    pub fn new(config: Arc<Config>) -> Self {
-        let by_name = config.profiles.iter().map(|(name, p)| (name.clone(), Arc::new(resolve(name, p)))).collect();
-        Self { defaults: config.spec_defaults(), by_name }
+    pub fn new(config: &Config) -> Self {
+        Self { current: std::sync::RwLock::new(Arc::new(ProfileSet::new(config))) }
+    }
+
+    /// Puts the profiles of a newly loaded (validated) config in force.
+    pub fn replace(&self, config: &Config) {
+        let set = Arc::new(ProfileSet::new(config));
+        match self.current.write() {
+            Ok(mut current) => *current = set,
+            Err(poisoned) => *poisoned.into_inner() = set,
+        }
+    }
+
+    fn set(&self) -> Arc<ProfileSet> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The profile named `name`.
     pub fn get(&self, name: &str) -> Option<Arc<Profile>> {
-        self.by_name.get(name).cloned()
+        self.set().by_name.get(name).cloned()
     }
 
     /// Parses a workload's annotations against the config: every problem in one message.
     pub fn parse_spec(&self, annotations: &BTreeMap<String, String>) -> Result<TargetSpec, String> {
-        TargetSpec::from_annotations(annotations, &self.defaults).map_err(|e| e.to_string())
+        TargetSpec::from_annotations(annotations, &self.set().defaults).map_err(|e| e.to_string())
     }
 }
 

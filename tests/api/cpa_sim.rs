@@ -88,6 +88,7 @@ impl Env {
                 identity: "api-test".into(),
                 lease_duration: Duration::from_secs(15),
                 record_ticks: false,
+                config_path: None,
             },
         )
         .await
@@ -165,6 +166,8 @@ async fn the_cpa_calls_run_the_hooks_and_only_a_real_run_scales() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(env.replicas().await, 2, "a GET scaled");
     let (status, _) = env.call(Method::GET, &format!("{BASE}/metrics?dry_run=perhaps"), None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "who may ask comes before what was asked");
+    let (status, _) = env.call(Method::GET, &format!("{BASE}/metrics?dry_run=perhaps"), Some(ALICE), None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) =
         env.call(Method::POST, "/api/v1/targets/shop/Deployment/nope/evaluation?dry_run=true", Some(ALICE), None).await;
@@ -241,5 +244,36 @@ async fn the_stream_carries_the_decisions_of_a_running_hub() {
     })
     .await;
     assert_eq!(found, Ok(true), "no decision event arrived: {seen}");
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_runs_beyond_the_budget_get_a_429_with_retry_after() {
+    let env = Env::start().await;
+    env.wait_for_loop(&TargetKey::new("shop", Kind::Deployment, "web")).await;
+    let uri = format!("http://{}{BASE}/metrics?dry_run=true", env.hub.addr);
+    // A burst of twice the default 5 a second passes; soon after, runs are refused.
+    let mut passed = 0;
+    let mut refused = None;
+    for _ in 0..40 {
+        let req = Request::get(&uri).header("authorization", format!("Bearer {ALICE}")).body(Body::empty()).unwrap();
+        let res = env.http.request(req).await.unwrap();
+        match res.status() {
+            StatusCode::OK => passed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused = Some(res);
+                break;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert!(passed >= 10, "the burst of 10 was not allowed: {passed}");
+    let res = refused.expect("no run was refused");
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After: {retry}");
+    let bytes = axum::body::to_bytes(Body::new(res.into_body()), 1 << 20).await.unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(body["error"].as_str().unwrap().contains("api.hookRunsPerSecond"), "{body}");
+    assert_eq!(body["message"], body["error"], "the CPA's error shape: {body}");
     env.stop().await;
 }

@@ -1,5 +1,6 @@
 //! Hub status, health, metrics, the OpenAPI document and the live stream.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +62,31 @@ async fn the_openapi_document_describes_every_endpoint() {
     ] {
         assert!(paths.contains_key(path), "missing {path}");
     }
+    // Operation ids are unique (code generators need it); every operation that takes a token
+    // says so, and the hook runs require one.
+    let mut ids = HashSet::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_default();
+            assert!(ids.insert(id.to_owned()), "operationId {id} ({method} {path}) is not unique");
+            if !matches!(path.as_str(), "/healthz" | "/readyz") {
+                assert!(op["security"].is_array(), "{method} {path} declares no security");
+                assert!(op["responses"].get("401").is_some(), "{method} {path} documents no 401");
+            }
+            if path.contains('{') {
+                assert!(op["responses"].get("400").is_some(), "{method} {path} documents no 400");
+            }
+        }
+    }
+    for hook_run in
+        ["/api/v1/targets/{namespace}/{kind}/{name}/metrics", "/api/v1/targets/{namespace}/{kind}/{name}/evaluation"]
+    {
+        let op = paths[hook_run].as_object().unwrap().values().next().unwrap();
+        assert_eq!(op["security"], json!([{"bearer": []}]), "{hook_run} needs a token");
+        assert!(op["responses"].get("429").is_some(), "{hook_run} documents no 429");
+    }
+    let evaluation = &doc["components"]["schemas"]["Decision"]["properties"]["evaluation"];
+    assert!(evaluation.to_string().contains("null"), "a decision's evaluation may be null: {evaluation}");
     let override_path = &paths["/api/v1/targets/{namespace}/{kind}/{name}/override"];
     assert!(override_path.get("put").is_some() && override_path.get("delete").is_some());
     let schemas = doc["components"]["schemas"].as_object().unwrap();

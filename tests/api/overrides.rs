@@ -207,3 +207,13 @@ async fn a_kubernetes_user_may_override_where_rbac_allows_and_becomes_the_author
     let (_, hub) = api.get("/api/v1/hub").await;
     assert_eq!(hub["writesEnabled"], true);
 }
+
+#[tokio::test]
+async fn a_pin_may_exceed_the_bounds_but_not_absurdly() {
+    let api = TestApi::new().await;
+    api.add_target("shop", "Deployment", "web").await;
+    let got = api.call(Method::PUT, URI, Some(ALICE), Some(json!({"replicas": 2147483647, "reason": "typo"}))).await;
+    assert_eq!(got.0, StatusCode::UNPROCESSABLE_ENTITY, "{}", got.1);
+    assert!(got.1["error"].as_str().unwrap().contains("more than ten times"), "{}", got.1);
+    assert!(history(&api).await.is_empty());
+}

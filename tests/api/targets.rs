@@ -282,3 +282,21 @@ async fn the_replicas_of_many_targets_come_in_one_call_in_the_order_asked() {
         assert_error(&api.get(&uri).await, StatusCode::BAD_REQUEST);
     }
 }
+
+#[tokio::test]
+async fn a_limit_beyond_the_maximum_is_a_400_not_a_silent_clamp() {
+    let api = TestApi::new().await;
+    api.add_target("shop", "Deployment", "web").await;
+    for uri in [
+        "/api/v1/targets?limit=1001",
+        "/api/v1/targets?limit=2147483648",
+        "/api/v1/targets/shop/Deployment/web/decisions?limit=1001",
+        "/api/v1/targets/shop/Deployment/web/series?limit=20001",
+    ] {
+        let got = api.get(uri).await;
+        assert_error(&got, StatusCode::BAD_REQUEST);
+    }
+    for uri in ["/api/v1/targets?limit=1000", "/api/v1/targets/shop/Deployment/web/series?limit=0"] {
+        assert_eq!(api.get(uri).await.0, StatusCode::OK, "{uri}");
+    }
+}

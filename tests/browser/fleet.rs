@@ -65,6 +65,7 @@ impl Fleet {
                 identity: "scalehub-browser-test".into(),
                 lease_duration: Duration::from_secs(3),
                 record_ticks: false,
+                config_path: None,
             },
         )
         .await

@@ -63,6 +63,19 @@ async fn settle(env: &Env, n: usize, want: impl Fn(usize) -> i32, limit: Duratio
     }
 }
 
+/// What the newest decision of the target named first in `off` says, for a failure message.
+async fn last_decision(hub: &scalehub::hub::HubHandle, env: &Env, off: &str) -> String {
+    let name = off.split_whitespace().next().unwrap_or_default();
+    let key = scalehub_store::TargetKey::new(&env.ns, scalehub_store::Kind::Deployment, name);
+    match hub.ctx.store.decisions(&key, None, 1).await {
+        Ok(d) => format!(
+            "{name}'s last decision: {:?}",
+            d.first().map(|d| (&d.outcome, &d.error, d.raw_evaluation, &d.reasons))
+        ),
+        Err(e) => format!("{name}'s decisions unreadable: {e}"),
+    }
+}
+
 async fn chaos_drill(env: &Env) -> anyhow::Result<()> {
     let n: usize = std::env::var("SCALEHUB_DRILL_TARGETS").ok().and_then(|t| t.parse().ok()).unwrap_or(200);
     let before = |i: usize| 1 + (i % 4) as i32;
@@ -85,7 +98,10 @@ async fn chaos_drill(env: &Env) -> anyhow::Result<()> {
     }
     let hub = env.start_hub(&config, "hub.db", "hub-a").await?;
     let off = settle(env, n, before, Duration::from_secs(90)).await?;
-    ensure!(off.is_empty(), "without faults, {} targets did not settle: {:?}", off.len(), &off[..off.len().min(10)]);
+    if !off.is_empty() {
+        let why = last_decision(&hub, env, &off[0]).await;
+        anyhow::bail!("without faults, {} targets did not settle: {:?}; {why}", off.len(), &off[..off.len().min(10)]);
+    }
 
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let faults = json!({
@@ -119,7 +135,10 @@ async fn chaos_drill(env: &Env) -> anyhow::Result<()> {
     println!("chaos drill: {n} targets, {CHAOS:?} of faults (seed {seed})");
 
     let off = settle(env, n, after, Duration::from_secs(90)).await?;
-    ensure!(off.is_empty(), "after the chaos, {} of {n} targets are off: {:?}", off.len(), &off[..off.len().min(10)]);
+    if !off.is_empty() {
+        let why = last_decision(&hub, env, &off[0]).await;
+        anyhow::bail!("after the chaos, {} of {n} targets are off: {:?}; {why}", off.len(), &off[..off.len().min(10)]);
+    }
     let restarts = hub.ctx.metrics.loop_restarts.get();
     ensure!(restarts == 0, "{restarts} target loops panicked");
     let mut active = 0;

@@ -149,6 +149,7 @@ impl Env {
             identity: identity.into(),
             lease_duration: LEASE,
             record_ticks: false,
+            config_path: None,
         };
         within("the hub to start", hub::start(self.client.clone(), opts)).await?
     }

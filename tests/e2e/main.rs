@@ -14,6 +14,7 @@
 //! - [`kinds`]: StatefulSets and ReplicaSets; shadow mode and zero replicas decide without scaling.
 //! - [`per_pod`]: the metric hook once per pod.
 //! - [`leader`]: two hubs on one Lease.
+//! - [`reload`]: a changed config file applies without a restart; an invalid one is refused.
 //! - [`pid1`]: the hub as PID 1 of a PID namespace reaps and kills what its hooks leave behind.
 //! - [`lifecycle`]: annotation edits without restart; opting out keeps the history.
 //! - [`ownership`]: ReplicaSets owned by an opted-in Deployment are not targets.
@@ -41,5 +42,6 @@ mod ownership;
 mod per_pod;
 mod pid1;
 mod process;
+mod reload;
 mod restart;
 mod scaling;

@@ -56,14 +56,16 @@ pub fn parse_dry_run(value: Option<&str>) -> Result<bool, ApiError> {
 }
 
 /// Runs the target's metric stage as a dry run (never scales, whatever `dry_run` says).
-#[utoipa::path(get, path = "/api/v1/targets/{namespace}/{kind}/{name}/metrics", tag = "cpa",
+#[utoipa::path(get, path = "/api/v1/targets/{namespace}/{kind}/{name}/metrics", tag = "cpa", operation_id = "target_metrics",
+    security(("bearer" = [])),
     params(("namespace" = String, Path), ("kind" = String, Path), ("name" = String, Path), DryRunQuery),
     responses(
         (status = 200, description = "The CPA metrics array", body = [super::openapi::MetricValueDoc]),
         (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody), (status = 409, description = "an HPA owns the workload", body = super::error::ErrorBody),
         (status = 422, description = "the target's annotations are invalid", body = super::error::ErrorBody),
-        (status = 502, description = "a hook failed", body = super::error::ErrorBody),
+        (status = 429, description = "the API's hook-run budget (api.hookRunsPerSecond) is spent; see Retry-After", body = super::error::ErrorBody),
+        (status = 500, description = "a hook failed (the hook's error, as the CPA answers)", body = super::error::ErrorBody),
         (status = 503, description = "this hub is a standby", body = super::error::ErrorBody)))]
 pub async fn metrics(
     State(state): State<ApiState>,
@@ -71,12 +73,23 @@ pub async fn metrics(
     ApiPath(path): ApiPath<TargetPath>,
     ApiQuery(q): ApiQuery<DryRunQuery>,
 ) -> Result<Json<Vec<MetricValue>>, ApiError> {
+    // Errors carry the CPA's `message` field too.
+    run_metrics(state, headers, path, q).await.map_err(ApiError::cpa)
+}
+
+async fn run_metrics(
+    state: ApiState,
+    headers: HeaderMap,
+    path: TargetPath,
+    q: DryRunQuery,
+) -> Result<Json<Vec<MetricValue>>, ApiError> {
     // As in the CPA, `dry_run` only changes the run type the hooks see: gathering metrics
     // never scales, so a read is enough either way.
-    let run_type = if parse_dry_run(q.dry_run.as_deref())? { RunType::ApiDryRun } else { RunType::Api };
+    // Who may ask comes first: a caller without a token learns nothing from a 400.
     state.auth.hook_run_access(&headers, Some(&path.namespace)).await?;
+    let run_type = if parse_dry_run(q.dry_run.as_deref())? { RunType::ApiDryRun } else { RunType::Api };
     let key = path.key()?;
-    take_hook_run(&state)?;
+    take_hook_run(&state, &key)?;
     match state.ctx.metrics_now(&key, run_type).await.map_err(|e| run_error(&key, e))? {
         Ok(metrics) => Ok(Json(metrics)),
         Err(e) => Err(hook_failed(e)),
@@ -85,13 +98,15 @@ pub async fn metrics(
 
 /// Runs metric and evaluate; a real run also applies policy and may scale.
 #[utoipa::path(post, path = "/api/v1/targets/{namespace}/{kind}/{name}/evaluation", tag = "cpa",
+    security(("bearer" = [])),
     params(("namespace" = String, Path), ("kind" = String, Path), ("name" = String, Path), DryRunQuery),
     responses(
         (status = 200, body = Evaluation),
         (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
         (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
         (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody),
-        (status = 502, description = "a hook failed", body = super::error::ErrorBody),
+        (status = 429, description = "the API's hook-run budget (api.hookRunsPerSecond) is spent; see Retry-After", body = super::error::ErrorBody),
+        (status = 500, description = "a hook failed (the hook's error, as the CPA answers)", body = super::error::ErrorBody),
         (status = 503, description = "this hub is a standby", body = super::error::ErrorBody)))]
 pub async fn evaluation(
     State(state): State<ApiState>,
@@ -99,8 +114,18 @@ pub async fn evaluation(
     ApiPath(path): ApiPath<TargetPath>,
     ApiQuery(q): ApiQuery<DryRunQuery>,
 ) -> Result<Json<Evaluation>, ApiError> {
-    let dry_run = parse_dry_run(q.dry_run.as_deref())?;
+    // Errors carry the CPA's `message` field too.
+    run_evaluation(state, headers, path, q).await.map_err(ApiError::cpa)
+}
+
+async fn run_evaluation(
+    state: ApiState,
+    headers: HeaderMap,
+    path: TargetPath,
+    q: DryRunQuery,
+) -> Result<Json<Evaluation>, ApiError> {
     let result = run(&state, &headers, &path, q.dry_run.as_deref()).await?;
+    let dry_run = parse_dry_run(q.dry_run.as_deref())?;
     let replicas = if dry_run { result.evaluated } else { result.desired };
     match (replicas, result.error) {
         (Some(target_replicas), None) => Ok(Json(Evaluation { target_replicas })),
@@ -115,7 +140,14 @@ async fn run(
     path: &TargetPath,
     dry_run: Option<&str>,
 ) -> Result<TickResult, ApiError> {
-    let dry_run = parse_dry_run(dry_run)?;
+    let dry_run = match parse_dry_run(dry_run) {
+        Ok(dry_run) => dry_run,
+        Err(e) => {
+            // Who may ask comes first: a caller without a token learns nothing from a 400.
+            state.auth.hook_run_access(headers, Some(&path.namespace)).await?;
+            return Err(e);
+        }
+    };
     let run_type = if dry_run {
         state.auth.hook_run_access(headers, Some(&path.namespace)).await?;
         RunType::ApiDryRun
@@ -124,12 +156,16 @@ async fn run(
         RunType::Api
     };
     let key = path.key()?;
-    take_hook_run(state)?;
+    take_hook_run(state, &key)?;
     state.ctx.run_now(&key, run_type).await.map_err(|e| run_error(&key, e))
 }
 
-/// Takes one of the hub-wide API hook runs, or answers 429.
-fn take_hook_run(state: &ApiState) -> Result<(), ApiError> {
+/// Takes one of the hub-wide API hook runs, or answers 429 with `Retry-After`. A target that
+/// has no loop is a 404 first: asking for unknown targets does not use up the budget.
+fn take_hook_run(state: &ApiState, key: &crate::workload::TargetKey) -> Result<(), ApiError> {
+    if !state.ctx.loops.read().is_ok_and(|loops| loops.contains_key(key)) {
+        return Err(run_error(key, RunError::NotFound));
+    }
     state.hook_runs.take().map_err(|wait| {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -139,6 +175,7 @@ fn take_hook_run(state: &ApiState) -> Result<(), ApiError> {
                 wait.as_millis().max(1)
             ),
         )
+        .retry_after(wait.as_secs_f64().ceil() as u64)
     })
 }
 
@@ -152,8 +189,9 @@ fn run_error(key: &crate::workload::TargetKey, e: RunError) -> ApiError {
     }
 }
 
+/// A failed hook: a 500 with the hook's error, as the CPA answers.
 fn hook_failed(e: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_GATEWAY, e)
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e)
 }
 
 #[cfg(test)]

@@ -20,6 +20,10 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What the caller is told.
     pub message: String,
+    /// Seconds for a `Retry-After` header (429s).
+    pub retry_after: Option<u64>,
+    /// Also answer the CPA's error field, `message` (its two routes: a CPA client reads it).
+    pub cpa: bool,
 }
 
 /// The JSON body of every error response.
@@ -27,6 +31,9 @@ pub struct ApiError {
 pub struct ErrorBody {
     /// What went wrong, for humans.
     pub error: String,
+    /// The same text under the CPA's name, on the CPA's two routes (`…/metrics`, `…/evaluation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// The HTTP status code, repeated for clients that only keep the body.
     pub code: u16,
 }
@@ -34,7 +41,19 @@ pub struct ErrorBody {
 impl ApiError {
     /// An error with this status and message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: message.into(), retry_after: None, cpa: false }
+    }
+
+    /// The same error in the CPA's shape as well: `{"error", "message", "code"}`.
+    pub fn cpa(mut self) -> Self {
+        self.cpa = true;
+        self
+    }
+
+    /// The same error, telling the caller when to retry.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs.max(1));
+        self
     }
 
     /// 400: the request is malformed.
@@ -64,10 +83,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: self.message, code: self.status.as_u16() };
+        let message = self.cpa.then(|| self.message.clone());
+        let body = ErrorBody { error: self.message, message, code: self.status.as_u16() };
         let mut res = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scalehub\""));
+        }
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
     }

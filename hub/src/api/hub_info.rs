@@ -52,6 +52,8 @@ pub struct HubStatus {
     pub reads_protected: bool,
     /// Whether the hub accepts writes at all (a token file is configured).
     pub writes_enabled: bool,
+    /// The config in force: when it was loaded, warnings, a refused reload.
+    pub config: crate::reload::ConfigStatus,
 }
 
 /// This hub's version, role and target counts.
@@ -69,5 +71,6 @@ pub async fn hub(_: CanRead, State(state): State<ApiState>) -> Result<Json<HubSt
         started_at: state.info.started_at,
         reads_protected: state.auth.reads_protected(),
         writes_enabled: state.auth.writes_enabled(),
+        config: state.ctx.config_status.read().map(|s| s.clone()).unwrap_or_default(),
     }))
 }

@@ -23,7 +23,7 @@ use super::{cpa, error, hub_info, overrides, stream, targets};
     components(schemas(TargetDoc, TargetPageDoc, TargetDetailDoc, DecisionDoc, DecisionPageDoc, SeriesPageDoc, TickPointDoc, ReplicasPageDoc, TargetReplicasDoc, ReplicaPointDoc, ReasonDoc, HookDoc, MetricValueDoc,
         OverrideView, Stabilisation, SampleView, ScaleEventView, cpa::Evaluation, overrides::OverrideRequest, overrides::Until,
         hub_info::HubStatus, error::ErrorBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     tags((name = "targets", description = "Targets and their decision history"),
         (name = "cpa", description = "The Custom Pod Autoscaler's two calls, per target"),
         (name = "overrides", description = "Pin, narrow or pause a target for a while"),
@@ -40,6 +40,53 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// What every operation may answer besides its own responses: a 400 for a malformed path
+/// (invalid UTF-8 in a segment), and — for the reads, whose token is optional unless
+/// `api.protectReads` is set — an optional bearer token with its 401 and 403. The probes
+/// never need a token.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::SecurityRequirement;
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let probe = matches!(path.as_str(), "/healthz" | "/readyz");
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                if path.contains('{') {
+                    responses.entry("400".into()).or_insert_with(|| error("malformed request or path"));
+                }
+                if probe {
+                    continue;
+                }
+                if operation.security.is_none() {
+                    operation.security = Some(vec![
+                        SecurityRequirement::default(),
+                        SecurityRequirement::new("bearer", Vec::<String>::new()),
+                    ]);
+                }
+                responses
+                    .entry("401".into())
+                    .or_insert_with(|| error("a token is needed (api.protectReads) or was refused"));
+                responses.entry("403".into()).or_insert_with(|| error("the token may not do this"));
+            }
+        }
     }
 }
 
@@ -137,8 +184,9 @@ pub struct DecisionDoc {
     pub metrics: Vec<MetricValueDoc>,
     /// The evaluator's raw answer.
     pub raw_evaluation: Option<i64>,
-    /// The full evaluation document.
-    #[schema(value_type = Object)]
+    /// The full evaluation document; null when none was produced (a failed tick, an
+    /// override's record).
+    #[schema(value_type = Option<Object>)]
     pub evaluation: serde_json::Value,
     /// The reason chain, in pipeline order.
     pub reasons: Vec<ReasonDoc>,

@@ -45,7 +45,8 @@ pub enum Until {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OverrideRequest {
-    /// Pin exactly this many replicas.
+    /// Pin exactly this many replicas (at most ten times the target's max-replicas, and 100000).
+    #[schema(minimum = 0, maximum = 100000)]
     pub replicas: Option<i32>,
     /// Raise the minimum (narrowing only: the annotation bounds still hold).
     pub min_replicas: Option<i32>,
@@ -94,6 +95,9 @@ pub async fn put(
     let o =
         Override { action, until: Some(until), reason: reason.to_owned(), set_by: caller.name.clone(), set_at: now };
     o.validate().map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    if let OverrideAction::Pin { replicas } = o.action {
+        check_pin(&state, &key, replicas)?;
+    }
     // One override write at a time, so the store and the hub's memory agree on the last one.
     let _guard = state.override_writes.lock().await;
     writable_target(&state, &key).await?;
@@ -177,6 +181,29 @@ fn beyond_timestamps(text: &str) -> bool {
     jiff::fmt::temporal::Pieces::parse(text)
         .is_ok_and(|p| p.date().year() == 9999 && p.time().is_some() && p.offset().is_some())
 }
+
+/// The largest pin: ten times the target's max-replicas, so a pin may go well beyond the
+/// bounds (on purpose: an incident needs it) but a typo of a few digits cannot ask a cluster
+/// for millions of pods; never more than [`MAX_PIN`].
+fn check_pin(state: &ApiState, key: &TargetKey, replicas: i32) -> Result<(), ApiError> {
+    let max = state
+        .ctx
+        .loops
+        .read()
+        .ok()
+        .and_then(|m| m.get(key).and_then(|h| h.input.borrow().spec.as_ref().ok().map(|s| s.max_replicas)))
+        .map_or(MAX_PIN, |max| max.saturating_mul(10).clamp(10, MAX_PIN));
+    if replicas > max {
+        return Err(ApiError::unprocessable(format!(
+            "a pin of {replicas} replicas is more than ten times this target's max-replicas (at most {max}); \
+             raise scalehub.io/max-replicas first"
+        )));
+    }
+    Ok(())
+}
+
+/// The largest pin of any target.
+pub const MAX_PIN: i32 = 100_000;
 
 /// 404 for an unknown target, 409 for a removed one, 503 on a standby.
 async fn writable_target(state: &ApiState, key: &TargetKey) -> Result<(), ApiError> {

@@ -67,7 +67,8 @@ pub struct ListQuery {
     pub sort: Option<String>,
     /// `nextCursor` of the previous page (same sort and filters).
     pub cursor: Option<String>,
-    /// Page size, default 100, at most 1000.
+    /// Page size, default 100 (also for 0), at most 1000.
+    #[param(minimum = 0, maximum = 1000)]
     pub limit: Option<u32>,
     /// Also list removed targets.
     pub include_removed: Option<bool>,
@@ -121,7 +122,7 @@ pub async fn list(
         search: nonempty(q.q),
         sort,
         cursor: nonempty(q.cursor),
-        limit: q.limit.unwrap_or(0),
+        limit: at_most("limit", q.limit.unwrap_or(0), scalehub_store::filter::MAX_LIMIT)?,
     };
     let page = state.ctx.store.list_targets(&filter).await?;
     let counts = state.ctx.store.counts_by_state().await?;
@@ -182,7 +183,8 @@ pub async fn get_one(
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    /// Page size, default 50, at most 1000.
+    /// Page size, default 50 (also for 0), at most 1000.
+    #[param(minimum = 0, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only decisions older than the decision with this id (`nextBefore` of the previous page).
     pub before: Option<i64>,
@@ -211,9 +213,9 @@ pub async fn decisions(
     let key = path.key()?;
     let skey = key.clone();
     state.ctx.store.get_target(&skey).await?.ok_or_else(|| not_found(&key))?;
-    let limit = match q.limit {
-        None | Some(0) => DEFAULT_HISTORY,
-        Some(n) => n.min(scalehub_store::MAX_HISTORY),
+    let limit = match at_most("limit", q.limit.unwrap_or(0), scalehub_store::MAX_HISTORY)? {
+        0 => DEFAULT_HISTORY,
+        n => n,
     };
     let mut items = state.ctx.store.decisions(&skey, q.before, limit).await?;
     let mut next_before = if items.len() as u32 == limit { items.last().map(|d| d.id) } else { None };
@@ -238,7 +240,8 @@ pub struct SeriesQuery {
     pub from: Option<i64>,
     /// Up to this time (unix ms, exclusive); default now.
     pub to: Option<i64>,
-    /// Most points returned (the newest are kept), default and maximum 20000.
+    /// Most points returned (the newest are kept), default (also for 0) and maximum 20000.
+    #[param(minimum = 0, maximum = 20000)]
     pub limit: Option<u32>,
 }
 
@@ -269,7 +272,10 @@ pub async fn series(
     if from > to {
         return Err(ApiError::bad_request("from must not be after to"));
     }
-    let limit = q.limit.unwrap_or(scalehub_store::series::MAX_POINTS);
+    let limit = match at_most("limit", q.limit.unwrap_or(0), scalehub_store::series::MAX_POINTS)? {
+        0 => scalehub_store::series::MAX_POINTS,
+        n => n,
+    };
     let points = state.ctx.store.ticks(&skey, from, to, limit).await?;
     Ok(Json(SeriesPage { points }))
 }
@@ -288,6 +294,7 @@ pub struct ReplicasQuery {
     /// `namespace/kind/name` of each target, comma-separated, at most 100.
     pub targets: String,
     /// Newest decisions per target, default 40, at most 200.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -349,6 +356,14 @@ pub async fn replicas(
         })
         .collect();
     Ok(Json(ReplicasPage { items }))
+}
+
+/// `value` if it is at most `max`, else a 400 naming the parameter.
+fn at_most(name: &str, value: u32, max: u32) -> Result<u32, ApiError> {
+    if value > max {
+        return Err(ApiError::bad_request(format!("{name} is at most {max} (got {value})")));
+    }
+    Ok(value)
 }
 
 /// The 404 for a target the hub has no record of.

@@ -47,7 +47,7 @@ pub fn context(store: scalehub_store::Store, clock: Clock, leader: bool) -> anyh
     let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse()?))?;
     Ok(Arc::new(Context {
         client: client.clone(),
-        profiles: crate::profile::Profiles::new(config),
+        profiles: crate::profile::Profiles::new(&config),
         store,
         hooks: scalehub_hooks::HookRunner::new(scalehub_hooks::HookRunnerConfig::default()),
         pods: Default::default(),
@@ -67,6 +67,8 @@ pub fn context(store: scalehub_store::Store, clock: Clock, leader: bool) -> anyh
         clock,
         loops: RwLock::new(HashMap::new()),
         bus: crate::bus::Bus::default(),
+        config_status: RwLock::new(crate::reload::ConfigStatus::started(&config, 0)),
+        reconfigured: tokio::sync::Notify::new(),
     }))
 }
 

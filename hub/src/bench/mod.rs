@@ -219,6 +219,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         identity: "scalehub-bench".into(),
         lease_duration: Duration::from_secs(15),
         record_ticks: true,
+        config_path: None,
     };
     let handle = hub::start(client.clone(), options.clone()).await?;
     let metrics_url = format!("http://{}/metrics", handle.addr);

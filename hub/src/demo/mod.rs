@@ -66,6 +66,7 @@ pub async fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
             identity: "scalehub-demo".into(),
             lease_duration: Duration::from_secs(15),
             record_ticks: false,
+            config_path: None,
         },
     )
     .await?;

@@ -46,6 +46,10 @@ impl Registry {
         loop {
             let change = tokio::select! {
                 _ = shutdown.cancelled() => break,
+                () = self.ctx.reconfigured.notified() => {
+                    self.reconfigured();
+                    continue;
+                }
                 change = changes.recv() => change,
             };
             match change {
@@ -62,6 +66,16 @@ impl Registry {
         for h in handles {
             let _ = h.task.await;
         }
+    }
+
+    /// A reloaded config is in force: every target's annotations are read again against it
+    /// (new defaults, profiles added or gone), effective from its next tick.
+    fn reconfigured(&self) {
+        for handle in self.targets.values() {
+            let workload = handle.input.borrow().workload.clone();
+            handle.input.send_replace(Arc::new(TargetInput::new(&self.ctx, workload)));
+        }
+        tracing::info!(targets = self.targets.len(), "targets re-read against the reloaded config");
     }
 
     async fn applied(&mut self, key: TargetKey, workload: Arc<Workload>) {

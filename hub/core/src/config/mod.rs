@@ -1,8 +1,10 @@
 //! The hub config file (YAML): listen address, database, namespaces, retention, hook
 //! concurrency, and the hook profiles that annotations refer to by name.
 //!
-//! Unknown keys are errors everywhere except the CPA keys a profile accepts and ignores, so a
-//! typo never silently turns a setting off. Every error names the field path, e.g.
+//! Unknown keys are errors everywhere except directly inside a profile, so a typo in the hub's
+//! own settings never silently turns one off. Inside a profile (a CPA `config.yaml` body) an
+//! unknown key is a warning ([`Config::warnings`]): CPA versions add and drop keys, and one the
+//! hub does not know must not stop the whole hub. Every error names the field path, e.g.
 //! `profiles.default.evaluate.timeout: must be > 0`.
 
 mod behavior;
@@ -67,6 +69,9 @@ pub struct Config {
     /// Named hook profiles (already merged with `defaults` after loading).
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
+    /// What loading found questionable but not wrong: keys of a profile the hub does not know.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// Who may use the REST API.
@@ -195,10 +200,12 @@ impl Config {
         let defaults = config.defaults.clone().unwrap_or_default();
         if config.defaults.is_some() {
             defaults.validate_fields("defaults", &mut issues);
+            config.warnings.extend(unknown_keys("defaults", &defaults));
         }
         let profiles = std::mem::take(&mut config.profiles);
         for (name, profile) in profiles {
             let path = format!("profiles.{name}");
+            config.warnings.extend(unknown_keys(&path, &profile));
             if name.trim().is_empty() {
                 issues.push("profiles", "a profile name must not be empty");
             }
@@ -207,7 +214,17 @@ impl Config {
             merged.validate_complete(&path, &mut issues);
             config.profiles.insert(name, merged);
         }
-        if issues.0.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(issues.0)) }
+        if issues.0.is_empty() {
+            Ok(config)
+        } else {
+            // An invalid config shows its unknown keys too: `evalute:` explains a missing `evaluate`.
+            let mut all = issues.0;
+            all.extend(config.warnings.iter().filter_map(|w| {
+                let (path, reason) = w.split_once(": ")?;
+                Some(FieldError { path: path.to_owned(), message: reason.to_owned() })
+            }));
+            Err(ConfigError::Invalid(all))
+        }
     }
 
     /// A config with no profiles and every default (useful for tests and `scalehub sim`).
@@ -223,6 +240,7 @@ impl Config {
             api: ApiConfig::default(),
             defaults: None,
             profiles: BTreeMap::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -281,4 +299,15 @@ fn parse_yaml(text: &str) -> Result<Config, ConfigError> {
         let path = if path.is_empty() || path == "." { "config".to_owned() } else { path };
         ConfigError::Parse(FieldError { path, message: err.to_string() })
     })
+}
+
+/// A warning for each key of a profile that the hub does not know.
+fn unknown_keys(path: &str, profile: &Profile) -> Vec<String> {
+    profile
+        .unknown
+        .keys()
+        .map(|key| {
+            format!("{path}.{key}: not a key this hub knows (a CPA key of another version, or a typo?); ignored")
+        })
+        .collect()
 }

@@ -13,8 +13,12 @@ use crate::spec::{RunMode, SpecDefaults};
 
 /// A profile as written in the config. Every field is optional here so that `defaults:` can
 /// fill gaps; validation then requires `metric` and `evaluate` on each merged profile.
+///
+/// A key the hub does not know is kept in [`Profile::unknown`] and reported as a warning, not
+/// an error: a CPA config of a newer or older version may carry keys this hub has never heard
+/// of, and one unknown key must not stop every target of the hub.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Profile {
     /// Gathers the metric (per pod or per resource).
     pub metric: Option<Method>,
@@ -62,6 +66,9 @@ pub struct Profile {
     pub api_config: Option<IgnoredAny>,
     /// CPA key, ignored: logging is configured with `RUST_LOG`.
     pub log_verbosity: Option<IgnoredAny>,
+    /// Keys this hub does not know, in document order of their names (reported, ignored).
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, IgnoredAny>,
 }
 
 /// CPA `initialReadinessDelay` default, seconds.
@@ -97,6 +104,7 @@ impl Profile {
             start_time: self.start_time.or(base.start_time),
             api_config: None,
             log_verbosity: None,
+            unknown: Default::default(),
         }
     }
 

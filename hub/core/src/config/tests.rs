@@ -90,9 +90,9 @@ api:
 defaults:
   timeoutless: null
 "#;
-    // `defaults` is profile-shaped: an unknown key there is caught too.
-    let err = Config::from_yaml_str(yaml).unwrap_err();
-    assert!(err.to_string().starts_with("defaults.timeoutless: unknown field"), "{err}");
+    // `defaults` is profile-shaped: an unknown key there is reported, not fatal.
+    let config = Config::from_yaml_str(yaml).unwrap();
+    assert!(config.warnings[0].starts_with("defaults.timeoutless: not a key this hub knows"), "{:?}", config.warnings);
 
     let yaml = r#"
 listen: 0.0.0.0:9090
@@ -181,6 +181,18 @@ fn a_hook_profile_has_the_cpa_defaults_and_a_builtin_one_the_hpa_defaults() {
 }
 
 #[test]
+fn keys_of_other_cpa_versions_are_warnings_and_typos_of_the_hubs_own_keys_errors() {
+    let body = format!("{CPA_EXAMPLE}metricMode: fast\nfutureKey: {{nested: [1, 2]}}\n");
+    let config = Config::from_yaml_str(&as_profile("default", &body)).unwrap();
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    assert!(config.warnings[0].starts_with("profiles.default.futureKey: not a key this hub knows"));
+    assert!(config.warnings[1].starts_with("profiles.default.metricMode: not a key this hub knows"));
+    assert!(config.profile("default").unwrap().evaluate.is_some(), "the rest of the profile is used");
+    let err = Config::from_yaml_str(&format!("retension: 3d\n{}", as_profile("default", CPA_EXAMPLE))).unwrap_err();
+    assert!(err.to_string().contains("retension: unknown field"), "{err}");
+}
+
+#[test]
 fn an_empty_behavior_means_the_hpa_defaults() {
     let body = format!("{CPA_EXAMPLE}behavior: {{}}\ndownscaleStabilization: 60\n");
     let config = Config::from_yaml_str(&as_profile("default", &body)).unwrap();
@@ -192,10 +204,16 @@ fn an_empty_behavior_means_the_hpa_defaults() {
 
 #[test]
 fn schema_errors_name_the_field_path_and_the_line() {
+    // A typo inside a method (the hub's own schema) is an error with its line.
+    let typo = as_profile("default", &CPA_EXAMPLE.replacen("timeout:", "timout:", 1));
+    let err = Config::from_yaml_str(&typo).unwrap_err().to_string();
+    assert!(err.starts_with("profiles.default.evaluate.timout: unknown field `timout`"), "{err}");
+    assert!(err.contains("line"), "{err}");
+    // A misspelt profile key is a warning, but the config it leaves invalid names it as the cause.
     let typo = as_profile("default", &CPA_EXAMPLE.replace("evaluate:", "evalute:"));
     let err = Config::from_yaml_str(&typo).unwrap_err().to_string();
-    assert!(err.starts_with("profiles.default.evalute: unknown field `evalute`"), "{err}");
-    assert!(err.contains("line"), "{err}");
+    assert!(err.contains("profiles.default.evaluate: is required"), "{err}");
+    assert!(err.contains("profiles.default.evalute: not a key this hub knows"), "{err}");
 
     let wrong_type = as_profile("default", &CPA_EXAMPLE.replacen("2500", "soon", 1));
     let err = Config::from_yaml_str(&wrong_type).unwrap_err().to_string();
