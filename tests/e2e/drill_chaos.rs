@@ -67,13 +67,45 @@ async fn settle(env: &Env, n: usize, want: impl Fn(usize) -> i32, limit: Duratio
 async fn last_decision(hub: &scalehub::hub::HubHandle, env: &Env, off: &str) -> String {
     let name = off.split_whitespace().next().unwrap_or_default();
     let key = scalehub_store::TargetKey::new(&env.ns, scalehub_store::Kind::Deployment, name);
-    match hub.ctx.store.decisions(&key, None, 1).await {
+    let decision = match hub.ctx.store.decisions(&key, None, 1).await {
         Ok(d) => format!(
             "{name}'s last decision: {:?}",
             d.first().map(|d| (&d.outcome, &d.error, d.raw_evaluation, &d.reasons))
         ),
         Err(e) => format!("{name}'s decisions unreadable: {e}"),
-    }
+    };
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(env.client.clone(), &env.ns);
+    let pods = match pods.list(&ListParams::default().labels(&format!("app={name}"))).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .map(|p| {
+                let status = p.status.as_ref();
+                let conditions = status
+                    .and_then(|s| s.conditions.as_ref())
+                    .map(|c| c.iter().map(|c| format!("{}={}", c.type_, c.status)).collect::<Vec<_>>().join(","));
+                format!("{:?} {:?} {conditions:?}", p.metadata.name, status.and_then(|s| s.phase.clone()))
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("pods unreadable: {e}"),
+    };
+    let selector = k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+        match_labels: Some([("app".to_owned(), name.to_owned())].into()),
+        ..Default::default()
+    };
+    let indexed = match scalehub::watch::PodSelector::new(&selector) {
+        Ok(sel) => hub
+            .ctx
+            .pods
+            .select(&env.ns, &sel)
+            .iter()
+            .map(|p| format!("{} {:?} {:?} {:?}", p.name, p.phase, p.ready, p.start_time))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => e,
+    };
+    format!("{decision}; its pods: {pods}; the hub's pod index: {indexed}")
 }
 
 async fn chaos_drill(env: &Env) -> anyhow::Result<()> {

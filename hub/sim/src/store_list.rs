@@ -12,6 +12,14 @@ use crate::selector::Selectors;
 
 impl Store {
     /// Lists objects (all namespaces when `ns` is None) with selectors and paging.
+    ///
+    /// Every page of one paged list reports the resourceVersion of its first page, as a real
+    /// API server does (it serves the pages from that snapshot). A client starts its watch
+    /// from that version, so the events after the first page — updates of objects it already
+    /// received — are replayed to it; reporting the version of the last page instead loses
+    /// them (a watcher would keep those objects stale for good). The simulator serves later
+    /// pages from the current state rather than the snapshot: the replay brings the client
+    /// to the same end.
     pub fn list(
         &self,
         slot: usize,
@@ -20,11 +28,15 @@ impl Store {
         limit: Option<usize>,
         cont: Option<&str>,
     ) -> Result<ListPage, ApiError> {
-        let start = match cont.filter(|c| !c.is_empty()) {
-            Some(token) => Some(parse_continue(token)?),
-            None => None,
+        let (snapshot, start) = match cont.filter(|c| !c.is_empty()) {
+            Some(token) => {
+                let (rv, ns, name) = parse_continue(token)?;
+                (Some(rv), Some((ns, name)))
+            }
+            None => (None, None),
         };
         let inner = self.lock();
+        let rv = snapshot.unwrap_or(inner.rv);
         let objects = &inner.slots[slot].objects;
         let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
         if slot == PODS
@@ -55,10 +67,10 @@ impl Store {
                 last = Some(key);
             }
             let continue_token = match (more, last) {
-                (true, Some((ns, name))) => Some(format!("{}/{ns}/{name}", inner.rv)),
+                (true, Some((ns, name))) => Some(format!("{rv}/{ns}/{name}")),
                 _ => None,
             };
-            return Ok(ListPage { items, rv: inner.rv, continue_token });
+            return Ok(ListPage { items, rv, continue_token });
         }
         let mut items = Vec::new();
         let mut last: Option<(&str, &str)> = None;
@@ -91,10 +103,10 @@ impl Store {
             }
         }
         let continue_token = match (more, last) {
-            (true, Some((ns, name))) => Some(format!("{}/{ns}/{name}", inner.rv)),
+            (true, Some((ns, name))) => Some(format!("{rv}/{ns}/{name}")),
             _ => None,
         };
-        Ok(ListPage { items, rv: inner.rv, continue_token })
+        Ok(ListPage { items, rv, continue_token })
     }
 }
 
@@ -130,11 +142,12 @@ pub(super) fn index_labels(
     }
 }
 
-/// Continue tokens are `rv/namespace/name` of the last returned item.
-fn parse_continue(token: &str) -> Result<(String, String), ApiError> {
+/// Continue tokens are `rv/namespace/name`: the first page's resourceVersion and the last
+/// returned item.
+fn parse_continue(token: &str) -> Result<(u64, String, String), ApiError> {
     let mut parts = token.splitn(3, '/');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(rv), Some(ns), Some(name)) if rv.parse::<u64>().is_ok() => Ok((ns.to_string(), name.to_string())),
+    match (parts.next().and_then(|rv| rv.parse::<u64>().ok()), parts.next(), parts.next()) {
+        (Some(rv), Some(ns), Some(name)) => Ok((rv, ns.to_string(), name.to_string())),
         _ => Err(ApiError::bad_request(format!("invalid continue token {token:?}"))),
     }
 }

@@ -193,3 +193,29 @@ fn pod_lists_by_label_use_the_index_and_follow_label_changes() {
     assert_eq!(names(store.list(PODS, None, &sel("app in (api)"), None, None).unwrap()), ["a", "b"]);
     assert!(store.list(PODS, Some("other"), &sel("app=web"), None, None).unwrap().items.is_empty());
 }
+
+#[test]
+fn every_page_of_a_paged_list_reports_the_first_pages_version_so_a_watch_replays_what_changed() {
+    let store = Store::new(100);
+    for i in 0..4 {
+        store.create(deployments(), "default", deploy(&format!("w{i}")), false).unwrap();
+    }
+    let sel = Selectors::default();
+    let first = store.list(DEPLOYMENTS, Some("default"), &sel, Some(2), None).unwrap();
+    // An object of the first page changes before the second page is read.
+    store
+        .write(deployments(), "default", "w0", WriteMode::Main, false, false, |o| {
+            let mut v = o.unwrap().as_ref().clone();
+            v["spec"]["replicas"] = json!(7);
+            Ok(v)
+        })
+        .unwrap();
+    let token = first.continue_token.clone().unwrap();
+    let second = store.list(DEPLOYMENTS, Some("default"), &sel, Some(2), Some(&token)).unwrap();
+    assert_eq!(second.rv, first.rv, "the second page reports a later version: the update of w0 would be lost");
+    let events = store.events_since(DEPLOYMENTS, second.rv).unwrap();
+    assert!(
+        events.iter().any(|e| meta::name(&e.object) == "w0"),
+        "a watch from the list's version does not replay the update of w0"
+    );
+}
