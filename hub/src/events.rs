@@ -35,10 +35,43 @@ pub struct WorkloadEvent {
     pub note: String,
 }
 
+/// An event on anything, as the writer publishes it.
+#[derive(Clone, Debug)]
+struct Pending {
+    reference: ObjectReference,
+    /// Repeats of the same key, reason and note are suppressed.
+    key: String,
+    warning: bool,
+    reason: String,
+    note: String,
+    action: &'static str,
+}
+
+impl From<WorkloadEvent> for Pending {
+    fn from(ev: WorkloadEvent) -> Self {
+        let reference = ObjectReference {
+            api_version: Some("apps/v1".into()),
+            kind: Some(ev.key.kind.as_str().into()),
+            namespace: Some(ev.key.namespace.clone()),
+            name: Some(ev.key.name.clone()),
+            uid: ev.uid.clone(),
+            ..Default::default()
+        };
+        Pending {
+            reference,
+            key: ev.key.to_string(),
+            warning: ev.warning,
+            reason: ev.reason,
+            note: ev.note,
+            action: "Scale",
+        }
+    }
+}
+
 /// Cheap-to-clone handle that queues events.
 #[derive(Clone)]
 pub struct Events {
-    tx: Option<mpsc::Sender<WorkloadEvent>>,
+    tx: Option<mpsc::Sender<Pending>>,
 }
 
 impl Events {
@@ -58,6 +91,23 @@ impl Events {
 
     /// Queues an event; returns false if it had to be dropped.
     pub fn emit(&self, ev: WorkloadEvent) -> bool {
+        self.queue(ev.into())
+    }
+
+    /// Queues an event on the hub's own Pod (`namespace/name`), e.g. a config reload.
+    pub fn emit_on_pod(&self, namespace: &str, name: &str, warning: bool, reason: &str, note: String) -> bool {
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            namespace: Some(namespace.to_owned()),
+            name: Some(name.to_owned()),
+            ..Default::default()
+        };
+        let key = format!("{namespace}/Pod/{name}");
+        self.queue(Pending { reference, key, warning, reason: reason.to_owned(), note, action: "Reload" })
+    }
+
+    fn queue(&self, ev: Pending) -> bool {
         match &self.tx {
             Some(tx) => tx.try_send(ev).is_ok(),
             None => false,
@@ -65,8 +115,8 @@ impl Events {
     }
 }
 
-async fn writer(recorder: Recorder, mut rx: mpsc::Receiver<WorkloadEvent>, repeat_after: Duration, timeout: Duration) {
-    let mut last: HashMap<(TargetKey, String), (String, Instant)> = HashMap::new();
+async fn writer(recorder: Recorder, mut rx: mpsc::Receiver<Pending>, repeat_after: Duration, timeout: Duration) {
+    let mut last: HashMap<(String, String), (String, Instant)> = HashMap::new();
     while let Some(ev) = rx.recv().await {
         let now = Instant::now();
         let slot = (ev.key.clone(), ev.reason.clone());
@@ -80,26 +130,18 @@ async fn writer(recorder: Recorder, mut rx: mpsc::Receiver<WorkloadEvent>, repea
         if last.len() > 50_000 {
             last.retain(|_, (_, at)| now.duration_since(*at) < repeat_after);
         }
-        let reference = ObjectReference {
-            api_version: Some("apps/v1".into()),
-            kind: Some(ev.key.kind.as_str().into()),
-            namespace: Some(ev.key.namespace.clone()),
-            name: Some(ev.key.name.clone()),
-            uid: ev.uid.clone(),
-            ..Default::default()
-        };
         let event = Event {
             type_: if ev.warning { EventType::Warning } else { EventType::Normal },
             reason: ev.reason.clone(),
             note: Some(truncate(&ev.note, 1000)),
-            action: "Scale".into(),
+            action: ev.action.into(),
             secondary: None,
         };
-        match tokio::time::timeout(timeout, recorder.publish(&event, &reference)).await {
+        match tokio::time::timeout(timeout, recorder.publish(&event, &ev.reference)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!(target_key = %ev.key, error = %e, "event not published"),
+            Ok(Err(e)) => tracing::debug!(regarding = %ev.key, error = %e, "event not published"),
             Err(_) => {
-                tracing::debug!(target_key = %ev.key, ?timeout, "event not published: the API server did not answer")
+                tracing::debug!(regarding = %ev.key, ?timeout, "event not published: the API server did not answer")
             }
         }
     }

@@ -6,7 +6,8 @@
 //! tick) and is logged and shown in `/api/v1/hub`; an invalid one is refused with its field
 //! path, and the config in force stays. Settings that only apply at start (the listen
 //! address, the database, the namespaces, the hook concurrency, timeouts, the API's tokens
-//! and switches) are reported as needing a restart rather than applied halfway.
+//! and switches) are reported as needing a restart rather than applied halfway. Both outcomes
+//! are also an Event on the hub's Pod (`ConfigReloaded`, `ConfigRefused`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -89,6 +90,12 @@ fn reload(ctx: &Context, path: &Path, started: &Config) {
     match loaded {
         Err(error) => {
             tracing::error!(path = %path.display(), %error, "the changed hub config is refused; the one in force stays");
+            event(
+                ctx,
+                true,
+                "ConfigRefused",
+                format!("the changed config is refused, the one in force stays: {error}"),
+            );
             status.last_error = Some(error);
         }
         Ok(config) => {
@@ -108,8 +115,21 @@ fn reload(ctx: &Context, path: &Path, started: &Config) {
                 restart_needed,
             };
             tracing::info!(path = %path.display(), profiles = config.profiles.len(), "hub config reloaded");
+            let mut note = format!("config reloaded: {} profiles", config.profiles.len());
+            if !status.restart_needed.is_empty() {
+                note.push_str(&format!("; these apply only after a restart: {}", status.restart_needed.join(", ")));
+            }
+            event(ctx, false, "ConfigReloaded", note);
             ctx.reconfigured.notify_one();
         }
+    }
+}
+
+/// An Event on the hub's own Pod, when it knows it (`POD_NAME` and `POD_NAMESPACE`, from the
+/// downward API as `deploy/` sets them).
+fn event(ctx: &Context, warning: bool, reason: &str, note: String) {
+    if let (Ok(name), Ok(namespace)) = (std::env::var("POD_NAME"), std::env::var("POD_NAMESPACE")) {
+        ctx.events.emit_on_pod(&namespace, &name, warning, reason, note);
     }
 }
 

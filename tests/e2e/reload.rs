@@ -32,7 +32,9 @@ async fn hub_config(addr: std::net::SocketAddr) -> anyhow::Result<Value> {
 async fn reload(env: &Env) -> anyhow::Result<()> {
     let path = env.write_config("config.yaml", &config(env, 2, 5_000))?;
     let db = env.database("hub.db");
-    let hub = spawn_hub(env, &[], &path, &db, "hub.log").await?;
+    // As deploy/ runs it: the downward API names the hub's Pod, which gets the reload Events.
+    let pod_namespace = format!("POD_NAMESPACE={}", env.ns);
+    let hub = spawn_hub(env, &["env", "POD_NAME=scalehub-0", &pod_namespace], &path, &db, "hub.log").await?;
     create(env, &deployment("web", 1, opted_in(&[]))).await?;
     env.wait_replicas("web", 2).await.with_context(|| format!("hub log:\n{}", hub.log_tail()))?;
     let before = hub_config(hub.addr).await?;
@@ -54,5 +56,25 @@ async fn reload(env: &Env) -> anyhow::Result<()> {
     .await?;
     ensure!(refused.contains("profiles.default.evaluate.timeout"), "the refusal does not name the field: {refused}");
     env.hold_replicas("web", 4, Duration::from_secs(3)).await?;
+
+    // Both outcomes are Events on the hub's Pod.
+    let api: kube::Api<k8s_openapi::api::events::v1::Event> = kube::Api::namespaced(env.client.clone(), &env.ns);
+    let reasons = eventually("the reload Events", Duration::from_secs(10), async || {
+        let list = api.list(&Default::default()).await?;
+        let reasons: Vec<String> = list
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding
+                    .as_ref()
+                    .is_some_and(|r| r.kind.as_deref() == Some("Pod") && r.name.as_deref() == Some("scalehub-0"))
+            })
+            .filter_map(|e| e.reason)
+            .collect();
+        Ok((reasons.iter().any(|r| r == "ConfigReloaded") && reasons.iter().any(|r| r == "ConfigRefused"))
+            .then_some(reasons))
+    })
+    .await;
+    reasons.with_context(|| format!("hub log:\n{}", hub.log_tail()))?;
     Ok(())
 }
