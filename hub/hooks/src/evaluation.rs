@@ -58,12 +58,13 @@ pub fn parse_evaluation(stdout: &str) -> Result<Evaluation, EvaluationError> {
     if stdout.trim().is_empty() {
         return Err(EvaluationError::Empty);
     }
-    let value: Document = serde_json::from_str(stdout).map_err(|e| EvaluationError::NotJson(e.to_string()))?;
-    let entries = match value {
-        Document::Object(entries) => entries,
-        Document::Other(value) => return Err(EvaluationError::NotObject(json_type(&value))),
-    };
-    // Go decodes every key that matches the field in turn, so the last spelling stays.
+    let value: Value = serde_json::from_str(stdout).map_err(|e| EvaluationError::NotJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(EvaluationError::NotObject(json_type(&value)));
+    }
+    // Go decodes every key that matches the field in turn, so the last spelling stays; a `Map`
+    // sorts its keys, so the document is read again for their order (outputs are small).
+    let Ordered(entries) = serde_json::from_str(stdout).map_err(|e| EvaluationError::NotJson(e.to_string()))?;
     let mut raw = None;
     let mut extra = Map::new();
     for (key, value) in entries {
@@ -78,51 +79,26 @@ pub fn parse_evaluation(stdout: &str) -> Result<Evaluation, EvaluationError> {
     Ok(Evaluation { target_replicas, extra })
 }
 
-/// The evaluation document with its top-level keys in document order (a `Map` sorts them).
-enum Document {
-    Object(Vec<(String, Value)>),
-    Other(Value),
-}
+/// A JSON object's entries in document order.
+struct Ordered(Vec<(String, Value)>);
 
-impl<'de> Deserialize<'de> for Document {
+impl<'de> Deserialize<'de> for Ordered {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
         impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Document;
+            type Value = Ordered;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON document")
+                f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Document, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
                 let mut entries = Vec::new();
                 while let Some(entry) = map.next_entry::<String, Value>()? {
                     entries.push(entry);
                 }
-                Ok(Document::Object(entries))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Document, A::Error> {
-                let value = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
-                Ok(Document::Other(value))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Document, E> {
-                Ok(Document::Other(Value::Bool(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Document, E> {
-                Ok(Document::Other(Value::from(v)))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Document, E> {
-                Ok(Document::Other(Value::from(v)))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Document, E> {
-                Ok(Document::Other(Value::from(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Document, E> {
-                Ok(Document::Other(Value::from(v)))
-            }
-            fn visit_unit<E>(self) -> Result<Document, E> {
-                Ok(Document::Other(Value::Null))
+                Ok(Ordered(entries))
             }
         }
-        deserializer.deserialize_any(Visitor)
+        deserializer.deserialize_map(Visitor)
     }
 }
 

@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
@@ -93,24 +93,15 @@ static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 static REAPED: AtomicU64 = AtomicU64::new(0);
 static KILLED: AtomicU64 = AtomicU64::new(0);
 static WAKE: OnceLock<SyncSender<()>> = OnceLock::new();
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry { live: None, waited: None });
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
 
 /// Which runs are in progress and which children the runtime waits for.
+#[derive(Default)]
 struct Registry {
-    live: Option<HashSet<u64>>,
+    live: HashSet<u64>,
     /// Hook processes the runtime reaps itself, never touched here; `true` while their run
     /// lasts. An entry of an ended run stays until the runtime has reaped the process.
-    waited: Option<HashMap<u32, bool>>,
-}
-
-impl Registry {
-    fn live(&mut self) -> &mut HashSet<u64> {
-        self.live.get_or_insert_with(HashSet::new)
-    }
-
-    fn waited(&mut self) -> &mut HashMap<u32, bool> {
-        self.waited.get_or_insert_with(HashMap::new)
-    }
+    waited: HashMap<u32, bool>,
 }
 
 fn registry() -> MutexGuard<'static, Registry> {
@@ -142,7 +133,7 @@ impl RunGuard {
     /// (e.g. an escapee that holds the hook's stdout open after the hook exited).
     pub(crate) fn end(&self) {
         if ENABLED.load(Ordering::Acquire) {
-            registry().live().remove(&self.id);
+            registry().live.remove(&self.id);
             wake_sweeper();
         }
     }
@@ -161,9 +152,9 @@ pub(crate) fn spawn(command: &mut Command) -> io::Result<(Child, RunGuard)> {
     let mut registry = registry();
     let child = command.spawn()?;
     let pid = child.id();
-    registry.live().insert(id);
+    registry.live.insert(id);
     if let Some(pid) = pid {
-        registry.waited().insert(pid, true);
+        registry.waited.insert(pid, true);
     }
     Ok((child, RunGuard { id, pid, reaped: false }))
 }
@@ -175,11 +166,11 @@ impl Drop for RunGuard {
         }
         {
             let mut registry = registry();
-            registry.live().remove(&self.id);
+            registry.live.remove(&self.id);
             if let Some(pid) = self.pid {
                 if self.reaped {
-                    registry.waited().remove(&pid);
-                } else if let Some(live) = registry.waited().get_mut(&pid) {
+                    registry.waited.remove(&pid);
+                } else if let Some(live) = registry.waited.get_mut(&pid) {
                     // Dropped before it was waited for: the runtime reaps it in the background.
                     *live = false;
                 }
@@ -234,12 +225,12 @@ impl Sweeper {
     fn sweep(&mut self) -> io::Result<()> {
         let children = children()?;
         let mut registry = registry();
-        registry.waited().retain(|pid, live| *live || children.contains(pid));
+        registry.waited.retain(|pid, live| *live || children.contains(pid));
         self.adopted.retain(|pid| children.contains(pid));
         self.unclaimed.retain(|pid, _| children.contains(pid));
         let now = Instant::now();
         for &pid in &children {
-            if registry.waited().contains_key(&pid) {
+            if registry.waited.contains_key(&pid) {
                 continue;
             }
             let Some(process) = Process::read(pid) else {
@@ -258,7 +249,7 @@ impl Sweeper {
                 continue;
             };
             self.adopted.insert(pid);
-            if !registry.live().contains(&run) {
+            if !registry.live.contains(&run) {
                 kill_tree(pid, process.group);
             }
         }

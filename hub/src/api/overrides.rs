@@ -186,13 +186,7 @@ fn beyond_timestamps(text: &str) -> bool {
 /// bounds (on purpose: an incident needs it) but a typo of a few digits cannot ask a cluster
 /// for millions of pods; never more than [`MAX_PIN`].
 fn check_pin(state: &ApiState, key: &TargetKey, replicas: i32) -> Result<(), ApiError> {
-    let max = state
-        .ctx
-        .loops
-        .read()
-        .ok()
-        .and_then(|m| m.get(key).and_then(|h| h.input.borrow().spec.as_ref().ok().map(|s| s.max_replicas)))
-        .map_or(MAX_PIN, |max| max.saturating_mul(10).clamp(10, MAX_PIN));
+    let max = targets::live_spec(state, key).map_or(MAX_PIN, |s| s.max_replicas.saturating_mul(10).clamp(10, MAX_PIN));
     if replicas > max {
         return Err(ApiError::unprocessable(format!(
             "a pin of {replicas} replicas is more than ten times this target's max-replicas (at most {max}); \

@@ -372,7 +372,7 @@ pub fn not_found(key: &TargetKey) -> ApiError {
 }
 
 /// The spec the target's loop runs with now, if it runs and its annotations are valid.
-fn live_spec(state: &ApiState, key: &TargetKey) -> Option<TargetSpec> {
+pub(super) fn live_spec(state: &ApiState, key: &TargetKey) -> Option<TargetSpec> {
     let loops = state.ctx.loops.read().ok()?;
     let input = loops.get(key)?.input.borrow().clone();
     input.spec.as_ref().ok().cloned()

@@ -9,7 +9,7 @@ use super::Issues;
 use super::behavior::BehaviorConfig;
 use super::method::Method;
 use super::metrics::MetricSpec;
-use crate::spec::{RunMode, SpecDefaults};
+use crate::spec::{RunMode, Source, SpecDefaults};
 
 /// A profile as written in the config. Every field is optional here so that `defaults:` can
 /// fill gaps; validation then requires `metric` and `evaluate` on each merged profile.
@@ -140,13 +140,11 @@ impl Profile {
             .or(self.downscale_stabilization.map(|s| Duration::from_secs(s.unsigned_abs())));
         // A `behavior:` is the HPA's: what it leaves out has the HPA's defaults, in a hook
         // profile too (a 5-minute downscale window).
-        let (fallback, downscale_fallback) = match behavior {
-            Some(_) if downscale.is_none() => {
-                let hpa = SpecDefaults::hpa().downscale_stabilization;
-                (SpecDefaults { downscale_stabilization: hpa, ..fallback }, true)
-            }
-            _ => (fallback, false),
-        };
+        let mut fallback = fallback;
+        if behavior.is_some() && downscale.is_none() {
+            fallback.downscale_stabilization = SpecDefaults::hpa().downscale_stabilization;
+            fallback.sources.insert("downscaleStabilization", Source::HpaDefault);
+        }
         let upscale = behavior.and_then(BehaviorConfig::upscale_window_seconds).map(seconds);
         let set = [
             ("minReplicas", self.min_replicas.is_some()),
@@ -167,8 +165,11 @@ impl Profile {
             start_time: self.start_time.map(|ms| Duration::from_millis(ms.unsigned_abs())),
             rate_limits: behavior.map(BehaviorConfig::rate_limits),
             lineage: fallback.lineage,
-            from_profile: set.iter().filter(|(_, set)| *set).map(|(key, _)| *key).collect(),
-            hpa_downscale: downscale_fallback,
+            sources: {
+                let mut sources = fallback.sources;
+                sources.extend(set.iter().filter(|(_, set)| *set).map(|(key, _)| (*key, Source::Profile)));
+                sources
+            },
         }
     }
 

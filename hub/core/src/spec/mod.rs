@@ -110,15 +110,15 @@ pub enum Source {
     HpaDefault,
 }
 
-/// The settings whose source a target shows, by their profile key names.
-pub const SOURCED: [&str; 7] = [
-    "minReplicas",
-    "maxReplicas",
-    "interval",
-    "downscaleStabilization",
-    "upscaleStabilization",
-    "runMode",
-    "startTime",
+/// The settings whose source a target shows: their profile key and their annotation.
+pub const SOURCED: [(&str, &str); 7] = [
+    ("minReplicas", MIN_REPLICAS),
+    ("maxReplicas", MAX_REPLICAS),
+    ("interval", INTERVAL),
+    ("downscaleStabilization", DOWNSCALE_STABILIZATION),
+    ("upscaleStabilization", UPSCALE_STABILIZATION),
+    ("runMode", RUN_MODE),
+    ("startTime", START_TIME),
 ];
 
 /// What a profile provides when the annotations leave a setting out.
@@ -142,10 +142,9 @@ pub struct SpecDefaults {
     pub rate_limits: Option<RateLimits>,
     /// Whose defaults the rest are.
     pub lineage: Lineage,
-    /// The [`SOURCED`] settings the profile itself sets.
-    pub from_profile: Vec<&'static str>,
-    /// The downscale window is the HPA's default because the profile has a `behavior:`.
-    pub hpa_downscale: bool,
+    /// Where each [`SOURCED`] setting's default comes from (the profile key, or a lineage's
+    /// default); `startTime` only when there is one.
+    pub sources: BTreeMap<&'static str, Source>,
 }
 
 impl SpecDefaults {
@@ -155,6 +154,7 @@ impl SpecDefaults {
             downscale_stabilization: Duration::ZERO,
             run_mode: RunMode::PerPod,
             lineage: Lineage::Cpa,
+            sources: lineage_sources(Source::CpaDefault),
             ..SpecDefaults::hpa()
         }
     }
@@ -171,24 +171,14 @@ impl SpecDefaults {
             start_time: None,
             rate_limits: None,
             lineage: Lineage::Hpa,
-            from_profile: Vec::new(),
-            hpa_downscale: false,
+            sources: lineage_sources(Source::HpaDefault),
         }
     }
+}
 
-    /// Where a setting comes from when no annotation sets it.
-    fn source(&self, key: &str) -> Source {
-        if self.from_profile.contains(&key) {
-            Source::Profile
-        } else if self.hpa_downscale && key == "downscaleStabilization" {
-            Source::HpaDefault
-        } else {
-            match self.lineage {
-                Lineage::Cpa => Source::CpaDefault,
-                Lineage::Hpa => Source::HpaDefault,
-            }
-        }
-    }
+/// Every [`SOURCED`] setting but `startTime` (which has no default) from `source`.
+fn lineage_sources(source: Source) -> BTreeMap<&'static str, Source> {
+    SOURCED.iter().filter(|(key, _)| *key != "startTime").map(|(key, _)| (*key, source)).collect()
 }
 
 impl Default for SpecDefaults {
@@ -415,25 +405,14 @@ impl TargetSpec {
         if !reader.errors.is_empty() {
             return Err(SpecErrors(reader.errors));
         }
-        let annotation_of = |key: &str| match key {
-            "minReplicas" => MIN_REPLICAS,
-            "maxReplicas" => MAX_REPLICAS,
-            "interval" => INTERVAL,
-            "downscaleStabilization" => DOWNSCALE_STABILIZATION,
-            "upscaleStabilization" => UPSCALE_STABILIZATION,
-            "runMode" => RUN_MODE,
-            _ => START_TIME,
-        };
         let sources = SOURCED
             .iter()
-            .filter(|key| **key != "startTime" || start_time.is_some())
-            .map(|key| {
-                let source = if annotations.contains_key(annotation_of(key)) {
-                    Source::Annotation
-                } else {
-                    defaults.source(key)
+            .filter_map(|(key, annotation)| {
+                let source = match annotations.contains_key(*annotation) {
+                    true => Source::Annotation,
+                    false => *defaults.sources.get(key)?,
                 };
-                ((*key).to_owned(), source)
+                Some(((*key).to_owned(), source))
             })
             .collect();
         Ok(TargetSpec {

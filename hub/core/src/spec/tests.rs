@@ -194,7 +194,8 @@ fn intervals_are_bounded_so_no_loop_ticks_faster_than_a_second_or_never() {
 
 #[test]
 fn every_setting_says_where_it_came_from() {
-    let cpa = SpecDefaults { min_replicas: 3, from_profile: vec!["minReplicas"], ..SpecDefaults::cpa() };
+    let mut cpa = SpecDefaults { min_replicas: 3, ..SpecDefaults::cpa() };
+    cpa.sources.insert("minReplicas", Source::Profile);
     let profiles = BTreeMap::from([("default".to_owned(), cpa)]);
     let spec = TargetSpec::from_annotations(
         &annotations(&[(ENABLED, "true"), (MAX_REPLICAS, "7"), (START_TIME, "1m")]),
