@@ -370,7 +370,14 @@ pub async fn gather(
             let (name, samples, cpu, utilization) = match &q.source {
                 QuerySource::Resource { name, utilization } => {
                     if pod_metrics.is_none() {
-                        pod_metrics = Some(cache.get(client, namespace, selector.as_str()).await?);
+                        // The pods metrics-server reports: running ones (the HPA's rules
+                        // decide what a missing sample means).
+                        let wanted: Vec<&str> = pods
+                            .iter()
+                            .filter(|p| p.phase == Phase::Running && !p.deleting)
+                            .map(|p| &*p.name)
+                            .collect();
+                        pod_metrics = Some(cache.get(client, namespace, selector.as_str(), &wanted).await?);
                     }
                     let usages = pod_metrics.as_ref().ok_or(MetricsError::NoMetrics)?;
                     let samples: HashMap<String, Sample> = pods

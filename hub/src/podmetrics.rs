@@ -141,12 +141,16 @@ impl PodMetricsCache {
     /// list while it is fresh. Once it is older than the resolution one background read
     /// replaces it, and until then (for at most two more resolutions) callers keep the last
     /// list instead of waiting: a namespace of 100,000 pods takes seconds to list, and its
-    /// targets' ticks must not all wait for it. Only a namespace with no list yet waits.
+    /// targets' ticks must not all wait for it. Only a namespace with no list yet waits, and
+    /// a caller whose `wanted` pods are not all in the stale list (pods that started since):
+    /// it would otherwise decide on a list that cannot know them for up to three resolutions,
+    /// where a reader of its own waits at most one.
     pub async fn get(
         &self,
         client: &kube::Client,
         namespace: &str,
         selector: &str,
+        wanted: &[&str],
     ) -> Result<Arc<PodUsages>, MetricsError> {
         if self.resolution.is_zero() {
             return read(client, namespace, Some(selector)).await.map(Arc::new);
@@ -177,6 +181,7 @@ impl PodMetricsCache {
             };
             if let Some((at, value)) = &state.value
                 && at.elapsed() < self.resolution * 3
+                && wanted.iter().all(|pod| value.contains_key(*pod))
             {
                 return Ok(value.clone());
             }
@@ -257,7 +262,7 @@ mod tests {
         // 50 ticks at once with nothing cached: one request, everyone waits for it.
         let reads = (0..50).map(|_| {
             let (cache, client) = (cache.clone(), client.clone());
-            tokio::spawn(async move { cache.get(&client, "shop", "app=web").await.map(|u| cpu(&u)) })
+            tokio::spawn(async move { cache.get(&client, "shop", "app=web", &["web-1"]).await.map(|u| cpu(&u)) })
         });
         for r in futures::future::join_all(reads).await {
             assert_eq!(r.unwrap().unwrap(), 1);
@@ -265,27 +270,45 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 1);
         // Within the resolution: served from the cache.
         tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(cpu(&cache.get(&client, "shop", "app=web").await.unwrap()), 1);
+        assert_eq!(cpu(&cache.get(&client, "shop", "app=web", &["web-1"]).await.unwrap()), 1);
         assert_eq!(count.load(Ordering::SeqCst), 1);
         // Past it: the stale list answers at once while one background read replaces it.
         tokio::time::advance(Duration::from_secs(6)).await;
         let started = Instant::now();
-        assert_eq!(cpu(&cache.get(&client, "shop", "app=web").await.unwrap()), 1);
-        assert_eq!(cpu(&cache.get(&client, "shop", "app=web").await.unwrap()), 1);
+        assert_eq!(cpu(&cache.get(&client, "shop", "app=web", &["web-1"]).await.unwrap()), 1);
+        assert_eq!(cpu(&cache.get(&client, "shop", "app=web", &["web-1"]).await.unwrap()), 1);
         assert_eq!(started.elapsed(), Duration::ZERO, "a tick waited for the refresh");
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(count.load(Ordering::SeqCst), 2);
-        assert_eq!(cpu(&cache.get(&client, "shop", "app=web").await.unwrap()), 2);
+        assert_eq!(cpu(&cache.get(&client, "shop", "app=web", &["web-1"]).await.unwrap()), 2);
         // Another namespace has its own list.
-        assert_eq!(cpu(&cache.get(&client, "db", "app=db").await.unwrap()), 3);
+        assert_eq!(cpu(&cache.get(&client, "db", "app=db", &[]).await.unwrap()), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_list_that_misses_a_started_pod_is_waited_out() {
+        let (client, count) = counting_client(Duration::from_secs(2));
+        let cache = PodMetricsCache::new(Duration::from_secs(15));
+        assert_eq!(cpu(&cache.get(&client, "shop", "app=web", &["web-1"]).await.unwrap()), 1);
+        // Within the resolution a list is served as it is, missing pods or not (metrics-server
+        // has not scraped a new pod yet either).
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(cpu(&cache.get(&client, "shop", "app=web", &["web-1", "web-2"]).await.unwrap()), 1);
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        // Stale and without web-2: this caller waits for the fresh read instead.
+        tokio::time::advance(Duration::from_secs(6)).await;
+        let started = Instant::now();
+        assert_eq!(cpu(&cache.get(&client, "shop", "app=web", &["web-1", "web-2"]).await.unwrap()), 2);
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        assert_eq!(count.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]
     async fn sharing_off_reads_per_call() {
         let (client, count) = counting_client(Duration::ZERO);
         let cache = PodMetricsCache::new(Duration::ZERO);
-        cache.get(&client, "shop", "app=web").await.unwrap();
-        cache.get(&client, "shop", "app=web").await.unwrap();
+        cache.get(&client, "shop", "app=web", &["web-1"]).await.unwrap();
+        cache.get(&client, "shop", "app=web", &["web-1"]).await.unwrap();
         assert_eq!(count.load(Ordering::SeqCst), 2);
     }
 
