@@ -143,7 +143,7 @@ impl Profile {
         let mut fallback = fallback;
         if behavior.is_some() && downscale.is_none() {
             fallback.downscale_stabilization = SpecDefaults::hpa().downscale_stabilization;
-            fallback.sources.insert("downscaleStabilization", Source::HpaDefault);
+            fallback.sources.set("downscaleStabilization", Source::HpaDefault);
         }
         let upscale = behavior.and_then(BehaviorConfig::upscale_window_seconds).map(seconds);
         let set = [
@@ -167,7 +167,9 @@ impl Profile {
             lineage: fallback.lineage,
             sources: {
                 let mut sources = fallback.sources;
-                sources.extend(set.iter().filter(|(_, set)| *set).map(|(key, _)| (*key, Source::Profile)));
+                for (key, _) in set.iter().filter(|(_, set)| *set) {
+                    sources.set(key, Source::Profile);
+                }
                 sources
             },
         }

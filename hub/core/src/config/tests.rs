@@ -175,7 +175,7 @@ fn a_hook_profile_has_the_cpa_defaults_and_a_builtin_one_the_hpa_defaults() {
     assert_eq!(defaults.run_mode, crate::spec::RunMode::PerResource);
     assert_eq!(defaults.start_time, Some(Duration::from_secs(60)));
     let from_profile: Vec<_> =
-        defaults.sources.iter().filter(|(_, s)| **s == crate::spec::Source::Profile).map(|(k, _)| *k).collect();
+        defaults.sources.iter().filter(|(_, s)| *s == crate::spec::Source::Profile).map(|(k, _)| k).collect();
     assert_eq!(from_profile, ["downscaleStabilization", "runMode", "startTime"]);
     let bad = format!("{CPA_EXAMPLE}startTime: 0\n");
     let err = Config::from_yaml_str(&as_profile("default", &bad)).unwrap_err().to_string();

@@ -121,6 +121,65 @@ pub const SOURCED: [(&str, &str); 7] = [
     ("startTime", START_TIME),
 ];
 
+/// Where each of the [`SOURCED`] settings came from, one byte per setting in `SOURCED`'s
+/// order (every target's spec carries one). Serialised as a map from the setting's profile
+/// key to its source, leaving out the settings without one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sources([Option<Source>; SOURCED.len()]);
+
+impl Sources {
+    /// Every setting but `startTime` (which has no default) from `source`.
+    pub fn lineage(source: Source) -> Self {
+        let mut sources = Sources::default();
+        for (key, _) in SOURCED.iter().filter(|(key, _)| *key != "startTime") {
+            sources.set(key, source);
+        }
+        sources
+    }
+
+    fn index(key: &str) -> Option<usize> {
+        SOURCED.iter().position(|(k, _)| *k == key)
+    }
+
+    /// The source of the setting with profile key `key`, if it has one.
+    pub fn get(&self, key: &str) -> Option<Source> {
+        Self::index(key).and_then(|i| self.0[i])
+    }
+
+    /// Records where `key` came from; `key` must be one of [`SOURCED`]'s.
+    pub fn set(&mut self, key: &str, source: Source) {
+        debug_assert!(Self::index(key).is_some(), "{key} is not a sourced setting");
+        if let Some(i) = Self::index(key) {
+            self.0[i] = Some(source);
+        }
+    }
+
+    /// The settings that have a source, in [`SOURCED`]'s order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Source)> + '_ {
+        SOURCED.iter().zip(self.0).filter_map(|((key, _), source)| Some((*key, source?)))
+    }
+}
+
+impl Serialize for Sources {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Sources {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, Source>::deserialize(deserializer)?;
+        let mut sources = Sources::default();
+        for (key, source) in map {
+            let Some(i) = Self::index(&key) else {
+                return Err(serde::de::Error::custom(format!("{key:?} is not a setting with a source")));
+            };
+            sources.0[i] = Some(source);
+        }
+        Ok(sources)
+    }
+}
+
 /// What a profile provides when the annotations leave a setting out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecDefaults {
@@ -144,7 +203,7 @@ pub struct SpecDefaults {
     pub lineage: Lineage,
     /// Where each [`SOURCED`] setting's default comes from (the profile key, or a lineage's
     /// default); `startTime` only when there is one.
-    pub sources: BTreeMap<&'static str, Source>,
+    pub sources: Sources,
 }
 
 impl SpecDefaults {
@@ -154,7 +213,7 @@ impl SpecDefaults {
             downscale_stabilization: Duration::ZERO,
             run_mode: RunMode::PerPod,
             lineage: Lineage::Cpa,
-            sources: lineage_sources(Source::CpaDefault),
+            sources: Sources::lineage(Source::CpaDefault),
             ..SpecDefaults::hpa()
         }
     }
@@ -171,14 +230,9 @@ impl SpecDefaults {
             start_time: None,
             rate_limits: None,
             lineage: Lineage::Hpa,
-            sources: lineage_sources(Source::HpaDefault),
+            sources: Sources::lineage(Source::HpaDefault),
         }
     }
-}
-
-/// Every [`SOURCED`] setting but `startTime` (which has no default) from `source`.
-fn lineage_sources(source: Source) -> BTreeMap<&'static str, Source> {
-    SOURCED.iter().filter(|(key, _)| *key != "startTime").map(|(key, _)| (*key, source)).collect()
 }
 
 impl Default for SpecDefaults {
@@ -224,7 +278,7 @@ pub struct TargetSpec {
     pub lineage: Lineage,
     /// Where each of the [`SOURCED`] settings came from.
     #[serde(default)]
-    pub sources: BTreeMap<String, Source>,
+    pub sources: Sources,
 }
 
 /// One bad annotation.
@@ -405,16 +459,12 @@ impl TargetSpec {
         if !reader.errors.is_empty() {
             return Err(SpecErrors(reader.errors));
         }
-        let sources = SOURCED
-            .iter()
-            .filter_map(|(key, annotation)| {
-                let source = match annotations.contains_key(*annotation) {
-                    true => Source::Annotation,
-                    false => *defaults.sources.get(key)?,
-                };
-                Some(((*key).to_owned(), source))
-            })
-            .collect();
+        let mut sources = defaults.sources;
+        for (key, annotation) in SOURCED {
+            if annotations.contains_key(annotation) {
+                sources.set(key, Source::Annotation);
+            }
+        }
         Ok(TargetSpec {
             profile,
             min_replicas,

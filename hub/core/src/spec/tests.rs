@@ -195,7 +195,7 @@ fn intervals_are_bounded_so_no_loop_ticks_faster_than_a_second_or_never() {
 #[test]
 fn every_setting_says_where_it_came_from() {
     let mut cpa = SpecDefaults { min_replicas: 3, ..SpecDefaults::cpa() };
-    cpa.sources.insert("minReplicas", Source::Profile);
+    cpa.sources.set("minReplicas", Source::Profile);
     let profiles = BTreeMap::from([("default".to_owned(), cpa)]);
     let spec = TargetSpec::from_annotations(
         &annotations(&[(ENABLED, "true"), (MAX_REPLICAS, "7"), (START_TIME, "1m")]),
@@ -204,7 +204,7 @@ fn every_setting_says_where_it_came_from() {
     .unwrap();
     assert_eq!(spec.lineage, Lineage::Cpa);
     assert_eq!(spec.start_time, Some(Duration::from_secs(60)));
-    let source = |key: &str| spec.sources.get(key).copied();
+    let source = |key: &str| spec.sources.get(key);
     assert_eq!(source("minReplicas"), Some(Source::Profile));
     assert_eq!(source("maxReplicas"), Some(Source::Annotation));
     assert_eq!(source("downscaleStabilization"), Some(Source::CpaDefault));
@@ -215,8 +215,15 @@ fn every_setting_says_where_it_came_from() {
     assert_eq!(serde_json::from_value::<TargetSpec>(json).unwrap(), spec, "the spec round-trips");
     // The HPA's rules for a built-in profile; no start time unless one is set.
     let spec = parse(&[(ENABLED, "true")]).unwrap();
-    assert_eq!(spec.sources.get("downscaleStabilization"), Some(&Source::HpaDefault));
-    assert!(!spec.sources.contains_key("startTime") && spec.start_time.is_none());
+    assert_eq!(spec.sources.get("downscaleStabilization"), Some(Source::HpaDefault));
+    assert!(spec.sources.get("startTime").is_none() && spec.start_time.is_none());
+    let keys: Vec<_> = spec.sources.iter().map(|(key, _)| key).collect();
+    assert_eq!(
+        keys,
+        ["minReplicas", "maxReplicas", "interval", "downscaleStabilization", "upscaleStabilization", "runMode"]
+    );
+    let bad = serde_json::from_value::<Sources>(serde_json::json!({"minReplica": "profile"})).unwrap_err();
+    assert!(bad.to_string().contains("\"minReplica\" is not a setting with a source"), "{bad}");
     let err = parse(&[(ENABLED, "true"), (START_TIME, "0s")]).unwrap_err().to_string();
     assert!(err.contains("scalehub.io/start-time: \"0s\" must be between 1s and"), "{err}");
 }
