@@ -73,8 +73,9 @@ pub struct ContainerRequests {
 pub struct PodInfo {
     /// The pod's name.
     pub name: Arc<str>,
-    /// Its labels (matched by workload selectors).
-    pub labels: BTreeMap<String, String>,
+    /// Its labels (matched by workload selectors), shared by the namespace's pods that carry
+    /// the same set (a ReplicaSet's pods all do).
+    pub labels: Arc<BTreeMap<String, String>>,
     /// `status.phase`.
     pub phase: Phase,
     /// The `Ready` condition, if reported.
@@ -127,7 +128,7 @@ impl PodInfo {
             .collect();
         PodInfo {
             name: pod.name_any().into(),
-            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            labels: Arc::new(pod.metadata.labels.clone().unwrap_or_default()),
             phase,
             ready,
             start_time: status.and_then(|s| s.start_time.as_ref()).map(|t| t.0),
@@ -188,12 +189,19 @@ struct NamespacePods {
     pods: HashMap<Arc<str>, Arc<PodInfo>>,
     /// `key=value` → names of the pods that carry that label.
     by_label: HashMap<String, HashSet<Arc<str>>>,
+    /// Every label set held, once, with the number of pods here that carry it: pods with
+    /// equal labels share one map.
+    label_sets: HashMap<Arc<BTreeMap<String, String>>, usize>,
 }
 
 impl NamespacePods {
-    fn insert(&mut self, pod: PodInfo) {
+    fn insert(&mut self, mut pod: PodInfo) {
         self.remove(&pod.name.clone());
-        for (k, v) in &pod.labels {
+        if let Some((shared, _)) = self.label_sets.get_key_value(&*pod.labels) {
+            pod.labels = shared.clone();
+        }
+        *self.label_sets.entry(pod.labels.clone()).or_insert(0) += 1;
+        for (k, v) in pod.labels.iter() {
             self.by_label.entry(index_key(k, v)).or_default().insert(pod.name.clone());
         }
         self.pods.insert(pod.name.clone(), Arc::new(pod));
@@ -201,7 +209,14 @@ impl NamespacePods {
 
     fn remove(&mut self, name: &str) {
         let Some(old) = self.pods.remove(name) else { return };
-        for (k, v) in &old.labels {
+        // Counted, not read off the Arc: a tick may still hold the pod that left.
+        if let Some(count) = self.label_sets.get_mut(&*old.labels) {
+            *count -= 1;
+            if *count == 0 {
+                self.label_sets.remove(&*old.labels);
+            }
+        }
+        for (k, v) in old.labels.iter() {
             let key = index_key(k, v);
             if let Some(names) = self.by_label.get_mut(&key) {
                 names.remove(name);
@@ -390,6 +405,25 @@ mod tests {
         let index = PodIndex::default();
         index.apply(&pod("a", &[("app", "web")]));
         assert!(index.select("shop", &selector(&[], vec![])).is_empty());
+    }
+
+    #[test]
+    fn pods_with_equal_labels_share_one_label_set_until_the_last_goes() {
+        let index = PodIndex::default();
+        index.apply(&pod("web-1", &[("app", "web"), ("pod-template-hash", "7f")]));
+        index.apply(&pod("web-2", &[("app", "web"), ("pod-template-hash", "7f")]));
+        index.apply(&pod("db-0", &[("app", "db")]));
+        let sets = |index: &PodIndex| index.inner.read().unwrap()["shop"].label_sets.len();
+        let web = index.select("shop", &selector(&[("app", "web")], vec![]));
+        assert!(Arc::ptr_eq(&web[0].labels, &web[1].labels), "equal labels are held twice");
+        assert_eq!(sets(&index), 2);
+        // A relabelled pod leaves the shared set for its own; the set goes with its last pod.
+        index.apply(&pod("web-2", &[("app", "web"), ("pod-template-hash", "9c")]));
+        assert_eq!(sets(&index), 3);
+        index.delete(&pod("web-1", &[]));
+        index.delete(&pod("db-0", &[]));
+        assert_eq!(sets(&index), 1);
+        assert_eq!(names(&index.select("shop", &selector(&[("pod-template-hash", "9c")], vec![]))), ["web-2"]);
     }
 
     #[test]
