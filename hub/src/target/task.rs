@@ -20,6 +20,20 @@ use crate::hub::Context;
 use crate::target::{Command, RunError, TargetInput, tick};
 use crate::workload::TargetKey;
 
+/// Takes one target's restored state out of the hub's map, and gives the map's memory back as
+/// it empties: a map sized for 100,000 targets would otherwise keep its buckets (some 70 MB)
+/// for the life of the hub.
+fn take_restored(
+    map: &mut std::collections::HashMap<TargetKey, crate::hub::Restored>,
+    key: &TargetKey,
+) -> Option<crate::hub::Restored> {
+    let restored = map.remove(key);
+    if map.len() * 4 < map.capacity() {
+        map.shrink_to_fit();
+    }
+    restored
+}
+
 /// Runs one target's loop until `cancel` fires or its input ends. A loop that panics is
 /// restarted after a pause that grows with each panic (up to a minute), counted in
 /// `scalehub_target_loop_restarts_total`, and its target shows the panic as its error until a
@@ -37,7 +51,8 @@ pub async fn supervise(
         loop {
             let memory = match restarts {
                 0 => {
-                    let restored = ctx.restored.lock().ok().and_then(|mut m| m.remove(&key)).unwrap_or_default();
+                    let restored =
+                        ctx.restored.lock().ok().and_then(|mut m| take_restored(&mut m, &key)).unwrap_or_default();
                     tick::Memory::restored(restored, &input.borrow().workload.uid)
                 }
                 _ => Box::pin(reloaded(&ctx, &key)).await,
@@ -202,6 +217,25 @@ mod tests {
     use super::first_delay;
 
     const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn the_restored_map_gives_its_memory_back_as_the_targets_take_their_state() {
+        use scalehub_core::{Kind, TargetKey};
+        let keys: Vec<TargetKey> =
+            (0..1000).map(|i| TargetKey::new("shop", Kind::Deployment, format!("w{i}"))).collect();
+        let mut map: std::collections::HashMap<_, _> =
+            keys.iter().map(|k| (k.clone(), crate::hub::Restored::default())).collect();
+        let full = map.capacity();
+        for key in &keys[..900] {
+            assert!(super::take_restored(&mut map, key).is_some());
+        }
+        assert!(map.capacity() < full / 4, "{} of {full} buckets kept for 100 entries", map.capacity());
+        for key in &keys[900..] {
+            assert!(super::take_restored(&mut map, key).is_some());
+        }
+        assert_eq!(map.capacity(), 0);
+        assert!(super::take_restored(&mut map, &keys[0]).is_none());
+    }
 
     #[test]
     fn a_start_time_aligns_the_first_tick_as_the_cpa_does() {
