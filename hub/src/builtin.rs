@@ -18,6 +18,15 @@ pub enum Goal {
     AverageValue(i64),
 }
 
+/// What the built-in evaluator aims for with an Object or External metric.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TotalGoal {
+    /// The metric's value, in milli-units.
+    Value(i64),
+    /// The metric's value per replica, in milli-units.
+    AverageValue(i64),
+}
+
 /// Result of a calculation, with the reason a user sees.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calculation {
@@ -127,10 +136,79 @@ pub fn replicas(
     })
 }
 
+/// The HPA's replica count for an Object or External metric whose value is `usage` (milli):
+/// a `Value` target compares the value with the target and scales the ready pods by the ratio
+/// (`ceil(ratio)` from zero replicas); an `AverageValue` target divides the value by the
+/// target per replica, compared over the workload's `status_replicas` (replica_calculator.go's
+/// `getUsageRatioReplicaCount` and `GetObjectPerPodMetricReplicas`).
+pub fn total_replicas(
+    current: i32,
+    status_replicas: i32,
+    ready_pods: i32,
+    usage: i64,
+    goal: TotalGoal,
+    tolerance: f64,
+) -> Calculation {
+    let within = |r: f64| (1.0 - r).abs() <= tolerance;
+    let ceil = |x: f64| x.ceil().clamp(0.0, f64::from(i32::MAX)) as i32;
+    match goal {
+        TotalGoal::Value(target) => {
+            let ratio = usage as f64 / target as f64;
+            if current == 0 {
+                let replicas = ceil(ratio);
+                return Calculation { replicas, ratio, reason: format!("value ratio {ratio:.2}, from zero replicas") };
+            }
+            if within(ratio) {
+                return Calculation {
+                    replicas: current,
+                    ratio,
+                    reason: format!("value ratio {ratio:.2} within tolerance"),
+                };
+            }
+            let replicas = ceil(ratio * f64::from(ready_pods));
+            Calculation { replicas, ratio, reason: format!("value ratio {ratio:.2} over {ready_pods} ready pods") }
+        }
+        TotalGoal::AverageValue(target) => {
+            let ratio = usage as f64 / (target as f64 * f64::from(status_replicas));
+            if within(ratio) {
+                return Calculation {
+                    replicas: current,
+                    ratio,
+                    reason: format!("value per replica ratio {ratio:.2} within tolerance"),
+                };
+            }
+            let replicas = ceil(usage as f64 / target as f64);
+            Calculation {
+                replicas,
+                ratio,
+                reason: format!("value per replica ratio {ratio:.2} over {status_replicas} replicas"),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::k8smetrics::Sample;
+
+    #[test]
+    fn object_and_external_values_follow_the_hpa() {
+        // Value 2500m against 1: ratio 2.5 over 3 ready pods of 4 replicas -> ceil(7.5) = 8.
+        let c = total_replicas(4, 4, 3, 2500, TotalGoal::Value(1000), 0.1);
+        assert_eq!((c.replicas, c.ratio), (8, 2.5));
+        // Within the tolerance: the current count.
+        assert_eq!(total_replicas(4, 4, 3, 1050, TotalGoal::Value(1000), 0.1).replicas, 4);
+        // From zero replicas the ratio alone (the HPA's scale-from-zero path).
+        assert_eq!(total_replicas(0, 0, 0, 2500, TotalGoal::Value(1000), 0.1).replicas, 3);
+        // AverageValue: 90 against 20 per replica over 3 status replicas -> ratio 1.5,
+        // ceil(90 / 20) = 5; 62 is within tolerance of 60.
+        let c = total_replicas(3, 3, 3, 90_000, TotalGoal::AverageValue(20_000), 0.1);
+        assert_eq!((c.replicas, c.ratio), (5, 1.5));
+        assert_eq!(total_replicas(3, 3, 3, 62_000, TotalGoal::AverageValue(20_000), 0.1).replicas, 3);
+        // A scale-down works the same way: 10 against 20 per replica over 4 -> 1.
+        assert_eq!(total_replicas(4, 4, 4, 10_000, TotalGoal::AverageValue(20_000), 0.1).replicas, 1);
+    }
     use std::time::Duration;
 
     fn grouping(ready: &[(&str, i64)], missing: &[&str], ignored: &[&str]) -> Grouping {

@@ -305,8 +305,10 @@ pub struct MetricQuery {
     pub spec: Value,
     /// Where the values come from.
     pub source: QuerySource,
-    /// The target of the spec, for the built-in calculation.
+    /// The target of a Resource or Pods spec, for the built-in calculation.
     pub goal: Option<crate::builtin::Goal>,
+    /// The target of an Object or External spec, likewise.
+    pub total_goal: Option<crate::builtin::TotalGoal>,
 }
 
 /// The metric source of a query.
@@ -324,6 +326,40 @@ pub enum QuerySource {
         /// The metric name.
         metric: String,
     },
+    /// `type: Object`: one object's metric from custom.metrics.k8s.io.
+    Object {
+        /// The object's resource as the custom metrics API names it: `ingresses.networking.k8s.io`,
+        /// `services` for the core group.
+        resource: String,
+        /// The object's name.
+        name: String,
+        /// The metric name.
+        metric: String,
+        /// The metric's series selector, as a selector string (an error if it is invalid).
+        selector: Result<Option<String>, String>,
+        /// An `AverageValue` target (else `Value`).
+        average: bool,
+    },
+    /// `type: External`: the sum of an external metric's series from external.metrics.k8s.io.
+    External {
+        /// The metric name.
+        metric: String,
+        /// The metric's series selector, as a selector string (an error if it is invalid).
+        selector: Result<Option<String>, String>,
+        /// An `AverageValue` target (else `Value`).
+        average: bool,
+    },
+}
+
+/// An Object or External metric: one value for the whole target, not a value per pod.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Total {
+    /// The object's value, or the sum of the external series, in milli-units.
+    pub milli: i64,
+    /// The target's Running and Ready pods (the HPA's ready pod count).
+    pub ready_pods: i32,
+    /// The spec's target, if it gives one.
+    pub goal: Option<crate::builtin::TotalGoal>,
 }
 
 /// One gathered spec: the CPA block for hooks and the grouping for the built-in calculation.
@@ -337,8 +373,10 @@ pub struct Gathered {
     pub grouping: Grouping,
     /// Requests per pod (Utilization only).
     pub requests: BTreeMap<String, i64>,
-    /// The spec's target, if any.
+    /// The spec's target, if any (Resource and Pods metrics).
     pub goal: Option<crate::builtin::Goal>,
+    /// The value of an Object or External metric.
+    pub total: Option<Total>,
     /// A one-line summary used as the metric value when no metric hook runs.
     pub summary: String,
 }
@@ -366,6 +404,13 @@ pub async fn gather(
     let now = Timestamp::now();
     let mut pod_metrics: Option<Arc<PodUsages>> = None;
     for q in queries {
+        if let QuerySource::Object { .. } | QuerySource::External { .. } = &q.source {
+            match total(client, namespace, pods, q, current, cpa_blocks).await {
+                Ok(g) => ok.push(g),
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
         let result = async {
             let (name, samples, cpu, utilization) = match &q.source {
                 QuerySource::Resource { name, utilization } => {
@@ -396,13 +441,16 @@ pub async fn gather(
                     let list = get_json(client, &path).await?;
                     (format!("pods/{metric}"), parse_metric_value_list(&list)?, false, false)
                 }
+                QuerySource::Object { .. } | QuerySource::External { .. } => {
+                    return Err(MetricsError::Unsupported("an object metric read per pod".into()));
+                }
             };
             let grouping = group_pods(pods, &samples, cpu, readiness, now);
             let requests = if utilization { requests(pods, &name)? } else { BTreeMap::new() };
             let cpa = if cpa_blocks {
                 let section = match q.source {
-                    QuerySource::Resource { .. } => "resource",
                     QuerySource::Pods { .. } => "pods",
+                    _ => "resource",
                 };
                 let mut cpa = json!({"current_replicas": current, "spec": q.spec});
                 cpa[section] = cpa_block(&grouping, utilization.then_some(&requests), now);
@@ -412,7 +460,7 @@ pub async fn gather(
             };
             let total: i64 = grouping.ready.values().map(|s| s.milli).sum();
             let summary = format!("{total}m over {} ready pods", grouping.ready.len());
-            Ok::<_, MetricsError>(Gathered { name, cpa, grouping, requests, goal: q.goal, summary })
+            Ok::<_, MetricsError>(Gathered { name, cpa, grouping, requests, goal: q.goal, total: None, summary })
         }
         .await;
         match result {
@@ -421,6 +469,90 @@ pub async fn gather(
         }
     }
     (ok, errors)
+}
+
+/// Reads an Object metric (the described object's one value) or an External one (the sum
+/// of its series), as the HPA's `GetObjectMetric` and `GetExternalMetric` do.
+async fn total(
+    client: &kube::Client,
+    namespace: &str,
+    pods: &[Arc<PodInfo>],
+    q: &MetricQuery,
+    current: i32,
+    cpa_blocks: bool,
+) -> Result<Gathered, MetricsError> {
+    let malformed = |what, detail: String| MetricsError::Malformed { what, detail };
+    let (name, path, average, section) = match &q.source {
+        QuerySource::Object { resource, name, metric, selector, average } => {
+            let mut path = format!(
+                "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{}/{}/{}/{}",
+                encode(namespace),
+                encode(resource),
+                encode(name),
+                encode(metric)
+            );
+            if let Some(sel) = selector.clone().map_err(MetricsError::Unsupported)? {
+                path.push_str(&format!("?metricLabelSelector={}", encode(&sel)));
+            }
+            (format!("{resource}/{name}/{metric}"), path, *average, "object")
+        }
+        QuerySource::External { metric, selector, average } => {
+            let mut path =
+                format!("/apis/external.metrics.k8s.io/v1beta1/namespaces/{}/{}", encode(namespace), encode(metric));
+            if let Some(sel) = selector.clone().map_err(MetricsError::Unsupported)? {
+                path.push_str(&format!("?labelSelector={}", encode(&sel)));
+            }
+            (format!("external/{metric}"), path, *average, "external")
+        }
+        _ => return Err(MetricsError::Unsupported("a per-pod metric read as one value".into())),
+    };
+    let list = get_json(client, &path).await?;
+    let items = list.get("items").and_then(Value::as_array).ok_or_else(|| malformed(section, "no items".into()))?;
+    if items.is_empty() {
+        return Err(MetricsError::Unsupported(format!("no {section} metric {name} returned")));
+    }
+    // An Object metric is its first item, as the HPA reads it; an External one sums them all.
+    let taken = if section == "object" { &items[..1] } else { &items[..] };
+    let mut milli: i64 = 0;
+    let mut timestamp: Option<Timestamp> = None;
+    for item in taken {
+        let value = item.get("value").and_then(Value::as_str).ok_or_else(|| malformed(section, "no value".into()))?;
+        milli = milli.saturating_add(parse_milli(value).map_err(|e| malformed(section, e.to_string()))?);
+        let at = item.get("timestamp").and_then(Value::as_str).and_then(|s| s.parse::<Timestamp>().ok());
+        timestamp = timestamp.max(at);
+    }
+    let timestamp = timestamp.unwrap_or_else(Timestamp::now);
+    let ready_pods = pods
+        .iter()
+        .filter(|p| p.phase == Phase::Running && p.ready.as_ref().is_some_and(|r| r.status == ConditionStatus::True))
+        .count();
+    let ready_pods = i32::try_from(ready_pods).unwrap_or(i32::MAX);
+    let cpa = if cpa_blocks {
+        // The CPA's (k8shorizmetrics v3) shape: a Value target reports the value and the
+        // ready pod count, an AverageValue target the value as `average_value`.
+        let block = match average {
+            false => {
+                json!({"current": {"value": milli}, "ready_pod_count": ready_pods, "timestamp": timestamp.to_string()})
+            }
+            true => json!({"current": {"average_value": milli}, "timestamp": timestamp.to_string()}),
+        };
+        let mut cpa = json!({"current_replicas": current, "spec": q.spec});
+        cpa[section] = block;
+        cpa
+    } else {
+        Value::Null
+    };
+    let summary = format!("{milli}m");
+    let total = Total { milli, ready_pods, goal: q.total_goal };
+    Ok(Gathered {
+        name,
+        cpa,
+        grouping: Grouping::default(),
+        requests: BTreeMap::new(),
+        goal: None,
+        total: Some(total),
+        summary,
+    })
 }
 
 /// Reads a custom metrics MetricValueList into samples by pod name.

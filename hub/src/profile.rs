@@ -11,7 +11,7 @@ use scalehub_core::config::{self, Config, MethodType, MetricSourceType, MetricTa
 use scalehub_core::spec::{self, TargetSpec};
 use scalehub_hooks::{HookSpec, HttpSpec, ParameterMode, ShellSpec, TlsFiles};
 
-use crate::builtin::Goal;
+use crate::builtin::{Goal, TotalGoal};
 use crate::k8smetrics::{MetricQuery, QuerySource, Readiness};
 
 /// A profile ready for ticks.
@@ -184,7 +184,12 @@ fn query(s: &config::MetricSpec) -> Option<MetricQuery> {
                     .map(Goal::AverageValue),
                 MetricTargetType::Value => None,
             };
-            Some(MetricQuery { spec, source: QuerySource::Resource { name: r.name.clone(), utilization }, goal })
+            Some(MetricQuery {
+                spec,
+                source: QuerySource::Resource { name: r.name.clone(), utilization },
+                goal,
+                total_goal: None,
+            })
         }
         MetricSourceType::Pods => {
             let p = s.pods.as_ref()?;
@@ -194,8 +199,69 @@ fn query(s: &config::MetricSpec) -> Option<MetricQuery> {
                 .as_deref()
                 .and_then(|v| scalehub_core::quantity::parse_milli(v).ok())
                 .map(Goal::AverageValue);
-            Some(MetricQuery { spec, source: QuerySource::Pods { metric: p.metric.name.clone() }, goal })
+            Some(MetricQuery {
+                spec,
+                source: QuerySource::Pods { metric: p.metric.name.clone() },
+                goal,
+                total_goal: None,
+            })
         }
-        _ => None,
+        MetricSourceType::Object => {
+            let o = s.object.as_ref()?;
+            let (group, version) = match o.described_object.api_version.as_deref().unwrap_or("v1").split_once('/') {
+                Some((group, version)) => (group.to_owned(), version.to_owned()),
+                None => (String::new(), o.described_object.api_version.clone().unwrap_or_else(|| "v1".into())),
+            };
+            let gvk = kube::api::GroupVersionKind::gvk(&group, &version, &o.described_object.kind);
+            let plural = kube::api::ApiResource::from_gvk(&gvk).plural;
+            let resource = if group.is_empty() { plural } else { format!("{plural}.{group}") };
+            Some(MetricQuery {
+                spec,
+                source: QuerySource::Object {
+                    resource,
+                    name: o.described_object.name.clone(),
+                    metric: o.metric.name.clone(),
+                    selector: metric_selector(o.metric.selector.as_ref()),
+                    average: o.target.target_type == MetricTargetType::AverageValue,
+                },
+                goal: None,
+                total_goal: total_goal(&o.target),
+            })
+        }
+        MetricSourceType::External => {
+            let e = s.external.as_ref()?;
+            Some(MetricQuery {
+                spec,
+                source: QuerySource::External {
+                    metric: e.metric.name.clone(),
+                    selector: metric_selector(e.metric.selector.as_ref()),
+                    average: e.target.target_type == MetricTargetType::AverageValue,
+                },
+                goal: None,
+                total_goal: total_goal(&e.target),
+            })
+        }
+        MetricSourceType::ContainerResource => None,
     }
+}
+
+/// An Object or External target for the built-in calculation.
+fn total_goal(target: &config::MetricTarget) -> Option<TotalGoal> {
+    let milli = |v: &Option<String>| v.as_deref().and_then(|v| scalehub_core::quantity::parse_milli(v).ok());
+    match target.target_type {
+        MetricTargetType::Value => milli(&target.value).map(TotalGoal::Value),
+        MetricTargetType::AverageValue => milli(&target.average_value).map(TotalGoal::AverageValue),
+        MetricTargetType::Utilization => None,
+    }
+}
+
+/// A metric's series selector as the metrics APIs take it (`a=b,c in (d)`), through kube's
+/// own `Selector`; `None` when it selects everything, an error for an invalid requirement.
+fn metric_selector(selector: Option<&config::LabelSelector>) -> Result<Option<String>, String> {
+    let Some(selector) = selector else { return Ok(None) };
+    let invalid = |e: String| format!("invalid metric selector: {e}");
+    let k8s: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector =
+        serde_json::to_value(selector).and_then(serde_json::from_value).map_err(|e| invalid(e.to_string()))?;
+    let selector = kube::core::Selector::try_from(k8s).map_err(|e| invalid(e.0))?;
+    Ok((!selector.selects_all()).then(|| selector.to_string()))
 }

@@ -37,6 +37,8 @@ pub struct Workload {
     pub uid: Option<String>,
     /// `spec.replicas`; Kubernetes defaults it to 1 when absent.
     pub replicas: i32,
+    /// `status.replicas`, the count the HPA's per-replica averages divide by (0 when absent).
+    pub status_replicas: i32,
     /// The `scalehub.io/` annotations, from which the target spec is parsed.
     pub annotations: BTreeMap<String, String>,
     /// `spec.selector`, compiled; `None` when absent, an error when invalid.
@@ -65,6 +67,11 @@ impl Workload {
         Workload {
             uid: obj.metadata.uid.clone(),
             replicas,
+            status_replicas: obj
+                .data
+                .pointer("/status/replicas")
+                .and_then(|v| v.as_i64())
+                .map_or(0, |v| v.clamp(0, i64::from(i32::MAX)) as i32),
             // Only scalehub's own annotations are read (kubectl's last-applied copy of the
             // whole object would double what a target holds); the JSON keeps them all.
             annotations: obj

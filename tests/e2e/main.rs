@@ -23,10 +23,12 @@
 //! - [`drill_hooks`]: hooks that time out, crash, flood, escape and hang, all at once.
 //! - [`drill_fds`]: the hub under `ulimit -n 1024` with 1,500 idle connections.
 //! - [`cpa`]: a CPA profile has the CPA's defaults and reads evaluations as Go does.
+//! - [`custom_metrics`]: Object, External and Pods metrics, built in and in CPA payloads (simulator only).
 //! - [`builtin_cpu`]: the built-in HPA CPU calculation (simulator only: no metrics API on the real server).
 
 mod builtin_cpu;
 mod cpa;
+mod custom_metrics;
 mod drill_chaos;
 mod drill_crash;
 mod drill_fds;

@@ -16,6 +16,7 @@ pub mod accounting;
 mod admin;
 pub mod controllers;
 mod convert;
+mod custom_metrics;
 mod discovery;
 pub mod error;
 pub mod faults;

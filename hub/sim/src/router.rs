@@ -155,6 +155,17 @@ async fn handle(
     params: Params,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if let Some((external, rest)) = crate::custom_metrics::route(uri.path()) {
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed("the metrics APIs only answer GET"));
+        }
+        let label = if external { "external.metrics.k8s.io" } else { "custom.metrics.k8s.io" };
+        state.accounting.record("get", label);
+        if let Some(err) = state.faults.request_error("get") {
+            return Err(err);
+        }
+        return crate::custom_metrics::serve(&state, external, rest, &params);
+    }
     let target = match parse(uri.path())? {
         Parsed::Discovery(group, version) => return Ok(discovery::resource_list(&group, &version)),
         Parsed::Group(group) => return discovery::group(&group),

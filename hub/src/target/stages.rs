@@ -319,6 +319,23 @@ impl Stages<'_> {
         let mut best: Option<builtin::Calculation> = None;
         let mut errors = Vec::new();
         for g in gathered {
+            if let Some(total) = &g.total {
+                let Some(goal) = total.goal else { continue };
+                let status = self.input.workload.status_replicas;
+                let c = builtin::total_replicas(
+                    self.current,
+                    status,
+                    total.ready_pods,
+                    total.milli,
+                    goal,
+                    self.profile.tolerance,
+                );
+                let c = builtin::Calculation { reason: format!("{}: {}", g.name, c.reason), ..c };
+                if best.as_ref().is_none_or(|b| c.replicas > b.replicas) {
+                    best = Some(c);
+                }
+                continue;
+            }
             let Some(goal) = g.goal else { continue };
             match builtin::replicas(self.current, &g.grouping, &g.requests, goal, self.profile.tolerance) {
                 Ok(c) => {

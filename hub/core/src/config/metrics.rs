@@ -1,7 +1,8 @@
-//! The autoscaling/v2 `MetricSpec` subset scalehub gathers: `Resource` and `Pods`.
+//! The autoscaling/v2 `MetricSpec` types scalehub gathers, the CPA's four: `Resource`, `Pods`,
+//! `Object` and `External`.
 //!
-//! Other source types (`Object`, `External`, `ContainerResource`) parse, so the error can name
-//! them, and are then rejected by validation rather than silently skipped.
+//! `ContainerResource` (which the CPA does not gather either) parses, so the error can name
+//! it, and is then rejected by validation rather than silently skipped.
 
 use std::collections::BTreeMap;
 
@@ -17,9 +18,9 @@ pub enum MetricSourceType {
     Resource,
     /// A per-pod custom metric.
     Pods,
-    /// Not supported by scalehub.
+    /// A metric describing one object (custom.metrics.k8s.io).
     Object,
-    /// Not supported by scalehub.
+    /// A metric from outside the cluster (external.metrics.k8s.io).
     External,
     /// Not supported by scalehub (nor by the CPA).
     ContainerResource,
@@ -38,12 +39,12 @@ pub struct MetricSpec {
     /// Set for `type: Pods`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pods: Option<PodsMetricSource>,
-    /// Accepted only so that the unsupported type is reported by name.
+    /// Set for `type: Object`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub object: Option<serde_json::Value>,
-    /// Accepted only so that the unsupported type is reported by name.
+    pub object: Option<ObjectMetricSource>,
+    /// Set for `type: External`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub external: Option<serde_json::Value>,
+    pub external: Option<ExternalMetricSource>,
     /// Accepted only so that the unsupported type is reported by name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_resource: Option<serde_json::Value>,
@@ -67,6 +68,41 @@ pub struct PodsMetricSource {
     pub metric: MetricIdentifier,
     /// The target; must be `AverageValue`.
     pub target: MetricTarget,
+}
+
+/// A metric describing one Kubernetes object, e.g. requests per second of an Ingress.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectMetricSource {
+    /// The object the metric describes, in the workload's namespace.
+    pub described_object: ObjectReference,
+    /// Which metric.
+    pub metric: MetricIdentifier,
+    /// The target: `Value` or `AverageValue`.
+    pub target: MetricTarget,
+}
+
+/// A metric not associated with any Kubernetes object, e.g. a queue's length.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExternalMetricSource {
+    /// Which metric (its selector picks the series, whose values are summed).
+    pub metric: MetricIdentifier,
+    /// The target: `Value` or `AverageValue`.
+    pub target: MetricTarget,
+}
+
+/// An autoscaling/v2 `CrossVersionObjectReference`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectReference {
+    /// `group/version`, or `v1` for the core group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// The object's kind, e.g. `Ingress`.
+    pub kind: String,
+    /// The object's name.
+    pub name: String,
 }
 
 /// Names a custom metric.
@@ -153,18 +189,25 @@ fn quantity_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<St
 }
 
 impl MetricSpec {
-    /// Whether the built-in HPA calculation can aim for this spec: a Resource Utilization or
-    /// AverageValue target, or a Pods AverageValue target.
-    pub fn has_builtin_target(&self) -> bool {
-        let target = match self.source_type {
+    /// The spec's target, whatever its type.
+    pub fn target(&self) -> Option<&MetricTarget> {
+        match self.source_type {
             MetricSourceType::Resource => self.resource.as_ref().map(|r| &r.target),
             MetricSourceType::Pods => self.pods.as_ref().map(|p| &p.target),
-            _ => None,
-        };
-        target.is_some_and(|t| match t.target_type {
+            MetricSourceType::Object => self.object.as_ref().map(|o| &o.target),
+            MetricSourceType::External => self.external.as_ref().map(|e| &e.target),
+            MetricSourceType::ContainerResource => None,
+        }
+    }
+
+    /// Whether the built-in HPA calculation can aim for this spec: a target whose type's value
+    /// is given (a Resource Utilization or AverageValue, a Pods AverageValue, an Object or
+    /// External Value or AverageValue).
+    pub fn has_builtin_target(&self) -> bool {
+        self.target().is_some_and(|t| match t.target_type {
             MetricTargetType::Utilization => t.average_utilization.is_some(),
             MetricTargetType::AverageValue => t.average_value.is_some(),
-            MetricTargetType::Value => false,
+            MetricTargetType::Value => t.value.is_some(),
         })
     }
 
@@ -198,12 +241,45 @@ impl MetricSpec {
                     pods.target.validate(&format!("{path}.pods.target"), issues);
                 }
             },
-            other => issues.push(
+            MetricSourceType::Object => match &self.object {
+                None => issues.push(format!("{path}.object"), "is required when type is Object"),
+                Some(object) => {
+                    let reference = &object.described_object;
+                    if reference.kind.trim().is_empty() {
+                        issues.push(format!("{path}.object.describedObject.kind"), "is required, e.g. Ingress");
+                    }
+                    if reference.name.trim().is_empty() {
+                        issues.push(format!("{path}.object.describedObject.name"), "is required");
+                    }
+                    if object.metric.name.trim().is_empty() {
+                        issues.push(format!("{path}.object.metric.name"), "is required");
+                    }
+                    value_target(&object.target, &format!("{path}.object.target"), "an Object", issues);
+                }
+            },
+            MetricSourceType::External => match &self.external {
+                None => issues.push(format!("{path}.external"), "is required when type is External"),
+                Some(external) => {
+                    if external.metric.name.trim().is_empty() {
+                        issues.push(format!("{path}.external.metric.name"), "is required");
+                    }
+                    value_target(&external.target, &format!("{path}.external.target"), "an External", issues);
+                }
+            },
+            MetricSourceType::ContainerResource => issues.push(
                 format!("{path}.type"),
-                format!("{other:?} metrics are not supported by scalehub (supported: Resource, Pods)"),
+                "ContainerResource metrics are not supported by scalehub, nor by the CPA (supported: Resource, Pods, Object, External)",
             ),
         }
     }
+}
+
+/// An Object or External target: `Value` or `AverageValue`.
+fn value_target(target: &MetricTarget, path: &str, what: &str, issues: &mut Issues) {
+    if target.target_type == MetricTargetType::Utilization {
+        issues.push(format!("{path}.type"), format!("must be Value or AverageValue for {what} metric"));
+    }
+    target.validate(path, issues);
 }
 
 impl MetricTarget {

@@ -241,7 +241,7 @@ impl Profile {
                     issues.push(
                         format!("{path}.{key}"),
                         "is required (or leave out both metric and evaluate and give kubernetesMetricSpecs \
-                         with a Utilization or AverageValue target for the built-in HPA calculation)",
+                         with a target value for the built-in HPA calculation)",
                     );
                 }
             }

@@ -258,8 +258,8 @@ profiles:
     maxReplicas: 2
     interval: 0
     kubernetesMetricSpecs:
-      - type: External
-        external: {metric: {name: queue}}
+      - type: ContainerResource
+        containerResource: {name: cpu}
       - type: Pods
         pods: {metric: {name: rps}, target: {type: Utilization, averageValue: lots}}
     behavior:
@@ -278,7 +278,7 @@ profiles:
         "profiles.default.preScale.http.url: \"ftp://x\" must start with http:// or https://",
         "profiles.default.preScale.http.successCodes[0]: 700 is not an HTTP status",
         "profiles.default.postScale.shell: is required when type is shell",
-        "profiles.default.kubernetesMetricSpecs[0].type: External metrics are not supported by scalehub (supported: Resource, Pods)",
+        "profiles.default.kubernetesMetricSpecs[0].type: ContainerResource metrics are not supported by scalehub, nor by the CPA (supported: Resource, Pods, Object, External)",
         "profiles.default.kubernetesMetricSpecs[1].pods.target.type: must be AverageValue for a Pods metric",
         "profiles.default.kubernetesMetricSpecs[1].pods.target.averageValue: \"lots\" is not a quantity: the number part is malformed",
         "profiles.default.interval: must be > 0 (milliseconds)",
@@ -286,7 +286,7 @@ profiles:
         "profiles.default.behavior.scaleUp.policies[0].value: must be > 0",
         "profiles.default.behavior.scaleUp.policies[0].periodSeconds: must be between 1 and 1800",
         "profiles.default.behavior.scaleDown.policies: must list at least one policy",
-        "profiles.default.evaluate: is required (or leave out both metric and evaluate and give kubernetesMetricSpecs with a Utilization or AverageValue target for the built-in HPA calculation)",
+        "profiles.default.evaluate: is required (or leave out both metric and evaluate and give kubernetesMetricSpecs with a target value for the built-in HPA calculation)",
         "profiles.default.minReplicas: 5 is greater than maxReplicas 2",
     ];
     assert_eq!(errors, expected);
@@ -355,4 +355,60 @@ fn the_kubernetes_timeout_defaults_to_ten_seconds_and_is_bounded() {
         let e = Config::from_yaml_str(&format!("kubernetesTimeout: {bad}")).unwrap_err().to_string();
         assert!(e.contains("kubernetesTimeout: must be between 1s and 5m"), "{bad}: {e}");
     }
+}
+
+#[test]
+fn object_and_external_metrics_take_value_or_average_value_targets() {
+    let yaml = r#"
+profiles:
+  queue:
+    kubernetesMetricSpecs:
+      - type: Object
+        object:
+          describedObject: {apiVersion: networking.k8s.io/v1, kind: Ingress, name: main}
+          metric: {name: requests_per_second}
+          target: {type: Value, value: 2k}
+      - type: External
+        external:
+          metric: {name: queue_messages_ready, selector: {matchLabels: {queue: jobs}}}
+          target: {type: AverageValue, averageValue: 30}
+"#;
+    let config = Config::from_yaml_str(yaml).unwrap();
+    let specs = config.profile("queue").unwrap().kubernetes_metric_specs.clone().unwrap();
+    assert!(specs.iter().all(MetricSpec::has_builtin_target), "{specs:?}");
+    assert_eq!(specs[0].object.as_ref().unwrap().described_object.kind, "Ingress");
+    assert_eq!(specs[1].target().unwrap().average_value.as_deref(), Some("30"));
+    // A Value target without its value is not something the built-in calculation can aim for.
+    let hookless = r#"
+profiles:
+  queue:
+    kubernetesMetricSpecs:
+      - type: External
+        external: {metric: {name: q}, target: {type: Value}}
+"#;
+    assert!(invalid(hookless).iter().any(|e| e.starts_with("profiles.queue.evaluate: is required")));
+    let bad = r#"
+profiles:
+  queue:
+    metric: {type: shell, timeout: 10, shell: {entrypoint: /bin/sh, command: [x]}}
+    evaluate: {type: shell, timeout: 10, shell: {entrypoint: /bin/sh, command: [x]}}
+    kubernetesMetricSpecs:
+      - type: Object
+        object: {describedObject: {kind: "", name: ""}, metric: {name: ""}, target: {type: Utilization, averageUtilization: 50}}
+      - type: External
+        external: {metric: {name: q}, target: {type: Utilization, value: lots}}
+      - type: Object
+"#;
+    assert_eq!(
+        invalid(bad),
+        [
+            "profiles.queue.kubernetesMetricSpecs[0].object.describedObject.kind: is required, e.g. Ingress",
+            "profiles.queue.kubernetesMetricSpecs[0].object.describedObject.name: is required",
+            "profiles.queue.kubernetesMetricSpecs[0].object.metric.name: is required",
+            "profiles.queue.kubernetesMetricSpecs[0].object.target.type: must be Value or AverageValue for an Object metric",
+            "profiles.queue.kubernetesMetricSpecs[1].external.target.type: must be Value or AverageValue for an External metric",
+            "profiles.queue.kubernetesMetricSpecs[1].external.target.value: \"lots\" is not a quantity: the number part is malformed",
+            "profiles.queue.kubernetesMetricSpecs[2].object: is required when type is Object",
+        ]
+    );
 }
