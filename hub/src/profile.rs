@@ -43,6 +43,8 @@ pub struct Profile {
     pub readiness: Readiness,
     /// Tolerance of the built-in calculation.
     pub tolerance: f64,
+    /// What a target goes to after failing this many ticks in a row, if anything.
+    pub fallback: Option<config::Fallback>,
 }
 
 /// All profiles, and the spec parser that knows them; replaced whole when the config is
@@ -134,6 +136,7 @@ fn resolve(name: &str, p: &config::Profile) -> Profile {
             initial_readiness_delay: p.initial_readiness_delay(),
         },
         tolerance: 0.1,
+        fallback: p.fallback.clone(),
     }
 }
 

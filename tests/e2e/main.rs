@@ -23,6 +23,7 @@
 //! - [`drill_hooks`]: hooks that time out, crash, flood, escape and hang, all at once.
 //! - [`drill_fds`]: the hub under `ulimit -n 1024` with 1,500 idle connections.
 //! - [`cpa`]: a CPA profile has the CPA's defaults and reads evaluations as Go does.
+//! - [`fallback`]: a failing target goes to its profile's fallback and leaves it when it recovers.
 //! - [`custom_metrics`]: Object, External and Pods metrics, built in and in CPA payloads (simulator only).
 //! - [`builtin_cpu`]: the built-in HPA CPU calculation (simulator only: no metrics API on the real server).
 
@@ -33,6 +34,7 @@ mod drill_chaos;
 mod drill_crash;
 mod drill_fds;
 mod drill_hooks;
+mod fallback;
 mod fixtures;
 mod harness;
 mod hooks;

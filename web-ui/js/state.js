@@ -16,6 +16,7 @@ export const BADGES = {
   overridden: { label: 'overridden', icon: 'M4 1h4l-.7 4 2.2 2H2.5l2.2-2zM6 7v4.5', title: 'An operator override is active' },
   shadow: { label: 'shadow', icon: 'M6 1a5 5 0 0 0 0 10z M6 1a5 5 0 0 1 0 10', title: 'Shadow mode: decides and records, never scales' },
   disabled: { label: 'disabled', icon: 'M6 1v4.5M3.2 3a4 4 0 1 0 5.6 0', stroke: true, title: 'Replicas are 0 with a non-zero minimum: autoscaling is off' },
+  fallback: { label: 'fallback', icon: 'M6 1 11.5 11h-11zM3.5 8.5h5', title: 'Metrics or hooks keep failing: the profile\'s fallback count stands in for the evaluation' },
   'hook-error': { label: 'hook error', icon: 'M6 1 11.5 11h-11zM6 4.5v3M6 9v.6', title: 'The last tick failed; replicas are held' },
   invalid: { label: 'invalid', icon: 'M2 2l8 8M10 2l-8 8', stroke: true, title: 'Invalid annotations: never scaled' },
   conflict: { label: 'conflict', icon: 'M1 4h8l-2-2M11 8H3l2 2', stroke: true, title: 'Another autoscaler (an HPA) owns this workload' },
@@ -36,7 +37,7 @@ const TONE = {
   scaling: 'blue', 'scaling-down': 'blue', stable: 'green', unchanged: 'green', stabilised: 'sky',
   'at-min': 'orange', 'at-max': 'orange', 'rate-limited': 'sky', overridden: 'purple', override_set: 'purple',
   override_cleared: 'purple', override_expired: 'purple', shadow: 'grey', disabled: 'grey', held: 'sky',
-  'hook-error': 'red', error: 'red', invalid: 'red', conflict: 'yellow', removed: 'grey', pending: 'grey', dry_run: 'grey',
+  'hook-error': 'red', fallback: 'orange', error: 'red', invalid: 'red', conflict: 'yellow', removed: 'grey', pending: 'grey', dry_run: 'grey',
 };
 
 /** The reason codes of a decision. */
@@ -52,6 +53,7 @@ export function badgeKeys(t) {
   if (t.state === 'removed') keys.push('removed');
   else if (t.state === 'invalid') keys.push('invalid');
   else if (t.state === 'conflict') keys.push('conflict');
+  else if (codes.includes('FallbackReplicas')) keys.push('fallback');
   else if (t.state === 'error' || (d && d.outcome === 'error')) keys.push('hook-error');
   else if (!d) keys.push('pending');
   else if (d.outcome === 'disabled' || codes.includes('ScalingDisabled')) keys.push('disabled');

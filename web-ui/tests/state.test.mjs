@@ -48,6 +48,12 @@ test('reason codes name the held states', () => {
   assert.deepEqual(badgeKeys(withCode('disabled', 'ScalingDisabled')), ['disabled']);
 });
 
+test('a target on its fallback says so rather than only "hook error"', () => {
+  const d = { outcome: 'scaled', finalReplicas: 4, currentReplicas: 1, reasons: [{ step: 'fallback', code: 'FallbackReplicas' }] };
+  assert.deepEqual(badgeKeys(target({ state: 'error', lastDecision: d })), ['fallback']);
+  assert.deepEqual(badgeKeys(target({ state: 'error', lastDecision: { outcome: 'error', reasons: [] } })), ['hook-error']);
+});
+
 test('overrides and shadow mode are shown beside the state', () => {
   const t = target({ state: 'shadow', override: { kind: 'pin', replicas: 3 }, desiredReplicas: 4 });
   assert.deepEqual(badgeKeys(t), ['scaling', 'overridden', 'shadow']);

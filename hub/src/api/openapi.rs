@@ -210,9 +210,9 @@ pub struct DecisionDoc {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Reason)]
 pub struct ReasonDoc {
-    /// `disabled`, `clamp`, `override`, `stabilise` or `rate`.
+    /// `fallback`, `disabled`, `clamp`, `override`, `stabilise` or `rate`.
     pub step: String,
-    /// e.g. `TooManyReplicas`, `ScaleDownStabilized`, `OverridePinned`, `OverrideSet`, `OverrideCleared`, `OverrideExpired`.
+    /// e.g. `FallbackReplicas`, `TooManyReplicas`, `ScaleDownStabilized`, `OverridePinned`, `OverrideSet`, `OverrideCleared`, `OverrideExpired`.
     pub code: String,
     /// A sentence for humans.
     pub message: String,

@@ -27,12 +27,15 @@ pub struct Memory {
     pub policy: PolicyState,
     /// What was last recorded.
     recorded: Recorded,
+    /// Ticks in a row whose metrics or evaluation failed (counted by the loop's own ticks;
+    /// a restarted hub counts afresh).
+    failures: u32,
 }
 
 impl Memory {
     /// Memory that resumes from what the store said at start, for the workload whose uid is `uid`.
     pub fn restored(restored: crate::hub::Restored, uid: &Option<String>) -> Self {
-        Self { policy: restored.policy, recorded: Recorded::resume(restored.row, restored.decision, uid) }
+        Self { policy: restored.policy, recorded: Recorded::resume(restored.row, restored.decision, uid), failures: 0 }
     }
 }
 
@@ -136,29 +139,69 @@ pub async fn decide(
     };
     let mut record = Record::new(key, now, current);
     let stages = Stages { ctx, key, input, spec, profile: &profile, run_type, current };
+    let scaler = run_type == RunType::Scaler;
+    let mut fallback_reason = None;
     let raw = match stages.metrics_and_evaluation(&mut record.hooks).await {
         Ok((metrics, evaluation)) => {
             record.metrics = metrics;
             record.evaluation = evaluation.to_record();
             let raw = evaluation.replicas();
             record.raw = Some(raw);
+            if scaler {
+                if profile.fallback.as_ref().is_some_and(|f| memory.failures >= f.failure_threshold) {
+                    emit(ctx, key, input, false, "FallbackDeactivated", "the evaluation succeeded again");
+                }
+                memory.failures = 0;
+            }
             raw
         }
         Err(failure) => {
             record.error = Some(failure.message.clone());
             record.metrics = failure.metrics.clone();
-            record.outcome = "error";
             ctx.metrics.hook_errors.get_or_create(&HookLabels::of(failure.stage)).inc();
             emit(ctx, key, input, true, "FailedComputeReplicas", &failure.message);
-            let result =
-                TickResult { metrics: failure.metrics, evaluated: None, desired: None, error: record.error.clone() };
-            record::decision(ctx, &mut memory.recorded, record, None, run_type).await;
-            return result;
+            if scaler {
+                memory.failures = memory.failures.saturating_add(1);
+            }
+            let fallback = profile.fallback.as_ref().filter(|f| scaler && memory.failures >= f.failure_threshold);
+            let Some(fallback) = fallback else {
+                record.outcome = "error";
+                let result = TickResult {
+                    metrics: failure.metrics,
+                    evaluated: None,
+                    desired: None,
+                    error: record.error.clone(),
+                };
+                record::decision(ctx, &mut memory.recorded, record, None, run_type).await;
+                return result;
+            };
+            // KEDA's fallback: the failed evaluation is replaced by the fallback count, which
+            // then goes through the bounds, windows and rate policies like any evaluation.
+            let raw = fallback.replicas(current);
+            let message = format!(
+                "{} failed ticks in a row (threshold {}): fallback to {raw} replicas ({:?})",
+                memory.failures, fallback.failure_threshold, fallback.behavior
+            );
+            if memory.failures == fallback.failure_threshold {
+                emit(ctx, key, input, true, "FallbackActivated", &message);
+            }
+            record.evaluation =
+                json!({"fallback": {"replicas": raw, "behavior": fallback.behavior, "failures": memory.failures}});
+            record.raw = Some(raw);
+            fallback_reason = Some(policy::Reason {
+                step: policy::Step::Fallback,
+                code: policy::ReasonCode::FallbackReplicas,
+                message,
+                from: current,
+                to: raw,
+                detail: None,
+            });
+            raw
         }
     };
     let active = ctx.override_for(key, now);
     let decision = policy::decide(&memory.policy, &spec.policy_input(now, current, raw, active.as_ref()));
-    record.reasons = json!(decision.reasons);
+    record.reasons = json!(fallback_reason.iter().chain(decision.reasons.iter()).collect::<Vec<_>>());
     record.desired = Some(decision.desired_replicas);
     let disabled = decision.reasons.iter().any(|r| r.step == policy::Step::Disabled);
     let dry_run = run_type == RunType::ApiDryRun;

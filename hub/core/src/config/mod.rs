@@ -28,7 +28,7 @@ pub use metrics::{
     LabelSelector, LabelSelectorRequirement, MetricIdentifier, MetricSourceType, MetricSpec, MetricTarget,
     MetricTargetType, PodsMetricSource, ResourceMetricSource,
 };
-pub use profile::Profile;
+pub use profile::{Fallback, FallbackBehavior, Profile};
 
 use crate::spec::SpecDefaults;
 

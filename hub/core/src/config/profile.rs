@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 
 use super::Issues;
 use super::behavior::BehaviorConfig;
@@ -62,6 +62,9 @@ pub struct Profile {
     pub scale_target_ref: Option<IgnoredAny>,
     /// Aligns the first tick (milliseconds, CPA unit): see [`crate::spec::START_TIME`].
     pub start_time: Option<i64>,
+    /// What to scale to once metrics or hooks have failed this many ticks in a row (KEDA's
+    /// `fallback`); without it a failing target holds its replicas.
+    pub fallback: Option<Fallback>,
     /// CPA key, ignored: the hub serves one API for all targets.
     pub api_config: Option<IgnoredAny>,
     /// CPA key, ignored: logging is configured with `RUST_LOG`.
@@ -69,6 +72,47 @@ pub struct Profile {
     /// Keys this hub does not know, in document order of their names (reported, ignored).
     #[serde(flatten)]
     pub unknown: std::collections::BTreeMap<String, IgnoredAny>,
+}
+
+/// KEDA's `fallback`: after `failureThreshold` failed ticks in a row the target is decided as
+/// if the evaluation had asked for the fallback count, until a tick succeeds again.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fallback {
+    /// Failed ticks in a row before the fallback applies (at least 1).
+    pub failure_threshold: u32,
+    /// The fallback replica count.
+    pub replicas: i32,
+    /// How `replicas` and the current count combine.
+    #[serde(default)]
+    pub behavior: FallbackBehavior,
+}
+
+/// How a fallback count combines with the workload's current replicas (KEDA's behaviors).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum FallbackBehavior {
+    /// The fallback count.
+    #[default]
+    Static,
+    /// Keep the current count.
+    CurrentReplicas,
+    /// The current count if it is higher than the fallback count.
+    CurrentReplicasIfHigher,
+    /// The current count if it is lower than the fallback count.
+    CurrentReplicasIfLower,
+}
+
+impl Fallback {
+    /// The count a failing target goes to, with `current` replicas now.
+    pub fn replicas(&self, current: i32) -> i32 {
+        match self.behavior {
+            FallbackBehavior::Static => self.replicas,
+            FallbackBehavior::CurrentReplicas => current,
+            FallbackBehavior::CurrentReplicasIfHigher => current.max(self.replicas),
+            FallbackBehavior::CurrentReplicasIfLower => current.min(self.replicas),
+        }
+    }
 }
 
 /// CPA `initialReadinessDelay` default, seconds.
@@ -102,6 +146,7 @@ impl Profile {
             namespace: None,
             scale_target_ref: None,
             start_time: self.start_time.or(base.start_time),
+            fallback: self.fallback.or(base.fallback),
             api_config: None,
             log_verbosity: None,
             unknown: Default::default(),
@@ -210,6 +255,14 @@ impl Profile {
         }
         if self.max_replicas.is_some_and(|max| max < 1) {
             issues.push(format!("{path}.maxReplicas"), "must be >= 1");
+        }
+        if let Some(fallback) = &self.fallback {
+            if fallback.failure_threshold == 0 {
+                issues.push(format!("{path}.fallback.failureThreshold"), "must be >= 1");
+            }
+            if fallback.replicas < 0 {
+                issues.push(format!("{path}.fallback.replicas"), "must be >= 0");
+            }
         }
         if let Some(ms) = self.start_time
             && !(1..=crate::spec::MAX_INTERVAL.as_millis() as i64).contains(&ms)

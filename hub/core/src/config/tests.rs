@@ -412,3 +412,32 @@ profiles:
         ]
     );
 }
+
+#[test]
+fn a_fallback_combines_with_the_current_count_as_keda_does() {
+    let yaml =
+        format!("{CPA_EXAMPLE}fallback: {{failureThreshold: 3, replicas: 4, behavior: currentReplicasIfLower}}\n");
+    let config = Config::from_yaml_str(&as_profile("default", &yaml)).unwrap();
+    let fallback = config.profile("default").unwrap().fallback.clone().unwrap();
+    assert_eq!((fallback.failure_threshold, fallback.replicas(6), fallback.replicas(2)), (3, 4, 2));
+    let with = |behavior| Fallback { behavior, ..fallback.clone() };
+    assert_eq!(with(FallbackBehavior::Static).replicas(6), 4);
+    assert_eq!(with(FallbackBehavior::CurrentReplicas).replicas(6), 6);
+    assert_eq!(
+        (
+            with(FallbackBehavior::CurrentReplicasIfHigher).replicas(6),
+            with(FallbackBehavior::CurrentReplicasIfHigher).replicas(2)
+        ),
+        (6, 4)
+    );
+    let bad = format!("{CPA_EXAMPLE}fallback: {{failureThreshold: 0, replicas: -1}}\n");
+    assert_eq!(
+        invalid(&as_profile("default", &bad)),
+        [
+            "profiles.default.fallback.failureThreshold: must be >= 1",
+            "profiles.default.fallback.replicas: must be >= 0"
+        ]
+    );
+    let typo = format!("{CPA_EXAMPLE}fallback: {{failureThreshold: 1, replicas: 1, behaviour: static}}\n");
+    assert!(Config::from_yaml_str(&as_profile("default", &typo)).unwrap_err().to_string().contains("behaviour"));
+}

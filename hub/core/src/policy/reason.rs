@@ -8,6 +8,9 @@ use super::EpochMillis;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
+    /// The evaluation failed too many ticks in a row: the profile's fallback count stands in
+    /// for it (before the pipeline proper, which then treats it as the evaluation).
+    Fallback,
     /// `current == 0 && min != 0`: autoscaling is switched off.
     Disabled,
     /// Clamping to the bounds (annotation bounds, or the bounds an override narrowed).
@@ -23,6 +26,8 @@ pub enum Step {
 /// Machine-readable reason code; the HPA's condition reasons where the step shares its meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReasonCode {
+    /// The profile's fallback replaced a failed evaluation (KEDA's `FallbackExists`).
+    FallbackReplicas,
     /// Replicas are 0 and the minimum is not: the de facto off switch (HPA `ScalingDisabled`).
     ScalingDisabled,
     /// Raised to the minimum (HPA `TooFewReplicas`).
