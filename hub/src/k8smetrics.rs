@@ -325,6 +325,8 @@ pub enum QuerySource {
     Pods {
         /// The metric name.
         metric: String,
+        /// The metric's series selector, as a selector string (an error if it is invalid).
+        selector: Result<Option<String>, String>,
     },
     /// `type: Object`: one object's metric from custom.metrics.k8s.io.
     Object {
@@ -431,13 +433,17 @@ pub async fn gather(
                         .collect();
                     (name.clone(), samples, name == "cpu", *utilization)
                 }
-                QuerySource::Pods { metric } => {
-                    let path = format!(
+                QuerySource::Pods { metric, selector: series } => {
+                    let mut path = format!(
                         "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{}/pods/*/{}?labelSelector={}",
                         encode(namespace),
                         encode(metric),
                         encode(selector.as_str())
                     );
+                    // The metric's own selector, as the HPA passes it.
+                    if let Some(series) = series.clone().map_err(MetricsError::Unsupported)? {
+                        path.push_str(&format!("&metricLabelSelector={}", encode(&series)));
+                    }
                     let list = get_json(client, &path).await?;
                     (format!("pods/{metric}"), parse_metric_value_list(&list)?, false, false)
                 }

@@ -204,7 +204,10 @@ fn query(s: &config::MetricSpec) -> Option<MetricQuery> {
                 .map(Goal::AverageValue);
             Some(MetricQuery {
                 spec,
-                source: QuerySource::Pods { metric: p.metric.name.clone() },
+                source: QuerySource::Pods {
+                    metric: p.metric.name.clone(),
+                    selector: metric_selector(p.metric.selector.as_ref()),
+                },
                 goal,
                 total_goal: None,
             })
@@ -267,4 +270,47 @@ fn metric_selector(selector: Option<&config::LabelSelector>) -> Result<Option<St
         serde_json::to_value(selector).and_then(serde_json::from_value).map_err(|e| invalid(e.to_string()))?;
     let selector = kube::core::Selector::try_from(k8s).map_err(|e| invalid(e.0))?;
     Ok((!selector.selects_all()).then(|| selector.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_metric_selector_reaches_the_metrics_api_as_kubernetes_writes_it() {
+        let selector: config::LabelSelector = serde_json::from_value(serde_json::json!({
+            "matchLabels": {"queue": "jobs"},
+            "matchExpressions": [{"key": "region", "operator": "In", "values": ["eu", "us"]}],
+        }))
+        .unwrap();
+        assert_eq!(metric_selector(Some(&selector)).unwrap().as_deref(), Some("queue=jobs,region in (eu,us)"));
+        assert_eq!(metric_selector(None), Ok(None));
+        assert_eq!(metric_selector(Some(&config::LabelSelector::default())), Ok(None));
+        let bad: config::LabelSelector = serde_json::from_value(serde_json::json!({
+            "matchExpressions": [{"key": "region", "operator": "Near", "values": ["eu"]}],
+        }))
+        .unwrap();
+        assert!(metric_selector(Some(&bad)).unwrap_err().starts_with("invalid metric selector"));
+    }
+
+    #[test]
+    fn an_object_metric_names_its_resource_as_the_custom_metrics_api_does() {
+        let spec: config::MetricSpec = serde_json::from_value(serde_json::json!({"type": "Object", "object": {
+            "describedObject": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "main"},
+            "metric": {"name": "rps"}, "target": {"type": "AverageValue", "averageValue": "1k"},
+        }}))
+        .unwrap();
+        let q = query(&spec).unwrap();
+        let QuerySource::Object { resource, name, average, .. } = &q.source else { panic!("{:?}", q.source) };
+        assert_eq!((resource.as_str(), name.as_str(), *average), ("ingresses.networking.k8s.io", "main", true));
+        assert_eq!(q.total_goal, Some(TotalGoal::AverageValue(1_000_000)));
+        let core: config::MetricSpec = serde_json::from_value(serde_json::json!({"type": "Object", "object": {
+            "describedObject": {"apiVersion": "v1", "kind": "Service", "name": "web"},
+            "metric": {"name": "rps"}, "target": {"type": "Value", "value": "20"},
+        }}))
+        .unwrap();
+        let q = query(&core).unwrap();
+        assert!(matches!(&q.source, QuerySource::Object { resource, .. } if resource == "services"), "{:?}", q.source);
+        assert_eq!(q.total_goal, Some(TotalGoal::Value(20_000)));
+    }
 }
