@@ -39,7 +39,11 @@ async fn custom_metrics(env: &Env) -> anyhow::Result<()> {
         "metric": {"name": "rps"},
         "target": {"type": "AverageValue", "averageValue": "10"},
     }});
+    // The same Pods metric, but only its series labelled `tier: gold` (the simulator's have none).
+    let mut gold = pods.clone();
+    gold["pods"]["metric"]["selector"] = json!({"matchLabels": {"tier": "gold"}});
     let profiles = json!({
+        "gold": {"kubernetesMetricSpecs": [gold]},
         "object": {"kubernetesMetricSpecs": [object]},
         "external": {"kubernetesMetricSpecs": [external]},
         "pods": {"kubernetesMetricSpecs": [pods]},
@@ -82,6 +86,7 @@ async fn custom_metrics(env: &Env) -> anyhow::Result<()> {
     // Pods AverageValue: 45 over 2 pods is 22.5 a pod against 10: ceil(2.25 × 2) = 5.
     create(env, &deployment("by-pods", 2, with("pods", &[("sim.scalehub.io/pods-metric.rps", "constant:45")]))).await?;
     create(env, &deployment("echo", 3, with("echo", &[]))).await?;
+    create(env, &deployment("gold", 2, with("gold", &[("sim.scalehub.io/pods-metric.rps", "constant:45")]))).await?;
 
     env.wait_replicas("by-object", 6).await?;
     env.wait_replicas("by-queue", 5).await?;
@@ -126,6 +131,13 @@ async fn custom_metrics(env: &Env) -> anyhow::Result<()> {
     // (The first tick may come before all three pods are Ready.)
     let ready = element["object"]["ready_pod_count"].as_u64();
     ensure!(ready.is_some_and(|n| n <= 3), "the object block's ready pods: {element}");
+
+    // The metric selector reached the API: no gold series, so an error and no scaling.
+    let gold = eventually("a failed decision of gold", WAIT, async || {
+        Ok(decisions(env, store, "gold").await?.into_iter().find(|d| d.error.is_some()))
+    })
+    .await?;
+    ensure!(env.replicas("gold").await? == 2, "gold was scaled: {}", summary(&[gold]));
 
     // A metric nobody publishes is a clear error on the target, and nothing is scaled.
     let missing = json!({"metadata": {"annotations": {"sim.scalehub.io/external.queue_messages_ready": null}}});

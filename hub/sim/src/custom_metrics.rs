@@ -9,8 +9,9 @@
 //! - external metrics (`namespaces/{ns}/{metric}`): the Namespace's
 //!   `sim.scalehub.io/external.<metric>` curve, one series without labels.
 //!
-//! Curve values are plain quantities (`30`, `1500m`, `2k`). A metric nobody annotated is a
-//! 404, as an adapter answers for a series it does not have.
+//! Curve values are plain quantities (`30`, `1500m`, `2k`). Series carry no labels, so a
+//! metric selector that asks for a label selects nothing. A metric nobody annotated is a 404,
+//! as an adapter answers for a series it does not have.
 
 use std::collections::HashMap;
 
@@ -50,7 +51,7 @@ pub(crate) fn serve(state: &AppState, external: bool, rest: &str, params: &Param
             &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": format!("{group}/v1beta1"), "resources": []}),
         )),
         (false, ["namespaces", ns, "pods", "*", metric]) => pods_metric(state, ns, metric, params),
-        (false, ["namespaces", ns, resource, name, metric]) => object_metric(state, ns, resource, name, metric),
+        (false, ["namespaces", ns, resource, name, metric]) => object_metric(state, ns, resource, name, metric, params),
         (true, ["namespaces", ns, metric]) => external_metric(state, ns, metric, params),
         _ => Err(no_route()),
     }
@@ -75,6 +76,12 @@ fn pods_metric(state: &AppState, ns: &str, metric: &str, params: &Params) -> Res
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let sel = crate::selector::Selectors { labels, fields: Default::default() };
     let page = state.store.list(PODS, Some(ns), &sel, None, None)?;
+    // The series carry no labels of their own: a metric selector that asks for one selects none.
+    let series = LabelSelector::parse(params.get("metricLabelSelector").unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !series.matches(&json!({"metadata": {"labels": {}}})) {
+        return Err(missing(metric));
+    }
     let annotation = format!("{PODS_METRIC_PREFIX}{metric}");
     let now = meta::now_rfc3339();
     let mut per_owner: HashMap<String, Option<f64>> = HashMap::new();
@@ -107,7 +114,19 @@ fn pods_metric(state: &AppState, ns: &str, metric: &str, params: &Params) -> Res
     ))
 }
 
-fn object_metric(state: &AppState, ns: &str, resource: &str, name: &str, metric: &str) -> Result<Response, ApiError> {
+fn object_metric(
+    state: &AppState,
+    ns: &str,
+    resource: &str,
+    name: &str,
+    metric: &str,
+    params: &Params,
+) -> Result<Response, ApiError> {
+    let series = LabelSelector::parse(params.get("metricLabelSelector").unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !series.matches(&json!({"metadata": {"labels": {}}})) {
+        return Err(missing(metric));
+    }
     // `deployments.apps`, or `services` for the core group.
     let (plural, group) = resource.split_once('.').unwrap_or((resource, ""));
     let def = RESOURCES
