@@ -66,6 +66,9 @@ pub enum Command {
     /// Measure how many targets one hub runs: seeds a fleet in a simulator child process (or a
     /// cluster), runs the hub on it and prints the figures as one JSON line.
     Bench(crate::bench::BenchOptions),
+    /// The REST load of `bench --api-rate`, which the bench runs in a process of its own.
+    #[command(hide = true)]
+    BenchApiLoad(crate::bench::api_load::LoadArgs),
     /// Start the simulator with sample workloads, the hub and the dashboard.
     Demo {
         /// Where the dashboard listens; the next free port is used if it is taken.
@@ -120,6 +123,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(opts) => crate::bench::main(opts).await,
+        Command::BenchApiLoad(args) => crate::bench::api_load::main(args).await,
         Command::Demo { listen } => {
             adopt_hook_orphans();
             let demo = crate::demo::start(listen).await?;
