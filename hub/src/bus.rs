@@ -215,7 +215,7 @@ mod tests {
             key: TargetKey::new(namespace, Kind::Deployment, name),
             uid: None,
             state: "active".into(),
-            spec: serde_json::json!({ "padding": "x".repeat(padding) }),
+            spec: serde_json::json!({ "padding": "x".repeat(padding) }).into(),
             error: None,
             current_replicas: Some(1),
             desired_replicas: Some(1),

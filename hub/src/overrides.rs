@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use scalehub_core::policy::{Override, OverrideAction, PauseDirection};
-use scalehub_store::{DecisionRow, OverrideKind, OverrideRow, Store};
+use scalehub_store::{DecisionRow, Json, OverrideKind, OverrideRow, Store};
 
 use crate::hub::Context;
 use crate::telemetry::OutcomeLabels;
@@ -122,16 +122,16 @@ pub async fn record(
         key: key.clone(),
         time: at,
         run_type: "override".into(),
-        metrics: json!([]),
+        metrics: Json::of(&[(); 0]),
         raw_evaluation: None,
-        evaluation: Value::Null,
-        reasons: json!([reason]),
+        evaluation: Json::null(),
+        reasons: Json::of(&[reason]),
         final_replicas: None,
         current_replicas: current,
         scaled: false,
         scale_result: None,
         error: None,
-        hooks: json!([]),
+        hooks: Json::of(&[(); 0]),
         outcome: change.outcome().into(),
     };
     ctx.metrics.decisions.get_or_create(&OutcomeLabels { outcome: change.outcome().into() }).inc();

@@ -103,7 +103,8 @@ pub fn row(namespace: &str, kind: &str, name: &str, state: &str, now: i64) -> Ta
         uid: Some(format!("uid-{name}")),
         state: state.into(),
         spec: serde_json::json!({"minReplicas": 1, "maxReplicas": 10, "interval": "15s", "downscaleStabilization": "5m",
-            "upscaleStabilization": "0s", "profile": "default", "runMode": "per-resource", "mode": "active", "params": {}}),
+            "upscaleStabilization": "0s", "profile": "default", "runMode": "per-resource", "mode": "active", "params": {}})
+        .into(),
         error: None,
         current_replicas: Some(2),
         desired_replicas: Some(3),

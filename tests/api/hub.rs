@@ -147,7 +147,7 @@ async fn a_stream_client_that_stops_reading_is_dropped_with_an_end_event() {
     // The client reads nothing while the hub publishes 16 MiB of events.
     for i in 0..256 {
         let mut big = row("shop", "Deployment", &format!("w{i}"), "active", T0);
-        big.spec = json!({"padding": "x".repeat(64 << 10)});
+        big.spec = json!({"padding": "x".repeat(64 << 10)}).into();
         api.ctx.bus.publish(|| HubEvent::Target(Arc::new(big)));
     }
     assert!(!api.ctx.bus.listening(), "the stalled stream is still subscribed");
@@ -176,7 +176,7 @@ async fn a_database_that_cannot_be_written_makes_the_hub_unready_and_says_why() 
     let mut i = 0;
     loop {
         let mut target = row("shop", "Deployment", &format!("w{i}"), "active", T0);
-        target.spec = json!({"padding": "x".repeat(8_000)});
+        target.spec = json!({"padding": "x".repeat(8_000)}).into();
         if store.upsert_target(target).await.is_err() {
             break;
         }

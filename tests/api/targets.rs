@@ -15,16 +15,16 @@ fn decision(key: &TargetKey, time: i64, outcome: &str) -> DecisionRow {
         key: key.clone(),
         time,
         run_type: "scaler".into(),
-        metrics: json!([{"resource": "web", "value": "3"}]),
+        metrics: json!([{"resource": "web", "value": "3"}]).into(),
         raw_evaluation: Some(3),
-        evaluation: json!({"targetReplicas": 3}),
-        reasons: json!([{"step": "clamp", "code": "TooManyReplicas", "message": "lowered to 10", "from": 12, "to": 10}]),
+        evaluation: json!({"targetReplicas": 3}).into(),
+        reasons: json!([{"step": "clamp", "code": "TooManyReplicas", "message": "lowered to 10", "from": 12, "to": 10}]).into(),
         final_replicas: Some(3),
         current_replicas: Some(2),
         scaled: outcome == "scaled",
         scale_result: None,
         error: None,
-        hooks: json!([{"stage": "evaluate", "kind": "shell", "exitCode": 0, "durationMs": 4, "queuedMs": 0, "timedOut": false}]),
+        hooks: json!([{"stage": "evaluate", "kind": "shell", "exitCode": 0, "durationMs": 4, "queuedMs": 0, "timedOut": false}]).into(),
         outcome: outcome.into(),
     }
 }
@@ -225,7 +225,7 @@ async fn a_history_of_large_decisions_is_paged_by_size_not_only_by_count() {
     // 12 decisions of about 1 MB each: a page of 1000 would be 12 MB.
     for i in 0..12 {
         let mut d = decision(&key, T0 + i, "unchanged");
-        d.metrics = json!([{"resource": "web", "value": "x".repeat(1_000_000)}]);
+        d.metrics = json!([{"resource": "web", "value": "x".repeat(1_000_000)}]).into();
         api.ctx.store.record_decision_committed(d, None).await.unwrap();
     }
     let (status, page) = api.get("/api/v1/targets/shop/Deployment/web/decisions?limit=1000").await;

@@ -93,7 +93,7 @@ impl Fleet {
                 ),
                 uid: None,
                 state: if i % 7 == 0 { "shadow" } else { "active" }.into(),
-                spec: serde_json::json!({"minReplicas": 1, "maxReplicas": 10}),
+                spec: serde_json::json!({"minReplicas": 1, "maxReplicas": 10}).into(),
                 error: None,
                 current_replicas: Some((i % 9 + 1) as i32),
                 desired_replicas: Some((i % 9 + 1) as i32),

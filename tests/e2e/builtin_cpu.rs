@@ -45,13 +45,18 @@ async fn cpu(env: &Env) -> anyhow::Result<()> {
         scaled.raw_evaluation
     );
     ensure!(
-        scaled.evaluation.get("builtin").is_some(),
+        scaled.evaluation.to_value().get("builtin").is_some(),
         "the evaluation does not say it was built in: {}",
         scaled.evaluation
     );
-    let metrics = scaled.metrics.as_array().context("metrics are not a list")?;
+    let metrics = scaled.metrics.to_value();
+    let metrics = metrics.as_array().context("metrics are not a list")?;
     ensure!(!metrics.is_empty(), "the decision records no CPU reading: {all}");
-    ensure!(scaled.hooks.as_array().is_none_or(|h| h.is_empty()), "a built-in profile ran hooks: {}", scaled.hooks);
+    ensure!(
+        scaled.hooks.to_value().as_array().is_none_or(|h| h.is_empty()),
+        "a built-in profile ran hooks: {}",
+        scaled.hooks
+    );
     hub.shutdown().await;
     Ok(())
 }

@@ -68,7 +68,7 @@ async fn cpa_fidelity(env: &Env) -> anyhow::Result<()> {
     let clamped = decisions(env, store, "negative").await?;
     let reason = clamped
         .iter()
-        .flat_map(|d| d.reasons.as_array().cloned().unwrap_or_default())
+        .flat_map(|d| d.reasons.to_value().as_array().cloned().unwrap_or_default())
         .find(|r| r["code"] == "TooFewReplicas")
         .with_context(|| format!("no clamp reason: {}", summary(&clamped)))?;
     ensure!(
@@ -87,7 +87,7 @@ async fn cpa_fidelity(env: &Env) -> anyhow::Result<()> {
 
     // The target says where each effective value came from.
     let row = target(env, store, "windowed").await?.context("no row for windowed")?;
-    let spec = &row.spec;
+    let spec = &row.spec.to_value();
     ensure!(spec["lineage"] == "cpa", "lineage: {spec}");
     let sources = &spec["sources"];
     ensure!(

@@ -114,6 +114,7 @@ async fn custom_metrics(env: &Env) -> anyhow::Result<()> {
     let echo = scaled("echo").await?;
     let payload: Value = echo
         .metrics
+        .to_value()
         .as_array()
         .and_then(|m| m.first())
         .and_then(|m| m["value"].as_str())

@@ -36,7 +36,7 @@ async fn fallback(env: &Env) -> anyhow::Result<()> {
     ensure!(plain, "the fallback applied on the first failure: {}", summary(&all));
     let fell_back =
         all.iter().find(|d| d.outcome == "scaled").with_context(|| format!("no scaled decision: {}", summary(&all)))?;
-    let reason = &fell_back.reasons[0];
+    let reason = &fell_back.reasons.to_value()[0];
     ensure!(
         reason["step"] == "fallback" && reason["code"] == "FallbackReplicas" && reason["to"] == 4,
         "the first reason of the fallback decision: {}",
@@ -53,7 +53,7 @@ async fn fallback(env: &Env) -> anyhow::Result<()> {
     .await?;
     // currentReplicasIfHigher: 5 is higher than 2, so the target holds 5.
     eventually("a fallback decision of higher", WAIT, async || {
-        Ok(decisions(env, store, "higher").await?.into_iter().find(|d| d.reasons[0]["step"] == "fallback"))
+        Ok(decisions(env, store, "higher").await?.into_iter().find(|d| d.reasons.to_value()[0]["step"] == "fallback"))
     })
     .await?;
     env.hold_replicas("higher", 5, Duration::from_secs(2)).await?;

@@ -96,7 +96,8 @@ async fn bad_hooks(env: &Env) -> anyhow::Result<()> {
 /// Checks that the decision records what the failing hook did.
 fn check_recorded(name: &str, d: &DecisionRow) -> anyhow::Result<()> {
     let error = d.error.clone().unwrap_or_default();
-    let hooks: Vec<&Value> = d.hooks.as_array().into_iter().flatten().collect();
+    let hooks = d.hooks.to_value();
+    let hooks: Vec<&Value> = hooks.as_array().into_iter().flatten().collect();
     let stage =
         |s: &str| hooks.iter().find(|h| h["stage"] == s).copied().with_context(|| format!("no {s} hook recorded"));
     match name {

@@ -106,7 +106,7 @@ async fn shadow_and_zero(env: &Env) -> anyhow::Result<()> {
         Ok(decisions(env, store, "parked").await?.into_iter().find(|d| d.outcome == "disabled"))
     })
     .await?;
-    let disabled = parked.reasons.as_array().into_iter().flatten().any(|r| r["step"] == "disabled");
+    let disabled = parked.reasons.to_value().as_array().into_iter().flatten().any(|r| r["step"] == "disabled");
     ensure!(disabled && !parked.scaled, "disabled decision: {}", summary(std::slice::from_ref(&parked)));
 
     env.hold_replicas("shadowed", 1, Duration::from_secs(2)).await?;

@@ -63,6 +63,7 @@ async fn per_pod(env: &Env) -> anyhow::Result<()> {
         };
         let resources: BTreeSet<String> = d
             .metrics
+            .to_value()
             .as_array()
             .into_iter()
             .flatten()
@@ -75,7 +76,7 @@ async fn per_pod(env: &Env) -> anyhow::Result<()> {
     .await;
     let (names, decision) =
         found.with_context(|| format!("pods {:?}, pods in the last decision {:?}", last.0, last.1))?;
-    let metrics = decision.metrics.as_array().cloned().unwrap_or_default();
+    let metrics = decision.metrics.to_value().as_array().cloned().unwrap_or_default();
     ensure!(
         metrics.len() == names.len(),
         "{} metric values for {} pods: {}",
@@ -84,8 +85,14 @@ async fn per_pod(env: &Env) -> anyhow::Result<()> {
         decision.metrics
     );
     ensure!(metrics.iter().all(|m| m["value"] == "3"), "every pod's metric is the hook's output: {}", decision.metrics);
-    let stages: BTreeSet<String> =
-        decision.hooks.as_array().into_iter().flatten().filter_map(|h| h["stage"].as_str().map(String::from)).collect();
+    let stages: BTreeSet<String> = decision
+        .hooks
+        .to_value()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["stage"].as_str().map(String::from))
+        .collect();
     for name in &names {
         ensure!(stages.contains(&format!("metric[{name}]")), "no metric run recorded for pod {name}: {stages:?}");
     }

@@ -101,6 +101,7 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
         .with_context(|| format!("no held decision: {}", summary(&all)))?;
     let stabilised = held
         .reasons
+        .to_value()
         .as_array()
         .into_iter()
         .flatten()

@@ -29,17 +29,18 @@ async fn scaled_to_evaluation(env: &Env) -> anyhow::Result<()> {
     ensure!(scaled.final_replicas == Some(4), "final replicas {:?}, expected 4: {all}", scaled.final_replicas);
     ensure!(scaled.current_replicas == Some(1), "current replicas {:?}, expected 1", scaled.current_replicas);
     ensure!(scaled.run_type == "scaler", "run type {:?}, expected scaler", scaled.run_type);
-    ensure!(scaled.reasons.is_array(), "the reason chain is not a list: {}", scaled.reasons);
+    ensure!(scaled.reasons.to_value().is_array(), "the reason chain is not a list: {}", scaled.reasons);
     ensure!(scaled.scale_result.as_deref().is_some_and(|r| r.contains('4')), "scale result {:?}", scaled.scale_result);
     ensure!(
-        scaled.metrics == json!([{"resource": "web", "value": "4"}]),
+        scaled.metrics.to_value() == json!([{"resource": "web", "value": "4"}]),
         "metrics of the decision: {}, expected the metric hook's output for the workload",
         scaled.metrics
     );
-    let stages: Vec<&str> = scaled.hooks.as_array().into_iter().flatten().filter_map(|h| h["stage"].as_str()).collect();
+    let hooks = scaled.hooks.to_value();
+    let stages: Vec<&str> = hooks.as_array().into_iter().flatten().filter_map(|h| h["stage"].as_str()).collect();
     ensure!(stages == ["metric", "evaluate"], "hook outcomes recorded for stages {stages:?}: {}", scaled.hooks);
     ensure!(
-        scaled.hooks.as_array().into_iter().flatten().all(|h| h["exitCode"] == json!(0)),
+        hooks.as_array().into_iter().flatten().all(|h| h["exitCode"] == json!(0)),
         "every hook exited 0: {}",
         scaled.hooks
     );
@@ -79,8 +80,8 @@ async fn clamped(env: &Env) -> anyhow::Result<()> {
     .await?;
     ensure!(scaled.raw_evaluation == Some(50), "raw evaluation {:?}, expected 50", scaled.raw_evaluation);
     ensure!(scaled.final_replicas == Some(6), "final replicas {:?}, expected 6", scaled.final_replicas);
-    let clamp = scaled
-        .reasons
+    let reasons = scaled.reasons.to_value();
+    let clamp = reasons
         .as_array()
         .into_iter()
         .flatten()

@@ -174,7 +174,7 @@ pub async fn get_one(
     let policy = store.policy_state(&skey).await?;
     let policy_state: PolicyState =
         policy.as_ref().and_then(|p| serde_json::from_value(p.state.clone()).ok()).unwrap_or_default();
-    let spec = live_spec(&state, &key).or_else(|| serde_json::from_value::<TargetSpec>(row.spec.clone()).ok());
+    let spec = live_spec(&state, &key).or_else(|| row.spec.parse::<TargetSpec>().ok());
     let stabilisation = Stabilisation::new(&policy_state, spec.as_ref(), policy.map(|p| p.updated_at), now);
     Ok(Json(TargetDetail { target: Target { row, last_decision, active_override }, stabilisation, override_history }))
 }

@@ -109,10 +109,10 @@ impl TargetInput {
     }
 
     /// The target row's `spec`: the parsed spec, or the annotations when they are invalid.
-    pub fn row_spec(&self) -> serde_json::Value {
+    pub fn row_spec(&self) -> scalehub_store::Json {
         match &self.spec {
-            Ok(spec) => serde_json::json!(spec),
-            Err(_) => serde_json::json!(self.workload.annotations),
+            Ok(spec) => scalehub_store::Json::of(spec),
+            Err(_) => scalehub_store::Json::of(&self.workload.annotations),
         }
     }
 

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use prometheus_client::metrics::gauge::Gauge;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use scalehub_core::policy::PolicyState;
 use scalehub_hooks::{MetricValue, RunType};
+use scalehub_store::Json;
 
 use crate::bus::HubEvent;
 use crate::hub::Context;
@@ -66,14 +67,14 @@ impl Signature {
             raw: row.raw_evaluation,
             desired: row.final_replicas,
             scaled: row.scaled,
-            reasons: json_fingerprint(&row.reasons),
+            reasons: scalehub_store::fingerprint(row.reasons.text()),
         }
     }
 }
 
-/// The store's fingerprint of a JSON column holding `value`.
-pub fn json_fingerprint(value: &Value) -> u64 {
-    scalehub_store::fingerprint(&serde_json::to_string(value).unwrap_or_default())
+/// The store's fingerprint of a JSON column holding `doc`.
+pub fn json_fingerprint(doc: &Json) -> u64 {
+    scalehub_store::fingerprint(doc.text())
 }
 
 impl Recorded {
@@ -124,9 +125,9 @@ pub struct Record {
     /// The evaluation's replica count, before policy.
     pub raw: Option<i32>,
     /// The evaluation as recorded (the hook's document or the built-in calculation).
-    pub evaluation: Value,
+    pub evaluation: Json,
     /// The policy's reason chain.
-    pub reasons: Value,
+    pub reasons: Json,
     /// Replicas after the policy.
     pub desired: Option<i32>,
     /// Whether the scale call was made.
@@ -150,8 +151,8 @@ impl Record {
             current,
             metrics: Vec::new(),
             raw: None,
-            evaluation: Value::Null,
-            reasons: json!([]),
+            evaluation: Json::null(),
+            reasons: Json::of(&[(); 0]),
             desired: None,
             scaled: false,
             scale_result: None,
@@ -186,7 +187,7 @@ pub async fn decision(
         key: r.key,
         time: r.time,
         run_type: run_type.as_str().into(),
-        metrics: json!(r.metrics),
+        metrics: Json::of(&r.metrics),
         raw_evaluation: r.raw.map(i64::from),
         evaluation: r.evaluation,
         reasons: r.reasons,
@@ -195,7 +196,7 @@ pub async fn decision(
         scaled: r.scaled,
         scale_result: r.scale_result,
         error: r.error,
-        hooks: json!(r.hooks),
+        hooks: Json::of(&r.hooks),
         outcome: r.outcome.into(),
     };
     let signature = Signature::of(&row);
@@ -325,7 +326,7 @@ mod tests {
         let mut r = Record::new(&key, now, 2);
         r.raw = Some(2);
         r.desired = Some(2);
-        r.reasons = json!([{"step": "evaluate", "message": "the evaluation asks for 2"}]);
+        r.reasons = json!([{"step": "evaluate", "message": "the evaluation asks for 2"}]).into();
         decision(ctx, recorded, r, Some(&PolicyState::default()), RunType::Scaler).await;
         let t = TargetState { state: "active", error: None, current: Some(2), desired: Some(2), input };
         target(ctx, &key, recorded, now, t).await;
@@ -381,6 +382,6 @@ mod tests {
         let row = store.get_target(&key).await.unwrap().unwrap();
         assert_eq!(row.updated_at, 2_000);
         // The test config has no profile, so the spec is invalid and the row keeps the annotations.
-        assert_eq!(row.spec["scalehub.io/max-replicas"], "7", "{}", row.spec);
+        assert_eq!(row.spec.to_value()["scalehub.io/max-replicas"], "7", "{}", row.spec);
     }
 }

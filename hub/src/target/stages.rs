@@ -23,6 +23,7 @@ use crate::profile::Profile;
 use crate::target::TargetInput;
 use crate::watch::PodInfo;
 use crate::workload::TargetKey;
+use scalehub_store::Json;
 
 /// One hook run, as kept in the decision record.
 #[derive(Clone, Debug, Serialize)]
@@ -65,11 +66,11 @@ impl Evaluation {
 
     /// The evaluation as the decision record keeps it: the hook's document, or the
     /// calculation's ratio and reason under `builtin`.
-    pub fn to_record(&self) -> Value {
+    pub fn to_record(&self) -> Json {
         match self {
-            Evaluation::Hook(e) => to_json(e),
+            Evaluation::Hook(e) => Json::of(e),
             Evaluation::Builtin(c) => {
-                json!({"targetReplicas": c.replicas, "builtin": {"ratio": c.ratio, "reason": c.reason}})
+                Json::of(&json!({"targetReplicas": c.replicas, "builtin": {"ratio": c.ratio, "reason": c.reason}}))
             }
         }
     }

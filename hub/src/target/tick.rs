@@ -11,6 +11,7 @@ use serde_json::json;
 use scalehub_core::policy::{self, PolicyState};
 use scalehub_core::spec::{Mode, TargetSpec};
 use scalehub_hooks::{MetricValue, RunType};
+use scalehub_store::Json;
 
 use crate::events::WorkloadEvent;
 use crate::hub::Context;
@@ -186,7 +187,8 @@ pub async fn decide(
                 emit(ctx, key, input, true, "FallbackActivated", &message);
             }
             record.evaluation =
-                json!({"fallback": {"replicas": raw, "behavior": fallback.behavior, "failures": memory.failures}});
+                json!({"fallback": {"replicas": raw, "behavior": fallback.behavior, "failures": memory.failures}})
+                    .into();
             record.raw = Some(raw);
             fallback_reason = Some(policy::Reason {
                 step: policy::Step::Fallback,
@@ -201,7 +203,7 @@ pub async fn decide(
     };
     let active = ctx.override_for(key, now);
     let decision = policy::decide(&memory.policy, &spec.policy_input(now, current, raw, active.as_ref()));
-    record.reasons = json!(fallback_reason.iter().chain(decision.reasons.iter()).collect::<Vec<_>>());
+    record.reasons = Json::of(&fallback_reason.iter().chain(decision.reasons.iter()).collect::<Vec<_>>());
     record.desired = Some(decision.desired_replicas);
     let disabled = decision.reasons.iter().any(|r| r.step == policy::Step::Disabled);
     let dry_run = run_type == RunType::ApiDryRun;

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row as _, SqliteConnection};
 
-use crate::codec::{json_text, json_value};
 use crate::error::{Result, query_err};
+use crate::json::Json;
 use crate::rows::{DecisionRow, PolicyStateRow, TargetKey};
 use crate::store::Store;
 use crate::writer::Write;
@@ -55,16 +55,16 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, target: i64, d: &Decisio
     .bind(target)
     .bind(d.time)
     .bind(&d.run_type)
-    .bind(json_text("decisions.metrics", &d.metrics)?)
+    .bind(d.metrics.text())
     .bind(d.raw_evaluation)
-    .bind(json_text("decisions.evaluation", &d.evaluation)?)
-    .bind(json_text("decisions.reasons", &d.reasons)?)
+    .bind(d.evaluation.text())
+    .bind(d.reasons.text())
     .bind(d.final_replicas)
     .bind(d.current_replicas)
     .bind(d.scaled)
     .bind(&d.scale_result)
     .bind(&d.error)
-    .bind(json_text("decisions.hooks", &d.hooks)?)
+    .bind(d.hooks.text())
     .bind(&d.outcome)
     .execute(conn)
     .await
@@ -89,7 +89,9 @@ pub(crate) async fn prune_batch(conn: &mut SqliteConnection, older_than: i64, li
 /// Reads a [`DecisionRow`] from a row selected with [`COLUMNS`].
 fn decision_from_row(row: &SqliteRow) -> Result<DecisionRow> {
     let get = query_err("decode decision");
-    let text = |i: usize| -> Result<String> { row.try_get(i).map_err(query_err("decode decision")) };
+    let json = |i: usize, column| -> Result<Json> {
+        Json::from_column(column, row.try_get(i).map_err(query_err("decode decision"))?)
+    };
     Ok(DecisionRow {
         id: row.try_get(0).map_err(get)?,
         key: TargetKey {
@@ -99,16 +101,16 @@ fn decision_from_row(row: &SqliteRow) -> Result<DecisionRow> {
         },
         time: row.try_get(4).map_err(get)?,
         run_type: row.try_get(5).map_err(get)?,
-        metrics: json_value("decisions.metrics", &text(6)?)?,
+        metrics: json(6, "decisions.metrics")?,
         raw_evaluation: row.try_get(7).map_err(get)?,
-        evaluation: json_value("decisions.evaluation", &text(8)?)?,
-        reasons: json_value("decisions.reasons", &text(9)?)?,
+        evaluation: json(8, "decisions.evaluation")?,
+        reasons: json(9, "decisions.reasons")?,
         final_replicas: row.try_get(10).map_err(get)?,
         current_replicas: row.try_get(11).map_err(get)?,
         scaled: row.try_get(12).map_err(get)?,
         scale_result: row.try_get(13).map_err(get)?,
         error: row.try_get(14).map_err(get)?,
-        hooks: json_value("decisions.hooks", &text(15)?)?,
+        hooks: json(15, "decisions.hooks")?,
         outcome: row.try_get(16).map_err(get)?,
     })
 }

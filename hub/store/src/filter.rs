@@ -190,7 +190,7 @@ mod tests {
             key: TargetKey::new("ns", crate::Kind::Deployment, "web"),
             uid: None,
             state: "active".into(),
-            spec: Value::Null,
+            spec: crate::Json::null(),
             error: None,
             current_replicas: None,
             desired_replicas: None,

@@ -37,6 +37,7 @@ pub mod store;
 mod codec;
 mod decisions;
 mod error;
+mod json;
 mod overrides;
 mod policy;
 mod resume;
@@ -47,6 +48,7 @@ mod writer;
 pub use decisions::{MAX_HISTORY, ReplicaPoint};
 pub use error::{Result, StoreError};
 pub use filter::{Page, TargetFilter, TargetSort};
+pub use json::Json;
 pub use resume::{DecisionSnapshot, TargetSnapshot, fingerprint};
 pub use rows::{
     DecisionRow, Kind, OverrideKind, OverrideRow, PauseDirection, PolicyStateRow, TargetKey, TargetRow, WriterStats,

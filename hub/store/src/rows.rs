@@ -1,11 +1,14 @@
 //! Plain row types: what the hub writes and what the API reads back.
 //!
-//! All times are unix milliseconds. JSON columns are `serde_json::Value` so the
-//! store never depends on the hub's domain types. Serde names are camelCase to
-//! match the REST API, so rows can be returned as they are.
+//! All times are unix milliseconds. The decisions' and targets' JSON columns are [`Json`]
+//! documents, held as their text (written once, read by pages that pass them on); the policy
+//! state is a `serde_json::Value`. Either way the store never depends on the hub's domain
+//! types. Serde names are camelCase to match the REST API, so rows can be returned as they are.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub use crate::json::Json;
 
 pub use scalehub_core::target::{Kind, TargetKey};
 
@@ -21,7 +24,7 @@ pub struct TargetRow {
     /// Hub-defined state, e.g. `active`, `shadow`, `invalid`, `error`, `removed`.
     pub state: String,
     /// The parsed annotation spec (whatever JSON the hub chooses).
-    pub spec: Value,
+    pub spec: Json,
     /// Why the target is invalid or failing, shown to users.
     pub error: Option<String>,
     /// Replicas the workload has now.
@@ -52,13 +55,13 @@ pub struct DecisionRow {
     /// `scaler`, `api`, `api_dry_run`, `override`, ...
     pub run_type: String,
     /// Metric values gathered (the CPA `metrics` array or built-in readings).
-    pub metrics: Value,
+    pub metrics: Json,
     /// What the evaluator asked for before any policy was applied.
     pub raw_evaluation: Option<i64>,
     /// The full evaluation document.
-    pub evaluation: Value,
+    pub evaluation: Json,
     /// The reason chain: each constraint applied, in order.
-    pub reasons: Value,
+    pub reasons: Json,
     /// Replicas after policy; `None` when the tick failed before deciding.
     pub final_replicas: Option<i32>,
     /// Replicas the workload had at the tick.
@@ -70,7 +73,7 @@ pub struct DecisionRow {
     /// Why the tick failed, if it did.
     pub error: Option<String>,
     /// Hook outcomes: status, duration, start of stderr.
-    pub hooks: Value,
+    pub hooks: Json,
     /// Summary: `scaled`, `unchanged`, `held`, `error`, `shadow`, `disabled`, ...
     pub outcome: String,
 }

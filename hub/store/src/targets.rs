@@ -6,9 +6,9 @@ use serde_json::Value;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Row as _, SqliteConnection};
 
-use crate::codec::{json_text, json_value};
 use crate::error::{Result, query_err};
 use crate::filter::{Page, TargetFilter, decode_cursor, encode_cursor, like_pattern};
+use crate::json::Json;
 use crate::rows::{TargetKey, TargetRow};
 use crate::store::Store;
 use crate::writer::Write;
@@ -19,7 +19,6 @@ const COLUMNS: &str = "namespace, kind, name, uid, state, spec, error, current_r
 
 /// Inserts or updates a target; `first_seen` is kept from the first insert.
 pub(crate) async fn upsert(conn: &mut SqliteConnection, row: &TargetRow) -> Result<i64> {
-    let spec = json_text("targets.spec", &row.spec)?;
     sqlx::query_scalar(
         "INSERT INTO targets (namespace, kind, name, uid, state, spec, error, current_replicas, \
              desired_replicas, first_seen, last_seen, removed_at, updated_at) \
@@ -36,7 +35,7 @@ pub(crate) async fn upsert(conn: &mut SqliteConnection, row: &TargetRow) -> Resu
     .bind(&row.key.name)
     .bind(&row.uid)
     .bind(&row.state)
-    .bind(spec)
+    .bind(row.spec.text())
     .bind(&row.error)
     .bind(row.current_replicas)
     .bind(row.desired_replicas)
@@ -140,7 +139,7 @@ fn target_from_row(row: &SqliteRow) -> Result<TargetRow> {
         },
         uid: row.try_get(3).map_err(get)?,
         state: row.try_get(4).map_err(get)?,
-        spec: json_value("targets.spec", &spec)?,
+        spec: Json::from_column("targets.spec", spec)?,
         error: row.try_get(6).map_err(get)?,
         current_replicas: row.try_get(7).map_err(get)?,
         desired_replicas: row.try_get(8).map_err(get)?,
@@ -291,7 +290,7 @@ mod tests {
             key: TargetKey::new("ns", crate::Kind::Deployment, "web"),
             uid: None,
             state: state.into(),
-            spec: Value::Null,
+            spec: crate::Json::null(),
             error: None,
             current_replicas: None,
             desired_replicas: None,

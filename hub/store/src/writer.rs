@@ -500,8 +500,6 @@ fn error_chain(error: &StoreError) -> String {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
-
     use super::*;
     use crate::rows::OverrideKind;
     use crate::store::Store;
@@ -530,7 +528,7 @@ mod tests {
             key: TargetKey::new("ns", crate::Kind::Deployment, name),
             uid: None,
             state: "active".into(),
-            spec: Value::Null,
+            spec: crate::Json::null(),
             error: None,
             current_replicas: None,
             desired_replicas: None,

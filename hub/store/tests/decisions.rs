@@ -25,8 +25,8 @@ async fn a_decision_and_its_policy_state_survive_a_restart_together() {
     let history = store.decisions(&k, None, 10).await.unwrap();
     assert_eq!(history.len(), 3);
     assert_eq!(history[0].time, 3000);
-    assert_eq!(history[0].reasons, json!([{"step": "clamp", "from": 5, "to": 5}]));
-    assert_eq!(history[0].hooks[0]["exit"], json!(0));
+    assert_eq!(history[0].reasons.to_value(), json!([{"step": "clamp", "from": 5, "to": 5}]));
+    assert_eq!(history[0].hooks.to_value()[0]["exit"], json!(0));
     assert!(history[0].scaled);
     let states = store.load_policy_states().await.unwrap();
     assert_eq!(states.len(), 1);

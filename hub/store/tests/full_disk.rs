@@ -21,7 +21,7 @@ async fn the_writer_recovers_once_there_is_room_again() {
     let mut written: i64 = 0;
     let failure = loop {
         let mut d = decision(&key("ns", "web"), 10_000 + written);
-        d.metrics = json!([{"resource": "web", "value": padding}]);
+        d.metrics = json!([{"resource": "web", "value": padding}]).into();
         match store.record_decision_committed(d, None).await {
             Ok(_) => written += 1,
             Err(e) => break e,
