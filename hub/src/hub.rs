@@ -149,6 +149,9 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
         tracing::warn!(%warning, "hub config");
     }
     let auth = api::auth::Auth::from_config(&config.api).context("api.tokenFile")?;
+    // Extra kinds are registered before the store is read, so stored targets of them name
+    // the served kind.
+    let kinds = register_kinds(&config)?;
     let database = opts.database.clone().unwrap_or_else(|| config.database.clone());
     let store = scalehub_store::Store::open(&database).await.with_context(|| format!("opening database {database}"))?;
     let restored = restore(&store).await?;
@@ -204,8 +207,11 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     let ready = Arc::new(AtomicBool::new(false));
     // Room for bursts of workload events (a relist of thousands); the registry drains fast.
     let (tx, rx) = mpsc::channel(4096);
-    watch::watch_workloads(&client, &scope, tx, shutdown.clone());
-    let scopes = Kind::ALL.len() * scope.namespaces.len().max(1);
+    watch::watch_workloads(&client, &scope, &kinds, config.kubernetes_timeout, tx, shutdown.clone());
+    tokio::spawn(check_kinds(ctx.clone(), kinds.clone()));
+    // Readiness waits for the built-in kinds only: an extra kind whose resource is not
+    // installed yet must not hold every other target back (its watch keeps retrying).
+    let scopes = Kind::BUILTIN.len() * scope.namespaces.len().max(1);
     let registry = tokio::spawn(Registry::new(ctx.clone(), ready.clone(), scopes).run(rx, shutdown.clone()));
     tokio::spawn(housekeeping(ctx.clone(), config.retention, shutdown.clone()));
     let state = ApiState::new(ctx.clone(), ready, auth, &opts.identity, shutdown.clone());
@@ -215,6 +221,46 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
         .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(%addr, "hub serving");
     Ok(HubHandle { addr, leader, ctx, shutdown, registry })
+}
+
+/// The kinds this hub watches: the built-ins and the config's `extraKinds`, registered.
+fn register_kinds(config: &scalehub_core::Config) -> anyhow::Result<Vec<Kind>> {
+    let mut kinds = Kind::BUILTIN.to_vec();
+    for (i, extra) in config.extra_kinds.iter().enumerate() {
+        let kind = Kind::register(&extra.group, &extra.version, &extra.kind, &extra.plural)
+            .with_context(|| format!("extraKinds[{i}]"))?;
+        kinds.push(kind);
+    }
+    Ok(kinds)
+}
+
+/// Says, in the log and on `/api/v1/hub`, which extra kinds the API server does not serve
+/// with a `/scale` subresource (a CRD not installed yet, a typo in `plural`): their targets
+/// appear once it does, without a restart, as their watch keeps retrying.
+async fn check_kinds(ctx: Arc<Context>, kinds: Vec<Kind>) {
+    for kind in kinds.into_iter().filter(|k| !k.is_builtin()) {
+        let info = kind.info();
+        let api_version = info.api_version();
+        let listed = if info.group.is_empty() {
+            ctx.client.list_core_api_resources(&api_version).await
+        } else {
+            ctx.client.list_api_group_resources(&api_version).await
+        };
+        let scale = format!("{}/scale", info.plural);
+        let problem = match listed {
+            Ok(list) if list.resources.iter().any(|r| r.name == scale) => continue,
+            Ok(list) if list.resources.iter().any(|r| r.name == info.plural) => {
+                format!("{} {api_version} has no /scale subresource, so it cannot be scaled", info.plural)
+            }
+            Ok(_) => format!("{api_version} serves no resource {}", info.plural),
+            Err(e) => format!("{api_version} is not served ({e})"),
+        };
+        let warning = format!("extraKinds: {}: {problem}; its targets wait until it is served", info.kind);
+        tracing::warn!(%warning, "extra kind");
+        if let Ok(mut status) = ctx.config_status.write() {
+            status.warnings.push(warning);
+        }
+    }
 }
 
 /// What a restarting hub resumes of one target.

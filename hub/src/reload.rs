@@ -5,7 +5,7 @@
 //! start: a valid one puts its profiles in force (every target picks them up on its next
 //! tick) and is logged and shown in `/api/v1/hub`; an invalid one is refused with its field
 //! path, and the config in force stays. Settings that only apply at start (the listen
-//! address, the database, the namespaces, the hook concurrency, timeouts, the API's tokens
+//! address, the database, the namespaces, the extra kinds, the hook concurrency, timeouts, the API's tokens
 //! and switches) are reported as needing a restart rather than applied halfway. Both outcomes
 //! are also an Event on the hub's Pod (`ConfigReloaded`, `ConfigRefused`).
 
@@ -144,6 +144,7 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
         ("metricsResolution", running.metrics_resolution != new.metrics_resolution),
         ("kubernetesTimeout", running.kubernetes_timeout != new.kubernetes_timeout),
         ("api", running.api != new.api),
+        ("extraKinds", running.extra_kinds != new.extra_kinds),
     ];
     changed.iter().filter(|(_, changed)| *changed).map(|(key, _)| (*key).to_owned()).collect()
 }

@@ -1,13 +1,17 @@
 //! The workload kinds scalehub scales, and what it reads from their objects.
 //!
-//! Workloads are watched as `DynamicObject`s of three known kinds so that one watch and one
-//! scale path serve them all, and kept as a compact [`Workload`].
+//! Workloads are watched as `DynamicObject`s so that one watch and one scale path serve the
+//! three built-in kinds and every `extraKinds:` resource alike, and kept as a compact
+//! [`Workload`]. A built-in kind's replicas and selector are read from the object; an extra
+//! kind's come from its `/scale` subresource, the one contract such a resource has
+//! ([`Workload::with_scale`]).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::watch::PodSelector;
+use k8s_openapi::api::autoscaling::v1::Scale;
 use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject};
 
@@ -15,12 +19,13 @@ pub use scalehub_core::target::{Kind, TargetKey};
 
 /// The API resource used for dynamic requests of `kind`.
 pub fn api_resource(kind: Kind) -> ApiResource {
+    let info = kind.info();
     ApiResource {
-        group: "apps".into(),
-        version: "v1".into(),
-        api_version: "apps/v1".into(),
-        kind: kind.as_str().into(),
-        plural: kind.plural().into(),
+        group: info.group.into(),
+        version: info.version.into(),
+        api_version: info.api_version(),
+        kind: info.kind.into(),
+        plural: info.plural.into(),
     }
 }
 
@@ -88,6 +93,25 @@ impl Workload {
         }
     }
 
+    /// Takes replicas, status replicas and the pod selector from the object's `/scale`
+    /// subresource, as the HPA and the CPA do for any scalable resource: a custom resource's
+    /// fields are wherever its CRD's scale paths say. An empty `status.selector` (a
+    /// controller that has not reported yet) selects no pod.
+    pub fn with_scale(mut self, scale: &Scale) -> Workload {
+        self.replicas = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0).max(0);
+        let status = scale.status.as_ref();
+        self.status_replicas = status.map_or(0, |s| s.replicas.max(0));
+        self.selector =
+            status.and_then(|s| s.selector.as_deref()).filter(|text| !text.trim().is_empty()).map(PodSelector::parse);
+        self
+    }
+
+    /// Marks the workload's `/scale` as unreadable: ticks that need its pods fail with `why`.
+    pub fn without_scale(mut self, why: String) -> Workload {
+        self.selector = Some(Err(why));
+        self
+    }
+
     /// The workload's pod selector, if it has a valid one.
     pub fn pod_selector(&self) -> Option<&PodSelector> {
         self.selector.as_ref().and_then(|s| s.as_ref().ok())
@@ -146,5 +170,33 @@ mod tests {
         assert!(w.controlled);
         assert!(matches!(w.selector, Some(Err(_))));
         assert!(w.pod_selector().is_none());
+    }
+
+    #[test]
+    fn an_extra_kinds_replicas_and_selector_come_from_its_scale_subresource() {
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "namespace": "shop", "annotations": {"scalehub.io/enabled": "true"}},
+            "spec": {"replicaCount": 7},
+        }))
+        .unwrap();
+        let scale: Scale = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"}, "spec": {"replicas": 4},
+            "status": {"replicas": 3, "selector": "app=web,track in (stable,canary)"},
+        }))
+        .unwrap();
+        let w = Workload::from_object(obj).with_scale(&scale);
+        assert_eq!((w.replicas, w.status_replicas), (4, 3));
+        assert_eq!(w.pod_selector().map(PodSelector::as_str), Some("app=web,track in (canary,stable)"));
+        assert_eq!(w.annotations.get("scalehub.io/enabled").map(String::as_str), Some("true"));
+
+        let unreported: Scale = serde_json::from_value(
+            serde_json::json!({"spec": {"replicas": 2}, "status": {"replicas": 0, "selector": ""}}),
+        )
+        .unwrap();
+        let w = w.with_scale(&unreported);
+        assert!(w.selector.is_none(), "an empty status.selector selects no pod");
+        let w = w.without_scale("no /scale".into());
+        assert!(matches!(w.selector, Some(Err(ref e)) if e == "no /scale"));
     }
 }

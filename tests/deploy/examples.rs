@@ -21,7 +21,7 @@ fn default_profile_and_hooks_are_the_kubernetes_cpu_example() {
 #[test]
 fn example_workloads_opt_in_with_known_annotations_and_existing_profiles() {
     let mut profiles: BTreeSet<String> = ["default".to_string()].into();
-    for dir in ["python-custom-metric", "http-evaluate", "kubernetes-cpu"] {
+    for dir in ["python-custom-metric", "http-evaluate", "kubernetes-cpu", "argo-rollouts"] {
         let snippet = &yaml_file(&format!("examples/{dir}/profile.yaml"))[0];
         profiles.extend(snippet["profiles"].as_object().unwrap().keys().cloned());
     }
@@ -41,8 +41,9 @@ fn example_workloads_opt_in_with_known_annotations_and_existing_profiles() {
         "examples/http-evaluate/workload.yaml",
         "examples/kubernetes-cpu/workload.yaml",
         "examples/sim/web.yaml",
+        "examples/argo-rollouts/rollout.yaml",
     ] {
-        let workload = yaml_file(file).into_iter().find(|o| kind_of(o) == "Deployment").unwrap();
+        let workload = yaml_file(file).into_iter().find(|o| ["Deployment", "Rollout"].contains(&kind_of(o))).unwrap();
         let annotations = workload["metadata"]["annotations"].as_object().unwrap();
         assert_eq!(annotations["scalehub.io/enabled"], "true", "{file}");
         let profile = annotations.get("scalehub.io/profile").and_then(Value::as_str).unwrap_or("default");
@@ -94,12 +95,13 @@ fn hub_config_with_example_profiles() -> scalehub_core::config::Config {
     let text = std::fs::read_to_string(root().join("deploy/config.yaml")).unwrap();
     let mut config = scalehub_core::config::Config::from_yaml_str(&text)
         .unwrap_or_else(|e| panic!("deploy/config.yaml is not a valid hub config: {e}"));
-    for dir in ["python-custom-metric", "http-evaluate", "kubernetes-cpu"] {
+    for dir in ["python-custom-metric", "http-evaluate", "kubernetes-cpu", "argo-rollouts"] {
         let text = std::fs::read_to_string(root().join(format!("examples/{dir}/profile.yaml"))).unwrap();
         // A snippet is `profiles:` alone, which is itself a complete (all-defaults) config.
         let snippet = scalehub_core::config::Config::from_yaml_str(&text)
             .unwrap_or_else(|e| panic!("examples/{dir}/profile.yaml is not a valid profile: {e}"));
         config.profiles.extend(snippet.profiles);
+        config.extra_kinds.extend(snippet.extra_kinds);
     }
     config
 }
@@ -113,7 +115,13 @@ fn deploy_config_and_example_profiles_load_as_the_hub_loads_them() {
     assert_eq!(config.retention, std::time::Duration::from_secs(7 * 24 * 3600));
     assert_eq!(config.hook_concurrency, 32);
     let names: BTreeSet<&str> = config.profiles.keys().map(String::as_str).collect();
-    assert_eq!(names, ["default", "http-queue", "kubernetes-cpu", "python-custom-metric"].into());
+    assert_eq!(names, ["argo-rollouts", "default", "http-queue", "kubernetes-cpu", "python-custom-metric"].into());
+    let kinds: Vec<(&str, &str, &str, &str)> = config
+        .extra_kinds
+        .iter()
+        .map(|k| (k.group.as_str(), k.version.as_str(), k.kind.as_str(), k.plural.as_str()))
+        .collect();
+    assert_eq!(kinds, [("argoproj.io", "v1alpha1", "Rollout", "rollouts")]);
 }
 
 #[test]
@@ -126,8 +134,9 @@ fn example_workload_annotations_parse_into_target_specs() {
         "examples/http-evaluate/workload.yaml",
         "examples/kubernetes-cpu/workload.yaml",
         "examples/sim/web.yaml",
+        "examples/argo-rollouts/rollout.yaml",
     ] {
-        let workload = yaml_file(file).into_iter().find(|o| kind_of(o) == "Deployment").unwrap();
+        let workload = yaml_file(file).into_iter().find(|o| ["Deployment", "Rollout"].contains(&kind_of(o))).unwrap();
         let annotations: BTreeMap<String, String> =
             serde_json::from_value(workload["metadata"]["annotations"].clone()).unwrap();
         assert!(is_opted_in(&annotations), "{file}");
@@ -142,4 +151,23 @@ fn example_workload_annotations_parse_into_target_specs() {
     let web = &specs["examples/sim/web.yaml"];
     assert_eq!((web.profile.as_str(), web.min_replicas, web.max_replicas), ("default", 1, 10));
     assert_eq!(web.params["targetUtilization"], "50");
+    let rollout = &specs["examples/argo-rollouts/rollout.yaml"];
+    assert_eq!((rollout.profile.as_str(), rollout.max_replicas), ("argo-rollouts", 10));
+}
+
+#[test]
+fn argo_rollouts_profile_runs_the_python_custom_metric_scripts_and_its_rbac_covers_scale() {
+    let profile = &yaml_file("examples/argo-rollouts/profile.yaml")[0]["profiles"]["argo-rollouts"];
+    for (method, script) in [("metric", "metric.py"), ("evaluate", "evaluate.py")] {
+        assert_eq!(profile[method]["shell"]["command"], json!([format!("/hooks/argo-rollouts/{script}")]));
+    }
+    let rbac = yaml_file("examples/argo-rollouts/rbac.yaml");
+    let role = rbac.iter().find(|o| kind_of(o) == "ClusterRole").unwrap();
+    let resources: BTreeSet<&str> = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["resources"].as_array().unwrap().iter().filter_map(Value::as_str))
+        .collect();
+    assert_eq!(resources, ["rollouts", "rollouts/scale"].into());
 }

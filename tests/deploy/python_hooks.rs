@@ -71,6 +71,17 @@ fn python_custom_metric_fails_instead_of_answering_zero() {
     }
 }
 
+#[test]
+fn argo_rollouts_evaluate_asks_for_the_metric_value_and_fails_without_one() {
+    let Some(python) = python3() else { return };
+    let payload = json!({"metrics": [{"resource": "rollouts-demo", "value": "5"}], "runType": "scaler"});
+    assert_eq!(target_replicas(&python, "argo-rollouts/evaluate.py", &payload, &[]), 5);
+    for bad in [json!({"metrics": [], "runType": "scaler"}), json!({"metrics": [{"value": "five"}]})] {
+        let run = run_hook(&python, "argo-rollouts/evaluate.py", &bad, &[]);
+        assert_eq!((run.code, run.stdout.as_str()), (1, ""), "payload {bad}");
+    }
+}
+
 /// A CPU kubernetesMetrics element in the CPA's shape: `(pod, usage milli, request milli)`.
 fn cpu_metric(current: i64, pods: &[(&str, i64, i64)], missing: &[&str], unready: &[&str]) -> Value {
     let info: serde_json::Map<String, Value> = pods

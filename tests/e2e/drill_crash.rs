@@ -16,8 +16,9 @@ use crate::fixtures::{create, decisions, deployment, opted_in, param_profile, ti
 use crate::harness::{Env, eventually, on_simulator};
 use crate::process::{HubProcess, http, spawn_hub};
 
-/// The downscale window of the moving targets.
-const WINDOW_MS: i64 = 5_000;
+/// The downscale window of the moving targets: long enough that a tick under a fully loaded suite (two python starts per tick, every test
+/// at once on two cores) still lands several times inside one window.
+const WINDOW_MS: i64 = 10_000;
 /// The moving targets.
 const MOVING: [&str; 4] = ["m0", "m1", "m2", "m3"];
 const TOKEN: &str = "crash-drill-token-0123456789";
@@ -76,7 +77,7 @@ async fn crash_drill(env: &Env) -> anyhow::Result<()> {
         set_value(env, name, 4)?;
         let file = env.path(&format!("{name}.value")).to_string_lossy().into_owned();
         let annotations =
-            opted_in(&[("scalehub.io/param.valueFile", file.as_str()), ("scalehub.io/downscale-stabilization", "5s")]);
+            opted_in(&[("scalehub.io/param.valueFile", file.as_str()), ("scalehub.io/downscale-stabilization", "10s")]);
         create(env, &deployment(name, 1, annotations)).await?;
     }
     create(env, &deployment("pinned", 1, opted_in(&[("scalehub.io/param.replicas", "1")]))).await?;

@@ -92,7 +92,7 @@ pub fn python(script: &str) -> Value {
 
 /// The system python when there is one: a version manager's shim on `PATH` (pyenv) costs
 /// ~200 ms per start, which many hubs ticking every second on two cores turn into seconds.
-fn python3() -> &'static str {
+pub fn python3() -> &'static str {
     const SYSTEM: &str = "/usr/bin/python3";
     if std::path::Path::new(SYSTEM).exists() { SYSTEM } else { "python3" }
 }

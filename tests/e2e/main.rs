@@ -12,6 +12,7 @@
 //! - [`invalid`]: invalid annotations and HPA conflicts are listed, reported, never scaled.
 //! - [`hooks`]: failing, hanging and lying hooks hold only their own target.
 //! - [`kinds`]: StatefulSets and ReplicaSets; shadow mode and zero replicas decide without scaling.
+//! - [`rollouts`]: an `extraKinds:` Rollout scaled through `/scale` by the Argo Rollouts example.
 //! - [`per_pod`]: the metric hook once per pod.
 //! - [`leader`]: two hubs on one Lease.
 //! - [`reload`]: a changed config file applies without a restart; an invalid one is refused.
@@ -48,4 +49,5 @@ mod pid1;
 mod process;
 mod reload;
 mod restart;
+mod rollouts;
 mod scaling;

@@ -11,6 +11,7 @@
 //!   every bad annotation at once.
 //! - [`policy`] — the decision pipeline: disabled → clamp → override → stabilise → rate limits,
 //!   with a reason chain and a serialisable, self-pruning [`PolicyState`].
+//! - [`selector`] — label selectors in their text form, as `/scale` reports them.
 //! - [`duration`] and [`quantity`] — parsing of `15s`/`1h30m` durations and Kubernetes
 //!   quantities (`250m`, `64Ki`, `12345678n`).
 //!
@@ -47,6 +48,7 @@ pub mod config;
 pub mod duration;
 pub mod policy;
 pub mod quantity;
+pub mod selector;
 pub mod spec;
 pub mod target;
 

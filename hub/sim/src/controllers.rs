@@ -1,4 +1,5 @@
-//! Emulated controllers: the Deployment/StatefulSet/ReplicaSet controllers (pods follow
+//! Emulated controllers: the Deployment/StatefulSet/ReplicaSet controllers and a minimal Argo
+//! Rollout controller (it owns its pods directly, as a ReplicaSet does; pods follow
 //! `spec.replicas`), the kubelet (pods turn Running and Ready after a delay) and the garbage
 //! collector (a deleted workload's pods go). They react to store events; nothing polls.
 //!
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::meta;
-use crate::resources::{self, DEPLOYMENTS, PODS, REPLICASETS, RESOURCES, ResourceDef, STATEFULSETS};
+use crate::resources::{self, DEPLOYMENTS, PODS, REPLICASETS, RESOURCES, ROLLOUTS, ResourceDef, STATEFULSETS};
 use crate::store::{EventType, Obj, Store, StoredEvent, WriteMode};
 
 /// Spawns the controllers; they receive every workload and pod change from the store.
@@ -39,7 +40,7 @@ impl Controllers {
     async fn run(self, mut rx: mpsc::UnboundedReceiver<Arc<StoredEvent>>) {
         while let Some(ev) = rx.recv().await {
             match ev.slot {
-                DEPLOYMENTS | STATEFULSETS | REPLICASETS => self.on_workload(&RESOURCES[ev.slot], &ev),
+                DEPLOYMENTS | STATEFULSETS | REPLICASETS | ROLLOUTS => self.on_workload(&RESOURCES[ev.slot], &ev),
                 PODS => self.on_pod(&ev),
                 _ => {}
             }
@@ -251,6 +252,12 @@ impl Controllers {
             }
             STATEFULSETS => {
                 status["currentReplicas"] = json!(replicas);
+            }
+            ROLLOUTS => {
+                // Argo's status: `HPAReplicas` and `selector` are what its CRD's scale
+                // subresource reads (statusReplicasPath, labelSelectorPath).
+                status["HPAReplicas"] = json!(replicas);
+                status["selector"] = json!(crate::scale::selector_string(workload));
             }
             _ => {
                 status["fullyLabeledReplicas"] = json!(replicas);

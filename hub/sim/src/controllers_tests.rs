@@ -132,3 +132,21 @@ async fn deployment_replicasets_carry_annotations_and_are_collected_with_the_dep
     settle(Duration::from_millis(1)).await;
     assert_eq!((store.count(REPLICASETS), store.count(PODS)), (0, 0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_owns_its_pods_and_reports_argos_scale_status() {
+    let store = Store::new(1000);
+    let _ctl = spawn(store.clone(), Duration::from_secs(1));
+    store.create(&RESOURCES[ROLLOUTS], "default", deploy("canary", 2), false).unwrap();
+    settle(Duration::from_millis(1)).await;
+    assert_eq!(pods_of(&store, ROLLOUTS, "canary").len(), 2);
+    set_replicas(&store, ROLLOUTS, "canary", 3);
+    settle(Duration::from_millis(1)).await;
+    assert_eq!(pods_of(&store, ROLLOUTS, "canary").len(), 3);
+    let rollout = store.get(ROLLOUTS, "default", "canary").unwrap();
+    assert_eq!(rollout.pointer("/status/HPAReplicas").and_then(Value::as_u64), Some(3));
+    assert_eq!(rollout.pointer("/status/selector").and_then(Value::as_str), Some("app=canary"));
+    store.delete(&RESOURCES[ROLLOUTS], "default", "canary", None, false).unwrap();
+    settle(Duration::from_millis(1)).await;
+    assert_eq!(store.count(PODS), 0);
+}

@@ -81,10 +81,13 @@ pub const PODS: usize = 3;
 pub const NAMESPACES: usize = 4;
 /// Slot of PodMetrics (computed, never stored).
 pub const POD_METRICS: usize = 10;
+/// Slot of Argo Rollouts (`argoproj.io/v1alpha1`), served natively as the stand-in for a
+/// custom resource with a `/scale` subresource.
+pub const ROLLOUTS: usize = 11;
 
 /// Every served resource. Both Event groups share storage, as do autoscaling/v1 and v2 HPAs
 /// (converted on read by `convert`).
-pub static RESOURCES: [ResourceDef; 11] = [
+pub static RESOURCES: [ResourceDef; 12] = [
     res!(0, 0, "apps", "v1", "deployments", "deployment", "Deployment", true, &["deploy"], true, true, false),
     res!(1, 1, "apps", "v1", "statefulsets", "statefulset", "StatefulSet", true, &["sts"], true, true, false),
     res!(2, 2, "apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, &["rs"], true, true, false),
@@ -122,10 +125,11 @@ pub static RESOURCES: [ResourceDef; 11] = [
         false
     ),
     res!(10, 10, "metrics.k8s.io", "v1beta1", "pods", "", "PodMetrics", true, &[], false, false, true),
+    res!(11, 11, "argoproj.io", "v1alpha1", "rollouts", "rollout", "Rollout", true, &["ro"], true, true, false),
 ];
 
 /// Number of storage slots.
-pub const STORAGE_SLOTS: usize = 11;
+pub const STORAGE_SLOTS: usize = 12;
 
 /// Finds a resource by group, version and plural.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
@@ -156,6 +160,7 @@ pub fn workload_by_kind(kind: &str) -> Option<&'static ResourceDef> {
         "Deployment" => Some(&RESOURCES[DEPLOYMENTS]),
         "StatefulSet" => Some(&RESOURCES[STATEFULSETS]),
         "ReplicaSet" => Some(&RESOURCES[REPLICASETS]),
+        "Rollout" => Some(&RESOURCES[ROLLOUTS]),
         _ => None,
     }
 }

@@ -34,8 +34,18 @@ pub fn selector_string(workload: &Value) -> String {
     parts.join(",")
 }
 
-/// The Scale view of a workload.
-pub fn scale_of(workload: &Value) -> Value {
+/// The Scale view of a workload. A Rollout's is what Argo's CRD declares: status replicas
+/// from `status.HPAReplicas`, the selector from `status.selector` (empty until its
+/// controller sets it), as the API server serves any custom resource's scale subresource.
+pub fn scale_of(def: &ResourceDef, workload: &Value) -> Value {
+    let (status_replicas, selector) = if def.storage == crate::resources::ROLLOUTS {
+        (
+            workload.pointer("/status/HPAReplicas").cloned().unwrap_or(json!(0)),
+            workload.pointer("/status/selector").cloned().unwrap_or(json!("")),
+        )
+    } else {
+        (workload.pointer("/status/replicas").cloned().unwrap_or(json!(0)), json!(selector_string(workload)))
+    };
     let m = &workload["metadata"];
     json!({
         "kind": "Scale",
@@ -45,10 +55,7 @@ pub fn scale_of(workload: &Value) -> Value {
             "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"],
         },
         "spec": {"replicas": workload.pointer("/spec/replicas").cloned().unwrap_or(json!(0))},
-        "status": {
-            "replicas": workload.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
-            "selector": selector_string(workload),
-        },
+        "status": {"replicas": status_replicas, "selector": selector},
     })
 }
 
@@ -74,7 +81,7 @@ pub(crate) fn handle(
     let not_found = || ApiError::not_found(def.group, &kind, name);
     if verb == "get" {
         let obj = state.store.get(def.storage, ns, name).ok_or_else(not_found)?;
-        return Ok(json_response(StatusCode::OK, &scale_of(&obj)));
+        return Ok(json_response(StatusCode::OK, &scale_of(def, &obj)));
     }
     let kind = match verb {
         "update" => None,
@@ -88,7 +95,7 @@ pub(crate) fn handle(
     }
     let (obj, _) = state.store.write(def, ns, name, WriteMode::Main, false, params.dry_run(), |old| {
         let old = old.ok_or_else(not_found)?;
-        let current = scale_of(old);
+        let current = scale_of(def, old);
         let desired = match kind {
             None => patch::parse_json_or_yaml(body).map_err(|e| ApiError::bad_request(e.to_string()))?,
             Some(k) => patch::apply_patch(k, &current, body).map_err(|e| match e {
@@ -111,7 +118,7 @@ pub(crate) fn handle(
         new["spec"]["replicas"] = json!(replicas);
         Ok(new)
     })?;
-    Ok(json_response(StatusCode::OK, &scale_of(&obj)))
+    Ok(json_response(StatusCode::OK, &scale_of(def, &obj)))
 }
 
 #[cfg(test)]
@@ -130,9 +137,21 @@ mod tests {
     fn scale_mirrors_the_workload() {
         let w = json!({"metadata": {"name": "web", "namespace": "d", "uid": "u", "resourceVersion": "7"},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}}, "status": {"replicas": 2}});
-        let s = scale_of(&w);
+        let s = scale_of(&crate::resources::RESOURCES[crate::resources::DEPLOYMENTS], &w);
         assert_eq!((s["spec"]["replicas"].as_i64(), s["status"]["replicas"].as_i64()), (Some(3), Some(2)));
         assert_eq!(s["metadata"]["resourceVersion"], "7");
         assert_eq!(s["status"]["selector"], "app=web");
+    }
+
+    #[test]
+    fn a_rollouts_scale_reads_the_paths_argos_crd_declares() {
+        let rollouts = &crate::resources::RESOURCES[crate::resources::ROLLOUTS];
+        let mut w = json!({"metadata": {"name": "web"}, "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}},
+            "status": {"replicas": 9}});
+        let s = scale_of(rollouts, &w);
+        assert_eq!((s["status"]["replicas"].as_i64(), s["status"]["selector"].as_str()), (Some(0), Some("")));
+        w["status"] = json!({"HPAReplicas": 2, "selector": "app=web"});
+        let s = scale_of(rollouts, &w);
+        assert_eq!((s["status"]["replicas"].as_i64(), s["status"]["selector"].as_str()), (Some(2), Some("app=web")));
     }
 }

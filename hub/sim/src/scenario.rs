@@ -4,7 +4,7 @@
 //! podReadyDelay: 2s
 //! namespaces: [shop]
 //! workloads:
-//!   - kind: Deployment          # or StatefulSet, ReplicaSet
+//!   - kind: Deployment          # or StatefulSet, ReplicaSet, Rollout (argoproj.io/v1alpha1)
 //!     name: web
 //!     namespace: shop           # default: default
 //!     replicas: 2
@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::faults::FaultConfig;
 use crate::load::{self, Curve, Unit};
-use crate::resources::{DEPLOYMENTS, NAMESPACES, REPLICASETS, RESOURCES, STATEFULSETS};
+use crate::resources::{DEPLOYMENTS, NAMESPACES, REPLICASETS, RESOURCES, ROLLOUTS, STATEFULSETS};
 use crate::store::Store;
 
 /// Scenario loading and seeding errors.
@@ -209,6 +209,7 @@ fn kind_slot(kind: &str) -> Option<usize> {
         "Deployment" => Some(DEPLOYMENTS),
         "StatefulSet" => Some(STATEFULSETS),
         "ReplicaSet" => Some(REPLICASETS),
+        "Rollout" => Some(ROLLOUTS),
         _ => None,
     }
 }

@@ -1,5 +1,6 @@
 //! Label and field selectors as the API server parses them from query strings.
 
+use scalehub_core::selector::{self, Requirement};
 use serde_json::Value;
 
 /// A selector parse error (answered with 400 BadRequest).
@@ -13,34 +14,17 @@ pub enum SelectorError {
     UnsupportedField(String),
 }
 
-/// One requirement of a label selector.
-#[derive(Debug, Clone, PartialEq)]
-enum Req {
-    Eq(String, String),
-    NotEq(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    NotExists(String),
-}
-
-/// A parsed label selector: all requirements must hold (comma = AND).
+/// A parsed label selector: all requirements must hold (comma = AND). The text form is
+/// parsed by `scalehub_core::selector`, which the hub also uses for `/scale` selectors.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LabelSelector {
-    reqs: Vec<Req>,
+    reqs: Vec<Requirement>,
 }
 
 impl LabelSelector {
     /// Parses `app=web,tier!=db,env in (a,b),!legacy`.
     pub fn parse(text: &str) -> Result<Self, SelectorError> {
-        let mut reqs = Vec::new();
-        for part in split_top_level(text)? {
-            let part = part.trim();
-            if part.is_empty() {
-                continue;
-            }
-            reqs.push(parse_req(part)?);
-        }
+        let reqs = selector::parse(text).map_err(|e| SelectorError::Syntax(e.0))?;
         Ok(Self { reqs })
     }
 
@@ -52,8 +36,8 @@ impl LabelSelector {
     /// The first `key=value` requirement, which an index can answer.
     pub fn first_equality(&self) -> Option<(&str, &str)> {
         self.reqs.iter().find_map(|r| match r {
-            Req::Eq(k, v) => Some((k.as_str(), v.as_str())),
-            Req::In(k, vs) if vs.len() == 1 => Some((k.as_str(), vs[0].as_str())),
+            Requirement::Equal(k, v) => Some((k.as_str(), v.as_str())),
+            Requirement::In(k, vs) if vs.len() == 1 => Some((k.as_str(), vs[0].as_str())),
             _ => None,
         })
     }
@@ -62,86 +46,8 @@ impl LabelSelector {
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = obj.pointer("/metadata/labels");
         let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-        self.reqs.iter().all(|r| match r {
-            Req::Eq(k, v) => get(k) == Some(v.as_str()),
-            Req::NotEq(k, v) => get(k) != Some(v.as_str()),
-            Req::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
-            Req::NotIn(k, vs) => get(k).is_none_or(|x| !vs.iter().any(|v| v == x)),
-            Req::Exists(k) => get(k).is_some(),
-            Req::NotExists(k) => get(k).is_none(),
-        })
+        self.reqs.iter().all(|r| r.matches(get))
     }
-}
-
-/// Splits on commas that are not inside parentheses.
-fn split_top_level(text: &str) -> Result<Vec<&str>, SelectorError> {
-    let mut parts = Vec::new();
-    let (mut depth, mut start) = (0i32, 0usize);
-    for (i, c) in text.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-        if !(0..=1).contains(&depth) {
-            return Err(SelectorError::Syntax(text.to_string()));
-        }
-    }
-    if depth != 0 {
-        return Err(SelectorError::Syntax(text.to_string()));
-    }
-    parts.push(&text[start..]);
-    Ok(parts)
-}
-
-fn parse_req(part: &str) -> Result<Req, SelectorError> {
-    let err = || SelectorError::Syntax(part.to_string());
-    if let Some(key) = part.strip_prefix('!') {
-        return Ok(Req::NotExists(valid_key(key.trim()).ok_or_else(err)?));
-    }
-    if let Some((k, v)) = part.split_once("!=") {
-        return Ok(Req::NotEq(valid_key(k.trim()).ok_or_else(err)?, valid_value(v.trim()).ok_or_else(err)?));
-    }
-    if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
-        return Ok(Req::Eq(valid_key(k.trim()).ok_or_else(err)?, valid_value(v.trim()).ok_or_else(err)?));
-    }
-    if let Some(open) = part.find('(') {
-        let head = part[..open].trim();
-        let list = part[open + 1..].strip_suffix(')').ok_or_else(err)?;
-        let values = list.split(',').map(|v| valid_value(v.trim()).ok_or_else(err)).collect::<Result<Vec<_>, _>>()?;
-        let mut words = head.split_whitespace();
-        let key = valid_key(words.next().ok_or_else(err)?).ok_or_else(err)?;
-        let op = words.next().ok_or_else(err)?;
-        if words.next().is_some() {
-            return Err(err());
-        }
-        return match op {
-            "in" => Ok(Req::In(key, values)),
-            "notin" => Ok(Req::NotIn(key, values)),
-            _ => Err(err()),
-        };
-    }
-    Ok(Req::Exists(valid_key(part).ok_or_else(err)?))
-}
-
-/// Label keys: optional DNS prefix + `/` + name of alphanumerics, `-`, `_`, `.`.
-fn valid_key(k: &str) -> Option<String> {
-    let ok = !k.is_empty()
-        && k.len() <= 317
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-        && k.matches('/').count() <= 1
-        && !k.ends_with('/');
-    ok.then(|| k.to_string())
-}
-
-/// Label values may be empty; otherwise alphanumerics, `-`, `_`, `.`.
-fn valid_value(v: &str) -> Option<String> {
-    let ok = v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    ok.then(|| v.to_string())
 }
 
 /// A parsed field selector (`metadata.name=x,status.phase!=Running`).

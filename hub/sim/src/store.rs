@@ -465,7 +465,7 @@ impl Store {
                 s.compacted_rv = old.rv;
             }
         }
-        if slot <= PODS
+        if (slot <= PODS || slot == resources::ROLLOUTS)
             && let Some(tx) = self.internal.get()
         {
             let _ = tx.send(event);

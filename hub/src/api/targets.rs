@@ -43,9 +43,11 @@ impl TargetPath {
     /// The hub's key, or 404 for a kind scalehub does not scale.
     pub fn key(&self) -> Result<TargetKey, ApiError> {
         let kind = Kind::parse(&self.kind).ok_or_else(|| {
+            let served: Vec<&str> = Kind::all().filter(|k| k.info().served).map(Kind::as_str).collect();
             ApiError::not_found(format!(
-                "unknown kind {:?}: scalehub scales Deployment, StatefulSet and ReplicaSet",
-                self.kind
+                "unknown kind {:?}: this hub scales {} (more through extraKinds in its config)",
+                self.kind,
+                served.join(", ")
             ))
         })?;
         Ok(TargetKey::new(&self.namespace, kind, &self.name))

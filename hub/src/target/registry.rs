@@ -122,7 +122,9 @@ impl Registry {
     }
 
     async fn listed(&mut self, kind: Kind, namespace: Option<String>, keys: HashSet<TargetKey>) {
-        self.listed.insert((kind, namespace.clone()));
+        if kind.is_builtin() {
+            self.listed.insert((kind, namespace.clone()));
+        }
         if self.listed.len() >= self.scopes && !self.ready.swap(true, Ordering::Relaxed) {
             tracing::info!(targets = self.targets.len(), "workloads listed; targets running");
         }

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -49,55 +50,116 @@ impl Scope {
     }
 }
 
-/// Starts one watch per workload kind and namespace, sending changes to `tx`.
-pub fn watch_workloads(client: &Client, scope: &Scope, tx: mpsc::Sender<WorkloadChange>, shutdown: CancellationToken) {
-    for kind in Kind::ALL {
-        for (namespace, api) in scope.apis(client, &crate::workload::api_resource(kind)) {
+/// Starts one watch per workload kind and namespace, sending changes to `tx`. An extra kind's
+/// opted-in objects are completed from their `/scale` subresource on every change, each read
+/// bounded by `timeout`.
+pub fn watch_workloads(
+    client: &Client,
+    scope: &Scope,
+    kinds: &[Kind],
+    timeout: Duration,
+    tx: mpsc::Sender<WorkloadChange>,
+    shutdown: CancellationToken,
+) {
+    for &kind in kinds {
+        let ar = crate::workload::api_resource(kind);
+        let scales = (!kind.is_builtin()).then(|| ScaleReader { client: client.clone(), ar: ar.clone(), timeout });
+        for (namespace, api) in scope.apis(client, &ar) {
             let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
-            tokio::spawn(forward_workloads(kind, namespace, stream, tx.clone(), shutdown.clone()));
+            let forward = Forward { kind, namespace, scales: scales.clone(), tx: tx.clone() };
+            tokio::spawn(forward.run(stream, shutdown.clone()));
         }
     }
 }
 
-async fn forward_workloads(
+/// Reads `/scale` of an extra kind's objects.
+#[derive(Clone)]
+struct ScaleReader {
+    client: Client,
+    ar: ApiResource,
+    timeout: Duration,
+}
+
+impl ScaleReader {
+    async fn complete(&self, key: &TargetKey, workload: Workload) -> Workload {
+        if !scalehub_core::is_opted_in(&workload.annotations) {
+            return workload;
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &key.namespace, &self.ar);
+        match tokio::time::timeout(self.timeout, api.get_scale(&key.name)).await {
+            Ok(Ok(scale)) => workload.with_scale(&scale),
+            Ok(Err(e)) => {
+                tracing::warn!(target_key = %key, error = %e, "reading the /scale subresource failed");
+                workload.without_scale(format!("reading /scale of {key} failed: {e}"))
+            }
+            Err(_) => {
+                tracing::warn!(target_key = %key, "reading the /scale subresource timed out");
+                workload.without_scale(format!("reading /scale of {key} timed out after {:?}", self.timeout))
+            }
+        }
+    }
+}
+
+/// Forwards one watch's events to the registry.
+struct Forward {
     kind: Kind,
     namespace: Option<String>,
-    stream: impl Stream<Item = Result<Event<DynamicObject>, watcher::Error>>,
+    scales: Option<ScaleReader>,
     tx: mpsc::Sender<WorkloadChange>,
-    shutdown: CancellationToken,
-) {
-    let mut stream = std::pin::pin!(stream);
-    let mut listing: HashSet<TargetKey> = HashSet::new();
-    loop {
-        let item = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            item = stream.next() => item,
-        };
-        let change = match item {
-            None => return,
-            Some(Err(e)) => {
-                tracing::warn!(%kind, error = %e, "workload watch error; retrying");
-                continue;
+}
+
+impl Forward {
+    async fn applied(&self, obj: DynamicObject) -> (TargetKey, Arc<Workload>) {
+        let key = crate::workload::key_of(self.kind, &obj);
+        let mut workload = Workload::from_object(obj);
+        if let Some(scales) = &self.scales {
+            workload = scales.complete(&key, workload).await;
+        }
+        (key, Arc::new(workload))
+    }
+
+    async fn run(
+        self,
+        stream: impl Stream<Item = Result<Event<DynamicObject>, watcher::Error>>,
+        shutdown: CancellationToken,
+    ) {
+        let kind = self.kind;
+        let mut stream = std::pin::pin!(stream);
+        let mut listing: HashSet<TargetKey> = HashSet::new();
+        loop {
+            let item = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                item = stream.next() => item,
+            };
+            let change = match item {
+                None => return,
+                Some(Err(e)) => {
+                    tracing::warn!(%kind, error = %e, "workload watch error; retrying");
+                    continue;
+                }
+                Some(Ok(Event::Init)) => {
+                    listing.clear();
+                    continue;
+                }
+                Some(Ok(Event::InitApply(obj))) => {
+                    let (key, workload) = self.applied(obj).await;
+                    listing.insert(key.clone());
+                    WorkloadChange::Applied(key, workload)
+                }
+                Some(Ok(Event::InitDone)) => WorkloadChange::Listed {
+                    kind,
+                    namespace: self.namespace.clone(),
+                    keys: std::mem::take(&mut listing),
+                },
+                Some(Ok(Event::Apply(obj))) => {
+                    let (key, workload) = self.applied(obj).await;
+                    WorkloadChange::Applied(key, workload)
+                }
+                Some(Ok(Event::Delete(obj))) => WorkloadChange::Deleted(crate::workload::key_of(kind, &obj)),
+            };
+            if self.tx.send(change).await.is_err() {
+                return;
             }
-            Some(Ok(Event::Init)) => {
-                listing.clear();
-                continue;
-            }
-            Some(Ok(Event::InitApply(obj))) => {
-                let key = crate::workload::key_of(kind, &obj);
-                listing.insert(key.clone());
-                WorkloadChange::Applied(key, Arc::new(Workload::from_object(obj)))
-            }
-            Some(Ok(Event::InitDone)) => {
-                WorkloadChange::Listed { kind, namespace: namespace.clone(), keys: std::mem::take(&mut listing) }
-            }
-            Some(Ok(Event::Apply(obj))) => {
-                WorkloadChange::Applied(crate::workload::key_of(kind, &obj), Arc::new(Workload::from_object(obj)))
-            }
-            Some(Ok(Event::Delete(obj))) => WorkloadChange::Deleted(crate::workload::key_of(kind, &obj)),
-        };
-        if tx.send(change).await.is_err() {
-            return;
         }
     }
 }
@@ -129,11 +191,8 @@ impl HpaIndex {
 
     fn target_of(hpa: &DynamicObject) -> Option<TargetKey> {
         let r = hpa.data.pointer("/spec/scaleTargetRef")?;
-        let kind = Kind::parse(r.get("kind")?.as_str()?)?;
         let api_version = r.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("apps/v1");
-        if !api_version.starts_with("apps/") {
-            return None;
-        }
+        let kind = Kind::from_ref(api_version, r.get("kind")?.as_str()?)?;
         Some(TargetKey::new(hpa.namespace().unwrap_or_default(), kind, r.get("name")?.as_str()?))
     }
 

@@ -154,6 +154,29 @@ impl PodSelector {
     /// scaled on the wrong pods.
     pub fn new(sel: &LabelSelector) -> Result<PodSelector, String> {
         let selector = Selector::try_from(sel.clone()).map_err(|e| format!("invalid pod selector: {}", e.0))?;
+        Ok(PodSelector::of(selector))
+    }
+
+    /// Compiles a selector in its text form, as a `/scale` subresource's `status.selector`
+    /// gives it (the only selector a custom resource offers).
+    pub fn parse(text: &str) -> Result<PodSelector, String> {
+        use scalehub_core::selector::Requirement;
+        let requirements = scalehub_core::selector::parse(text).map_err(|e| format!("invalid pod selector: {e}"))?;
+        let selector = requirements
+            .into_iter()
+            .map(|r| match r {
+                Requirement::Equal(k, v) => Expression::Equal(k, v),
+                Requirement::NotEqual(k, v) => Expression::NotEqual(k, v),
+                Requirement::In(k, vs) => Expression::In(k, vs.into_iter().collect()),
+                Requirement::NotIn(k, vs) => Expression::NotIn(k, vs.into_iter().collect()),
+                Requirement::Exists(k) => Expression::Exists(k),
+                Requirement::DoesNotExist(k) => Expression::DoesNotExist(k),
+            })
+            .collect();
+        Ok(PodSelector::of(selector))
+    }
+
+    fn of(selector: Selector) -> PodSelector {
         let equalities = selector
             .clone()
             .into_iter()
@@ -164,7 +187,7 @@ impl PodSelector {
             })
             .collect();
         let text = selector.to_string();
-        Ok(PodSelector { selector, equalities, text })
+        PodSelector { selector, equalities, text }
     }
 
     /// Whether a pod with these labels is selected.
@@ -382,6 +405,20 @@ mod tests {
         assert_eq!(names(&index.select("shop", &sel)), ["web-a", "web-b"]);
         assert_eq!(sel.as_str(), "app=web,tier in (a,b),!canary");
         assert!(index.select("other", &sel).is_empty());
+    }
+
+    #[test]
+    fn a_scale_subresources_text_selector_selects_as_the_structured_one_does() {
+        let index = PodIndex::default();
+        index.apply(&pod("web-a", &[("app", "web"), ("tier", "a")]));
+        index.apply(&pod("web-canary", &[("app", "web"), ("tier", "a"), ("canary", "1")]));
+        index.apply(&pod("db-0", &[("app", "db")]));
+        let sel = PodSelector::parse("app=web,tier in (a,b),!canary").unwrap();
+        assert_eq!(names(&index.select("shop", &sel)), ["web-a"]);
+        assert_eq!(sel.as_str(), "app=web,tier in (a,b),!canary");
+        let err = PodSelector::parse("app=(web").err().unwrap();
+        assert!(err.contains("invalid pod selector"), "{err}");
+        assert!(index.select("shop", &PodSelector::parse("").unwrap()).is_empty(), "an empty selector selects nothing");
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub struct Config {
     /// API access settings.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Kinds to scale beyond Deployment, StatefulSet and ReplicaSet: any resource with a
+    /// `/scale` subresource (read at start; a change needs a restart).
+    #[serde(default)]
+    pub extra_kinds: Vec<ExtraKind>,
     /// Profile-shaped defaults merged under every profile.
     #[serde(default)]
     pub defaults: Option<Profile>,
@@ -72,6 +76,53 @@ pub struct Config {
     /// What loading found questionable but not wrong: keys of a profile the hub does not know.
     #[serde(skip)]
     pub warnings: Vec<String>,
+}
+
+/// A resource with a `/scale` subresource that the hub watches and scales like the built-in
+/// kinds (the CPA's and the HPA's "any scalable resource"): an Argo Rollout, a
+/// ReplicationController, a custom resource.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtraKind {
+    /// API group, e.g. `argoproj.io` (`""` for the core group).
+    #[serde(default)]
+    pub group: String,
+    /// API version, e.g. `v1alpha1`.
+    pub version: String,
+    /// Kind, e.g. `Rollout`; targets are named by it (`shop/Rollout/web`).
+    pub kind: String,
+    /// Plural as in the API path, e.g. `rollouts`.
+    pub plural: String,
+}
+
+impl ExtraKind {
+    fn validate(&self, path: &str, issues: &mut Issues) {
+        let dns_label = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !s.starts_with('-')
+                && !s.ends_with('-')
+        };
+        if !self.group.is_empty() && !self.group.split('.').all(dns_label) {
+            issues.push(format!("{path}.group"), "must be a DNS subdomain, e.g. argoproj.io");
+        }
+        if !dns_label(&self.version) {
+            issues.push(format!("{path}.version"), "must be an API version, e.g. v1alpha1");
+        }
+        if !dns_label(&self.plural) {
+            issues.push(format!("{path}.plural"), "must be the lowercase plural of the API path, e.g. rollouts");
+        }
+        let kind_ok = self.kind.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && self.kind.len() <= 63
+            && self.kind.chars().all(|c| c.is_ascii_alphanumeric());
+        if !kind_ok {
+            issues.push(format!("{path}.kind"), "must be a Kubernetes kind in CamelCase, e.g. Rollout");
+        }
+        if crate::target::Kind::BUILTIN.iter().any(|k| k.as_str().eq_ignore_ascii_case(&self.kind)) {
+            issues.push(format!("{path}.kind"), format!("{} is a built-in kind", self.kind));
+        }
+    }
 }
 
 /// Who may use the REST API.
@@ -238,6 +289,7 @@ impl Config {
             metrics_resolution: default_metrics_resolution(),
             kubernetes_timeout: default_kubernetes_timeout(),
             api: ApiConfig::default(),
+            extra_kinds: Vec::new(),
             defaults: None,
             profiles: BTreeMap::new(),
             warnings: Vec::new(),
@@ -279,6 +331,15 @@ impl Config {
         for (index, namespace) in self.namespaces.iter().enumerate() {
             if namespace.trim().is_empty() {
                 issues.push(format!("namespaces[{index}]"), "must not be empty");
+            }
+        }
+        for (index, extra) in self.extra_kinds.iter().enumerate() {
+            extra.validate(&format!("extraKinds[{index}]"), issues);
+            if self.extra_kinds[..index].iter().any(|e| e.kind.eq_ignore_ascii_case(&extra.kind)) {
+                issues.push(
+                    format!("extraKinds[{index}].kind"),
+                    format!("{} is listed twice; targets are named by kind, so kinds must differ", extra.kind),
+                );
             }
         }
     }

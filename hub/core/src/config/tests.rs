@@ -441,3 +441,36 @@ fn a_fallback_combines_with_the_current_count_as_keda_does() {
     let typo = format!("{CPA_EXAMPLE}fallback: {{failureThreshold: 1, replicas: 1, behaviour: static}}\n");
     assert!(Config::from_yaml_str(&as_profile("default", &typo)).unwrap_err().to_string().contains("behaviour"));
 }
+
+#[test]
+fn extra_kinds_name_a_scalable_resource_and_bad_ones_name_their_field() {
+    let ok = format!(
+        "extraKinds:\n  - {{group: argoproj.io, version: v1alpha1, kind: Rollout, plural: rollouts}}\n  - {{version: v1, kind: ReplicationController, plural: replicationcontrollers}}\n{}",
+        as_profile("default", CPA_EXAMPLE)
+    );
+    let config = Config::from_yaml_str(&ok).unwrap();
+    assert_eq!(config.extra_kinds.len(), 2);
+    assert_eq!(config.extra_kinds[0].group, "argoproj.io");
+    assert_eq!(config.extra_kinds[1].group, "", "the core group");
+
+    let bad = format!(
+        "extraKinds:\n  - {{group: Argo_Proj, version: v1alpha1, kind: rollout, plural: Rollouts}}\n  - {{group: apps, version: v1, kind: Deployment, plural: deployments}}\n  - {{group: a.io, version: v1, kind: Widget, plural: widgets}}\n  - {{group: b.io, version: v1, kind: Widget, plural: widgets}}\n{}",
+        as_profile("default", CPA_EXAMPLE)
+    );
+    let err = Config::from_yaml_str(&bad).unwrap_err().to_string();
+    for expected in [
+        "extraKinds[0].group: must be a DNS subdomain",
+        "extraKinds[0].plural: must be the lowercase plural",
+        "extraKinds[0].kind: must be a Kubernetes kind in CamelCase",
+        "extraKinds[1].kind: Deployment is a built-in kind",
+        "extraKinds[3].kind: Widget is listed twice",
+    ] {
+        assert!(err.contains(expected), "{expected:?} missing from {err}");
+    }
+    let typo = format!(
+        "extraKinds:\n  - {{version: v1, kind: Rollout, plurals: rollouts}}\n{}",
+        as_profile("default", CPA_EXAMPLE)
+    );
+    let err = Config::from_yaml_str(&typo).unwrap_err().to_string();
+    assert!(err.contains("extraKinds[0]") && err.contains("plurals"), "{err}");
+}
