@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use scalehub_core::tolerance::Tolerances;
+
 use crate::k8smetrics::Grouping;
 
 /// What the built-in evaluator aims for.
@@ -50,18 +52,18 @@ pub enum CalcError {
 }
 
 /// The HPA's replica count for `current` replicas, grouped samples, requests (for
-/// Utilization) and a symmetric `tolerance` (0.1 by default).
+/// Utilization) and the `tolerance` of each direction (0.1 by default).
 pub fn replicas(
     current: i32,
     g: &Grouping,
     requests: &BTreeMap<String, i64>,
     goal: Goal,
-    tolerance: f64,
+    tolerance: Tolerances,
 ) -> Result<Calculation, CalcError> {
     if g.ready.is_empty() {
         return Err(CalcError::NoMetrics);
     }
-    let within = |r: f64| (1.0 - tolerance..=1.0 + tolerance).contains(&r);
+    let within = |r: f64| tolerance.within(r);
     let ratio_of = |usage: i64, req: i64, n: usize| -> f64 {
         match goal {
             Goal::Utilization(t) => (usage as f64 * 100.0 / req as f64) / t as f64,
@@ -81,7 +83,7 @@ pub fn replicas(
             return Ok(Calculation {
                 replicas: current,
                 ratio,
-                reason: format!("usage ratio {ratio:.2} within tolerance"),
+                reason: format!("usage ratio {ratio:.2} within tolerance {tolerance}"),
             });
         }
         let want = (ratio * g.ready.len() as f64).ceil() as i32;
@@ -118,7 +120,9 @@ pub fn replicas(
         return Ok(Calculation {
             replicas: current,
             ratio: new_ratio,
-            reason: format!("usage ratio {new_ratio:.2} within tolerance once missing and unready pods are counted"),
+            reason: format!(
+                "usage ratio {new_ratio:.2} within tolerance {tolerance} once missing and unready pods are counted"
+            ),
         });
     }
     let want = (new_ratio * n as f64).ceil() as i32;
@@ -147,9 +151,9 @@ pub fn total_replicas(
     ready_pods: i32,
     usage: i64,
     goal: TotalGoal,
-    tolerance: f64,
+    tolerance: Tolerances,
 ) -> Calculation {
-    let within = |r: f64| (1.0 - r).abs() <= tolerance;
+    let within = |r: f64| tolerance.within(r);
     let ceil = |x: f64| x.ceil().clamp(0.0, f64::from(i32::MAX)) as i32;
     match goal {
         TotalGoal::Value(target) => {
@@ -162,7 +166,7 @@ pub fn total_replicas(
                 return Calculation {
                     replicas: current,
                     ratio,
-                    reason: format!("value ratio {ratio:.2} within tolerance"),
+                    reason: format!("value ratio {ratio:.2} within tolerance {tolerance}"),
                 };
             }
             let replicas = ceil(ratio * f64::from(ready_pods));
@@ -174,7 +178,7 @@ pub fn total_replicas(
                 return Calculation {
                     replicas: current,
                     ratio,
-                    reason: format!("value per replica ratio {ratio:.2} within tolerance"),
+                    reason: format!("value per replica ratio {ratio:.2} within tolerance {tolerance}"),
                 };
             }
             let replicas = ceil(usage as f64 / target as f64);
@@ -191,23 +195,26 @@ pub fn total_replicas(
 mod tests {
     use super::*;
     use crate::k8smetrics::Sample;
+    use scalehub_core::tolerance::{DEFAULT_TOLERANCE, Tolerance};
+
+    const HPA: Tolerances = Tolerances { scale_up: DEFAULT_TOLERANCE, scale_down: DEFAULT_TOLERANCE };
 
     #[test]
     fn object_and_external_values_follow_the_hpa() {
         // Value 2500m against 1: ratio 2.5 over 3 ready pods of 4 replicas -> ceil(7.5) = 8.
-        let c = total_replicas(4, 4, 3, 2500, TotalGoal::Value(1000), 0.1);
+        let c = total_replicas(4, 4, 3, 2500, TotalGoal::Value(1000), HPA);
         assert_eq!((c.replicas, c.ratio), (8, 2.5));
         // Within the tolerance: the current count.
-        assert_eq!(total_replicas(4, 4, 3, 1050, TotalGoal::Value(1000), 0.1).replicas, 4);
+        assert_eq!(total_replicas(4, 4, 3, 1050, TotalGoal::Value(1000), HPA).replicas, 4);
         // From zero replicas the ratio alone (the HPA's scale-from-zero path).
-        assert_eq!(total_replicas(0, 0, 0, 2500, TotalGoal::Value(1000), 0.1).replicas, 3);
+        assert_eq!(total_replicas(0, 0, 0, 2500, TotalGoal::Value(1000), HPA).replicas, 3);
         // AverageValue: 90 against 20 per replica over 3 status replicas -> ratio 1.5,
         // ceil(90 / 20) = 5; 62 is within tolerance of 60.
-        let c = total_replicas(3, 3, 3, 90_000, TotalGoal::AverageValue(20_000), 0.1);
+        let c = total_replicas(3, 3, 3, 90_000, TotalGoal::AverageValue(20_000), HPA);
         assert_eq!((c.replicas, c.ratio), (5, 1.5));
-        assert_eq!(total_replicas(3, 3, 3, 62_000, TotalGoal::AverageValue(20_000), 0.1).replicas, 3);
+        assert_eq!(total_replicas(3, 3, 3, 62_000, TotalGoal::AverageValue(20_000), HPA).replicas, 3);
         // A scale-down works the same way: 10 against 20 per replica over 4 -> 1.
-        assert_eq!(total_replicas(4, 4, 4, 10_000, TotalGoal::AverageValue(20_000), 0.1).replicas, 1);
+        assert_eq!(total_replicas(4, 4, 4, 10_000, TotalGoal::AverageValue(20_000), HPA).replicas, 1);
     }
     use std::time::Duration;
 
@@ -232,15 +239,36 @@ mod tests {
     fn utilization_above_target_scales_up_by_the_ratio() {
         // 3 pods at 90% of a 60% goal: ratio 1.5, ceil(1.5 * 3) = 5.
         let g = grouping(&[("a", 180), ("b", 180), ("c", 180)], &[], &[]);
-        let c = replicas(3, &g, &reqs(&["a", "b", "c"], 200), Goal::Utilization(60), 0.1).unwrap();
+        let c = replicas(3, &g, &reqs(&["a", "b", "c"], 200), Goal::Utilization(60), HPA).unwrap();
         assert_eq!(c.replicas, 5);
     }
 
     #[test]
     fn a_ratio_within_tolerance_keeps_the_current_count() {
         let g = grouping(&[("a", 130), ("b", 130)], &[], &[]);
-        let c = replicas(2, &g, &reqs(&["a", "b"], 200), Goal::Utilization(60), 0.1).unwrap();
+        let c = replicas(2, &g, &reqs(&["a", "b"], 200), Goal::Utilization(60), HPA).unwrap();
         assert_eq!(c.replicas, 2);
+        assert!(c.reason.contains("within tolerance ±0.1"), "{}", c.reason);
+    }
+
+    #[test]
+    fn each_direction_has_its_own_tolerance() {
+        // 65% of a 60% goal is a ratio of 1.083: within 0.1, outside a scale-up tolerance of 0.05.
+        let tight_up = Tolerances { scale_up: Tolerance::from_milli(50), ..HPA };
+        let g = grouping(&[("a", 130), ("b", 130)], &[], &[]);
+        let c = replicas(2, &g, &reqs(&["a", "b"], 200), Goal::Utilization(60), tight_up).unwrap();
+        assert_eq!(c.replicas, 3);
+        // 48% of 60% is 0.8: a scale-down with 0.1, held with a scale-down tolerance of 0.2.
+        let g = grouping(&[("a", 96), ("b", 96), ("c", 96), ("d", 96), ("e", 96)], &[], &[]);
+        let five = reqs(&["a", "b", "c", "d", "e"], 200);
+        assert_eq!(replicas(5, &g, &five, Goal::Utilization(60), HPA).unwrap().replicas, 4);
+        let loose_down = Tolerances { scale_down: Tolerance::from_milli(200), ..HPA };
+        let held = replicas(5, &g, &five, Goal::Utilization(60), loose_down).unwrap();
+        assert_eq!(held.replicas, 5);
+        assert!(held.reason.contains("+0.1/−0.2"), "{}", held.reason);
+        // The same for an Object value: 1.08 against a scale-up tolerance of 0.05.
+        assert_eq!(total_replicas(4, 4, 4, 1080, TotalGoal::Value(1000), HPA).replicas, 4);
+        assert_eq!(total_replicas(4, 4, 4, 1080, TotalGoal::Value(1000), tight_up).replicas, 5);
     }
 
     #[test]
@@ -248,7 +276,7 @@ mod tests {
         // Ready pods idle at 10%, one pod missing: it counts as 100% of its request, which
         // keeps the scale-down smaller than the ready pods alone suggest.
         let g = grouping(&[("a", 20), ("b", 20)], &["c"], &[]);
-        let c = replicas(3, &g, &reqs(&["a", "b", "c"], 200), Goal::Utilization(50), 0.1).unwrap();
+        let c = replicas(3, &g, &reqs(&["a", "b", "c"], 200), Goal::Utilization(50), HPA).unwrap();
         // usage 40 + 200 = 240 over requests 600 = 40% / 50% = 0.8 → ceil(0.8 * 3) = 3 → within? 0.8 is outside 0.1.
         assert_eq!(c.replicas, 3);
         let alone = replicas(
@@ -256,7 +284,7 @@ mod tests {
             &grouping(&[("a", 20), ("b", 20)], &[], &[]),
             &reqs(&["a", "b"], 200),
             Goal::Utilization(50),
-            0.1,
+            HPA,
         )
         .unwrap();
         assert_eq!(alone.replicas, 1);
@@ -266,20 +294,20 @@ mod tests {
     fn unready_pods_count_as_zero_on_scale_up() {
         let g = grouping(&[("a", 200)], &[], &["b"]);
         // Alone: 100% of a 50% goal → 2 replicas; with b as 0: 200/400 = 50% → within tolerance → current.
-        let c = replicas(2, &g, &reqs(&["a", "b"], 200), Goal::Utilization(50), 0.1).unwrap();
+        let c = replicas(2, &g, &reqs(&["a", "b"], 200), Goal::Utilization(50), HPA).unwrap();
         assert_eq!(c.replicas, 2);
     }
 
     #[test]
     fn average_value_divides_total_usage_by_the_per_pod_goal() {
         let g = grouping(&[("a", 900), ("b", 900)], &[], &[]);
-        let c = replicas(2, &g, &BTreeMap::new(), Goal::AverageValue(300), 0.1).unwrap();
+        let c = replicas(2, &g, &BTreeMap::new(), Goal::AverageValue(300), HPA).unwrap();
         assert_eq!(c.replicas, 6);
     }
 
     #[test]
     fn no_samples_is_an_error() {
         let g = grouping(&[], &["a"], &[]);
-        assert_eq!(replicas(1, &g, &BTreeMap::new(), Goal::AverageValue(1), 0.1), Err(CalcError::NoMetrics));
+        assert_eq!(replicas(1, &g, &BTreeMap::new(), Goal::AverageValue(1), HPA), Err(CalcError::NoMetrics));
     }
 }

@@ -41,8 +41,6 @@ pub struct Profile {
     pub require_kubernetes_metrics: bool,
     /// CPU readiness rules (`cpuInitializationPeriod`, `initialReadinessDelay`).
     pub readiness: Readiness,
-    /// Tolerance of the built-in calculation.
-    pub tolerance: f64,
     /// What a target goes to after failing this many ticks in a row, if anything.
     pub fallback: Option<config::Fallback>,
 }
@@ -135,7 +133,6 @@ fn resolve(name: &str, p: &config::Profile) -> Profile {
             cpu_initialization_period: p.cpu_initialization_period(),
             initial_readiness_delay: p.initial_readiness_delay(),
         },
-        tolerance: 0.1,
         fallback: p.fallback.clone(),
     }
 }

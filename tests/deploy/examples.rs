@@ -171,3 +171,15 @@ fn argo_rollouts_profile_runs_the_python_custom_metric_scripts_and_its_rbac_cove
         .collect();
     assert_eq!(resources, ["rollouts", "rollouts/scale"].into());
 }
+
+#[test]
+fn the_readme_config_is_a_valid_hub_config() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let (_, rest) = readme.split_once("### Configure the hub\n\n```yaml\n").expect("the README shows a hub config");
+    let (yaml, _) = rest.split_once("```").unwrap();
+    let config = scalehub_core::Config::from_yaml_str(yaml).unwrap_or_else(|e| panic!("README config: {e}"));
+    let cpu = config.profile("cpu").unwrap().spec_defaults();
+    assert_eq!((cpu.tolerance.scale_up.milli(), cpu.tolerance.scale_down.milli()), (50, 200));
+    assert_eq!(cpu.lineage, scalehub_core::spec::Lineage::Hpa);
+    assert!(config.profile("default").unwrap().fallback.is_some());
+}

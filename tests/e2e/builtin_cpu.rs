@@ -6,7 +6,7 @@
 use anyhow::{Context as _, ensure};
 use serde_json::json;
 
-use crate::fixtures::{create, decisions, deployment, opted_in, summary};
+use crate::fixtures::{create, decisions, deployment, first_scaled, opted_in, summary};
 use crate::harness::{Env, WAIT, eventually, on_simulator};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,15 +34,22 @@ async fn cpu(env: &Env) -> anyhow::Result<()> {
     ]);
     create(env, &deployment("busy", 2, annotations)).await?;
     env.wait_replicas("busy", 8).await?;
-    let scaled = eventually("a `scaled` decision", WAIT, async || {
-        Ok(decisions(env, store, "busy").await?.into_iter().find(|d| d.outcome == "scaled"))
-    })
-    .await?;
+    let scaled = eventually("a `scaled` decision", WAIT, async || first_scaled(env, store, "busy").await).await?;
     let all = summary(&decisions(env, store, "busy").await?);
     ensure!(
         scaled.raw_evaluation.is_some_and(|r| r > 8),
         "the built-in evaluation asked for {:?}: {all}",
         scaled.raw_evaluation
+    );
+    // No `behavior:`: the HPA's legacy cap lets 2 replicas become at most max(2 × 2, 4) = 4 in
+    // one tick, and the next tick goes on to the maximum.
+    let reasons = scaled.reasons.to_value();
+    ensure!(
+        scaled.final_replicas == Some(4)
+            && reasons.as_array().is_some_and(|r| {
+                r.iter().any(|r| r["code"] == "ScaleUpLimit" && r["detail"]["kind"] == "scaleUpCap")
+            }),
+        "the first scale-up was not capped at 4 by the HPA's rule: {reasons}; {all}"
     );
     ensure!(
         scaled.evaluation.to_value().get("builtin").is_some(),

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::fixtures::{create, decisions, deployment, opted_in, sh, summary};
+use crate::fixtures::{create, decisions, deployment, first_scaled, opted_in, sh, summary};
 use crate::harness::{Env, WAIT, eventually, on_simulator};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +79,9 @@ async fn custom_metrics(env: &Env) -> anyhow::Result<()> {
         a.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         a
     };
-    // Object Value: 30 against 10 is a ratio of 3 over 2 ready pods: 6.
+    // Object Value: 30 against 10 is a ratio of 3 over 2 ready pods: 6 (capped at max(2 × 2, 4)
+    // = 4 by the HPA's rule without a behavior; a value that does not fall as pods are added
+    // then keeps asking for 3 times the ready pods, up to the maximum).
     create(env, &deployment("by-object", 2, with("object", &[]))).await?;
     // External AverageValue: ceil(90 / 20) = 5.
     create(env, &deployment("by-queue", 2, with("external", &[]))).await?;
@@ -88,7 +90,7 @@ async fn custom_metrics(env: &Env) -> anyhow::Result<()> {
     create(env, &deployment("echo", 3, with("echo", &[]))).await?;
     create(env, &deployment("gold", 2, with("gold", &[("sim.scalehub.io/pods-metric.rps", "constant:45")]))).await?;
 
-    env.wait_replicas("by-object", 6).await?;
+    env.wait_replicas("by-object", 12).await?;
     env.wait_replicas("by-queue", 5).await?;
     env.wait_replicas("by-pods", 5).await?;
     env.wait_replicas("echo", 2).await?;
@@ -100,12 +102,18 @@ async fn custom_metrics(env: &Env) -> anyhow::Result<()> {
         })
         .await
     };
-    let by_object = scaled("by-object").await?;
+    let by_object = eventually("the first scaled decision of by-object", WAIT, async || {
+        first_scaled(env, store, "by-object").await
+    })
+    .await?;
     let text = by_object.evaluation.to_string();
     ensure!(
         text.contains("deployments.apps/frontend/requests_per_second")
-            && text.contains("value ratio 3.00 over 2 ready pods"),
-        "the object decision's evaluation: {text}"
+            && text.contains("value ratio 3.00 over 2 ready pods")
+            && by_object.raw_evaluation == Some(6)
+            && by_object.final_replicas == Some(4),
+        "the object decision: {}",
+        summary(&[by_object])
     );
     let by_queue = scaled("by-queue").await?;
     ensure!(by_queue.raw_evaluation == Some(5), "the queue decision: {}", summary(&[by_queue]));

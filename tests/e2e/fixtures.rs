@@ -119,6 +119,11 @@ pub async fn decisions(env: &Env, store: &Store, name: &str) -> anyhow::Result<V
     store.decisions(&key(env, name), None, 200).await.context("read decisions")
 }
 
+/// The oldest `scaled` decision of Deployment `name`, if there is one.
+pub async fn first_scaled(env: &Env, store: &Store, name: &str) -> anyhow::Result<Option<DecisionRow>> {
+    Ok(decisions(env, store, name).await?.into_iter().filter(|d| d.outcome == "scaled").min_by_key(|d| (d.time, d.id)))
+}
+
 /// Every tick of Deployment `name` in its series, oldest first (ticks that changed nothing
 /// leave a point there but no decision row).
 pub async fn ticks(env: &Env, store: &Store, name: &str) -> anyhow::Result<Vec<scalehub_store::TickPoint>> {

@@ -111,6 +111,8 @@ function detailText(detail) {
     case 'ratePolicy':
       return `rate policy ${detail.policyType} ${detail.value} per ${detail.periodSeconds}s` +
         ` (period started at ${detail.periodStartReplicas} replicas)`;
+    case 'scaleUpCap':
+      return `no behavior: the HPA's cap of max(${detail.factor} × current, ${detail.minimum}) per tick`;
     case 'rateDisabled':
       return 'scaling in this direction is disabled by the profile (selectPolicy: Disabled)';
     case 'override':

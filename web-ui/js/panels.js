@@ -41,6 +41,11 @@ export function renderStabilisation(el, t) {
           h('td', { class: 'num', title: fullTime(r.at) }, localTime(r.at)), h('td', { class: 'num' }, r.replicas)))))) : null);
 }
 
+/** `+0.05 / −0.1` (or `±0.1` when both directions agree). */
+function toleranceText(t) {
+  return t.scaleUp === t.scaleDown ? `±${t.scaleUp}` : `+${t.scaleUp} / −${t.scaleDown}`;
+}
+
 /** The parsed spec (or, for an invalid target, its raw annotations). */
 export function renderSpec(el, t) {
   const spec = t.spec || {};
@@ -59,6 +64,9 @@ export function renderSpec(el, t) {
     ...(spec.startTime ? [['Start time', spec.startTime, from('startTime')]] : []),
     ['Down-scale window', spec.downscaleStabilization, from('downscaleStabilization')],
     ['Up-scale window', spec.upscaleStabilization, from('upscaleStabilization')],
+    ...(spec.lineage === 'hpa' && spec.tolerance ? [['Tolerance', toleranceText(spec.tolerance)]] : []),
+    ['Rate limits', spec.rateLimits ? 'behavior (below)'
+      : spec.lineage === 'hpa' ? 'no behavior: a scale-up reaches at most max(2 × current, 4) per tick (HPA)' : 'none (CPA)'],
     ...Object.entries(spec.params || {}).map(([k, v]) => [`param.${k}`, v]),
   ] : Object.entries(spec).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]);
   replace(el,

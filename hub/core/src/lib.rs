@@ -11,6 +11,7 @@
 //!   every bad annotation at once.
 //! - [`policy`] — the decision pipeline: disabled → clamp → override → stabilise → rate limits,
 //!   with a reason chain and a serialisable, self-pruning [`PolicyState`].
+//! - [`tolerance`] — the built-in calculation's tolerance per direction.
 //! - [`selector`] — label selectors in their text form, as `/scale` reports them.
 //! - [`duration`] and [`quantity`] — parsing of `15s`/`1h30m` durations and Kubernetes
 //!   quantities (`250m`, `64Ki`, `12345678n`).
@@ -51,6 +52,7 @@ pub mod quantity;
 pub mod selector;
 pub mod spec;
 pub mod target;
+pub mod tolerance;
 
 pub use config::{Config, ConfigError, Profile};
 pub use duration::{DurationError, parse_duration};

@@ -329,7 +329,7 @@ impl Stages<'_> {
                     total.ready_pods,
                     total.milli,
                     goal,
-                    self.profile.tolerance,
+                    self.spec.tolerance,
                 );
                 let c = builtin::Calculation { reason: format!("{}: {}", g.name, c.reason), ..c };
                 if best.as_ref().is_none_or(|b| c.replicas > b.replicas) {
@@ -338,7 +338,7 @@ impl Stages<'_> {
                 continue;
             }
             let Some(goal) = g.goal else { continue };
-            match builtin::replicas(self.current, &g.grouping, &g.requests, goal, self.profile.tolerance) {
+            match builtin::replicas(self.current, &g.grouping, &g.requests, goal, self.spec.tolerance) {
                 Ok(c) => {
                     if best.as_ref().is_none_or(|b| c.replicas > b.replicas) {
                         best = Some(c);

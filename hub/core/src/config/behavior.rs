@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::Issues;
 use crate::policy::{RateLimits, RatePolicy, RateRules, SelectPolicy};
+use crate::tolerance::{Tolerance, Tolerances};
 
 /// The HPA's longest allowed policy period.
 const MAX_PERIOD_SECONDS: i32 = 1800;
@@ -31,6 +32,9 @@ pub struct ScalingRulesConfig {
     pub select_policy: Option<SelectPolicy>,
     /// Rate policies; the HPA defaults when omitted, never empty.
     pub policies: Option<Vec<RatePolicy>>,
+    /// How far the usage ratio may stray in this direction before the built-in calculation
+    /// scales (Kubernetes 1.33+); 0.1 when omitted.
+    pub tolerance: Option<Tolerance>,
 }
 
 impl BehaviorConfig {
@@ -47,6 +51,12 @@ impl BehaviorConfig {
             scale_up: resolve(&self.scale_up, RateRules::hpa_scale_up_default()),
             scale_down: resolve(&self.scale_down, RateRules::hpa_scale_down_default()),
         }
+    }
+
+    /// The tolerances, with the HPA's 0.1 for a direction that leaves it out.
+    pub fn tolerances(&self) -> Tolerances {
+        let of = |rules: &Option<ScalingRulesConfig>| rules.as_ref().and_then(|r| r.tolerance).unwrap_or_default();
+        Tolerances { scale_up: of(&self.scale_up), scale_down: of(&self.scale_down) }
     }
 
     /// The scale-up window, if set here.

@@ -209,6 +209,7 @@ impl Profile {
             run_mode: self.run_mode.unwrap_or(fallback.run_mode),
             start_time: self.start_time.map(|ms| Duration::from_millis(ms.unsigned_abs())),
             rate_limits: behavior.map(BehaviorConfig::rate_limits),
+            tolerance: behavior.map(BehaviorConfig::tolerances).unwrap_or_default(),
             lineage: fallback.lineage,
             sources: {
                 let mut sources = fallback.sources;

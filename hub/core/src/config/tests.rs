@@ -474,3 +474,26 @@ fn extra_kinds_name_a_scalable_resource_and_bad_ones_name_their_field() {
     let err = Config::from_yaml_str(&typo).unwrap_err().to_string();
     assert!(err.contains("extraKinds[0]") && err.contains("plurals"), "{err}");
 }
+
+#[test]
+fn behavior_sets_the_tolerance_of_each_direction() {
+    use crate::tolerance::{Tolerance, Tolerances};
+    let body = "kubernetesMetricSpecs:\n  - {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}\n";
+    let plain = Config::from_yaml_str(&as_profile("default", body)).unwrap();
+    assert_eq!(plain.profile("default").unwrap().spec_defaults().tolerance, Tolerances::default());
+    let tuned = format!("{body}behavior:\n  scaleUp: {{tolerance: 0.05}}\n  scaleDown: {{tolerance: 50m}}\n");
+    let config = Config::from_yaml_str(&as_profile("default", &tuned)).unwrap();
+    let defaults = config.profile("default").unwrap().spec_defaults();
+    assert_eq!(
+        defaults.tolerance,
+        Tolerances { scale_up: Tolerance::from_milli(50), scale_down: Tolerance::from_milli(50) }
+    );
+    let one_way = format!("{body}behavior:\n  scaleDown: {{tolerance: 0.3}}\n");
+    let config = Config::from_yaml_str(&as_profile("default", &one_way)).unwrap();
+    let tolerance = config.profile("default").unwrap().spec_defaults().tolerance;
+    assert_eq!((tolerance.scale_up.milli(), tolerance.scale_down.milli()), (100, 300));
+    let negative = format!("{body}behavior:\n  scaleUp: {{tolerance: -0.1}}\n");
+    let err = Config::from_yaml_str(&as_profile("default", &negative)).unwrap_err().to_string();
+    assert!(err.contains("profiles.default.behavior.scaleUp.tolerance"), "{err}");
+    assert!(err.contains(">= 0"), "{err}");
+}

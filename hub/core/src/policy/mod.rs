@@ -6,9 +6,13 @@
 //!    semantics: replicas = 0 is the de facto off switch); `min == 0` enables scale to/from zero.
 //!    Only an active pin overrides this (see 3).
 //! 2. **clamp** — the evaluation is clamped to the annotation bounds `[min, max]`
-//!    (`TooFewReplicas` / `TooManyReplicas`). This clamped value is the *recommendation* that the
-//!    stabilisation history records, whatever the later steps do, so the windows still reflect
-//!    what the metrics said when an override ends.
+//!    (`TooFewReplicas` / `TooManyReplicas`). The stabilisation history records the
+//!    *recommendation* whatever the later steps do, so the windows still reflect what the metrics
+//!    said when an override ends: for an HPA-lineage target the unclamped evaluation, as the HPA
+//!    records `prenormalizedDesiredReplicas` (so raising `maxReplicas` during a window lets the
+//!    target rise at once to what the metrics asked for); for a CPA-lineage target the clamped
+//!    one, as the CPA records it. Stabilising the clamped value against either history gives the
+//!    same result as the HPA's stabilise-then-clamp.
 //! 3. **override** — precedence: *pin > pause > bounds*, as only one override exists per target.
 //!    - A **pin** is applied *literally* and ends the pipeline: it wins over the evaluation, the
 //!      annotation bounds, the windows, the rate limits and the replicas = 0 off switch. An
@@ -21,14 +25,16 @@
 //!    effective bounds goes straight to the nearest bound, bypassing windows and rate limits.
 //! 5. **stabilise** — the HPA envelope (see `stabilise.rs`); the reason names the recorded
 //!    recommendation that bounded the value and when it leaves its window.
-//! 6. **rate** — the HPA rate policies, when the profile has a `behavior:` (no behavior means no
-//!    rate limits, as in the CPA); the result never leaves the effective bounds.
+//! 6. **rate** — the HPA rate policies, when the profile has a `behavior:`; the result never
+//!    leaves the effective bounds. Without a `behavior:`, an HPA-lineage target gets the HPA's
+//!    legacy cap (a scale-up reaches at most `max(2 × current, 4)` per tick,
+//!    `convertDesiredReplicasWithRules`) and a CPA-lineage one no rate limit, as in the CPA.
 //!
 //! Expired overrides are ignored here too, but removing them is the caller's job
 //! ([`Override::active_at`]).
 //!
-//! A brand-new state is seeded with the current replicas (HPA `recordInitialRecommendation`), so
-//! a newly opted-in target does not scale down before one downscale window has passed.
+//! An HPA-lineage state is seeded with the current replicas (HPA `recordInitialRecommendation`),
+//! so a newly opted-in target does not scale down before one downscale window has passed.
 //!
 //! # State and dry runs
 //!
@@ -81,9 +87,25 @@ pub struct PolicyInput<'a> {
     pub rate_limits: Option<&'a RateLimits>,
     /// The target's override, if any; ignored when not active at `now`.
     pub active_override: Option<&'a Override>,
-    /// Whether a brand-new state starts its window with the current replicas (the HPA's
-    /// `recordInitialRecommendation`), or empty as the CPA's does.
-    pub seed_with_current: bool,
+    /// Whose rules the steps follow where the HPA and the CPA differ (see [`Lineage`]).
+    pub lineage: Lineage,
+}
+
+/// Whose rules fill in what neither the annotations nor the profile set, and whose rules the
+/// pipeline follows where the HPA and the CPA differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lineage {
+    /// A CPA profile (hooks): the CPA's defaults and rules — no downscale window, `per-pod`; a
+    /// new target's window starts empty, so the first evaluation applies at once; the window
+    /// records the clamped evaluation; no `behavior:` means no rate limits.
+    Cpa,
+    /// A built-in profile (the HPA's calculation): the HPA's defaults and rules — a 5-minute
+    /// downscale window seeded with the current replicas (`recordInitialRecommendation`); the
+    /// window records the unclamped recommendation; no `behavior:` means the HPA's legacy
+    /// scale-up cap of `max(2 × current, 4)` per tick.
+    #[default]
+    Hpa,
 }
 
 /// The outcome of one pass through the pipeline.

@@ -2,9 +2,13 @@
 
 use super::rate::{self, Limit};
 use super::{
-    Decision, Detail, Envelope, Override, OverrideAction, PauseDirection, PolicyInput, PolicyState, RateLimits, Reason,
-    ReasonCode, Step, stabilise,
+    Decision, Detail, Envelope, Lineage, Override, OverrideAction, PauseDirection, PolicyInput, PolicyState,
+    RateLimits, Reason, ReasonCode, Step, stabilise,
 };
+
+/// The HPA's scale-up cap without a `behavior:` (`scaleUpLimitFactor`, `scaleUpLimitMinimum`).
+const LEGACY_SCALE_UP_FACTOR: i32 = 2;
+const LEGACY_SCALE_UP_MINIMUM: i32 = 4;
 
 /// Runs every step and returns the decision with the next state.
 pub(super) fn run(state: &PolicyState, input: &PolicyInput<'_>) -> Decision {
@@ -47,7 +51,10 @@ impl<'a> Run<'a> {
             return;
         }
         self.clamp_evaluation(min, max);
-        let recommendation = self.value;
+        let recommendation = match self.input.lineage {
+            Lineage::Hpa => self.input.evaluated_replicas,
+            Lineage::Cpa => self.value,
+        };
         self.seed(current);
         if let Some(replicas) = pinned {
             self.state.record_recommendation(self.input.now, recommendation);
@@ -88,7 +95,7 @@ impl<'a> Run<'a> {
     fn seed(&mut self, current: i32) {
         if !self.state.seeded {
             self.state.seeded = true;
-            if self.input.seed_with_current {
+            if self.input.lineage == Lineage::Hpa {
                 self.state.record_recommendation(self.input.now, current);
             }
         }
@@ -211,10 +218,13 @@ impl<'a> Run<'a> {
 
     fn rate_limit(&mut self, low: i32, high: i32) {
         let input = self.input;
+        let current = input.current_replicas;
         let Some(limits) = input.rate_limits else {
+            if input.lineage == Lineage::Hpa && self.value > current {
+                self.legacy_scale_up_cap(current);
+            }
             return;
         };
-        let current = input.current_replicas;
         let (up_events, down_events) = (&self.state.scale_up_events, &self.state.scale_down_events);
         if self.value > current {
             let limit = rate::scale_up_limit(current, up_events, down_events, &limits.scale_up, input.now);
@@ -233,6 +243,21 @@ impl<'a> Run<'a> {
                 let message = format!("scale-down rate limit allows at least {to} replicas now");
                 self.step(Step::Rate, ReasonCode::ScaleDownLimit, to, message, rate_detail(limit));
             }
+        }
+    }
+}
+
+impl Run<'_> {
+    /// The HPA without a `behavior:`: a scale-up reaches at most `max(2 × current, 4)`.
+    fn legacy_scale_up_cap(&mut self, current: i32) {
+        let cap = current.saturating_mul(LEGACY_SCALE_UP_FACTOR).max(LEGACY_SCALE_UP_MINIMUM);
+        if self.value > cap {
+            let message = format!(
+                "without a behavior the HPA scales up to at most max({LEGACY_SCALE_UP_FACTOR} × {current}, \
+                 {LEGACY_SCALE_UP_MINIMUM}) = {cap} replicas at a time"
+            );
+            let detail = Detail::ScaleUpCap { factor: LEGACY_SCALE_UP_FACTOR, minimum: LEGACY_SCALE_UP_MINIMUM };
+            self.step(Step::Rate, ReasonCode::ScaleUpLimit, cap, message, Some(detail));
         }
     }
 }

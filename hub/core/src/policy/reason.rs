@@ -108,6 +108,13 @@ pub enum Detail {
     },
     /// The rate limit came from `selectPolicy: Disabled`.
     RateDisabled,
+    /// The HPA's scale-up cap without a `behavior:`: at most `max(factor × current, minimum)`.
+    ScaleUpCap {
+        /// The factor on the current replicas (2).
+        factor: i32,
+        /// The least the cap allows (4).
+        minimum: i32,
+    },
     /// The override that acted.
     Override {
         /// Who set it.

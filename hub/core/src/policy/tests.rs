@@ -16,7 +16,7 @@ struct Target {
     down_window: Duration,
     rate: Option<RateLimits>,
     override_: Option<Override>,
-    seed_with_current: bool,
+    lineage: Lineage,
 }
 
 impl Target {
@@ -30,13 +30,13 @@ impl Target {
             down_window: Duration::from_secs(300),
             rate: None,
             override_: None,
-            seed_with_current: true,
+            lineage: Lineage::Hpa,
         }
     }
 
     /// As the CPA: a new target's window starts empty.
     fn cpa(mut self) -> Self {
-        self.seed_with_current = false;
+        self.lineage = Lineage::Cpa;
         self
     }
 
@@ -74,7 +74,7 @@ impl Target {
             downscale_window: self.down_window,
             rate_limits: self.rate.as_ref(),
             active_override: self.override_.as_ref(),
-            seed_with_current: self.seed_with_current,
+            lineage: self.lineage,
         };
         decide(&self.state, &input)
     }
@@ -178,9 +178,75 @@ fn upscale_waits_until_every_recommendation_in_the_up_window_agrees() {
     let held = target.tick(MIN, 8);
     assert_eq!(held.desired_replicas, 2);
     assert_eq!(codes(&held), [ReasonCode::ScaleUpStabilized]);
-    // At 3 min the 2s from t=0 have left the window; only 8s remain.
+    // At 3 min the 2s from t=0 have left the window; only 8s remain, and without a behavior
+    // the HPA's legacy cap lets 2 replicas become at most max(2 × 2, 4) = 4.
     assert_eq!(target.tick(2 * MIN, 8).desired_replicas, 2);
-    assert_eq!(target.tick(3 * MIN, 8).desired_replicas, 8);
+    let released = target.tick(3 * MIN, 8);
+    assert_eq!(released.desired_replicas, 4);
+    assert_eq!(codes(&released), [ReasonCode::ScaleUpLimit]);
+}
+
+#[test]
+fn without_a_behavior_the_hpa_caps_a_scale_up_at_twice_current_or_four() {
+    // convertDesiredReplicasWithRules: scaleUpLimit = max(2 × current, 4).
+    for (current, evaluated, expected) in [(1, 9, 4), (3, 9, 6), (5, 9, 9), (0, 9, 4), (6, 20, 10)] {
+        let mut target = Target::new(current).windows(0, 0).bounds(0, 10);
+        let decision = target.tick(0, evaluated);
+        assert_eq!(decision.desired_replicas, expected, "{current} -> {evaluated}");
+    }
+    let capped = Target::new(3).windows(0, 0).tick(0, 9);
+    let reason = &capped.reasons[0];
+    assert_eq!((reason.step, reason.code, reason.from, reason.to), (Step::Rate, ReasonCode::ScaleUpLimit, 9, 6));
+    assert_eq!(reason.detail, Some(Detail::ScaleUpCap { factor: 2, minimum: 4 }));
+    assert!(reason.message.contains("max(2 × 3, 4) = 6"), "{}", reason.message);
+    // The cap applies per tick: the next tick goes on from 6.
+    let mut target = Target::new(3).windows(0, 0);
+    target.tick(0, 9);
+    assert_eq!(target.current, 6);
+    assert_eq!(target.tick(15_000, 9).desired_replicas, 9);
+    // A scale-down is not capped.
+    assert_eq!(Target::new(9).windows(0, 0).tick(0, 1).desired_replicas, 1);
+}
+
+#[test]
+fn a_cpa_target_without_a_behavior_has_no_rate_limit() {
+    let decision = Target::new(1).cpa().windows(0, 0).tick(0, 9);
+    assert_eq!(decision.desired_replicas, 9);
+    assert!(decision.reasons.is_empty());
+}
+
+#[test]
+fn a_behavior_replaces_the_legacy_cap() {
+    let policies = vec![RatePolicy { policy_type: PolicyType::Pods, value: 20, period_seconds: 15 }];
+    let rules = RateRules { select_policy: SelectPolicy::Max, policies };
+    let rate = RateLimits { scale_up: rules.clone(), scale_down: rules };
+    let decision = Target::new(1).windows(0, 0).rate(rate).tick(0, 9);
+    assert_eq!(decision.desired_replicas, 9);
+}
+
+#[test]
+fn the_hpa_window_records_the_unclamped_recommendation_so_raising_the_maximum_applies_at_once() {
+    // The metrics ask for 14 with a maximum of 10; an up window of 3 minutes.
+    let mut target = Target::new(10).windows(180, 0);
+    assert_eq!(target.tick(0, 14).desired_replicas, 10);
+    let clamped = target.tick(4 * MIN, 14);
+    assert_eq!(clamped.desired_replicas, 10);
+    assert_eq!(codes(&clamped), [ReasonCode::TooManyReplicas]);
+    assert_eq!(target.state.recommendations.last().map(|s| s.replicas), Some(14));
+    // A minute later the user raises the maximum to 20; the metrics still ask for 14. The HPA
+    // stabilises against the recorded 14, so the target rises at once.
+    target.max = 20;
+    let raised = target.tick(5 * MIN, 14);
+    assert_eq!(raised.desired_replicas, 14);
+    // A CPA target records what it was clamped to, as the CPA does, so a recorded 10 holds it.
+    let mut cpa = Target::new(10).cpa().windows(180, 0);
+    cpa.tick(0, 14);
+    cpa.tick(4 * MIN, 14);
+    assert_eq!(cpa.state.recommendations.last().map(|s| s.replicas), Some(10));
+    cpa.max = 20;
+    let held = cpa.tick(5 * MIN, 14);
+    assert_eq!(held.desired_replicas, 10);
+    assert_eq!(codes(&held), [ReasonCode::ScaleUpStabilized]);
 }
 
 #[test]

@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::{format_duration, parse_duration, serde_human};
+pub use crate::policy::Lineage;
 use crate::policy::{EpochMillis, Override, PolicyInput, RateLimits};
+use crate::tolerance::Tolerances;
 
 #[cfg(test)]
 mod tests;
@@ -81,19 +83,6 @@ pub enum Mode {
     Active,
     /// Decide and record, never scale.
     Shadow,
-}
-
-/// Whose rules fill in what neither the annotations nor the profile set.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lineage {
-    /// A CPA profile (hooks): the CPA's defaults — no downscale window, `per-pod`, and a new
-    /// target's window starts empty, so the first evaluation applies at once.
-    Cpa,
-    /// A built-in profile (the HPA's calculation): the HPA's defaults — a 5-minute downscale
-    /// window seeded with the current replicas (`recordInitialRecommendation`).
-    #[default]
-    Hpa,
 }
 
 /// Where one of a target's settings came from.
@@ -199,6 +188,8 @@ pub struct SpecDefaults {
     pub start_time: Option<Duration>,
     /// The profile's rate policies, if it has a `behavior:`.
     pub rate_limits: Option<RateLimits>,
+    /// The built-in calculation's tolerances (the HPA's 0.1 unless the `behavior:` sets them).
+    pub tolerance: Tolerances,
     /// Whose defaults the rest are.
     pub lineage: Lineage,
     /// Where each [`SOURCED`] setting's default comes from (the profile key, or a lineage's
@@ -229,6 +220,7 @@ impl SpecDefaults {
             run_mode: RunMode::PerResource,
             start_time: None,
             rate_limits: None,
+            tolerance: Tolerances::default(),
             lineage: Lineage::Hpa,
             sources: Sources::lineage(Source::HpaDefault),
         }
@@ -269,6 +261,9 @@ pub struct TargetSpec {
     /// Rate policies from the profile's `behavior:`, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<RateLimits>,
+    /// The tolerances of the built-in calculation (a hook's evaluation is its own).
+    #[serde(default)]
+    pub tolerance: Tolerances,
     /// The first tick waits for the next multiple of this period of wall-clock time, then one
     /// interval (the CPA's `startTime`); without it the first tick is jittered.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_human_opt")]
@@ -476,6 +471,7 @@ impl TargetSpec {
             mode,
             params,
             rate_limits: defaults.rate_limits.clone(),
+            tolerance: defaults.tolerance,
             start_time,
             lineage: defaults.lineage,
             sources,
@@ -500,7 +496,7 @@ impl TargetSpec {
             downscale_window: self.downscale_stabilization,
             rate_limits: self.rate_limits.as_ref(),
             active_override,
-            seed_with_current: self.lineage == Lineage::Hpa,
+            lineage: self.lineage,
         }
     }
 }
