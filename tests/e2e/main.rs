@@ -25,6 +25,7 @@
 //! - [`drill_fds`]: the hub under `ulimit -n 1024` with 1,500 idle connections.
 //! - [`cpa`]: a CPA profile has the CPA's defaults and reads evaluations as Go does.
 //! - [`fallback`]: a failing target goes to its profile's fallback and leaves it when it recovers.
+//! - [`scale_to_zero`]: an idle target goes to zero after its cooldown, an active one wakes at once.
 //! - [`custom_metrics`]: Object, External and Pods metrics, built in and in CPA payloads (simulator only).
 //! - [`builtin_cpu`]: the built-in HPA CPU calculation (simulator only: no metrics API on the real server).
 
@@ -50,4 +51,5 @@ mod process;
 mod reload;
 mod restart;
 mod rollouts;
+mod scale_to_zero;
 mod scaling;

@@ -113,6 +113,11 @@ function detailText(detail) {
         ` (period started at ${detail.periodStartReplicas} replicas)`;
     case 'scaleUpCap':
       return `no behavior: the HPA's cap of max(${detail.factor} × current, ${detail.minimum}) per tick`;
+    case 'activation':
+      return detail.valueMilli === undefined ? `no activation value; threshold ${detail.thresholdMilli / 1000}`
+        : `activation value ${detail.valueMilli / 1000} against the threshold ${detail.thresholdMilli / 1000}`;
+    case 'cooldown':
+      return `inactive since ${localTime(detail.inactiveSince)}; cooldown ${duration(detail.cooldownMs)}, zero at ${localTime(detail.zeroAt)}`;
     case 'rateDisabled':
       return 'scaling in this direction is disabled by the profile (selectPolicy: Disabled)';
     case 'override':

@@ -65,6 +65,8 @@ export function renderSpec(el, t) {
     ['Down-scale window', spec.downscaleStabilization, from('downscaleStabilization')],
     ['Up-scale window', spec.upscaleStabilization, from('upscaleStabilization')],
     ...(spec.lineage === 'hpa' && spec.tolerance ? [['Tolerance', toleranceText(spec.tolerance)]] : []),
+    ...(spec.scaleToZero && spec.minReplicas === 0 ? [['Scale to zero',
+      `active above ${spec.scaleToZero.activationThresholdMilli / 1000}; 1 → 0 after ${spec.scaleToZero.cooldownPeriod} inactive`]] : []),
     ['Rate limits', spec.rateLimits ? 'behavior (below)'
       : spec.lineage === 'hpa' ? 'no behavior: a scale-up reaches at most max(2 × current, 4) per tick (HPA)' : 'none (CPA)'],
     ...Object.entries(spec.params || {}).map(([k, v]) => [`param.${k}`, v]),

@@ -134,6 +134,34 @@ fn parse_exponent(suffix: &str) -> Option<i32> {
     digits.parse::<i32>().ok().filter(|exp| exp.abs() <= 1000)
 }
 
+/// A non-negative quantity as a config writes it, a number (`5`, `0.5`) or a quantity string
+/// (`"500m"`, `"2k"`), held in whole thousandths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Milli(pub i64);
+
+impl<'de> serde::Deserialize<'de> for Milli {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Integer(i64),
+            Number(f64),
+            Text(String),
+        }
+        let milli = match Raw::deserialize(deserializer)? {
+            Raw::Integer(n) => n.checked_mul(1000).ok_or_else(|| format!("{n} is too large")),
+            Raw::Number(n) if n.is_finite() && n.abs() < 9e15 => Ok((n * 1000.0).ceil() as i64),
+            Raw::Number(n) => Err(format!("{n} is not a finite number")),
+            Raw::Text(text) => parse_milli(text.trim()).map_err(|e| format!("{text:?} is not a quantity: {e}")),
+        }
+        .map_err(serde::de::Error::custom)?;
+        if milli < 0 {
+            return Err(serde::de::Error::custom("must be >= 0"));
+        }
+        Ok(Milli(milli))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -220,7 +220,7 @@ pub struct ReasonDoc {
     pub from: i32,
     /// Replicas leaving it.
     pub to: i32,
-    /// Step-specific facts, tagged by `kind` (`bounds`, `sample`, `ratePolicy`, `rateDisabled`, `scaleUpCap`, `override`).
+    /// Step-specific facts, tagged by `kind` (`bounds`, `sample`, `ratePolicy`, `rateDisabled`, `scaleUpCap`, `activation`, `cooldown`, `override`).
     #[schema(value_type = Option<Object>)]
     pub detail: Option<serde_json::Value>,
 }

@@ -51,8 +51,9 @@ pub struct StageFailure {
 pub enum Evaluation {
     /// The evaluate hook's answer.
     Hook(scalehub_hooks::Evaluation),
-    /// The HPA's calculation over the Kubernetes metrics.
-    Builtin(builtin::Calculation),
+    /// The HPA's calculation over the Kubernetes metrics, with the largest Object or External
+    /// metric value (milli) read this tick, if any.
+    Builtin(builtin::Calculation, Option<i64>),
 }
 
 impl Evaluation {
@@ -60,7 +61,17 @@ impl Evaluation {
     pub fn replicas(&self) -> i32 {
         match self {
             Evaluation::Hook(e) => e.target_replicas,
-            Evaluation::Builtin(c) => c.replicas,
+            Evaluation::Builtin(c, _) => c.replicas,
+        }
+    }
+
+    /// The value that says whether a scale-to-zero target is active: the evaluation for a
+    /// hook, the largest Object or External metric value for the built-in calculation (`None`
+    /// when none could be read).
+    pub fn activation_milli(&self) -> Option<i64> {
+        match self {
+            Evaluation::Hook(e) => Some(i64::from(e.target_replicas) * 1000),
+            Evaluation::Builtin(_, peak) => *peak,
         }
     }
 
@@ -69,7 +80,7 @@ impl Evaluation {
     pub fn to_record(&self) -> Json {
         match self {
             Evaluation::Hook(e) => Json::of(e),
-            Evaluation::Builtin(c) => {
+            Evaluation::Builtin(c, _) => {
                 Json::of(&json!({"targetReplicas": c.replicas, "builtin": {"ratio": c.ratio, "reason": c.reason}}))
             }
         }
@@ -310,7 +321,11 @@ impl Stages<'_> {
                 }
                 Evaluation::Hook(evaluation)
             }
-            None => Evaluation::Builtin(self.builtin(gathered).map_err(|m| fail("evaluate", m, metrics))?),
+            None => {
+                let calculation = self.builtin(gathered).map_err(|m| fail("evaluate", m, metrics))?;
+                let peak = gathered.iter().filter_map(|g| g.total.as_ref().map(|t| t.milli)).max();
+                Evaluation::Builtin(calculation, peak)
+            }
         };
         Ok(evaluation)
     }

@@ -142,10 +142,13 @@ pub async fn decide(
     let stages = Stages { ctx, key, input, spec, profile: &profile, run_type, current };
     let scaler = run_type == RunType::Scaler;
     let mut fallback_reason = None;
+    // A failed tick (fallback) has no activation value: it counts as active.
+    let mut activation_milli = None;
     let raw = match stages.metrics_and_evaluation(&mut record.hooks).await {
         Ok((metrics, evaluation)) => {
             record.metrics = metrics;
             record.evaluation = evaluation.to_record();
+            activation_milli = evaluation.activation_milli();
             let raw = evaluation.replicas();
             record.raw = Some(raw);
             if scaler {
@@ -202,7 +205,9 @@ pub async fn decide(
         }
     };
     let active = ctx.override_for(key, now);
-    let decision = policy::decide(&memory.policy, &spec.policy_input(now, current, raw, active.as_ref()));
+    let mut policy_input = spec.policy_input(now, current, raw, active.as_ref());
+    policy_input.activation = spec.activation(activation_milli);
+    let decision = policy::decide(&memory.policy, &policy_input);
     record.reasons = Json::of(&fallback_reason.iter().chain(decision.reasons.iter()).collect::<Vec<_>>());
     record.desired = Some(decision.desired_replicas);
     let disabled = decision.reasons.iter().any(|r| r.step == policy::Step::Disabled);

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use super::Issues;
 use super::behavior::BehaviorConfig;
 use super::method::Method;
-use super::metrics::MetricSpec;
-use crate::spec::{RunMode, Source, SpecDefaults};
+use super::metrics::{MetricSourceType, MetricSpec};
+use crate::spec::{RunMode, ScaleToZero, Source, SpecDefaults};
 
 /// A profile as written in the config. Every field is optional here so that `defaults:` can
 /// fill gaps; validation then requires `metric` and `evaluate` on each merged profile.
@@ -65,6 +65,9 @@ pub struct Profile {
     /// What to scale to once metrics or hooks have failed this many ticks in a row (KEDA's
     /// `fallback`); without it a failing target holds its replicas.
     pub fallback: Option<Fallback>,
+    /// Scale to and from zero for targets with `minReplicas: 0` (KEDA's activation and
+    /// cooldown); without it, a target with a minimum of 0 scales to zero like any count.
+    pub scale_to_zero: Option<ScaleToZeroConfig>,
     /// CPA key, ignored: the hub serves one API for all targets.
     pub api_config: Option<IgnoredAny>,
     /// CPA key, ignored: logging is configured with `RUST_LOG`.
@@ -72,6 +75,36 @@ pub struct Profile {
     /// Keys this hub does not know, in document order of their names (reported, ignored).
     #[serde(flatten)]
     pub unknown: std::collections::BTreeMap<String, IgnoredAny>,
+}
+
+/// `scaleToZero:` as written in the config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScaleToZeroConfig {
+    /// The target is active while its activation value is above this (0 when omitted): the
+    /// evaluation's `targetReplicas` for a hook profile, the largest Object or External metric
+    /// value for a built-in one.
+    pub activation_threshold: Option<crate::quantity::Milli>,
+    /// Seconds a target must stay inactive before 1 → 0 (KEDA's `cooldownPeriod`, 300 when
+    /// omitted).
+    pub cooldown_period: Option<i64>,
+}
+
+/// KEDA's `cooldownPeriod` default, seconds.
+const DEFAULT_COOLDOWN_PERIOD: i64 = 300;
+/// The longest cooldown, a day.
+const MAX_COOLDOWN_PERIOD: i64 = 86_400;
+
+impl ScaleToZeroConfig {
+    /// The resolved settings.
+    pub fn resolve(&self) -> ScaleToZero {
+        ScaleToZero {
+            activation_threshold_milli: self.activation_threshold.unwrap_or_default().0,
+            cooldown_period: Duration::from_secs(
+                self.cooldown_period.unwrap_or(DEFAULT_COOLDOWN_PERIOD).unsigned_abs(),
+            ),
+        }
+    }
 }
 
 /// KEDA's `fallback`: after `failureThreshold` failed ticks in a row the target is decided as
@@ -147,6 +180,7 @@ impl Profile {
             scale_target_ref: None,
             start_time: self.start_time.or(base.start_time),
             fallback: self.fallback.or(base.fallback),
+            scale_to_zero: self.scale_to_zero.or(base.scale_to_zero),
             api_config: None,
             log_verbosity: None,
             unknown: Default::default(),
@@ -210,6 +244,7 @@ impl Profile {
             start_time: self.start_time.map(|ms| Duration::from_millis(ms.unsigned_abs())),
             rate_limits: behavior.map(BehaviorConfig::rate_limits),
             tolerance: behavior.map(BehaviorConfig::tolerances).unwrap_or_default(),
+            scale_to_zero: self.scale_to_zero.as_ref().map(ScaleToZeroConfig::resolve),
             lineage: fallback.lineage,
             sources: {
                 let mut sources = fallback.sources;
@@ -265,6 +300,15 @@ impl Profile {
                 issues.push(format!("{path}.fallback.replicas"), "must be >= 0");
             }
         }
+        if let Some(zero) = &self.scale_to_zero
+            && let Some(cooldown) = zero.cooldown_period
+            && !(0..=MAX_COOLDOWN_PERIOD).contains(&cooldown)
+        {
+            issues.push(
+                format!("{path}.scaleToZero.cooldownPeriod"),
+                format!("must be between 0 and {MAX_COOLDOWN_PERIOD} (seconds)"),
+            );
+        }
         if let Some(ms) = self.start_time
             && !(1..=crate::spec::MAX_INTERVAL.as_millis() as i64).contains(&ms)
         {
@@ -299,6 +343,20 @@ impl Profile {
                     );
                 }
             }
+        }
+        // A built-in profile reads its activation value from an Object or External metric: with
+        // no pods there is nothing else to read (the HPA's HPAScaleToZero has the same rule).
+        let total_metric = self
+            .kubernetes_metric_specs
+            .iter()
+            .flatten()
+            .any(|s| matches!(s.source_type, MetricSourceType::Object | MetricSourceType::External));
+        if self.scale_to_zero.is_some() && self.is_builtin() && !total_metric {
+            issues.push(
+                format!("{path}.scaleToZero"),
+                "needs an Object or External metric in kubernetesMetricSpecs (a built-in profile is active while \
+                 one of their values is above activationThreshold; at zero replicas there are no pod metrics)",
+            );
         }
         let defaults = self.spec_defaults();
         if defaults.min_replicas > defaults.max_replicas {

@@ -497,3 +497,37 @@ fn behavior_sets_the_tolerance_of_each_direction() {
     assert!(err.contains("profiles.default.behavior.scaleUp.tolerance"), "{err}");
     assert!(err.contains(">= 0"), "{err}");
 }
+
+#[test]
+fn scale_to_zero_has_keda_defaults_and_needs_a_value_to_wake_a_builtin_profile() {
+    let hooks = format!("{CPA_EXAMPLE}minReplicas: 0\nscaleToZero: {{}}\n");
+    let config = Config::from_yaml_str(&as_profile("default", &hooks)).unwrap();
+    let zero = config.profile("default").unwrap().spec_defaults().scale_to_zero.unwrap();
+    assert_eq!((zero.activation_threshold_milli, zero.cooldown_period), (0, Duration::from_secs(300)));
+    let tuned = format!("{CPA_EXAMPLE}scaleToZero: {{activationThreshold: 500m, cooldownPeriod: 60}}\n");
+    let config = Config::from_yaml_str(&as_profile("default", &tuned)).unwrap();
+    let zero = config.profile("default").unwrap().spec_defaults().scale_to_zero.unwrap();
+    assert_eq!((zero.activation_threshold_milli, zero.cooldown_period), (500, Duration::from_secs(60)));
+
+    let cpu = "kubernetesMetricSpecs:\n  - {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}\n";
+    let err = Config::from_yaml_str(&as_profile("cpu", &format!("{cpu}scaleToZero: {{}}\n"))).unwrap_err().to_string();
+    assert!(err.contains("profiles.cpu.scaleToZero: needs an Object or External metric"), "{err}");
+    let queue = "kubernetesMetricSpecs:\n  - {type: External, external: {metric: {name: queue}, target: {type: AverageValue, averageValue: '20'}}}\n";
+    let builtin = format!("{queue}minReplicas: 0\nscaleToZero: {{activationThreshold: 5}}\n");
+    let config = Config::from_yaml_str(&as_profile("queue", &builtin)).unwrap();
+    assert_eq!(
+        config.profile("queue").unwrap().spec_defaults().scale_to_zero.unwrap().activation_threshold_milli,
+        5000
+    );
+
+    for (bad, field) in [
+        ("scaleToZero: {cooldownPeriod: -1}", "scaleToZero.cooldownPeriod"),
+        ("scaleToZero: {cooldownPeriod: 90000}", "scaleToZero.cooldownPeriod"),
+        ("scaleToZero: {activationThreshold: -2}", "scaleToZero.activationThreshold"),
+        ("scaleToZero: {activation: 2}", "scaleToZero"),
+    ] {
+        let err =
+            Config::from_yaml_str(&as_profile("default", &format!("{CPA_EXAMPLE}{bad}\n"))).unwrap_err().to_string();
+        assert!(err.contains(&format!("profiles.default.{field}")), "{bad}: {err}");
+    }
+}

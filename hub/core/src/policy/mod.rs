@@ -30,6 +30,11 @@
 //!    legacy cap (a scale-up reaches at most `max(2 × current, 4)` per tick,
 //!    `convertDesiredReplicasWithRules`) and a CPA-lineage one no rate limit, as in the CPA.
 //!
+//! **Scale to and from zero** (`activation` set and `min == 0`, see `zero.rs`): a target at 0
+//! goes to 1 at once when active and stays at 0 otherwise; a target with replicas runs the steps
+//! above with a floor of 1, and goes 1 → 0 as a last step only after an unbroken inactive
+//! cooldown, so windows and rate policies govern every step down to 1.
+//!
 //! Expired overrides are ignored here too, but removing them is the caller's job
 //! ([`Override::active_at`]).
 //!
@@ -52,6 +57,7 @@ mod stabilise;
 mod state;
 #[cfg(test)]
 mod tests;
+mod zero;
 
 use std::time::Duration;
 
@@ -62,6 +68,7 @@ pub use rate::{PolicyType, RateLimits, RatePolicy, RateRules, SelectPolicy};
 pub use reason::{Detail, Reason, ReasonCode, Step};
 pub use stabilise::Envelope;
 pub use state::{MAX_RECOMMENDATIONS, MAX_SCALE_EVENTS, PolicyState, Sample, ScaleEvent};
+pub use zero::Activation;
 
 /// A point in time as milliseconds since the Unix epoch (serialisable, easy to store in SQLite).
 pub type EpochMillis = i64;
@@ -89,6 +96,9 @@ pub struct PolicyInput<'a> {
     pub active_override: Option<&'a Override>,
     /// Whose rules the steps follow where the HPA and the CPA differ (see [`Lineage`]).
     pub lineage: Lineage,
+    /// With scale to zero (a profile's `scaleToZero:`): whether the target is active this tick.
+    /// Acts only when `min_replicas` is 0; see `zero.rs`.
+    pub activation: Option<Activation>,
 }
 
 /// Whose rules fill in what neither the annotations nor the profile set, and whose rules the

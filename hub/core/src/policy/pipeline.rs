@@ -2,8 +2,8 @@
 
 use super::rate::{self, Limit};
 use super::{
-    Decision, Detail, Envelope, Lineage, Override, OverrideAction, PauseDirection, PolicyInput, PolicyState,
-    RateLimits, Reason, ReasonCode, Step, stabilise,
+    Activation, Decision, Detail, Envelope, Lineage, Override, OverrideAction, PauseDirection, PolicyInput,
+    PolicyState, RateLimits, Reason, ReasonCode, Step, stabilise,
 };
 
 /// The HPA's scale-up cap without a `behavior:` (`scaleUpLimitFactor`, `scaleUpLimitMinimum`).
@@ -50,11 +50,19 @@ impl<'a> Run<'a> {
             self.step(Step::Disabled, ReasonCode::ScalingDisabled, 0, message, None);
             return;
         }
+        // Scale to zero: only with a minimum of 0, and never against a pin.
+        let zero = self.input.activation.filter(|_| min == 0 && pinned.is_none());
+        if let Some(activation) = zero {
+            self.track_activity(activation);
+            if current == 0 {
+                self.wake_from_zero(activation);
+                return;
+            }
+        }
+        // While it has replicas a scale-to-zero target runs with a floor of one.
+        let min = if zero.is_some() { self.floor_at_one(min) } else { min };
         self.clamp_evaluation(min, max);
-        let recommendation = match self.input.lineage {
-            Lineage::Hpa => self.input.evaluated_replicas,
-            Lineage::Cpa => self.value,
-        };
+        let recommendation = self.recommendation();
         self.seed(current);
         if let Some(replicas) = pinned {
             self.state.record_recommendation(self.input.now, recommendation);
@@ -67,6 +75,99 @@ impl<'a> Run<'a> {
             self.rate_limit(low, high);
         }
         self.state.record_recommendation(self.input.now, recommendation);
+        if let Some(activation) = zero {
+            self.last_step_to_zero(activation);
+        }
+    }
+
+    /// What the stabilisation window records: the HPA's unclamped recommendation, or the
+    /// CPA's clamped evaluation.
+    fn recommendation(&self) -> i32 {
+        match self.input.lineage {
+            Lineage::Hpa => self.input.evaluated_replicas,
+            Lineage::Cpa => self.value,
+        }
+    }
+
+    /// Starts or ends the inactive stretch the cooldown counts from.
+    fn track_activity(&mut self, activation: Activation) {
+        if activation.active {
+            self.state.inactive_since = None;
+        } else if self.state.inactive_since.is_none() {
+            self.state.inactive_since = Some(self.input.now);
+        }
+    }
+
+    /// A target at zero: to one at once when active (unless an override pauses scaling up),
+    /// else it stays at zero.
+    fn wake_from_zero(&mut self, activation: Activation) {
+        let detail = Some(Detail::Activation {
+            value_milli: activation.value_milli,
+            threshold_milli: activation.threshold_milli,
+        });
+        if !activation.active {
+            if self.value != 0 {
+                let message = format!("inactive ({}): stays at 0", activation.comparison());
+                self.step(Step::Activation, ReasonCode::Inactive, 0, message, detail);
+            }
+        } else if self.paused(true) {
+            let message = format!("active ({}), but scaling up is paused by an override", activation.comparison());
+            let detail = self.override_detail();
+            self.step(Step::Override, ReasonCode::ScaleUpPaused, 0, message, detail);
+        } else {
+            let message = format!("active ({}): 0 → 1 at once", activation.comparison());
+            self.step(Step::Activation, ReasonCode::Activated, 1, message, detail);
+        }
+        let recommendation = self.recommendation();
+        self.seed(0);
+        self.state.record_recommendation(self.input.now, recommendation);
+    }
+
+    /// The minimum a target with replicas runs with: one, and a reason when the evaluation
+    /// asked for less.
+    fn floor_at_one(&mut self, min: i32) -> i32 {
+        if self.value < 1 {
+            let message =
+                "below one replica only by the cooldown's last step: the windows and rate policies govern the way down to 1"
+                    .to_owned();
+            let activation = self
+                .input
+                .activation
+                .map(|a| Detail::Activation { value_milli: a.value_milli, threshold_milli: a.threshold_milli });
+            self.step(Step::Activation, ReasonCode::Inactive, 1, message, activation);
+        }
+        min.max(1)
+    }
+
+    /// The last step: one → zero once the target has been inactive for the whole cooldown.
+    fn last_step_to_zero(&mut self, activation: Activation) {
+        let current = self.input.current_replicas;
+        let allows_zero = match self.active.map(|o| o.action) {
+            Some(OverrideAction::Bounds { .. }) => self.active.is_some_and(|o| o.narrow(0, i32::MAX).0 == 0),
+            Some(OverrideAction::Pause { .. }) => !self.paused(false),
+            _ => true,
+        };
+        let Some(since) = self.state.inactive_since.filter(|_| !activation.active) else {
+            return;
+        };
+        if current != 1 || self.value != 1 || !allows_zero {
+            return;
+        }
+        let now = self.input.now;
+        let zero_at = since.saturating_add(activation.cooldown_ms);
+        let detail = Some(Detail::Cooldown { inactive_since: since, cooldown_ms: activation.cooldown_ms, zero_at });
+        let inactive_for = crate::duration::format_duration(std::time::Duration::from_millis(
+            u64::try_from(now.saturating_sub(since)).unwrap_or(0),
+        ));
+        if now >= zero_at {
+            let message =
+                format!("inactive ({}) for {inactive_for}, the whole cooldown: 1 → 0", activation.comparison());
+            self.step(Step::Activation, ReasonCode::ScaledToZero, 0, message, detail);
+        } else {
+            let message =
+                format!("inactive ({}) for {inactive_for}: 1 → 0 when the cooldown ends", activation.comparison());
+            self.step(Step::Activation, ReasonCode::ScaleToZeroCooldown, 1, message, detail);
+        }
     }
 
     fn finish(mut self) -> Decision {

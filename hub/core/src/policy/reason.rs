@@ -13,6 +13,9 @@ pub enum Step {
     Fallback,
     /// `current == 0 && min != 0`: autoscaling is switched off.
     Disabled,
+    /// Scale to and from zero: activation from 0, the floor of 1 while inactive, the cooldown
+    /// before 1 → 0.
+    Activation,
     /// Clamping to the bounds (annotation bounds, or the bounds an override narrowed).
     Clamp,
     /// An operator override (pin, narrowed bounds, pause).
@@ -30,6 +33,15 @@ pub enum ReasonCode {
     FallbackReplicas,
     /// Replicas are 0 and the minimum is not: the de facto off switch (HPA `ScalingDisabled`).
     ScalingDisabled,
+    /// A target at zero became active and goes to one at once (KEDA's activation).
+    Activated,
+    /// The target is inactive: it stays at zero, or goes down no further than one until the
+    /// cooldown has passed.
+    Inactive,
+    /// Inactive, at one replica, inside the cooldown: zero comes when it ends.
+    ScaleToZeroCooldown,
+    /// Inactive for the whole cooldown: one → zero.
+    ScaledToZero,
     /// Raised to the minimum (HPA `TooFewReplicas`).
     TooFewReplicas,
     /// Lowered to the maximum (HPA `TooManyReplicas`).
@@ -114,6 +126,23 @@ pub enum Detail {
         factor: i32,
         /// The least the cap allows (4).
         minimum: i32,
+    },
+    /// The activation value against its threshold (thousandths of the value's unit).
+    Activation {
+        /// The activation value, when it could be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value_milli: Option<i64>,
+        /// The threshold it is compared with.
+        threshold_milli: i64,
+    },
+    /// The cooldown before one → zero.
+    Cooldown {
+        /// The first tick of the current inactive stretch.
+        inactive_since: EpochMillis,
+        /// The cooldown, in milliseconds.
+        cooldown_ms: i64,
+        /// When the target may go to zero.
+        zero_at: EpochMillis,
     },
     /// The override that acted.
     Override {

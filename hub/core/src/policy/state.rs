@@ -44,6 +44,10 @@ pub struct PolicyState {
     pub scale_up_events: Vec<ScaleEvent>,
     /// Recent scale-downs, oldest first.
     pub scale_down_events: Vec<ScaleEvent>,
+    /// With scale to zero: the first tick of the current inactive stretch (cleared by an
+    /// active tick); the cooldown before 1 → 0 counts from here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inactive_since: Option<EpochMillis>,
 }
 
 impl PolicyState {

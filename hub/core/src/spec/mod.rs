@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::{format_duration, parse_duration, serde_human};
 pub use crate::policy::Lineage;
-use crate::policy::{EpochMillis, Override, PolicyInput, RateLimits};
+use crate::policy::{Activation, EpochMillis, Override, PolicyInput, RateLimits};
 use crate::tolerance::Tolerances;
 
 #[cfg(test)]
@@ -190,6 +190,8 @@ pub struct SpecDefaults {
     pub rate_limits: Option<RateLimits>,
     /// The built-in calculation's tolerances (the HPA's 0.1 unless the `behavior:` sets them).
     pub tolerance: Tolerances,
+    /// The profile's `scaleToZero:`, if it has one.
+    pub scale_to_zero: Option<ScaleToZero>,
     /// Whose defaults the rest are.
     pub lineage: Lineage,
     /// Where each [`SOURCED`] setting's default comes from (the profile key, or a lineage's
@@ -221,6 +223,7 @@ impl SpecDefaults {
             start_time: None,
             rate_limits: None,
             tolerance: Tolerances::default(),
+            scale_to_zero: None,
             lineage: Lineage::Hpa,
             sources: Sources::lineage(Source::HpaDefault),
         }
@@ -264,6 +267,9 @@ pub struct TargetSpec {
     /// The tolerances of the built-in calculation (a hook's evaluation is its own).
     #[serde(default)]
     pub tolerance: Tolerances,
+    /// Scale to and from zero, from the profile; acts only with a minimum of 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_to_zero: Option<ScaleToZero>,
     /// The first tick waits for the next multiple of this period of wall-clock time, then one
     /// interval (the CPA's `startTime`); without it the first tick is jittered.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_human_opt")]
@@ -472,6 +478,7 @@ impl TargetSpec {
             params,
             rate_limits: defaults.rate_limits.clone(),
             tolerance: defaults.tolerance,
+            scale_to_zero: defaults.scale_to_zero,
             start_time,
             lineage: defaults.lineage,
             sources,
@@ -497,8 +504,29 @@ impl TargetSpec {
             rate_limits: self.rate_limits.as_ref(),
             active_override,
             lineage: self.lineage,
+            activation: None,
         }
     }
+
+    /// This tick's activation for an activation value of `value_milli` (`None`: not readable
+    /// this tick, counted as active), when the target scales to zero (a profile's
+    /// `scaleToZero:` and a minimum of 0).
+    pub fn activation(&self, value_milli: Option<i64>) -> Option<Activation> {
+        let zero = self.scale_to_zero.filter(|_| self.min_replicas == 0)?;
+        let cooldown_ms = i64::try_from(zero.cooldown_period.as_millis()).unwrap_or(i64::MAX);
+        Some(Activation::new(value_milli, zero.activation_threshold_milli, cooldown_ms))
+    }
+}
+
+/// Scale to and from zero, resolved from a profile's `scaleToZero:` (see `policy/zero.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleToZero {
+    /// Active above this value, in thousandths.
+    pub activation_threshold_milli: i64,
+    /// How long a target stays inactive at one replica before it goes to zero.
+    #[serde(with = "serde_human")]
+    pub cooldown_period: Duration,
 }
 
 /// The annotation keys with fixed names (params are matched by prefix).

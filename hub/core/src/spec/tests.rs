@@ -227,3 +227,21 @@ fn every_setting_says_where_it_came_from() {
     let err = parse(&[(ENABLED, "true"), (START_TIME, "0s")]).unwrap_err().to_string();
     assert!(err.contains("scalehub.io/start-time: \"0s\" must be between 1s and"), "{err}");
 }
+
+#[test]
+fn a_target_scales_to_zero_only_with_the_profiles_scale_to_zero_and_a_minimum_of_zero() {
+    let zero = ScaleToZero { activation_threshold_milli: 2000, cooldown_period: Duration::from_secs(60) };
+    let defaults = SpecDefaults { min_replicas: 0, scale_to_zero: Some(zero), ..SpecDefaults::default() };
+    let profiles = BTreeMap::from([("default".to_owned(), defaults)]);
+    let spec = TargetSpec::from_annotations(&annotations(&[(ENABLED, "true")]), &profiles).unwrap();
+    let activation = spec.activation(Some(2500)).unwrap();
+    assert!(activation.active);
+    assert_eq!((activation.threshold_milli, activation.cooldown_ms), (2000, 60_000));
+    assert!(!spec.activation(Some(2000)).unwrap().active, "at the threshold is inactive");
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(json["scaleToZero"], serde_json::json!({"activationThresholdMilli": 2000, "cooldownPeriod": "1m"}));
+    // An annotated minimum of 1 switches it off for this target.
+    let one = TargetSpec::from_annotations(&annotations(&[(ENABLED, "true"), (MIN_REPLICAS, "1")]), &profiles).unwrap();
+    assert_eq!(one.activation(Some(2500)), None);
+    assert_eq!(parse(&[(ENABLED, "true")]).unwrap().activation(Some(2500)), None);
+}
