@@ -19,8 +19,9 @@ use serde_json::json;
 use driver::Browser;
 use fleet::{AUTHOR, Fleet, TOKEN};
 
-const DEMO_TARGETS: [&str; 5] = [
+const DEMO_TARGETS: [&str; 6] = [
     "shop/Deployment/web",
+    "shop/Deployment/catalog",
     "shop/Deployment/checkout",
     "shop/Deployment/search",
     "shop/Deployment/typo",
@@ -57,6 +58,7 @@ async fn dashboard_lists_explains_and_overrides_the_demo_targets() {
     // Close the browser and the hub even when a step fails, then report the failure.
     let outcome = AssertUnwindSafe(async {
         the_fleet_lists_the_demo_targets(&browser, &fleet).await;
+        a_predictive_target_charts_its_prediction(&browser, &fleet).await;
         a_target_page_shows_a_chart_and_the_reasons_of_a_decision(&browser).await;
         an_override_set_through_the_form_is_applied_and_shows_up(&browser, &fleet).await;
         the_fleet_pages_through_thousands_of_targets(&browser, &fleet).await;
@@ -175,6 +177,34 @@ async fn the_fleet_lists_the_demo_targets(browser: &Browser, fleet: &Fleet) {
         .await;
     browser.js("[...document.querySelectorAll('.toolbar button')].find(b => b.textContent === 'Clear').click()").await;
     browser.until("the full list again", 15, &all_listed).await;
+}
+
+async fn a_predictive_target_charts_its_prediction(browser: &Browser, fleet: &Fleet) {
+    browser.client.goto(&format!("{}/targets/shop/Deployment/catalog", fleet.url)).await.unwrap();
+    browser.element("#replica-chart canvas", 20).await;
+    browser
+        .until(
+            "the Prediction series in the chart's legend",
+            20,
+            "return [...document.querySelectorAll('#replica-chart .u-legend .u-label')].some(l => l.textContent === 'Prediction')",
+        )
+        .await;
+    // The demo's catalog load rises within its first minute: the line model predicts above the
+    // evaluation, and the decision says so.
+    browser
+        .until(
+            "a decision the predictions changed",
+            90,
+            "return !!document.querySelector('#decisions tr.drow[data-codes*=\"Predicted\"]')",
+        )
+        .await;
+    browser.click("#decisions tr.drow[data-codes*=\"Predicted\"]", 5).await;
+    let chain = browser.text(".decision-detail .chain").await;
+    assert!(chain.contains("trend predicts"), "the predict step's reason: {chain}");
+    browser.shot("target-predictive").await;
+    // Back to the fleet, as the next step starts from there.
+    browser.client.goto(&format!("{}/", fleet.url)).await.unwrap();
+    browser.element("a.trow[data-key=\"shop/Deployment/web\"]", 20).await;
 }
 
 async fn a_target_page_shows_a_chart_and_the_reasons_of_a_decision(browser: &Browser) {

@@ -17,6 +17,8 @@ const HOLD = 'rgba(86, 180, 233, 0.28)';
 const OVERRIDE = 'rgba(204, 121, 167, 0.13)';
 const OVERRIDE_EDGE = 'rgba(204, 121, 167, 0.9)';
 
+/** The predictive models' combination with the evaluation. */
+const PREDICTED = '#7b3fb5';
 const stepped = uPlot.paths.stepped({ align: 1 });
 
 /** The stabilise step of a decision, if it acted: `from` is what it got, `to` what it let through. */
@@ -40,16 +42,20 @@ export function replicaChart(el, get) {
   const height = 260;
   let rows = [];
   let ctx = get();
+  // A predictive target also shows what its models and the evaluation combined to.
+  const predictive = Boolean(ctx.spec && ctx.spec.predictive);
 
   function data() {
     ctx = get();
     rows = chartable(ctx.decisions);
-    return [
+    const columns = [
       rows.map((d) => d.time / 1000),
       rows.map((d) => d.currentReplicas),
       rows.map((d) => d.finalReplicas),
       rows.map((d) => (d.rawEvaluation === null || d.rawEvaluation === undefined ? null : d.rawEvaluation)),
     ];
+    if (predictive) columns.push(rows.map((d) => (typeof d.predicted === 'number' ? d.predicted : null)));
+    return columns;
   }
 
   function drawUnder(u) {
@@ -144,6 +150,10 @@ export function replicaChart(el, get) {
         label: 'Raw evaluation', stroke: RAW, width: 1.5, dash: [4, 4], spanGaps: true,
         points: { show: true, size: 5, fill: RAW, stroke: RAW },
       },
+      ...(predictive ? [{
+        label: 'Prediction', stroke: PREDICTED, width: 1.5, dash: [2, 3], spanGaps: true,
+        points: { show: true, size: 4, fill: PREDICTED, stroke: PREDICTED },
+      }] : []),
     ],
     hooks: { drawClear: [drawUnder] },
   };

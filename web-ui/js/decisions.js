@@ -113,6 +113,9 @@ function detailText(detail) {
         ` (period started at ${detail.periodStartReplicas} replicas)`;
     case 'scaleUpCap':
       return `no behavior: the HPA's cap of max(${detail.factor} × current, ${detail.minimum}) per tick`;
+    case 'prediction':
+      return `${detail.decisionType} of the evaluation and ` + (detail.predictions || []).map((p) => (typeof p.replicas === 'number'
+        ? `${p.name}: ${p.replicas}` : `${p.name}: ${p.note || 'not its tick'}`)).join(', ');
     case 'activation':
       return detail.valueMilli === undefined ? `no activation value; threshold ${detail.thresholdMilli / 1000}`
         : `activation value ${detail.valueMilli / 1000} against the threshold ${detail.thresholdMilli / 1000}`;

@@ -15,6 +15,11 @@ export function chartable(decisions) {
 export function chartRows(decisions, points) {
   const rows = chartable(decisions);
   if (!points || !points.length) return rows;
+  // A decision row and the tick's point share their time; the point holds the prediction.
+  const predicted = new Map(points.filter((p) => typeof p.predicted === 'number').map((p) => [p.time, p.predicted]));
+  for (const d of rows) {
+    if (predicted.has(d.time)) d.predicted = predicted.get(d.time);
+  }
   const at = new Set(rows.map((d) => d.time));
   const extra = [];
   let i = 0;
@@ -25,7 +30,7 @@ export function chartRows(decisions, points) {
     extra.push({
       id: 0, time: p.time, runType: 'scaler', outcome: p.outcome,
       currentReplicas: p.currentReplicas, finalReplicas: p.finalReplicas, rawEvaluation: p.rawEvaluation,
-      metrics: p.metrics, reasons: last ? last.reasons : [],
+      predicted: p.predicted, metrics: p.metrics, reasons: last ? last.reasons : [],
     });
   }
   return chartable([...rows, ...extra]);

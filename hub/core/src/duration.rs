@@ -64,6 +64,27 @@ pub mod serde_human {
     }
 }
 
+/// Serde helpers for an `Option<Duration>` as a human string, `null` or absent for `None`.
+pub mod serde_human_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialises `Some` as a human string, `None` as null.
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => serializer.serialize_str(&super::format_duration(*d)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Deserialises a human string or null.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+        let text = Option::<String>::deserialize(deserializer)?;
+        text.map(|t| super::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@
 //!   every bad annotation at once.
 //! - [`policy`] — the decision pipeline: disabled → clamp → override → stabilise → rate limits,
 //!   with a reason chain and a serialisable, self-pruning [`PolicyState`].
+//! - [`predict`] — the predictive HPA's models (linear regression, Holt-Winters) in Rust.
 //! - [`tolerance`] — the built-in calculation's tolerance per direction.
 //! - [`selector`] — label selectors in their text form, as `/scale` reports them.
 //! - [`duration`] and [`quantity`] — parsing of `15s`/`1h30m` durations and Kubernetes
@@ -48,6 +49,7 @@
 pub mod config;
 pub mod duration;
 pub mod policy;
+pub mod predict;
 pub mod quantity;
 pub mod selector;
 pub mod spec;

@@ -4,8 +4,12 @@
 //!
 //! Curve syntax: `constant:800m`, `step:200m@0s,1200m@120s` (hold each value from its time on),
 //! `trace:100m@0s,900m@60s,300m@180s` (linear interpolation, hold the last value),
-//! `sine:base=500m,amp=400m,period=10m[,phase=0s]`. CPU values take `m` or plain cores; memory
-//! values take `Ki`, `Mi`, `Gi`, `k`, `M`, `G` or bytes.
+//! `sine:base=500m,amp=400m,period=10m[,phase=0s]`,
+//! `spikes:value=800m,every=10m[,at=0s][,width=30s]` (a pulse of `value` for `width`, from `at`
+//! on, every `every`, else 0), and `sum:<curve>+<curve>+...` (the sum of other curves: daily
+//! and weekly sines with spikes make a seasonal load a predictive model can learn, e.g.
+//! `sum:sine:base=2,amp=1,period=2m+sine:base=0,amp=500m,period=14m+spikes:value=2,every=2m,at=80s`).
+//! CPU values take `m` or plain cores; memory values take `Ki`, `Mi`, `Gi`, `k`, `M`, `G` or bytes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -64,6 +68,19 @@ pub enum Curve {
         /// Phase shift in seconds.
         phase: f64,
     },
+    /// `value` for `width` seconds every `every` seconds from `at` on, else 0.
+    Spikes {
+        /// The spike's height.
+        value: f64,
+        /// Seconds between spike starts.
+        every: f64,
+        /// The first spike's start.
+        at: f64,
+        /// How long each spike lasts.
+        width: f64,
+    },
+    /// The sum of its terms.
+    Sum(Vec<Curve>),
 }
 
 impl Curve {
@@ -86,6 +103,29 @@ impl Curve {
             Ok(pts)
         };
         match kind.trim() {
+            "sum" => {
+                let terms = args.split('+').map(|term| Self::parse(term, unit)).collect::<Result<Vec<_>, _>>()?;
+                if terms.iter().any(|t| matches!(t, Self::Sum(_))) {
+                    return Err(bad("a sum cannot hold a sum"));
+                }
+                Ok(Self::Sum(terms))
+            }
+            "spikes" => {
+                let (mut value, mut every, mut at, mut width) = (None, None, 0.0, 30.0);
+                for kv in args.split(',') {
+                    let (k, v) = kv.trim().split_once('=').ok_or_else(|| bad("spikes parameters are key=value"))?;
+                    match k.trim() {
+                        "value" => value = Some(parse_quantity(v, unit)?),
+                        "every" => every = Some(parse_duration_secs(v)?),
+                        "at" => at = parse_duration_secs(v)?,
+                        "width" => width = parse_duration_secs(v)?,
+                        _ => return Err(bad("unknown spikes parameter")),
+                    }
+                }
+                let every = every.filter(|e| *e > 0.0).ok_or_else(|| bad("spikes needs every > 0"))?;
+                let value = value.ok_or_else(|| bad("spikes needs value"))?;
+                Ok(Self::Spikes { value, every, at, width })
+            }
             "constant" => Ok(Self::Constant(parse_quantity(args, unit)?)),
             "step" => Ok(Self::Step(points(args)?)),
             "trace" => Ok(Self::Trace(points(args)?)),
@@ -104,7 +144,7 @@ impl Curve {
                 let period = period.filter(|p| *p > 0.0).ok_or_else(|| bad("sine needs period > 0"))?;
                 Ok(Self::Sine { base: base.ok_or_else(|| bad("sine needs base"))?, amp, period, phase })
             }
-            _ => Err(bad("type must be constant, step, trace or sine")),
+            _ => Err(bad("type must be constant, step, trace, sine, spikes or sum")),
         }
     }
 
@@ -124,6 +164,14 @@ impl Curve {
             Self::Sine { base, amp, period, phase } => {
                 (base + amp * (std::f64::consts::TAU * (t + phase) / period).sin()).max(0.0)
             }
+            Self::Spikes { value, every, at, width } => {
+                if t < *at || (t - at).rem_euclid(*every) >= *width {
+                    0.0
+                } else {
+                    *value
+                }
+            }
+            Self::Sum(terms) => terms.iter().map(|c| c.at(t)).sum::<f64>().max(0.0),
         }
     }
 }
@@ -254,6 +302,9 @@ mod tests {
         assert!(parse_quantity("5Mi", Unit::Cpu).is_err());
         assert!(Curve::parse("wave:1", Unit::Cpu).is_err());
         assert!(Curve::parse("sine:base=1,period=0s", Unit::Cpu).is_err());
+        assert!(Curve::parse("spikes:value=1", Unit::Cpu).is_err());
+        assert!(Curve::parse("sum:sum:constant:1", Unit::Cpu).is_err());
+        assert!(Curve::parse("sum:constant:1+nope:2", Unit::Cpu).is_err());
     }
 
     #[tokio::test(start_paused = true)]
@@ -265,5 +316,20 @@ mod tests {
         assert_eq!(model.per_pod(&w, 4).0, 300.0);
         let plain = serde_json::json!({"metadata": {}});
         assert_eq!(model.per_pod(&plain, 3).0, DEFAULT_CPU_MILLIS_PER_POD);
+    }
+
+    #[test]
+    fn seasonal_sums_of_sines_and_spikes() {
+        let spikes = Curve::parse("spikes:value=2,every=2m,at=80s,width=15s", Unit::Cpu).unwrap();
+        assert_eq!(spikes.at(79.0), 0.0);
+        assert_eq!(spikes.at(80.0), 2000.0);
+        assert_eq!(spikes.at(94.9), 2000.0);
+        assert_eq!(spikes.at(95.0), 0.0);
+        assert_eq!(spikes.at(200.0), 2000.0, "the next season's spike at 80 s + 2 min");
+        let sum = Curve::parse("sum:sine:base=2,amp=1,period=2m+spikes:value=2,every=2m,at=80s,width=15s", Unit::Cpu)
+            .unwrap();
+        assert!((sum.at(30.0) - 3000.0).abs() < 1e-6, "a quarter period: base + amp");
+        assert!((sum.at(85.0) - sum.at(205.0)).abs() < 1e-6, "the same every season");
+        assert!(sum.at(85.0) > 2000.0 + sum.at(75.0) - 1000.0);
     }
 }

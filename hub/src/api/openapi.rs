@@ -275,6 +275,9 @@ pub struct TickPointDoc {
     pub raw_evaluation: Option<i32>,
     /// Replicas after policy.
     pub final_replicas: Option<i32>,
+    /// For a predictive target: the evaluation combined with its models' predictions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<i32>,
     /// `unchanged`, `held`, `scaled`, `error`, `shadow`, `disabled`.
     pub outcome: String,
     /// The metric values.

@@ -130,6 +130,8 @@ pub struct Record {
     pub reasons: Json,
     /// Replicas after the policy.
     pub desired: Option<i32>,
+    /// The evaluation combined with the predictions, for a predictive target.
+    pub predicted: Option<i32>,
     /// Whether the scale call was made.
     pub scaled: bool,
     /// What the scale call answered.
@@ -154,6 +156,7 @@ impl Record {
             evaluation: Json::null(),
             reasons: Json::of(&[(); 0]),
             desired: None,
+            predicted: None,
             scaled: false,
             scale_result: None,
             error: None,
@@ -223,6 +226,7 @@ fn series_point(recorded: &mut Recorded, r: &Record) -> Option<scalehub_store::S
         current_replicas: Some(r.current),
         raw_evaluation: r.raw,
         final_replicas: r.desired,
+        predicted: r.predicted,
         outcome: r.outcome.into(),
         metrics: r
             .metrics

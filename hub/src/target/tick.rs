@@ -210,6 +210,7 @@ pub async fn decide(
     let decision = policy::decide(&memory.policy, &policy_input);
     record.reasons = Json::of(&fallback_reason.iter().chain(decision.reasons.iter()).collect::<Vec<_>>());
     record.desired = Some(decision.desired_replicas);
+    record.predicted = decision.predicted_replicas;
     let disabled = decision.reasons.iter().any(|r| r.step == policy::Step::Disabled);
     let dry_run = run_type == RunType::ApiDryRun;
     let mut next_state = if dry_run { None } else { Some(decision.next_state.clone()) };

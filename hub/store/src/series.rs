@@ -23,7 +23,7 @@ pub const CHUNK_POINTS: usize = 60;
 pub const MAX_POINTS: u32 = 20_000;
 
 /// The format of `points`; bumped if the encoding ever changes.
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 
 /// One metric value as a tick recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +46,9 @@ pub struct TickPoint {
     pub raw_evaluation: Option<i32>,
     /// Replicas after policy.
     pub final_replicas: Option<i32>,
+    /// The evaluation combined with the predictive models' predictions, for a predictive target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<i32>,
     /// The decision's outcome (`unchanged`, `held`, `scaled`, `error`, ...).
     pub outcome: String,
     /// The metric values.
@@ -110,6 +113,7 @@ fn pack(p: &TickPoint, previous: Option<&TickPoint>, start: i64) -> Packed {
         desired: Change::of(&p.final_replicas, previous.map(|q| &q.final_replicas)),
         outcome: Change::of(&p.outcome, previous.map(|q| &q.outcome)),
         metrics: Change::of(&p.metrics, previous.map(|q| &q.metrics)),
+        predicted: Change::of(&p.predicted, previous.map(|q| &q.predicted)),
     }
 }
 
@@ -122,6 +126,26 @@ struct Packed {
     desired: Change<Option<i32>>,
     outcome: Change<String>,
     metrics: Change<Vec<SeriesMetric>>,
+    predicted: Change<Option<i32>>,
+}
+
+/// A point of a format-1 chunk (before the predicted count was kept).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct PackedV1 {
+    gap_ms: u64,
+    current: Change<Option<i32>>,
+    raw: Change<Option<i32>>,
+    desired: Change<Option<i32>>,
+    outcome: Change<String>,
+    metrics: Change<Vec<SeriesMetric>>,
+}
+
+impl From<PackedV1> for Packed {
+    fn from(p: PackedV1) -> Self {
+        let PackedV1 { gap_ms, current, raw, desired, outcome, metrics } = p;
+        Packed { gap_ms, current, raw, desired, outcome, metrics, predicted: Change::New(None) }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -163,13 +187,18 @@ pub fn encode(points: &[TickPoint]) -> Result<PackedChunk> {
 pub fn decode(start: i64, bytes: &[u8]) -> Result<Vec<TickPoint>> {
     let bad = |detail: String| StoreError::Encode { what: "tick_series.points", detail };
     let (format, body) = bytes.split_first().ok_or_else(|| bad("empty chunk".into()))?;
-    if *format != FORMAT {
+    if *format != FORMAT && *format != 1 {
         return Err(bad(format!("unknown format {format}")));
     }
     let mut out: Vec<TickPoint> = Vec::new();
     let mut rest = body;
     while !rest.is_empty() {
-        let (p, tail): (Packed, &[u8]) = postcard::take_from_bytes(rest).map_err(|e| bad(e.to_string()))?;
+        let (p, tail): (Packed, &[u8]) = if *format == 1 {
+            let (p, tail): (PackedV1, &[u8]) = postcard::take_from_bytes(rest).map_err(|e| bad(e.to_string()))?;
+            (p.into(), tail)
+        } else {
+            postcard::take_from_bytes(rest).map_err(|e| bad(e.to_string()))?
+        };
         rest = tail;
         let previous = out.last();
         let time = previous.map_or(start, |q| q.time).saturating_add(i64::try_from(p.gap_ms).unwrap_or(i64::MAX));
@@ -181,6 +210,7 @@ pub fn decode(start: i64, bytes: &[u8]) -> Result<Vec<TickPoint>> {
             final_replicas: p.desired.resolve(previous.map(|q| &q.final_replicas)).ok_or_else(missing)?,
             outcome: p.outcome.resolve(previous.map(|q| &q.outcome)).ok_or_else(missing)?,
             metrics: p.metrics.resolve(previous.map(|q| &q.metrics)).ok_or_else(missing)?,
+            predicted: p.predicted.resolve(previous.map(|q| &q.predicted)).ok_or_else(missing)?,
         };
         out.push(point);
     }
@@ -288,7 +318,38 @@ mod tests {
             final_replicas: Some(current),
             outcome: outcome.into(),
             metrics: vec![SeriesMetric { resource: "cpu".into(), value: value.into() }],
+            predicted: None,
         }
+    }
+
+    #[test]
+    fn predicted_counts_round_trip_and_format_1_chunks_still_read() {
+        let points = vec![
+            TickPoint { predicted: Some(5), ..point(1_000, 2, "scaled", "1") },
+            TickPoint { predicted: Some(5), ..point(2_000, 5, "unchanged", "1") },
+            TickPoint { predicted: None, ..point(3_000, 5, "unchanged", "1") },
+        ];
+        let chunk = encode(&points).unwrap();
+        assert_eq!(chunk.bytes[0], 2);
+        assert_eq!(decode(chunk.start, &chunk.bytes).unwrap(), points);
+        // A chunk written before the field existed: format 1, the same fields minus predicted.
+        let mut old = vec![1u8];
+        for (i, p) in points.iter().enumerate() {
+            let previous = i.checked_sub(1).map(|j| &points[j]);
+            let v1 = PackedV1 {
+                gap_ms: u64::try_from(p.time - previous.map_or(1_000, |q| q.time)).unwrap(),
+                current: Change::of(&p.current_replicas, previous.map(|q| &q.current_replicas)),
+                raw: Change::of(&p.raw_evaluation, previous.map(|q| &q.raw_evaluation)),
+                desired: Change::of(&p.final_replicas, previous.map(|q| &q.final_replicas)),
+                outcome: Change::of(&p.outcome, previous.map(|q| &q.outcome)),
+                metrics: Change::of(&p.metrics, previous.map(|q| &q.metrics)),
+            };
+            postcard::to_io(&v1, &mut old).unwrap();
+        }
+        let read = decode(1_000, &old).unwrap();
+        assert_eq!(read.len(), 3);
+        assert!(read.iter().all(|p| p.predicted.is_none()));
+        assert_eq!(read[1].current_replicas, Some(5));
     }
 
     #[test]

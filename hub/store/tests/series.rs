@@ -17,6 +17,7 @@ fn point(time: i64, replicas: i32) -> TickPoint {
         current_replicas: Some(replicas),
         raw_evaluation: Some(replicas),
         final_replicas: Some(replicas),
+        predicted: None,
         outcome: "unchanged".into(),
         metrics: vec![SeriesMetric { resource: "cpu".into(), value: format!("{}m over 2 ready pods", 600 + time % 7) }],
     }

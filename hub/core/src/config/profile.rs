@@ -65,6 +65,8 @@ pub struct Profile {
     /// What to scale to once metrics or hooks have failed this many ticks in a row (KEDA's
     /// `fallback`); without it a failing target holds its replicas.
     pub fallback: Option<Fallback>,
+    /// Predictive models around the evaluation (the predictive HPA's, in Rust).
+    pub predictive: Option<crate::predict::Predictive>,
     /// Scale to and from zero for targets with `minReplicas: 0` (KEDA's activation and
     /// cooldown); without it, a target with a minimum of 0 scales to zero like any count.
     pub scale_to_zero: Option<ScaleToZeroConfig>,
@@ -181,6 +183,7 @@ impl Profile {
             start_time: self.start_time.or(base.start_time),
             fallback: self.fallback.or(base.fallback),
             scale_to_zero: self.scale_to_zero.or(base.scale_to_zero),
+            predictive: self.predictive.or(base.predictive),
             api_config: None,
             log_verbosity: None,
             unknown: Default::default(),
@@ -245,6 +248,7 @@ impl Profile {
             rate_limits: behavior.map(BehaviorConfig::rate_limits),
             tolerance: behavior.map(BehaviorConfig::tolerances).unwrap_or_default(),
             scale_to_zero: self.scale_to_zero.as_ref().map(ScaleToZeroConfig::resolve),
+            predictive: self.predictive.clone(),
             lineage: fallback.lineage,
             sources: {
                 let mut sources = fallback.sources;
@@ -299,6 +303,9 @@ impl Profile {
             if fallback.replicas < 0 {
                 issues.push(format!("{path}.fallback.replicas"), "must be >= 0");
             }
+        }
+        if let Some(predictive) = &self.predictive {
+            predictive.validate(&format!("{path}.predictive"), issues);
         }
         if let Some(zero) = &self.scale_to_zero
             && let Some(cooldown) = zero.cooldown_period

@@ -531,3 +531,45 @@ fn scale_to_zero_has_keda_defaults_and_needs_a_value_to_wake_a_builtin_profile()
         assert!(err.contains(&format!("profiles.default.{field}")), "{bad}: {err}");
     }
 }
+
+#[test]
+fn predictive_models_load_in_the_predictive_hpas_shape_and_bad_ones_name_the_field() {
+    let body = format!(
+        "{CPA_EXAMPLE}predictive:\n  decisionType: maximum\n  models:\n    - {{name: trend, type: Linear, linear: {{historySize: 6, lookAhead: 30000}}}}\n    - name: daily\n      type: HoltWinters\n      perSyncPeriod: 2\n      resetDuration: 10m\n      holtWinters: {{seasonalPeriods: 96, storedSeasons: 3, trend: add, seasonal: mul, alpha: 0.9, beta: 0.9, gamma: 0.9}}\n"
+    );
+    let config = Config::from_yaml_str(&as_profile("default", &body)).unwrap();
+    let predictive = config.profile("default").unwrap().spec_defaults().predictive.unwrap();
+    assert_eq!(predictive.models.len(), 2);
+    assert_eq!(predictive.models[1].per_sync_period, 2);
+    assert_eq!(predictive.models[1].reset_duration, Some(Duration::from_secs(600)));
+    assert_eq!(predictive.models[1].holt_winters.unwrap().capacity(), 288);
+    for (bad, field) in [
+        ("models: []", "predictive.models"),
+        ("models: [{name: a, type: Linear}]", "predictive.models[0].linear"),
+        (
+            "models: [{name: a, type: Linear, linear: {historySize: 0, lookAhead: 1}}]",
+            "predictive.models[0].linear.historySize",
+        ),
+        (
+            "models: [{name: a, type: Linear, linear: {historySize: 2, lookAhead: 1}}, {name: a, type: Linear, linear: {historySize: 2, lookAhead: 1}}]",
+            "predictive.models[1].name",
+        ),
+        (
+            "models: [{name: s, type: HoltWinters, holtWinters: {seasonalPeriods: 4, storedSeasons: 1, trend: add, seasonal: add}}]",
+            "predictive.models[0].holtWinters.storedSeasons",
+        ),
+        (
+            "models: [{name: s, type: HoltWinters, holtWinters: {seasonalPeriods: 4, storedSeasons: 2, trend: add, seasonal: add, alpha: 0.5}}]",
+            "predictive.models[0].holtWinters",
+        ),
+        (
+            "models: [{name: s, type: HoltWinters, holtWinters: {seasonalPeriods: 4, storedSeasons: 2, trend: add, seasonal: add, alpha: 2, beta: 0, gamma: 0}}]",
+            "predictive.models[0].holtWinters.alpha",
+        ),
+        ("decisionType: largest\nmodels: []", "predictive"),
+    ] {
+        let body = format!("{CPA_EXAMPLE}predictive:\n  {}\n", bad.replace('\n', "\n  "));
+        let err = Config::from_yaml_str(&as_profile("default", &body)).unwrap_err().to_string();
+        assert!(err.contains(&format!("profiles.default.{field}")), "{bad}: {err}");
+    }
+}

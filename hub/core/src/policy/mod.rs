@@ -4,8 +4,11 @@
 //!
 //! 1. **disabled** — `current == 0 && min != 0`: no scaling and nothing recorded (HPA/CPA
 //!    semantics: replicas = 0 is the de facto off switch); `min == 0` enables scale to/from zero.
-//!    Only an active pin overrides this (see 3).
-//! 2. **clamp** — the evaluation is clamped to the annotation bounds `[min, max]`
+//!    Only an active pin overrides this (see 4).
+//! 2. **predict** — with a profile's `predictive:` models, the evaluation joins each model's
+//!    history and is combined with the due models' predictions (`decisionType`); from here on
+//!    the combination stands in for the evaluation (see `crate::predict`).
+//! 3. **clamp** — the evaluation is clamped to the annotation bounds `[min, max]`
 //!    (`TooFewReplicas` / `TooManyReplicas`). The stabilisation history records the
 //!    *recommendation* whatever the later steps do, so the windows still reflect what the metrics
 //!    said when an override ends: for an HPA-lineage target the unclamped evaluation, as the HPA
@@ -13,19 +16,19 @@
 //!    target rise at once to what the metrics asked for); for a CPA-lineage target the clamped
 //!    one, as the CPA records it. Stabilising the clamped value against either history gives the
 //!    same result as the HPA's stabilise-then-clamp.
-//! 3. **override** — precedence: *pin > pause > bounds*, as only one override exists per target.
+//! 4. **override** — precedence: *pin > pause > bounds*, as only one override exists per target.
 //!    - A **pin** is applied *literally* and ends the pipeline: it wins over the evaluation, the
 //!      annotation bounds, the windows, the rate limits and the replicas = 0 off switch. An
 //!      on-call operator who says "hold 20 until 18:00" means 20; the pin is audited (who, why,
 //!      until), expires by itself, and its reason says when it lies outside the bounds.
 //!    - **Bounds** narrow `[min, max]` (they are clamped into it, so they never widen it).
 //!    - A **pause** keeps the value at or below (`up`), at or above (`down`) or equal to
-//!      (`both`) the current replicas; it also wins over step 4.
-//! 4. **clamp (current)** — like the HPA, a target whose *current* replicas lie outside the
+//!      (`both`) the current replicas; it also wins over step 5.
+//! 5. **clamp (current)** — like the HPA, a target whose *current* replicas lie outside the
 //!    effective bounds goes straight to the nearest bound, bypassing windows and rate limits.
-//! 5. **stabilise** — the HPA envelope (see `stabilise.rs`); the reason names the recorded
+//! 6. **stabilise** — the HPA envelope (see `stabilise.rs`); the reason names the recorded
 //!    recommendation that bounded the value and when it leaves its window.
-//! 6. **rate** — the HPA rate policies, when the profile has a `behavior:`; the result never
+//! 7. **rate** — the HPA rate policies, when the profile has a `behavior:`; the result never
 //!    leaves the effective bounds. Without a `behavior:`, an HPA-lineage target gets the HPA's
 //!    legacy cap (a scale-up reaches at most `max(2 × current, 4)` per tick,
 //!    `convertDesiredReplicasWithRules`) and a CPA-lineage one no rate limit, as in the CPA.
@@ -99,6 +102,8 @@ pub struct PolicyInput<'a> {
     /// With scale to zero (a profile's `scaleToZero:`): whether the target is active this tick.
     /// Acts only when `min_replicas` is 0; see `zero.rs`.
     pub activation: Option<Activation>,
+    /// Predictive models whose predictions combine with the evaluation before the other steps.
+    pub predictive: Option<&'a crate::predict::Predictive>,
 }
 
 /// Whose rules fill in what neither the annotations nor the profile set, and whose rules the
@@ -133,6 +138,10 @@ pub struct Decision {
     /// The stabilisation envelope, when the stabilise step ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope: Option<Envelope>,
+    /// The evaluation combined with the predictive models' predictions, when the profile has
+    /// any (what the dashboard draws beside the evaluation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_replicas: Option<i32>,
     /// Every step that changed or pinned the value, in order.
     pub reasons: Vec<Reason>,
     /// The state to persist after this decision (not part of the decision record).

@@ -25,6 +25,10 @@ struct Run<'a> {
     value: i32,
     reasons: Vec<Reason>,
     envelope: Option<Envelope>,
+    /// The value before the clamp: the evaluation, or its combination with the predictions.
+    unclamped: i32,
+    /// The combination with the predictions, when the profile has predictive models.
+    predicted: Option<i32>,
 }
 
 impl<'a> Run<'a> {
@@ -36,6 +40,8 @@ impl<'a> Run<'a> {
             value: input.evaluated_replicas,
             reasons: Vec::new(),
             envelope: None,
+            unclamped: input.evaluated_replicas,
+            predicted: None,
         }
     }
 
@@ -50,6 +56,7 @@ impl<'a> Run<'a> {
             self.step(Step::Disabled, ReasonCode::ScalingDisabled, 0, message, None);
             return;
         }
+        self.predict();
         // Scale to zero: only with a minimum of 0, and never against a pin.
         let zero = self.input.activation.filter(|_| min == 0 && pinned.is_none());
         if let Some(activation) = zero {
@@ -84,9 +91,44 @@ impl<'a> Run<'a> {
     /// CPA's clamped evaluation.
     fn recommendation(&self) -> i32 {
         match self.input.lineage {
-            Lineage::Hpa => self.input.evaluated_replicas,
+            Lineage::Hpa => self.unclamped,
             Lineage::Cpa => self.value,
         }
+    }
+
+    /// Runs the predictive models and combines their predictions with the evaluation.
+    fn predict(&mut self) {
+        let Some(config) = self.input.predictive else {
+            return;
+        };
+        let outcome = crate::predict::run(config, &mut self.state.models, self.input.now, self.value);
+        let said: Vec<String> = outcome
+            .predictions
+            .iter()
+            .filter_map(|p| match (p.replicas, &p.note) {
+                (Some(replicas), _) => Some(format!("{} predicts {replicas}", p.name)),
+                (None, Some(note)) => Some(format!("{} has no prediction ({note})", p.name)),
+                (None, None) => None,
+            })
+            .collect();
+        let unavailable = outcome.predictions.iter().any(|p| p.note.is_some());
+        let detail = Some(Detail::Prediction { decision_type: config.decision_type, predictions: outcome.predictions });
+        let decision = serde_json::to_value(config.decision_type).ok();
+        let decision = decision.as_ref().and_then(|v| v.as_str()).unwrap_or("maximum");
+        if outcome.replicas != self.value {
+            let message = format!(
+                "{}: the {decision} with the evaluation {} is {}",
+                said.join(", "),
+                self.value,
+                outcome.replicas
+            );
+            self.step(Step::Predict, ReasonCode::Predicted, outcome.replicas, message, detail);
+        } else if unavailable {
+            let message = format!("{}: the evaluation {} stands", said.join(", "), self.value);
+            self.step(Step::Predict, ReasonCode::PredictionUnavailable, outcome.replicas, message, detail);
+        }
+        self.unclamped = self.value;
+        self.predicted = Some(self.value);
     }
 
     /// Starts or ends the inactive stretch the cooldown counts from.
@@ -182,6 +224,7 @@ impl<'a> Run<'a> {
             desired_replicas: self.value,
             wants_scale: self.value != input.current_replicas,
             envelope: self.envelope,
+            predicted_replicas: self.predicted,
             reasons: self.reasons,
             next_state: self.state,
         }

@@ -13,6 +13,8 @@ pub enum Step {
     Fallback,
     /// `current == 0 && min != 0`: autoscaling is switched off.
     Disabled,
+    /// Predictive models combined with the evaluation.
+    Predict,
     /// Scale to and from zero: activation from 0, the floor of 1 while inactive, the cooldown
     /// before 1 → 0.
     Activation,
@@ -33,6 +35,10 @@ pub enum ReasonCode {
     FallbackReplicas,
     /// Replicas are 0 and the minimum is not: the de facto off switch (HPA `ScalingDisabled`).
     ScalingDisabled,
+    /// The predictions changed the evaluation (`decisionType` over the evaluation and them).
+    Predicted,
+    /// A due model could not predict (too little history, ...); the evaluation stands.
+    PredictionUnavailable,
     /// A target at zero became active and goes to one at once (KEDA's activation).
     Activated,
     /// The target is inactive: it stays at zero, or goes down no further than one until the
@@ -126,6 +132,13 @@ pub enum Detail {
         factor: i32,
         /// The least the cap allows (4).
         minimum: i32,
+    },
+    /// The predictive step: each model's prediction (or why it has none) and the combination.
+    Prediction {
+        /// How they were combined.
+        decision_type: crate::predict::DecisionType,
+        /// Per model, in config order.
+        predictions: Vec<crate::predict::ModelPrediction>,
     },
     /// The activation value against its threshold (thousandths of the value's unit).
     Activation {

@@ -48,6 +48,9 @@ pub struct PolicyState {
     /// active tick); the cooldown before 1 → 0 counts from here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inactive_since: Option<EpochMillis>,
+    /// The predictive models' histories, by model name.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub models: std::collections::BTreeMap<String, crate::predict::ModelState>,
 }
 
 impl PolicyState {

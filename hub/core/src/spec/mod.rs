@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::duration::{format_duration, parse_duration, serde_human};
+use crate::duration::{format_duration, parse_duration, serde_human, serde_human_opt};
 pub use crate::policy::Lineage;
 use crate::policy::{Activation, EpochMillis, Override, PolicyInput, RateLimits};
+use crate::predict::Predictive;
 use crate::tolerance::Tolerances;
 
 #[cfg(test)]
@@ -170,7 +171,7 @@ impl<'de> Deserialize<'de> for Sources {
 }
 
 /// What a profile provides when the annotations leave a setting out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SpecDefaults {
     /// Default lower bound (1 unless the profile says otherwise).
     pub min_replicas: i32,
@@ -192,6 +193,8 @@ pub struct SpecDefaults {
     pub tolerance: Tolerances,
     /// The profile's `scaleToZero:`, if it has one.
     pub scale_to_zero: Option<ScaleToZero>,
+    /// The profile's predictive models, if it has any.
+    pub predictive: Option<Predictive>,
     /// Whose defaults the rest are.
     pub lineage: Lineage,
     /// Where each [`SOURCED`] setting's default comes from (the profile key, or a lineage's
@@ -224,6 +227,7 @@ impl SpecDefaults {
             rate_limits: None,
             tolerance: Tolerances::default(),
             scale_to_zero: None,
+            predictive: None,
             lineage: Lineage::Hpa,
             sources: Sources::lineage(Source::HpaDefault),
         }
@@ -237,7 +241,7 @@ impl Default for SpecDefaults {
 }
 
 /// Everything the hub needs to autoscale one workload, from its annotations and its profile.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetSpec {
     /// The hook profile's name.
@@ -270,6 +274,9 @@ pub struct TargetSpec {
     /// Scale to and from zero, from the profile; acts only with a minimum of 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_to_zero: Option<ScaleToZero>,
+    /// Predictive models around the evaluation, from the profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictive: Option<Predictive>,
     /// The first tick waits for the next multiple of this period of wall-clock time, then one
     /// interval (the CPA's `startTime`); without it the first tick is jittered.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_human_opt")]
@@ -359,25 +366,6 @@ fn start_time(value: &str) -> Result<Duration, String> {
         return Err(format!("must be between 1s and {}", format_duration(MAX_INTERVAL)));
     }
     Ok(period)
-}
-
-/// `Option<Duration>` as a human duration (`1m`), for [`TargetSpec::start_time`].
-mod serde_human_opt {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
-        match value {
-            Some(d) => serializer.serialize_str(&crate::duration::format_duration(*d)),
-            None => serializer.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
-        let text = Option::<String>::deserialize(deserializer)?;
-        text.map(|t| crate::duration::parse_duration(&t).map_err(serde::de::Error::custom)).transpose()
-    }
 }
 
 fn window(value: &str) -> Result<Duration, String> {
@@ -479,6 +467,7 @@ impl TargetSpec {
             rate_limits: defaults.rate_limits.clone(),
             tolerance: defaults.tolerance,
             scale_to_zero: defaults.scale_to_zero,
+            predictive: defaults.predictive.clone(),
             start_time,
             lineage: defaults.lineage,
             sources,
@@ -505,6 +494,7 @@ impl TargetSpec {
             active_override,
             lineage: self.lineage,
             activation: None,
+            predictive: self.predictive.as_ref(),
         }
     }
 
