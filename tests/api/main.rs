@@ -10,4 +10,5 @@ mod cpa_sim;
 mod errors;
 mod hub;
 mod overrides;
+mod replay;
 mod targets;

@@ -12,6 +12,7 @@
 //! - [`policy`] — the decision pipeline: disabled → clamp → override → stabilise → rate limits,
 //!   with a reason chain and a serialisable, self-pruning [`PolicyState`].
 //! - [`predict`] — the predictive HPA's models (linear regression, Holt-Winters) in Rust.
+//! - [`replay`] — a candidate policy over a target's recorded ticks, through the same pipeline.
 //! - [`tolerance`] — the built-in calculation's tolerance per direction.
 //! - [`selector`] — label selectors in their text form, as `/scale` reports them.
 //! - [`duration`] and [`quantity`] — parsing of `15s`/`1h30m` durations and Kubernetes
@@ -51,6 +52,7 @@ pub mod duration;
 pub mod policy;
 pub mod predict;
 pub mod quantity;
+pub mod replay;
 pub mod selector;
 pub mod spec;
 pub mod target;

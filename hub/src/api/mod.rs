@@ -14,6 +14,7 @@ pub mod kube_auth;
 pub mod limit;
 pub mod openapi;
 pub mod overrides;
+pub mod replay;
 pub mod server;
 pub mod stream;
 pub mod targets;
@@ -92,6 +93,8 @@ pub fn app(state: ApiState) -> Router {
         .route(&format!("{TARGET}/metrics"), get(cpa::metrics))
         .route(&format!("{TARGET}/evaluation"), post(cpa::evaluation))
         .route(&format!("{TARGET}/override"), put(overrides::put).delete(overrides::delete))
+        .route(&format!("{TARGET}/replay"), post(replay::target))
+        .route("/replay", post(replay::fleet))
         .route("/replicas", get(targets::replicas))
         .route("/hub", get(hub_info::hub))
         .route("/stream", get(stream::stream))

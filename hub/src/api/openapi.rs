@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::views::{OverrideView, SampleView, ScaleEventView, Stabilisation};
-use super::{cpa, error, hub_info, overrides, stream, targets};
+use super::{cpa, error, hub_info, overrides, replay, stream, targets};
 
 /// The document's root.
 #[derive(OpenApi)]
@@ -19,9 +19,11 @@ use super::{cpa, error, hub_info, overrides, stream, targets};
         Errors are `{\"error\": string, \"code\": number}`. Writes need `Authorization: Bearer <token>` (tokens from the config's api.tokenFile); \
         reads too when api.protectReads is set. Times are unix milliseconds."),
     paths(targets::list, targets::get_one, targets::decisions, targets::series, targets::replicas, cpa::metrics, cpa::evaluation, overrides::put, overrides::delete,
+        replay::target, replay::fleet,
         hub_info::hub, stream::stream, document, super::healthz, super::readyz, super::metrics),
     components(schemas(TargetDoc, TargetPageDoc, TargetDetailDoc, DecisionDoc, DecisionPageDoc, SeriesPageDoc, TickPointDoc, ReplicasPageDoc, TargetReplicasDoc, ReplicaPointDoc, ReasonDoc, HookDoc, MetricValueDoc,
         OverrideView, Stabilisation, SampleView, ScaleEventView, cpa::Evaluation, overrides::OverrideRequest, overrides::Until,
+        ReplayRequestDoc, FleetReplayRequestDoc, ReplayPolicyDoc, ReplayDoc, ReplaySummariesDoc, ReplaySummaryDoc, ReplayedTickDoc, TargetKeyDoc,
         hub_info::HubStatus, error::ErrorBody)),
     modifiers(&BearerAuth, &CommonResponses),
     tags((name = "targets", description = "Targets and their decision history"),
@@ -210,7 +212,7 @@ pub struct DecisionDoc {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Reason)]
 pub struct ReasonDoc {
-    /// `fallback`, `disabled`, `clamp`, `override`, `stabilise` or `rate`.
+    /// `fallback`, `disabled`, `predict`, `activation`, `clamp`, `override`, `stabilise` or `rate`.
     pub step: String,
     /// e.g. `FallbackReplicas`, `TooManyReplicas`, `ScaleDownStabilized`, `OverridePinned`, `OverrideSet`, `OverrideCleared`, `OverrideExpired`.
     pub code: String,
@@ -220,7 +222,7 @@ pub struct ReasonDoc {
     pub from: i32,
     /// Replicas leaving it.
     pub to: i32,
-    /// Step-specific facts, tagged by `kind` (`bounds`, `sample`, `ratePolicy`, `rateDisabled`, `scaleUpCap`, `activation`, `cooldown`, `override`).
+    /// Step-specific facts, tagged by `kind` (`bounds`, `sample`, `ratePolicy`, `rateDisabled`, `scaleUpCap`, `prediction`, `activation`, `cooldown`, `override`).
     #[schema(value_type = Option<Object>)]
     pub detail: Option<serde_json::Value>,
 }
@@ -278,6 +280,9 @@ pub struct TickPointDoc {
     /// For a predictive target: the evaluation combined with its models' predictions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub predicted: Option<i32>,
+    /// For the built-in calculation: its usage ratio in millionths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_ppm: Option<i64>,
     /// `unchanged`, `held`, `scaled`, `error`, `shadow`, `disabled`.
     pub outcome: String,
     /// The metric values.
@@ -334,4 +339,138 @@ pub struct DecisionPageDoc {
     pub items: Vec<DecisionDoc>,
     /// Pass as `before` for the next page; null on the last.
     pub next_before: Option<i64>,
+}
+
+/// The settings a replay tries; each one left out keeps the target's own.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ReplayPolicy)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayPolicyDoc {
+    /// Lower bound (>= 0).
+    pub min_replicas: Option<i32>,
+    /// Upper bound (>= 1).
+    pub max_replicas: Option<i32>,
+    /// Scale-up window, e.g. `30s` (at most `1h`).
+    pub upscale_stabilization: Option<String>,
+    /// Scale-down window, e.g. `2m` (at most `1h`).
+    pub downscale_stabilization: Option<String>,
+    /// HPA `behavior`: `scaleUp`/`scaleDown` with `stabilizationWindowSeconds`, `selectPolicy`, `policies`, `tolerance`.
+    #[schema(value_type = Option<Object>)]
+    pub behavior: Option<serde_json::Value>,
+    /// Predictive models, as a profile's `predictive:`.
+    #[schema(value_type = Option<Object>)]
+    pub predictive: Option<serde_json::Value>,
+    /// `{activationThreshold, cooldownPeriod}`, as a profile's `scaleToZero:`.
+    #[schema(value_type = Option<Object>)]
+    pub scale_to_zero: Option<serde_json::Value>,
+}
+
+/// A replay of one target.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ReplayRequest)]
+pub struct ReplayRequestDoc {
+    /// Start of the range, unix ms (default `to` minus 24 h).
+    pub from: Option<i64>,
+    /// End of the range, unix ms, exclusive (default now).
+    pub to: Option<i64>,
+    /// The settings to try.
+    pub policy: Option<ReplayPolicyDoc>,
+    /// Return every replayed tick (default true).
+    pub ticks: Option<bool>,
+}
+
+/// A replay of every target of one profile.
+#[derive(Serialize, ToSchema)]
+#[schema(as = FleetReplayRequest)]
+pub struct FleetReplayRequestDoc {
+    /// The profile whose targets are replayed.
+    pub profile: String,
+    /// Start of the range, unix ms.
+    pub from: Option<i64>,
+    /// End of the range, unix ms.
+    pub to: Option<i64>,
+    /// The settings to try on every target.
+    pub policy: Option<ReplayPolicyDoc>,
+}
+
+/// A target's key.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TargetKey)]
+pub struct TargetKeyDoc {
+    /// Its namespace.
+    pub namespace: String,
+    /// `Deployment`, `StatefulSet`, `ReplicaSet` or an extra kind.
+    pub kind: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// How one replica curve fared.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ReplaySummary)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplaySummaryDoc {
+    /// Changes upwards.
+    pub scale_ups: u32,
+    /// Changes downwards.
+    pub scale_downs: u32,
+    /// Replicas × hours.
+    pub replica_hours: f64,
+    /// The most replicas.
+    pub highest: i32,
+    /// The fewest replicas.
+    pub lowest: i32,
+    /// Seconds with fewer replicas than the evaluation asked for.
+    pub under_provisioned_seconds: f64,
+    /// Seconds with more replicas than the evaluation asked for.
+    pub over_provisioned_seconds: f64,
+}
+
+/// The candidate's curve beside what happened.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ReplaySummaries)]
+pub struct ReplaySummariesDoc {
+    /// The candidate's.
+    pub replayed: ReplaySummaryDoc,
+    /// What actually happened.
+    pub actual: ReplaySummaryDoc,
+}
+
+/// One replayed tick.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ReplayedTick)]
+pub struct ReplayedTickDoc {
+    /// When it ran (unix ms).
+    pub time: i64,
+    /// What the recorded evaluation asked for.
+    pub asked: Option<i32>,
+    /// What the replay's evaluation asked for.
+    pub evaluated: Option<i32>,
+    /// The replicas the workload actually had after the tick.
+    pub actual: Option<i32>,
+    /// The replicas under the candidate.
+    pub replicas: i32,
+    /// The candidate's reasons where its replicas changed.
+    pub reasons: Option<Vec<ReasonDoc>>,
+}
+
+/// The outcome of a replay.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Replay)]
+pub struct ReplayDoc {
+    /// The target.
+    pub target: TargetKeyDoc,
+    /// Start of the range.
+    pub from: i64,
+    /// End of the range.
+    pub to: i64,
+    /// More ticks than one replay reads: the newest were replayed.
+    pub truncated: bool,
+    /// The spec the replay ran.
+    #[schema(value_type = Object)]
+    pub policy: serde_json::Value,
+    /// Both summaries.
+    pub summary: ReplaySummariesDoc,
+    /// Every tick, unless only the summary was asked for.
+    pub ticks: Option<Vec<ReplayedTickDoc>>,
 }

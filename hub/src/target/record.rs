@@ -132,6 +132,8 @@ pub struct Record {
     pub desired: Option<i32>,
     /// The evaluation combined with the predictions, for a predictive target.
     pub predicted: Option<i32>,
+    /// The built-in calculation's usage ratio.
+    pub ratio: Option<f64>,
     /// Whether the scale call was made.
     pub scaled: bool,
     /// What the scale call answered.
@@ -157,6 +159,7 @@ impl Record {
             reasons: Json::of(&[(); 0]),
             desired: None,
             predicted: None,
+            ratio: None,
             scaled: false,
             scale_result: None,
             error: None,
@@ -227,6 +230,7 @@ fn series_point(recorded: &mut Recorded, r: &Record) -> Option<scalehub_store::S
         raw_evaluation: r.raw,
         final_replicas: r.desired,
         predicted: r.predicted,
+        ratio_ppm: r.ratio.filter(|r| r.is_finite()).map(|r| (r * 1e6).round().clamp(-9e15, 9e15) as i64),
         outcome: r.outcome.into(),
         metrics: r
             .metrics

@@ -65,6 +65,14 @@ impl Evaluation {
         }
     }
 
+    /// The built-in calculation's usage ratio (what a replay needs to apply another tolerance).
+    pub fn ratio(&self) -> Option<f64> {
+        match self {
+            Evaluation::Hook(_) => None,
+            Evaluation::Builtin(c, _) => Some(c.ratio),
+        }
+    }
+
     /// The value that says whether a scale-to-zero target is active: the evaluation for a
     /// hook, the largest Object or External metric value for the built-in calculation (`None`
     /// when none could be read).

@@ -149,6 +149,7 @@ pub async fn decide(
             record.metrics = metrics;
             record.evaluation = evaluation.to_record();
             activation_milli = evaluation.activation_milli();
+            record.ratio = evaluation.ratio();
             let raw = evaluation.replicas();
             record.raw = Some(raw);
             if scaler {

@@ -49,6 +49,10 @@ pub struct TickPoint {
     /// The evaluation combined with the predictive models' predictions, for a predictive target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicted: Option<i32>,
+    /// The built-in calculation's usage ratio in millionths (1.0 is 1,000,000), which a replay
+    /// needs to apply another tolerance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio_ppm: Option<i64>,
     /// The decision's outcome (`unchanged`, `held`, `scaled`, `error`, ...).
     pub outcome: String,
     /// The metric values.
@@ -113,7 +117,7 @@ fn pack(p: &TickPoint, previous: Option<&TickPoint>, start: i64) -> Packed {
         desired: Change::of(&p.final_replicas, previous.map(|q| &q.final_replicas)),
         outcome: Change::of(&p.outcome, previous.map(|q| &q.outcome)),
         metrics: Change::of(&p.metrics, previous.map(|q| &q.metrics)),
-        predicted: Change::of(&p.predicted, previous.map(|q| &q.predicted)),
+        extra: Change::of(&(p.predicted, p.ratio_ppm), previous.map(|q| (q.predicted, q.ratio_ppm)).as_ref()),
     }
 }
 
@@ -126,7 +130,9 @@ struct Packed {
     desired: Change<Option<i32>>,
     outcome: Change<String>,
     metrics: Change<Vec<SeriesMetric>>,
-    predicted: Change<Option<i32>>,
+    /// The predicted count and the usage ratio, in one field: most targets have neither, and a
+    /// stable tick then costs one byte for both.
+    extra: Change<(Option<i32>, Option<i64>)>,
 }
 
 /// A point of a format-1 chunk (before the predicted count was kept).
@@ -144,7 +150,7 @@ struct PackedV1 {
 impl From<PackedV1> for Packed {
     fn from(p: PackedV1) -> Self {
         let PackedV1 { gap_ms, current, raw, desired, outcome, metrics } = p;
-        Packed { gap_ms, current, raw, desired, outcome, metrics, predicted: Change::New(None) }
+        Packed { gap_ms, current, raw, desired, outcome, metrics, extra: Change::New((None, None)) }
     }
 }
 
@@ -210,8 +216,12 @@ pub fn decode(start: i64, bytes: &[u8]) -> Result<Vec<TickPoint>> {
             final_replicas: p.desired.resolve(previous.map(|q| &q.final_replicas)).ok_or_else(missing)?,
             outcome: p.outcome.resolve(previous.map(|q| &q.outcome)).ok_or_else(missing)?,
             metrics: p.metrics.resolve(previous.map(|q| &q.metrics)).ok_or_else(missing)?,
-            predicted: p.predicted.resolve(previous.map(|q| &q.predicted)).ok_or_else(missing)?,
+            predicted: None,
+            ratio_ppm: None,
         };
+        let (predicted, ratio_ppm) =
+            p.extra.resolve(previous.map(|q| (q.predicted, q.ratio_ppm)).as_ref()).ok_or_else(missing)?;
+        let point = TickPoint { predicted, ratio_ppm, ..point };
         out.push(point);
     }
     Ok(out)
@@ -319,13 +329,14 @@ mod tests {
             outcome: outcome.into(),
             metrics: vec![SeriesMetric { resource: "cpu".into(), value: value.into() }],
             predicted: None,
+            ratio_ppm: None,
         }
     }
 
     #[test]
     fn predicted_counts_round_trip_and_format_1_chunks_still_read() {
         let points = vec![
-            TickPoint { predicted: Some(5), ..point(1_000, 2, "scaled", "1") },
+            TickPoint { predicted: Some(5), ratio_ppm: Some(1_250_000), ..point(1_000, 2, "scaled", "1") },
             TickPoint { predicted: Some(5), ..point(2_000, 5, "unchanged", "1") },
             TickPoint { predicted: None, ..point(3_000, 5, "unchanged", "1") },
         ];
@@ -348,7 +359,7 @@ mod tests {
         }
         let read = decode(1_000, &old).unwrap();
         assert_eq!(read.len(), 3);
-        assert!(read.iter().all(|p| p.predicted.is_none()));
+        assert!(read.iter().all(|p| p.predicted.is_none() && p.ratio_ppm.is_none()));
         assert_eq!(read[1].current_replicas, Some(5));
     }
 

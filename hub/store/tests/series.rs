@@ -18,6 +18,7 @@ fn point(time: i64, replicas: i32) -> TickPoint {
         raw_evaluation: Some(replicas),
         final_replicas: Some(replicas),
         predicted: None,
+        ratio_ppm: None,
         outcome: "unchanged".into(),
         metrics: vec![SeriesMetric { resource: "cpu".into(), value: format!("{}m over 2 ready pods", 600 + time % 7) }],
     }

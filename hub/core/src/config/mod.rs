@@ -28,7 +28,7 @@ pub use metrics::{
     LabelSelector, LabelSelectorRequirement, MetricIdentifier, MetricSourceType, MetricSpec, MetricTarget,
     MetricTargetType, PodsMetricSource, ResourceMetricSource,
 };
-pub use profile::{Fallback, FallbackBehavior, Profile};
+pub use profile::{Fallback, FallbackBehavior, Profile, ScaleToZeroConfig};
 
 use crate::spec::SpecDefaults;
 
@@ -225,7 +225,7 @@ fn join(errors: &[FieldError]) -> String {
 
 /// Collects validation problems with their paths.
 #[derive(Debug, Default)]
-pub(crate) struct Issues(Vec<FieldError>);
+pub(crate) struct Issues(pub(crate) Vec<FieldError>);
 
 impl Issues {
     /// Records a problem at `path`.
