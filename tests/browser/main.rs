@@ -202,9 +202,37 @@ async fn a_predictive_target_charts_its_prediction(browser: &Browser, fleet: &Fl
     let chain = browser.text(".decision-detail .chain").await;
     assert!(chain.contains("trend predicts"), "the predict step's reason: {chain}");
     browser.shot("target-predictive").await;
+    a_what_if_replay_is_drawn_beside_what_happened(browser).await;
     // Back to the fleet, as the next step starts from there.
     browser.client.goto(&format!("{}/", fleet.url)).await.unwrap();
     browser.element("a.trow[data-key=\"shop/Deployment/web\"]", 20).await;
+}
+
+/// On the catalog page: a replay with a shorter down window and a one-pod rate policy.
+async fn a_what_if_replay_is_drawn_beside_what_happened(browser: &Browser) {
+    let down = browser.element("#wi-downscaleStabilization", 10).await;
+    down.clear().await.unwrap();
+    down.send_keys("0s").await.unwrap();
+    let behavior = browser.element("#wi-behavior", 5).await;
+    behavior
+        .send_keys(r#"{"scaleUp": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 15}]}}"#)
+        .await
+        .unwrap();
+    browser.click("#whatif-run", 5).await;
+    browser.until("the replay's summary", 30, "return !!document.querySelector('#whatif-summary tbody tr')").await;
+    let summary = browser.text("#whatif-summary").await;
+    assert!(summary.contains("What if") && summary.contains("Replica-hours"), "summary: {summary}");
+    // The candidate climbs one pod per 15 s where catalog rose 4 at a time: fewer replica-hours
+    // or as many, never more scale-ups in one step; the curve is drawn (the chart redraws).
+    let rows =
+        browser.js("return [...document.querySelectorAll('#whatif-summary tbody tr')].map(r => r.textContent)").await;
+    assert_eq!(rows.as_array().map(Vec::len), Some(6), "{rows}");
+    let replayed = browser
+        .js("return window.__scalehub && window.__scalehub.lastReplay ? window.__scalehub.lastReplay.ticks.length : -1")
+        .await;
+    assert!(replayed.as_i64().is_some_and(|n| n > 0), "the replay reached the chart: {replayed}");
+    browser.js("document.getElementById('whatif-summary').scrollIntoView({block: 'center'})").await;
+    browser.shot("target-whatif").await;
 }
 
 async fn a_target_page_shows_a_chart_and_the_reasons_of_a_decision(browser: &Browser) {

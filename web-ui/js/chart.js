@@ -17,6 +17,8 @@ const HOLD = 'rgba(86, 180, 233, 0.28)';
 const OVERRIDE = 'rgba(204, 121, 167, 0.13)';
 const OVERRIDE_EDGE = 'rgba(204, 121, 167, 0.9)';
 
+/** A what-if replay's curve. */
+const REPLAY = '#009E73';
 /** The predictive models' combination with the evaluation. */
 const PREDICTED = '#7b3fb5';
 const stepped = uPlot.paths.stepped({ align: 1 });
@@ -100,6 +102,27 @@ export function replicaChart(el, get) {
       const y1 = y(Math.min(r.from, r.to));
       c.fillRect(x0, y0, Math.max(2, x1 - x0), Math.max(2, y1 - y0));
     });
+    // A what-if replay: its replica curve, stepped and dashed.
+    const replayed = ctx.replay && Array.isArray(ctx.replay.ticks) ? ctx.replay.ticks : [];
+    if (replayed.length) {
+      c.save();
+      c.setLineDash([6 * devicePixelRatio, 3 * devicePixelRatio]);
+      c.lineWidth = 2 * devicePixelRatio;
+      c.strokeStyle = REPLAY;
+      c.beginPath();
+      replayed.forEach((t, i) => {
+        const px = x(t.time / 1000);
+        const py = y(t.replicas);
+        if (i === 0) {
+          c.moveTo(px, py);
+        } else {
+          c.lineTo(px, y(replayed[i - 1].replicas));
+          c.lineTo(px, py);
+        }
+      });
+      c.stroke();
+      c.restore();
+    }
     // Bounds from the annotations.
     const spec = ctx.spec || {};
     c.setLineDash([5 * devicePixelRatio, 4 * devicePixelRatio]);

@@ -9,6 +9,7 @@ import { replicaChart, metricChart, chartRows } from './chart.js';
 import { renderDecisions } from './decisions.js';
 import { renderOverride } from './override.js';
 import { renderSpec, renderStabilisation } from './panels.js';
+import { renderWhatIf } from './whatif.js';
 import { needsToken, tokenGate } from './auth.js';
 
 const HISTORY = 200;
@@ -22,6 +23,9 @@ export function renderTarget(root, key, { stream }) {
   let nextBefore = null;
   let charts = [];
   let overrideSig = null;
+  /** The last "What if…" replay, drawn over the replica chart. */
+  let replay = null;
+  let whatIfShown = false;
   let stopped = false;
   const open = new Set();
   const fresh = new Set();
@@ -36,6 +40,7 @@ export function renderTarget(root, key, { stream }) {
   const overrideBody = h('div', { class: 'panel-body', id: 'override-panel' });
   const stabBody = h('div', { class: 'panel-body' });
   const specBody = h('div', { class: 'panel-body' });
+  const whatIfBody = h('div', { class: 'panel-body', id: 'whatif-panel' });
   const swatch = (color, dashed) => h('span', { class: 'key-swatch', style: dashed
     ? `background: repeating-linear-gradient(90deg, ${color} 0 4px, transparent 4px 7px); height: 3px; vertical-align: 2px`
     : `background:${color}` });
@@ -53,7 +58,8 @@ export function renderTarget(root, key, { stream }) {
             h('div', { class: 'chart-note' },
               h('span', {}, swatch('rgba(86,180,233,.45)'), 'held by a stabilisation window (from the evaluation to the value let through)'),
               h('span', {}, swatch('rgba(204,121,167,.35)'), 'override active'),
-              h('span', {}, swatch('#8a96a3', true), 'min / max from the annotations'))),
+              h('span', {}, swatch('#8a96a3', true), 'min / max from the annotations'),
+              h('span', {}, swatch('#009E73', true), 'what-if replay'))),
           h('section', { class: 'panel', 'aria-labelledby': 'h-metrics' },
             h('div', { class: 'panel-head' }, h('h2', { id: 'h-metrics' }, 'Metric values'),
               h('span', { class: 'right muted' }, 'as the metric stage reported them (first number of each value)')),
@@ -71,6 +77,8 @@ export function renderTarget(root, key, { stream }) {
         h('div', { class: 'col' },
           h('section', { class: 'panel', 'aria-labelledby': 'h-override' },
             h('div', { class: 'panel-head' }, h('h2', { id: 'h-override' }, 'Override')), overrideBody),
+          h('section', { class: 'panel', 'aria-labelledby': 'h-whatif' },
+            h('div', { class: 'panel-head' }, h('h2', { id: 'h-whatif' }, 'What if…')), whatIfBody),
           h('section', { class: 'panel', 'aria-labelledby': 'h-stab' },
             h('div', { class: 'panel-head' }, h('h2', { id: 'h-stab' }, 'Stabilisation')), stabBody),
           h('section', { class: 'panel', 'aria-labelledby': 'h-spec' },
@@ -111,6 +119,16 @@ export function renderTarget(root, key, { stream }) {
     }
     renderStabilisation(stabBody, target);
     renderSpec(specBody, target);
+    // The form keeps what the reader typed: rendered once per page.
+    if (!whatIfShown) {
+      whatIfShown = true;
+      renderWhatIf(whatIfBody, target, (res) => {
+        replay = res;
+        // For the browser test: what the chart was handed.
+        if (window.__scalehub) window.__scalehub.lastReplay = res;
+        for (const c of charts) c.update();
+      });
+    }
   }
 
   function renderTable() {
@@ -127,6 +145,7 @@ export function renderTarget(root, key, { stream }) {
       decisions: chartRows(decisions, points),
       spec: target.spec,
       overrides: overridePeriods(),
+      replay,
     });
     charts.push(replicaChart(chartBox, get));
     const m = metricChart(metricBox, get);

@@ -25,3 +25,9 @@ test('dry runs and override rows stay off the chart, and no series means the dec
   assert.deepEqual(rows.map((r) => r.time), [10]);
   assert.deepEqual(chartRows([], [point(5)]).map((r) => r.time), [5]);
 });
+
+test('a decision row takes the prediction of the tick at its time', () => {
+  const rows = chartRows([decision(10)], [point(10, { predicted: 5 }), point(25, { predicted: 6 })]);
+  assert.equal(rows[0].predicted, 5);
+  assert.equal(rows[1].predicted, 6);
+});
