@@ -2,7 +2,8 @@
 # Runs every scalehub test on a fresh Debian machine, doing its own set-up:
 #   1. installs the system packages the tests use (kubectl fallback, python3 for CPA example hooks),
 #   2. builds (or reuses the cached) real kube-apiserver v1.20.2 and starts it with etcd,
-#   3. checks formatting (rustfmt.toml) and lints (clippy, warnings are errors),
+#   3. checks formatting (rustfmt.toml) and lints (clippy, warnings are errors), and the alert
+#      rules with promtool,
 #   4. runs the whole cargo test suite against the simulator and the real apiserver,
 #   5. runs a small `scalehub bench` and checks that every due tick ran (never timings),
 #   6. fuzzes the REST API against its OpenAPI document (Schemathesis, a bounded number of examples),
@@ -19,6 +20,8 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # Debian's headless browser and its WebDriver for the dashboard tests (tests/browser).
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+# promtool, for the alert rules in deploy/prometheus.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   apt-get update -qq
@@ -28,6 +31,10 @@ fi
 log "checking formatting and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "checking the alert rules (promtool check rules, promtool test rules)"
+promtool check rules deploy/prometheus/rules.yaml
+(cd deploy/prometheus && promtool test rules rules.test.yaml)
 
 log "building the real kube-apiserver (cached after the first time)"
 scripts/real-apiserver.sh build

@@ -1,4 +1,4 @@
-//! The `scalehub` command line: `sim`, `run` and `demo`.
+//! The `scalehub` command line: `sim`, `run`, `demo`, `bench` and `ctl`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +69,9 @@ pub enum Command {
     /// The REST load of `bench --api-rate`, which the bench runs in a process of its own.
     #[command(hide = true)]
     BenchApiLoad(crate::bench::api_load::LoadArgs),
+    /// The hub's REST API from the terminal (also installed as the kubectl plugin
+    /// `kubectl-scalehub`): get, why, pin, bounds, pause, unpin, evaluate, replay.
+    Ctl(crate::ctl::CtlArgs),
     /// Start the simulator with sample workloads, the hub and the dashboard.
     Demo {
         /// Where the dashboard listens; the next free port is used if it is taken.
@@ -80,6 +83,7 @@ pub enum Command {
 /// Runs the parsed command line.
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Ctl(args) => std::process::exit(i32::from(crate::ctl::main(args).await)),
         Command::Sim { listen, kubeconfig_out, scenario, pod_ready_delay } => {
             let scenario = scenario.map(|p| scalehub_sim::Scenario::from_file(&p)).transpose()?;
             let pod_ready_delay = scalehub_sim::scenario::parse_duration(&pod_ready_delay)?;

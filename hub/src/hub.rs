@@ -101,8 +101,11 @@ impl Context {
         if let Err(e) = self.store.mark_target_removed(key, at).await {
             tracing::warn!(target_key = %key, error = %e, "could not mark the target removed");
         }
-        self.metrics.current_replicas.remove(&crate::telemetry::TargetLabels::from(key));
-        self.metrics.desired_replicas.remove(&crate::telemetry::TargetLabels::from(key));
+        let labels = crate::telemetry::TargetLabels::from(key);
+        self.metrics.current_replicas.remove(&labels);
+        self.metrics.desired_replicas.remove(&labels);
+        self.metrics.failing_ticks.remove(&labels);
+        self.metrics.at_max.remove(&labels);
     }
 
     /// The active override of a target at `now`, if any.

@@ -13,13 +13,15 @@
 //! - [`scaler`], [`events`]: writes to Kubernetes;
 //! - [`leader`]: Lease-based leader election;
 //! - [`api`], [`telemetry`]: the HTTP server and metrics; [`web`]: the embedded dashboard;
-//! - [`hub`]: the hub-wide context, and the wiring of it all; [`cli`], [`demo`] and [`bench`]: the commands.
+//! - [`hub`]: the hub-wide context, and the wiring of it all; [`cli`], [`demo`] and [`bench`]: the commands;
+//!   [`ctl`]: `kubectl scalehub`, the REST API from the terminal.
 
 pub mod api;
 pub mod bench;
 pub mod builtin;
 pub mod bus;
 pub mod cli;
+pub mod ctl;
 pub mod demo;
 pub mod events;
 pub mod hub;

@@ -10,6 +10,11 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `kubectl scalehub ...` runs this binary as `kubectl-scalehub`.
+    if std::env::args_os().next().is_some_and(|argv0| scalehub::ctl::invoked_as_plugin(&argv0)) {
+        let plugin = scalehub::ctl::Plugin::parse();
+        std::process::exit(i32::from(scalehub::ctl::main(plugin.args).await));
+    }
     scalehub::telemetry::init_logging();
     scalehub::cli::main(scalehub::cli::Cli::parse()).await
 }

@@ -84,6 +84,13 @@ pub struct Metrics {
     pub apiserver_requests: Family<RequestLabels, Counter>,
     /// Target loops restarted after a panic.
     pub loop_restarts: Counter,
+    /// 1 while this hub holds the Lease (set when scraped).
+    pub leader: Gauge,
+    /// Failed ticks in a row, for the targets failing now (a series only while failing).
+    pub failing_ticks: Family<TargetLabels, Gauge>,
+    /// 1 for a target held at its maximum while its evaluation asks for at least that (a
+    /// series only while it is).
+    pub at_max: Family<TargetLabels, Gauge>,
     /// The store writer's failed transaction attempts (see [`Metrics::observe_store`]).
     store_failed_attempts: Counter,
     /// Writes lost after retries.
@@ -114,6 +121,9 @@ impl Metrics {
         let scale_calls = Family::<OutcomeLabels, Counter>::default();
         let apiserver_requests = Family::<RequestLabels, Counter>::default();
         let loop_restarts = Counter::default();
+        let leader = Gauge::default();
+        let failing_ticks = Family::<TargetLabels, Gauge>::default();
+        let at_max = Family::<TargetLabels, Gauge>::default();
         let store_failed_attempts = Counter::default();
         let store_lost_writes = Counter::default();
         let store_failing = Gauge::default();
@@ -150,6 +160,17 @@ impl Metrics {
             apiserver_requests.clone(),
         );
         registry.register("target_loop_restarts", "Target loops restarted after a panic", loop_restarts.clone());
+        registry.register("leader", "1 while this hub holds the Lease and scales, 0 on a standby", leader.clone());
+        registry.register(
+            "target_failing_ticks",
+            "Failed ticks in a row of a target that is failing now (no series while it succeeds)",
+            failing_ticks.clone(),
+        );
+        registry.register(
+            "target_at_max",
+            "1 while a target is held at its maximum and its evaluation asks for at least that",
+            at_max.clone(),
+        );
         Self {
             current_replicas,
             desired_replicas,
@@ -161,6 +182,9 @@ impl Metrics {
             scale_calls,
             apiserver_requests,
             loop_restarts,
+            leader,
+            failing_ticks,
+            at_max,
             store_failed_attempts,
             store_lost_writes,
             store_failing,
@@ -176,6 +200,16 @@ impl Metrics {
         catch_up(&self.store_failed_attempts, stats.failed_attempts);
         catch_up(&self.store_lost_writes, stats.failed);
         self.store_failing.set(i64::from(stats.failing));
+    }
+
+    /// Sets `scalehub_targets{state}` to these counts; states no longer present go away.
+    pub fn set_target_counts(&self, counts: &std::collections::BTreeMap<String, u64>) {
+        self.targets.clear();
+        for (state, n) in counts {
+            self.targets
+                .get_or_create(&StateLabels { state: state.clone() })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
     }
 
     /// The Prometheus text exposition of every metric.

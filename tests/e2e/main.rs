@@ -18,6 +18,8 @@
 //! - [`reload`]: a changed config file applies without a restart; an invalid one is refused.
 //! - [`pid1`]: the hub as PID 1 of a PID namespace reaps and kills what its hooks leave behind.
 //! - [`lifecycle`]: annotation edits without restart; opting out keeps the history.
+//! - [`kubectl_plugin`]: kubectl runs `kubectl-scalehub` against a hub: get, why, pin, replay.
+//! - [`observability`]: the Grafana dashboard and the alert rules query only what `/metrics` has.
 //! - [`ownership`]: ReplicaSets owned by an opted-in Deployment are not targets.
 //! - [`drill_chaos`]: API-server faults for a fleet; afterwards the replicas of a fault-free run.
 //! - [`drill_crash`]: `kill -9` at random points never breaks a window or loses an override.
@@ -42,8 +44,10 @@ mod harness;
 mod hooks;
 mod invalid;
 mod kinds;
+mod kubectl_plugin;
 mod leader;
 mod lifecycle;
+mod observability;
 mod ownership;
 mod per_pod;
 mod pid1;

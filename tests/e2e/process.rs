@@ -149,6 +149,18 @@ pub async fn http(
     token: Option<&str>,
     body: Option<&serde_json::Value>,
 ) -> anyhow::Result<(u16, serde_json::Value)> {
+    let (status, body) = http_text(addr, method, path, token, body).await?;
+    Ok((status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)))
+}
+
+/// [`http`], with the body as text (`/metrics`).
+pub async fn http_text(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n");
@@ -176,5 +188,5 @@ pub async fn http(
         !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
         "{method} {path}: a chunked answer (not expected from a JSON handler)"
     );
-    Ok((status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null)))
+    Ok((status, body.to_owned()))
 }

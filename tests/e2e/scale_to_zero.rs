@@ -106,7 +106,8 @@ async fn scale_to_zero(env: &Env) -> anyhow::Result<()> {
         "evaluate": sh(&evaluate, 5_000),
         "runMode": "per-resource",
         "minReplicas": 0,
-        "scaleToZero": {"cooldownPeriod": 3},
+        // Long enough that under a loaded suite at least one tick at 1 replica waits it out.
+        "scaleToZero": {"cooldownPeriod": 8},
         // One pod a second on the way down, so the walk to one is visibly rate-limited.
         "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 1}]}},
     });
@@ -114,7 +115,7 @@ async fn scale_to_zero(env: &Env) -> anyhow::Result<()> {
     let store = &hub.ctx.store;
     create(env, &deployment("idle", 3, opted_in(&[("scalehub.io/profile", "idle")]))).await?;
 
-    // Inactive: 3 → 2 → 1 by the rate policy, then 0 once three seconds have passed.
+    // Inactive: 3 → 2 → 1 by the rate policy, then 0 once eight seconds have passed.
     env.wait_replicas("idle", 1).await?;
     env.wait_replicas("idle", 0).await?;
     let all = decisions(env, store, "idle").await?;
@@ -131,7 +132,7 @@ async fn scale_to_zero(env: &Env) -> anyhow::Result<()> {
         last["step"] == "activation" && last["code"] == "ScaledToZero" && last["detail"]["kind"] == "cooldown",
         "the last step to zero: {last}"
     );
-    ensure!(last["detail"]["cooldownMs"] == 3_000, "the cooldown in the reason: {last}");
+    ensure!(last["detail"]["cooldownMs"] == 8_000, "the cooldown in the reason: {last}");
 
     // Active again: 0 → 1 at once, and on to what the evaluation asks for.
     set_evaluation(env, 3)?;
@@ -151,7 +152,7 @@ async fn scale_to_zero(env: &Env) -> anyhow::Result<()> {
     let (status, spec) = http(hub.addr, "GET", &path, None, None).await?;
     ensure!(status == 200, "GET {path}: {status} {spec}");
     ensure!(
-        spec["spec"]["scaleToZero"] == json!({"activationThresholdMilli": 0, "cooldownPeriod": "3s"}),
+        spec["spec"]["scaleToZero"] == json!({"activationThresholdMilli": 0, "cooldownPeriod": "8s"}),
         "the target's spec: {}",
         spec["spec"]
     );

@@ -9,8 +9,9 @@
 //!   optional HPA `behavior:`). Errors name the field path.
 //! - [`spec`] — a workload's `scalehub.io/*` annotations → a typed [`TargetSpec`], reporting
 //!   every bad annotation at once.
-//! - [`policy`] — the decision pipeline: disabled → clamp → override → stabilise → rate limits,
-//!   with a reason chain and a serialisable, self-pruning [`PolicyState`].
+//! - [`policy`] — the decision pipeline: disabled → predict → clamp → override → stabilise →
+//!   rate limits (and scale to zero around them), with a reason chain and a serialisable,
+//!   self-pruning [`PolicyState`].
 //! - [`predict`] — the predictive HPA's models (linear regression, Holt-Winters) in Rust.
 //! - [`replay`] — a candidate policy over a target's recorded ticks, through the same pipeline.
 //! - [`tolerance`] — the built-in calculation's tolerance per direction.

@@ -46,6 +46,17 @@ pub enum TlsError {
     Client(#[source] reqwest::Error),
 }
 
+/// An HTTP client with these TLS files (all empty: the platform's roots) and an optional
+/// timeout per request: what `kubectl scalehub` talks to the hub with.
+pub async fn http_client(files: &TlsFiles, timeout: Option<std::time::Duration>) -> Result<reqwest::Client, TlsError> {
+    let config = client_config(files).await?;
+    let mut builder = reqwest::Client::builder().tls_backend_preconfigured(config);
+    if let Some(timeout) = timeout {
+        builder = builder.timeout(timeout);
+    }
+    builder.build().map_err(TlsError::Client)
+}
+
 /// Builds the rustls configuration for a set of TLS files (all empty: platform roots).
 pub(crate) async fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -150,6 +150,11 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "hub", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(_: auth::CanRead, State(state): State<ApiState>) -> impl IntoResponse {
     state.ctx.metrics.observe_store(&state.ctx.store.stats());
+    state.ctx.metrics.leader.set(i64::from(*state.ctx.leader.borrow()));
+    // Targets by state, from the counts the store keeps (one small read per scrape).
+    if let Ok(counts) = state.ctx.store.counts_by_state().await {
+        state.ctx.metrics.set_target_counts(&counts);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.ctx.metrics.encode())
 }
 

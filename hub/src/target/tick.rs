@@ -18,7 +18,7 @@ use crate::hub::Context;
 use crate::target::TargetInput;
 use crate::target::record::{self, Record, Recorded, TargetState};
 use crate::target::stages::Stages;
-use crate::telemetry::{HookLabels, OutcomeLabels};
+use crate::telemetry::{HookLabels, OutcomeLabels, TargetLabels};
 use crate::workload::TargetKey;
 
 /// What a loop remembers between ticks.
@@ -31,12 +31,19 @@ pub struct Memory {
     /// Ticks in a row whose metrics or evaluation failed (counted by the loop's own ticks;
     /// a restarted hub counts afresh).
     failures: u32,
+    /// Whether the `at_max` gauge has a series for this target.
+    at_max: bool,
 }
 
 impl Memory {
     /// Memory that resumes from what the store said at start, for the workload whose uid is `uid`.
     pub fn restored(restored: crate::hub::Restored, uid: &Option<String>) -> Self {
-        Self { policy: restored.policy, recorded: Recorded::resume(restored.row, restored.decision, uid), failures: 0 }
+        Self {
+            policy: restored.policy,
+            recorded: Recorded::resume(restored.row, restored.decision, uid),
+            failures: 0,
+            at_max: false,
+        }
     }
 }
 
@@ -156,6 +163,9 @@ pub async fn decide(
                 if profile.fallback.as_ref().is_some_and(|f| memory.failures >= f.failure_threshold) {
                     emit(ctx, key, input, false, "FallbackDeactivated", "the evaluation succeeded again");
                 }
+                if memory.failures > 0 {
+                    ctx.metrics.failing_ticks.remove(&TargetLabels::from(key));
+                }
                 memory.failures = 0;
             }
             raw
@@ -167,6 +177,7 @@ pub async fn decide(
             emit(ctx, key, input, true, "FailedComputeReplicas", &failure.message);
             if scaler {
                 memory.failures = memory.failures.saturating_add(1);
+                ctx.metrics.failing_ticks.get_or_create(&TargetLabels::from(key)).set(i64::from(memory.failures));
             }
             let fallback = profile.fallback.as_ref().filter(|f| scaler && memory.failures >= f.failure_threshold);
             let Some(fallback) = fallback else {
@@ -212,6 +223,17 @@ pub async fn decide(
     record.reasons = Json::of(&fallback_reason.iter().chain(decision.reasons.iter()).collect::<Vec<_>>());
     record.desired = Some(decision.desired_replicas);
     record.predicted = decision.predicted_replicas;
+    if scaler {
+        // A series only while the target is held at its maximum and asks for at least that.
+        let at_max = decision.desired_replicas >= spec.max_replicas && raw >= spec.max_replicas;
+        let labels = TargetLabels::from(key);
+        if at_max {
+            ctx.metrics.at_max.get_or_create(&labels).set(1);
+        } else if memory.at_max {
+            ctx.metrics.at_max.remove(&labels);
+        }
+        memory.at_max = at_max;
+    }
     let disabled = decision.reasons.iter().any(|r| r.step == policy::Step::Disabled);
     let dry_run = run_type == RunType::ApiDryRun;
     let mut next_state = if dry_run { None } else { Some(decision.next_state.clone()) };

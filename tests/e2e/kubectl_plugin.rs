@@ -1,0 +1,127 @@
+//! `kubectl scalehub` (issue 12, part 1): the real kubectl finds the binary as the plugin
+//! `kubectl-scalehub` on PATH and runs it against a hub on the simulator: get, why, pin and
+//! unpin, evaluate, replay; errors as one line with an exit code scripts can use.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, ensure};
+use serde_json::{Value, json};
+
+use crate::fixtures::{create, deployment, opted_in, sh};
+use crate::harness::{Env, WAIT, eventually, on_simulator};
+
+const TOKEN: &str = "plugin-test-token-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_runs_the_plugin_to_list_explain_pin_and_replay_targets() {
+    on_simulator("kubectl-plugin", "the plugin talks to the hub, not to the API server", async |env: &Env| {
+        plugin(env).await
+    })
+    .await;
+}
+
+fn kubectl() -> Option<PathBuf> {
+    ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+/// Runs `kubectl scalehub ARGS` with the plugin on PATH; (exit code, stdout, stderr).
+fn run(bin_dir: &Path, kubectl: &Path, server: &str, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(kubectl)
+        .arg("scalehub")
+        .args(args)
+        .env("PATH", path)
+        .env("SCALEHUB_URL", server)
+        .env("SCALEHUB_TOKEN", TOKEN)
+        .env("XDG_CONFIG_HOME", bin_dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .context("run kubectl scalehub")?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+async fn plugin(env: &Env) -> anyhow::Result<()> {
+    let Some(kubectl) = kubectl() else {
+        eprintln!("SKIPPED kubectl plugin test: kubectl is not installed");
+        return Ok(());
+    };
+    // The plugin is the scalehub binary under kubectl's plugin name.
+    let bin_dir = env.path("bin");
+    std::fs::create_dir_all(&bin_dir)?;
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_scalehub"), bin_dir.join("kubectl-scalehub"))?;
+
+    let tokens = env.path("tokens");
+    std::fs::write(&tokens, format!("ops:{TOKEN}\n"))?;
+    let profile = json!({"metric": sh("echo 3", 5_000), "evaluate": sh(r#"cat >/dev/null; echo '{"targetReplicas": 3}'"#, 5_000), "runMode": "per-resource"});
+    let mut config = env.config(json!({"three": profile}));
+    config["api"] = json!({"tokenFile": tokens});
+    let hub = env.start_hub(&config, "hub.db", "hub-a").await?;
+    let server = format!("http://{}", hub.addr);
+    create(
+        env,
+        &deployment("web", 1, opted_in(&[("scalehub.io/profile", "three"), ("scalehub.io/max-replicas", "5")])),
+    )
+    .await?;
+    env.wait_replicas("web", 3).await?;
+    let ns = env.ns.as_str();
+
+    // get: a kubectl-like table; -o json the API's items.
+    let (code, table) = eventually("web in `kubectl scalehub get`", WAIT, async || {
+        let (code, out, err) = run(&bin_dir, &kubectl, &server, &["get", "-n", ns])?;
+        Ok((out.contains("web") && out.contains("→ 3")).then_some((code, format!("{out}{err}"))))
+    })
+    .await?;
+    ensure!(code == 0, "get exited {code}: {table}");
+    ensure!(table.starts_with("NAMESPACE") && table.contains("Deployment") && table.contains("active"), "{table}");
+    let (code, out, err) = run(&bin_dir, &kubectl, &server, &["get", "-A", "-o", "json"])?;
+    ensure!(code == 0, "get -o json: {err}");
+    let doc: Value = serde_json::from_str(&out).context("get -o json is JSON")?;
+    ensure!(doc["items"].as_array().is_some_and(|i| i.iter().any(|t| t["name"] == "web")), "{out}");
+
+    // why: the decision with its reasons and hooks.
+    let (code, out, err) = run(&bin_dir, &kubectl, &server, &["why", "deploy/web", "-n", ns])?;
+    ensure!(code == 0, "why exited {code}: {err}");
+    ensure!(out.contains(&format!("{ns}/Deployment/web")) && out.contains("scaled"), "why: {out}");
+    ensure!(out.contains("hook metric (shell): exit 0"), "why shows the hooks: {out}");
+
+    // pin, and the hub holds it; unpin.
+    let (code, out, err) = run(
+        &bin_dir,
+        &kubectl,
+        &server,
+        &["pin", "deploy/web", "2", "--for", "10m", "--reason", "plugin test", "-n", ns],
+    )?;
+    ensure!(code == 0 && out.contains("pinned to 2"), "pin: {code} {out} {err}");
+    env.wait_replicas("web", 2).await?;
+    let (code, out, _) = run(&bin_dir, &kubectl, &server, &["unpin", "deploy/web", "-n", ns])?;
+    ensure!(code == 0 && out.contains("override removed"), "unpin: {out}");
+    env.wait_replicas("web", 3).await?;
+
+    // evaluate --dry-run, and a replay's summary.
+    let (code, out, err) = run(&bin_dir, &kubectl, &server, &["evaluate", "deploy/web", "--dry-run", "-n", ns])?;
+    ensure!(code == 0 && out.contains("asks for 3 replicas (dry run"), "evaluate: {code} {out} {err}");
+    let (code, out, err) =
+        run(&bin_dir, &kubectl, &server, &["replay", "deploy/web", "--since", "1h", "--max", "2", "-n", ns])?;
+    ensure!(code == 0 && out.contains("WHAT IF") && out.contains("replica-hours"), "replay: {code} {out} {err}");
+    let highest = out.lines().find(|l| l.starts_with("highest")).context("a highest row")?;
+    ensure!(highest.split_whitespace().nth(1) == Some("2"), "max 2 caps the replay: {highest}");
+
+    // Errors: one line and an exit code. 1: the hub refused; 2: usage; 3: unreachable.
+    let (code, _, err) = run(&bin_dir, &kubectl, &server, &["why", "deploy/nope", "-n", ns])?;
+    ensure!(
+        code == 1 && err.lines().count() == 1 && err.contains("no target") && err.contains("HTTP 404"),
+        "{code} {err}"
+    );
+    let (code, _, err) = run(&bin_dir, &kubectl, &server, &["why", "web"])?;
+    ensure!(code == 2 && err.contains("KIND/NAME"), "{code} {err}");
+    let (code, _, err) = run(&bin_dir, &kubectl, "http://127.0.0.1:9", &["get"])?;
+    ensure!(code == 3 && err.contains("cannot reach the hub"), "{code} {err}");
+    ensure!(!err.contains(TOKEN), "an error printed the token: {err}");
+    hub.shutdown().await;
+    Ok(())
+}
