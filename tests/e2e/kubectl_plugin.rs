@@ -26,7 +26,13 @@ fn kubectl() -> Option<PathBuf> {
 }
 
 /// Runs `kubectl scalehub ARGS` with the plugin on PATH; (exit code, stdout, stderr).
-fn run(bin_dir: &Path, kubectl: &Path, server: &str, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
+fn run(
+    bin_dir: &Path,
+    kubectl: &Path,
+    server: &str,
+    args: &[&str],
+    kubeconfig: &Path,
+) -> anyhow::Result<(i32, String, String)> {
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let out = Command::new(kubectl)
         .arg("scalehub")
@@ -36,6 +42,7 @@ fn run(bin_dir: &Path, kubectl: &Path, server: &str, args: &[&str]) -> anyhow::R
         .env("SCALEHUB_TOKEN", TOKEN)
         .env("XDG_CONFIG_HOME", bin_dir)
         .env("NO_COLOR", "1")
+        .env("KUBECONFIG", kubeconfig)
         .output()
         .context("run kubectl scalehub")?;
     Ok((
@@ -67,24 +74,36 @@ async fn plugin(env: &Env) -> anyhow::Result<()> {
         &deployment("web", 1, opted_in(&[("scalehub.io/profile", "three"), ("scalehub.io/max-replicas", "5")])),
     )
     .await?;
+    let mut api =
+        deployment("api", 1, opted_in(&[("scalehub.io/profile", "three"), ("scalehub.io/max-replicas", "5")]));
+    api.metadata.labels = Some([("tier".to_owned(), "backend".to_owned())].into());
+    create(env, &api).await?;
     env.wait_replicas("web", 3).await?;
     let ns = env.ns.as_str();
 
     // get: a kubectl-like table; -o json the API's items.
     let (code, table) = eventually("web in `kubectl scalehub get`", WAIT, async || {
-        let (code, out, err) = run(&bin_dir, &kubectl, &server, &["get", "-n", ns])?;
-        Ok((out.contains("web") && out.contains("→ 3")).then_some((code, format!("{out}{err}"))))
+        let (code, out, err) = run(&bin_dir, &kubectl, &server, &["get", "-n", ns], &env.kubeconfig)?;
+        let both = out.contains("web") && out.contains("api") && out.matches("→ 3").count() == 2;
+        Ok(both.then_some((code, format!("{out}{err}"))))
     })
     .await?;
     ensure!(code == 0, "get exited {code}: {table}");
     ensure!(table.starts_with("NAMESPACE") && table.contains("Deployment") && table.contains("active"), "{table}");
-    let (code, out, err) = run(&bin_dir, &kubectl, &server, &["get", "-A", "-o", "json"])?;
+    let (code, out, err) = run(&bin_dir, &kubectl, &server, &["get", "-A", "-o", "json"], &env.kubeconfig)?;
     ensure!(code == 0, "get -o json: {err}");
     let doc: Value = serde_json::from_str(&out).context("get -o json is JSON")?;
     ensure!(doc["items"].as_array().is_some_and(|i| i.iter().any(|t| t["name"] == "web")), "{out}");
 
+    // -l: the labelled workloads, asked of the cluster through kubectl.
+    let (code, out, err) = run(&bin_dir, &kubectl, &server, &["get", "-n", ns, "-l", "tier=backend"], &env.kubeconfig)?;
+    ensure!(code == 0, "get -l: {err}");
+    ensure!(out.contains("api") && !out.contains("web"), "get -l tier=backend: {out}");
+    let (code, _, err) = run(&bin_dir, &kubectl, &server, &["get", "-n", ns, "-l", "app in (("], &env.kubeconfig)?;
+    ensure!(code == 1 && err.starts_with("error: kubectl:"), "a bad selector: {code} {err}");
+
     // why: the decision with its reasons and hooks.
-    let (code, out, err) = run(&bin_dir, &kubectl, &server, &["why", "deploy/web", "-n", ns])?;
+    let (code, out, err) = run(&bin_dir, &kubectl, &server, &["why", "deploy/web", "-n", ns], &env.kubeconfig)?;
     ensure!(code == 0, "why exited {code}: {err}");
     ensure!(out.contains(&format!("{ns}/Deployment/web")) && out.contains("scaled"), "why: {out}");
     ensure!(out.contains("hook metric (shell): exit 0"), "why shows the hooks: {out}");
@@ -95,31 +114,38 @@ async fn plugin(env: &Env) -> anyhow::Result<()> {
         &kubectl,
         &server,
         &["pin", "deploy/web", "2", "--for", "10m", "--reason", "plugin test", "-n", ns],
+        &env.kubeconfig,
     )?;
     ensure!(code == 0 && out.contains("pinned to 2"), "pin: {code} {out} {err}");
     env.wait_replicas("web", 2).await?;
-    let (code, out, _) = run(&bin_dir, &kubectl, &server, &["unpin", "deploy/web", "-n", ns])?;
+    let (code, out, _) = run(&bin_dir, &kubectl, &server, &["unpin", "deploy/web", "-n", ns], &env.kubeconfig)?;
     ensure!(code == 0 && out.contains("override removed"), "unpin: {out}");
     env.wait_replicas("web", 3).await?;
 
     // evaluate --dry-run, and a replay's summary.
-    let (code, out, err) = run(&bin_dir, &kubectl, &server, &["evaluate", "deploy/web", "--dry-run", "-n", ns])?;
-    ensure!(code == 0 && out.contains("asks for 3 replicas (dry run"), "evaluate: {code} {out} {err}");
     let (code, out, err) =
-        run(&bin_dir, &kubectl, &server, &["replay", "deploy/web", "--since", "1h", "--max", "2", "-n", ns])?;
+        run(&bin_dir, &kubectl, &server, &["evaluate", "deploy/web", "--dry-run", "-n", ns], &env.kubeconfig)?;
+    ensure!(code == 0 && out.contains("asks for 3 replicas (dry run"), "evaluate: {code} {out} {err}");
+    let (code, out, err) = run(
+        &bin_dir,
+        &kubectl,
+        &server,
+        &["replay", "deploy/web", "--since", "1h", "--max", "2", "-n", ns],
+        &env.kubeconfig,
+    )?;
     ensure!(code == 0 && out.contains("WHAT IF") && out.contains("replica-hours"), "replay: {code} {out} {err}");
     let highest = out.lines().find(|l| l.starts_with("highest")).context("a highest row")?;
     ensure!(highest.split_whitespace().nth(1) == Some("2"), "max 2 caps the replay: {highest}");
 
     // Errors: one line and an exit code. 1: the hub refused; 2: usage; 3: unreachable.
-    let (code, _, err) = run(&bin_dir, &kubectl, &server, &["why", "deploy/nope", "-n", ns])?;
+    let (code, _, err) = run(&bin_dir, &kubectl, &server, &["why", "deploy/nope", "-n", ns], &env.kubeconfig)?;
     ensure!(
         code == 1 && err.lines().count() == 1 && err.contains("no target") && err.contains("HTTP 404"),
         "{code} {err}"
     );
-    let (code, _, err) = run(&bin_dir, &kubectl, &server, &["why", "web"])?;
+    let (code, _, err) = run(&bin_dir, &kubectl, &server, &["why", "web"], &env.kubeconfig)?;
     ensure!(code == 2 && err.contains("KIND/NAME"), "{code} {err}");
-    let (code, _, err) = run(&bin_dir, &kubectl, "http://127.0.0.1:9", &["get"])?;
+    let (code, _, err) = run(&bin_dir, &kubectl, "http://127.0.0.1:9", &["get"], &env.kubeconfig)?;
     ensure!(code == 3 && err.contains("cannot reach the hub"), "{code} {err}");
     ensure!(!err.contains(TOKEN), "an error printed the token: {err}");
     hub.shutdown().await;

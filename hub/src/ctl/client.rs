@@ -35,6 +35,9 @@ pub enum CtlError {
         /// Why.
         reason: String,
     },
+    /// kubectl (for `-l`) failed.
+    #[error("kubectl: {0}")]
+    Kubectl(String),
     /// Writing the output failed.
     #[error("writing the output: {0}")]
     Io(#[from] std::io::Error),
@@ -44,7 +47,7 @@ impl CtlError {
     /// 1: the hub refused; 2: bad usage; 3: unreachable.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CtlError::Api { .. } | CtlError::Io(_) => 1,
+            CtlError::Api { .. } | CtlError::Kubectl(_) | CtlError::Io(_) => 1,
             CtlError::Usage(_) => 2,
             CtlError::Unreachable { .. } => 3,
         }

@@ -80,6 +80,10 @@ pub enum CtlCommand {
         /// Targets whose name or namespace contains this.
         #[arg(long)]
         search: Option<String>,
+        /// Only workloads matching this label selector (asked of the cluster with kubectl, as
+        /// the hub keeps no workload labels): Deployments, StatefulSets and ReplicaSets.
+        #[arg(short = 'l', long)]
+        selector: Option<String>,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -205,7 +209,7 @@ async fn run(args: CtlArgs) -> Result<(), CtlError> {
     let mut out = std::io::stdout();
     let color = render::color_enabled();
     match args.command {
-        CtlCommand::Get { all_namespaces, state, search, output, watch } => {
+        CtlCommand::Get { all_namespaces, state, search, selector, output, watch } => {
             let mut items = Vec::new();
             let mut cursor: Option<String> = None;
             loop {
@@ -228,6 +232,13 @@ async fn run(args: CtlArgs) -> Result<(), CtlError> {
                     Some(next) => cursor = Some(next.to_owned()),
                     None => break,
                 }
+            }
+            if let Some(selector) = &selector {
+                let matching = labelled_workloads(selector, (!all_namespaces).then_some(namespace.as_str()))?;
+                items.retain(|t| {
+                    let key = |f: &str| t[f].as_str().unwrap_or_default().to_owned();
+                    matching.contains(&(key("namespace"), key("kind"), key("name")))
+                });
             }
             let now = now_ms();
             match output {
@@ -319,6 +330,41 @@ async fn run(args: CtlArgs) -> Result<(), CtlError> {
         }
     }
     Ok(())
+}
+
+/// The (namespace, kind, name) of the workloads matching `selector`, from
+/// `kubectl get deployments,statefulsets,replicasets -l SELECTOR -o json` (the user's own
+/// kubeconfig and context; the selector is one argument, never through a shell).
+fn labelled_workloads(
+    selector: &str,
+    namespace: Option<&str>,
+) -> Result<std::collections::BTreeSet<(String, String, String)>, CtlError> {
+    let kubectl = std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into());
+    let mut command = std::process::Command::new(&kubectl);
+    command.args(["get", "deployments.apps,statefulsets.apps,replicasets.apps", "-o", "json", "-l", selector]);
+    match namespace {
+        Some(ns) => command.args(["-n", ns]),
+        None => command.arg("-A"),
+    };
+    let out = command
+        .output()
+        .map_err(|e| CtlError::Usage(format!("-l needs kubectl to list the labelled workloads: {e}")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(CtlError::Kubectl(err.lines().next().unwrap_or("kubectl failed").trim().to_owned()));
+    }
+    let list: Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| CtlError::Kubectl(format!("kubectl's JSON: {e}")))?;
+    let field =
+        |item: &Value, path: &[&str]| path.iter().fold(item, |v, k| &v[*k]).as_str().unwrap_or_default().to_owned();
+    Ok(list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| {
+            (field(item, &["metadata", "namespace"]), field(item, &["kind"]), field(item, &["metadata", "name"]))
+        })
+        .collect())
 }
 
 async fn set_override(
