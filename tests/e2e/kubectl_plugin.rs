@@ -108,6 +108,30 @@ async fn plugin(env: &Env) -> anyhow::Result<()> {
     ensure!(out.contains(&format!("{ns}/Deployment/web")) && out.contains("scaled"), "why: {out}");
     ensure!(out.contains("hook metric (shell): exit 0"), "why shows the hooks: {out}");
 
+    // -w follows the stream: start it, then pin, and the pin's decision shows up as a line.
+    let mut watch = Command::new(&kubectl)
+        .args(["scalehub", "get", "-n", ns, "-w"])
+        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("SCALEHUB_URL", &server)
+        .env("XDG_CONFIG_HOME", &bin_dir)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("kubectl scalehub get -w")?;
+    let stdout = watch.stdout.take().context("the watch's stdout")?;
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The table comes first; then the stream is open.
+    let first = lines_rx.recv_timeout(WAIT).context("the watch printed nothing")?;
+    ensure!(first.starts_with("NAMESPACE"), "the watch's first line: {first}");
+
     // pin, and the hub holds it; unpin.
     let (code, out, err) = run(
         &bin_dir,
@@ -118,6 +142,33 @@ async fn plugin(env: &Env) -> anyhow::Result<()> {
     )?;
     ensure!(code == 0 && out.contains("pinned to 2"), "pin: {code} {out} {err}");
     env.wait_replicas("web", 2).await?;
+    let followed = (0..200).find_map(|_| {
+        let line = lines_rx.recv_timeout(std::time::Duration::from_millis(100)).ok()?;
+        (line.starts_with(&format!("{ns}/Deployment/web")) && line.contains("pinned")).then_some(line)
+    });
+    let _ = watch.kill();
+    let _ = watch.wait();
+    ensure!(followed.is_some(), "the watch never printed web's pinned decision");
+    // bounds and pause replace the pin (one override per target).
+    let (code, out, err) = run(
+        &bin_dir,
+        &kubectl,
+        &server,
+        &["bounds", "deploy/web", "--max", "2", "--for", "5m", "--reason", "plugin test", "-n", ns],
+        &env.kubeconfig,
+    )?;
+    ensure!(code == 0 && out.contains("bounds …–2"), "bounds: {code} {out} {err}");
+    let (code, out, err) = run(
+        &bin_dir,
+        &kubectl,
+        &server,
+        &["pause", "deploy/web", "--direction", "up", "--for", "5m", "--reason", "plugin test", "-n", ns],
+        &env.kubeconfig,
+    )?;
+    ensure!(code == 0 && out.contains("paused (up)"), "pause: {code} {out} {err}");
+    let (code, _, err) =
+        run(&bin_dir, &kubectl, &server, &["bounds", "deploy/web", "--reason", "x", "-n", ns], &env.kubeconfig)?;
+    ensure!(code == 2 && err.contains("--min, --max"), "bounds without bounds: {code} {err}");
     let (code, out, _) = run(&bin_dir, &kubectl, &server, &["unpin", "deploy/web", "-n", ns], &env.kubeconfig)?;
     ensure!(code == 0 && out.contains("override removed"), "unpin: {out}");
     env.wait_replicas("web", 3).await?;
