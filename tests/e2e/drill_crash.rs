@@ -127,11 +127,22 @@ async fn crash_drill(env: &Env) -> anyhow::Result<()> {
     // End on one sure window per target, with the hub alive throughout: up to 4, then down to
     // 1, so a held scale-down is exercised and recorded whatever the random kills left (a seed
     // could end every target at 1 with its window long expired). Then read the whole history.
+    let phase = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
     for name in MOVING {
         set_value(env, name, 4)?;
     }
     for name in MOVING {
         env.wait_replicas(name, 4).await?;
+        // The replicas may have been 4 already: wait until this hub has ticked at 4 too, so
+        // its window holds a recent 4 whatever the last kill left unwritten.
+        let path = format!("/api/v1/targets/{}/Deployment/{name}/series?from={phase}", env.ns);
+        eventually(&format!("a tick of {name} at 4"), Duration::from_secs(20), async || {
+            let (status, body) = http(hub.addr, "GET", &path, None, None).await?;
+            ensure!(status == 200, "GET {path}: {status} {body}");
+            let at_four = body["points"].as_array().is_some_and(|p| p.iter().any(|t| t["rawEvaluation"] == 4));
+            Ok(at_four.then_some(()))
+        })
+        .await?;
     }
     for name in MOVING {
         set_value(env, name, 1)?;
