@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 use scalehub_core::TargetSpec;
 use scalehub_core::replay::{Candidate, RecordedTick, Replay, ReplayedTick, Summary, replay};
 use scalehub_store::series::MAX_POINTS;
-use scalehub_store::{TargetFilter, TargetKey, TargetRow, TickPoint};
+use scalehub_store::{TargetFilter, TargetKey, TickPoint};
 
 use super::ApiState;
 use super::auth::CanRead;
 use super::error::{ApiError, ApiJson, ApiPath};
-use super::targets::{TargetPath, live_spec, not_found};
+use super::targets::{TargetPath, not_found, spec_of};
 
 /// The default range: the last day.
 const DEFAULT_RANGE_MS: i64 = 24 * 3600 * 1000;
@@ -185,7 +185,7 @@ pub async fn fleet(
     }
     let (from, to) = range(&state, req.from, req.to)?;
     // Check the candidate once against the profile's defaults, so a bad one is a 422 up front.
-    candidate(&req.policy, &default_spec())?;
+    candidate(&req.policy, &default_spec()?)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::convert::Infallible>>(8);
     tokio::spawn(async move {
         let mut total = Total::default();
@@ -250,13 +250,11 @@ fn line(value: &FleetLine) -> String {
 }
 
 /// A spec with the HPA's defaults, to check a candidate's own fields.
-fn default_spec() -> TargetSpec {
-    serde_json::from_value(serde_json::json!({
-        "profile": "default", "minReplicas": 1, "maxReplicas": 10, "interval": "15s",
-        "downscaleStabilization": "5m", "upscaleStabilization": "0s", "runMode": "per-resource",
-        "mode": "active", "params": {},
-    }))
-    .expect("a complete spec document")
+fn default_spec() -> Result<TargetSpec, ApiError> {
+    let enabled = std::collections::BTreeMap::from([(scalehub_core::spec::ENABLED.to_owned(), "true".to_owned())]);
+    let defaults = std::collections::BTreeMap::from([("default".to_owned(), scalehub_core::SpecDefaults::hpa())]);
+    TargetSpec::from_annotations(&enabled, &defaults)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the default spec: {e}")))
 }
 
 fn range(state: &ApiState, from: Option<i64>, to: Option<i64>) -> Result<(i64, i64), ApiError> {
@@ -269,11 +267,6 @@ fn range(state: &ApiState, from: Option<i64>, to: Option<i64>) -> Result<(i64, i
         return Err(ApiError::bad_request("the range may span at most 366 days"));
     }
     Ok((from, to))
-}
-
-/// The spec a target runs with: its live loop's, else the stored one; `None` when invalid.
-fn spec_of(state: &ApiState, row: &TargetRow) -> Option<TargetSpec> {
-    live_spec(state, &row.key).or_else(|| row.spec.parse::<TargetSpec>().ok())
 }
 
 fn candidate(policy: &Candidate, spec: &TargetSpec) -> Result<TargetSpec, ApiError> {

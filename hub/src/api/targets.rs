@@ -176,7 +176,7 @@ pub async fn get_one(
     let policy = store.policy_state(&skey).await?;
     let policy_state: PolicyState =
         policy.as_ref().and_then(|p| serde_json::from_value(p.state.clone()).ok()).unwrap_or_default();
-    let spec = live_spec(&state, &key).or_else(|| row.spec.parse::<TargetSpec>().ok());
+    let spec = spec_of(&state, &row);
     let stabilisation = Stabilisation::new(&policy_state, spec.as_ref(), policy.map(|p| p.updated_at), now);
     Ok(Json(TargetDetail { target: Target { row, last_decision, active_override }, stabilisation, override_history }))
 }
@@ -371,6 +371,12 @@ fn at_most(name: &str, value: u32, max: u32) -> Result<u32, ApiError> {
 /// The 404 for a target the hub has no record of.
 pub fn not_found(key: &TargetKey) -> ApiError {
     ApiError::not_found(format!("no target {key}: the workload is not opted in, or has not been seen yet"))
+}
+
+/// The spec a target runs with: its live loop's, else the stored one; `None` when its
+/// annotations are invalid.
+pub(super) fn spec_of(state: &ApiState, row: &scalehub_store::TargetRow) -> Option<TargetSpec> {
+    live_spec(state, &row.key).or_else(|| row.spec.parse::<TargetSpec>().ok())
 }
 
 /// The spec the target's loop runs with now, if it runs and its annotations are valid.

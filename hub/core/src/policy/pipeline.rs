@@ -113,8 +113,7 @@ impl<'a> Run<'a> {
             .collect();
         let unavailable = outcome.predictions.iter().any(|p| p.note.is_some());
         let detail = Some(Detail::Prediction { decision_type: config.decision_type, predictions: outcome.predictions });
-        let decision = serde_json::to_value(config.decision_type).ok();
-        let decision = decision.as_ref().and_then(|v| v.as_str()).unwrap_or("maximum");
+        let decision = config.decision_type.as_str();
         if outcome.replicas != self.value {
             let message = format!(
                 "{}: the {decision} with the evaluation {} is {}",
@@ -198,16 +197,23 @@ impl<'a> Run<'a> {
         let now = self.input.now;
         let zero_at = since.saturating_add(activation.cooldown_ms);
         let detail = Some(Detail::Cooldown { inactive_since: since, cooldown_ms: activation.cooldown_ms, zero_at });
-        let inactive_for = crate::duration::format_duration(std::time::Duration::from_millis(
-            u64::try_from(now.saturating_sub(since)).unwrap_or(0),
-        ));
+        let span = |ms: i64| {
+            crate::duration::format_duration(std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+        };
         if now >= zero_at {
-            let message =
-                format!("inactive ({}) for {inactive_for}, the whole cooldown: 1 → 0", activation.comparison());
+            let message = format!(
+                "inactive ({}) for {}, the whole cooldown: 1 → 0",
+                activation.comparison(),
+                span(now.saturating_sub(since))
+            );
             self.step(Step::Activation, ReasonCode::ScaledToZero, 0, message, detail);
         } else {
-            let message =
-                format!("inactive ({}) for {inactive_for}: 1 → 0 when the cooldown ends", activation.comparison());
+            // The same words every tick of the cooldown, so waiting it out records one decision.
+            let message = format!(
+                "inactive ({}): 1 → 0 once inactive for the whole cooldown ({})",
+                activation.comparison(),
+                span(activation.cooldown_ms)
+            );
             self.step(Step::Activation, ReasonCode::ScaleToZeroCooldown, 1, message, detail);
         }
     }

@@ -42,6 +42,16 @@ pub enum DecisionType {
 }
 
 impl DecisionType {
+    /// Its name in the config (`maximum`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionType::Maximum => "maximum",
+            DecisionType::Minimum => "minimum",
+            DecisionType::Mean => "mean",
+            DecisionType::Median => "median",
+        }
+    }
+
     /// Combines `values` (never empty: the evaluation is always one of them).
     pub fn combine(self, values: &[i32]) -> i32 {
         let mut sorted = values.to_vec();
