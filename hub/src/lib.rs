@@ -18,7 +18,6 @@
 
 pub mod api;
 pub mod bench;
-pub mod builtin;
 pub mod bus;
 pub mod cli;
 pub mod ctl;

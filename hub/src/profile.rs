@@ -11,7 +11,6 @@ use scalehub_core::config::{self, Config, MethodType, MetricSourceType, MetricTa
 use scalehub_core::spec::{self, TargetSpec};
 use scalehub_hooks::{HookSpec, HttpSpec, ParameterMode, ShellSpec, TlsFiles};
 
-use crate::builtin::{Goal, TotalGoal};
 use crate::k8smetrics::{MetricQuery, QuerySource, Readiness};
 
 /// A profile ready for ticks.
@@ -170,44 +169,17 @@ fn hook(m: &config::Method) -> HookSpec {
 /// (config validation already rejected them).
 fn query(s: &config::MetricSpec) -> Option<MetricQuery> {
     let spec: Value = serde_json::to_value(s).unwrap_or(Value::Null);
-    match s.source_type {
+    let builtin = s.builtin();
+    let key = s.usage_key()?;
+    let source = match s.source_type {
         MetricSourceType::Resource => {
             let r = s.resource.as_ref()?;
             let utilization = r.target.target_type == MetricTargetType::Utilization;
-            let goal = match r.target.target_type {
-                MetricTargetType::Utilization => r.target.average_utilization.map(|u| Goal::Utilization(u.into())),
-                MetricTargetType::AverageValue => r
-                    .target
-                    .average_value
-                    .as_deref()
-                    .and_then(|v| scalehub_core::quantity::parse_milli(v).ok())
-                    .map(Goal::AverageValue),
-                MetricTargetType::Value => None,
-            };
-            Some(MetricQuery {
-                spec,
-                source: QuerySource::Resource { name: r.name.clone(), utilization },
-                goal,
-                total_goal: None,
-            })
+            QuerySource::Resource { name: r.name.clone(), utilization }
         }
         MetricSourceType::Pods => {
             let p = s.pods.as_ref()?;
-            let goal = p
-                .target
-                .average_value
-                .as_deref()
-                .and_then(|v| scalehub_core::quantity::parse_milli(v).ok())
-                .map(Goal::AverageValue);
-            Some(MetricQuery {
-                spec,
-                source: QuerySource::Pods {
-                    metric: p.metric.name.clone(),
-                    selector: metric_selector(p.metric.selector.as_ref()),
-                },
-                goal,
-                total_goal: None,
-            })
+            QuerySource::Pods { metric: p.metric.name.clone(), selector: metric_selector(p.metric.selector.as_ref()) }
         }
         MetricSourceType::Object => {
             let o = s.object.as_ref()?;
@@ -218,47 +190,27 @@ fn query(s: &config::MetricSpec) -> Option<MetricQuery> {
             let gvk = kube::api::GroupVersionKind::gvk(&group, &version, &o.described_object.kind);
             let plural = kube::api::ApiResource::from_gvk(&gvk).plural;
             let resource = if group.is_empty() { plural } else { format!("{plural}.{group}") };
-            Some(MetricQuery {
-                spec,
-                source: QuerySource::Object {
-                    resource,
-                    name: o.described_object.name.clone(),
-                    metric: o.metric.name.clone(),
-                    selector: metric_selector(o.metric.selector.as_ref()),
-                    average: o.target.target_type == MetricTargetType::AverageValue,
-                },
-                goal: None,
-                total_goal: total_goal(&o.target),
-            })
+            QuerySource::Object {
+                resource,
+                name: o.described_object.name.clone(),
+                metric: o.metric.name.clone(),
+                selector: metric_selector(o.metric.selector.as_ref()),
+                average: o.target.target_type == MetricTargetType::AverageValue,
+            }
         }
         MetricSourceType::External => {
             let e = s.external.as_ref()?;
-            Some(MetricQuery {
-                spec,
-                source: QuerySource::External {
-                    metric: e.metric.name.clone(),
-                    selector: metric_selector(e.metric.selector.as_ref()),
-                    average: e.target.target_type == MetricTargetType::AverageValue,
-                },
-                goal: None,
-                total_goal: total_goal(&e.target),
-            })
+            QuerySource::External {
+                metric: e.metric.name.clone(),
+                selector: metric_selector(e.metric.selector.as_ref()),
+                average: e.target.target_type == MetricTargetType::AverageValue,
+            }
         }
-        MetricSourceType::ContainerResource => None,
-    }
+        MetricSourceType::ContainerResource => return None,
+    };
+    Some(MetricQuery { spec, source, builtin, key })
 }
 
-/// An Object or External target for the built-in calculation.
-fn total_goal(target: &config::MetricTarget) -> Option<TotalGoal> {
-    let milli = |v: &Option<String>| v.as_deref().and_then(|v| scalehub_core::quantity::parse_milli(v).ok());
-    match target.target_type {
-        MetricTargetType::Value => milli(&target.value).map(TotalGoal::Value),
-        MetricTargetType::AverageValue => milli(&target.average_value).map(TotalGoal::AverageValue),
-        MetricTargetType::Utilization => None,
-    }
-}
-
-/// A metric's series selector as the metrics APIs take it (`a=b,c in (d)`), through kube's
 /// own `Selector`; `None` when it selects everything, an error for an invalid requirement.
 fn metric_selector(selector: Option<&config::LabelSelector>) -> Result<Option<String>, String> {
     let Some(selector) = selector else { return Ok(None) };
@@ -272,6 +224,7 @@ fn metric_selector(selector: Option<&config::LabelSelector>) -> Result<Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scalehub_core::calc::{MetricGoal, TotalGoal};
 
     #[test]
     fn a_metric_selector_reaches_the_metrics_api_as_kubernetes_writes_it() {
@@ -300,7 +253,8 @@ mod tests {
         let q = query(&spec).unwrap();
         let QuerySource::Object { resource, name, average, .. } = &q.source else { panic!("{:?}", q.source) };
         assert_eq!((resource.as_str(), name.as_str(), *average), ("ingresses.networking.k8s.io", "main", true));
-        assert_eq!(q.total_goal, Some(TotalGoal::AverageValue(1_000_000)));
+        assert_eq!(q.builtin.unwrap().goal, MetricGoal::Total(TotalGoal::AverageValue(1_000_000)));
+        assert_eq!(q.key, "object/Ingress/main/rps");
         let core: config::MetricSpec = serde_json::from_value(serde_json::json!({"type": "Object", "object": {
             "describedObject": {"apiVersion": "v1", "kind": "Service", "name": "web"},
             "metric": {"name": "rps"}, "target": {"type": "Value", "value": "20"},
@@ -308,6 +262,6 @@ mod tests {
         .unwrap();
         let q = query(&core).unwrap();
         assert!(matches!(&q.source, QuerySource::Object { resource, .. } if resource == "services"), "{:?}", q.source);
-        assert_eq!(q.total_goal, Some(TotalGoal::Value(20_000)));
+        assert_eq!(q.builtin.unwrap().goal, MetricGoal::Total(TotalGoal::Value(20_000)));
     }
 }

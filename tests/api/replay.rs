@@ -25,6 +25,7 @@ async fn record_held_scale_down(api: &TestApi, name: &str, n: i64) {
             final_replicas: Some(6),
             predicted: None,
             ratio_ppm: None,
+            usage: Vec::new(),
             outcome: "held".into(),
             metrics: vec![],
         };
@@ -174,4 +175,92 @@ async fn a_profile_is_replayed_target_by_target_as_ndjson_with_totals() {
         .call(Method::POST, "/api/v1/replay", None, Some(json!({"profile": "default", "policy": {"maxReplicas": 0}})))
         .await;
     assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// Records `n` ticks 15 s apart from `T0` of a target at 2 replicas whose 2 pods (500m
+/// requested each) use 650m in all: 65% against a 60% goal, within tolerance, so it kept 2.
+async fn record_observed_usage(api: &TestApi, name: &str, n: i64) {
+    use scalehub_core::calc::{MetricUsage, Observed, PodUsage};
+    let key = TargetKey::new("shop", Kind::Deployment, name);
+    let mut writer = SeriesWriter::default();
+    let mut chunk = None;
+    for i in 0..n {
+        let observed = Observed::Pods(PodUsage { ready: 2, usage: 650, requests: 1000, ..PodUsage::default() });
+        let point = TickPoint {
+            time: T0 + i * 15_000,
+            current_replicas: Some(2),
+            raw_evaluation: Some(2),
+            final_replicas: Some(2),
+            predicted: None,
+            ratio_ppm: Some(1_083_333),
+            usage: vec![MetricUsage { key: "cpu".into(), observed }],
+            outcome: "unchanged".into(),
+            metrics: vec![],
+        };
+        chunk = Some(writer.push(point).unwrap().clone());
+    }
+    api.ctx.store.record_tick(None, None, chunk.map(|c| SeriesChunkRow { key, chunk: c })).await.unwrap();
+    api.ctx.store.flush().await.unwrap();
+}
+
+#[tokio::test]
+async fn another_profiles_built_in_calculation_is_replayed_over_the_recorded_usage() {
+    let api = TestApi::new().await;
+    let config = scalehub_core::Config::from_yaml_str(
+        r#"
+profiles:
+  default:
+    kubernetesMetricSpecs:
+      - {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}
+  cpu-50:
+    kubernetesMetricSpecs:
+      - {type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}
+  scripted:
+    metric: {type: shell, timeout: 1000, shell: {entrypoint: /bin/true}}
+    evaluate: {type: shell, timeout: 1000, shell: {entrypoint: /bin/true}}
+"#,
+    )
+    .unwrap();
+    api.ctx.profiles.replace(&config);
+    api.add_target("shop", "Deployment", "web").await;
+    record_observed_usage(&api, "web", 8).await;
+    api.clock.advance(8 * 15_000);
+
+    // At 50% the same 650m asks for 3 from the first tick, and 3 holds it.
+    let body = json!({"from": T0, "policy": {"calculation": {"profile": "cpu-50"}}});
+    let (status, got) = api.call(Method::POST, URI, None, Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    let ticks = got["ticks"].as_array().unwrap();
+    assert_eq!(ticks.len(), 8);
+    assert!(ticks.iter().all(|t| t["evaluated"] == 3 && t["replicas"] == 3 && t["asked"] == 2), "{got}");
+    assert_eq!(got["calculation"], json!([{"key": "cpu", "goal": {"pods": {"utilization": 50}}}]));
+    assert_eq!(got["summary"]["replayed"]["scaleUps"], 1);
+    assert_eq!(got["summary"]["actual"]["scaleUps"], 0);
+    // The same, written inline as a profile writes it.
+    let inline = json!({"from": T0, "ticks": false, "policy": {"calculation": {"kubernetesMetricSpecs": [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}}});
+    let (status, got) = api.call(Method::POST, URI, None, Some(inline)).await;
+    assert_eq!((status, &got["summary"]["replayed"]["highest"]), (StatusCode::OK, &json!(3)), "{got}");
+    // The series read returns the observations it replays.
+    let key = TargetKey::new("shop", Kind::Deployment, "web");
+    let points = api.ctx.store.ticks(&key, T0, T0 + 8 * 15_000, 100).await.unwrap();
+    assert_eq!(points.len(), 8);
+    assert_eq!(points[0].usage[0].key, "cpu");
+
+    // What cannot be replayed says why, with the field.
+    for (calculation, expected) in [
+        (json!({"profile": "scripted"}), "policy.calculation.profile: profile \"scripted\" evaluates with a hook"),
+        (json!({"profile": "nope"}), "policy.calculation.profile: no profile \"nope\" in the hub config"),
+        (json!({"profile": "cpu-50", "kubernetesMetricSpecs": []}), "policy.calculation: needs exactly one of"),
+        (
+            json!({"kubernetesMetricSpecs": [{"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "1Gi"}}}]}),
+            "no recorded tick in the range observed memory",
+        ),
+    ] {
+        let body = json!({"from": T0, "policy": {"calculation": calculation}});
+        let bad = api.call(Method::POST, URI, None, Some(body)).await;
+        assert_error(&bad, StatusCode::UNPROCESSABLE_ENTITY);
+        let text = bad.1["error"].as_str().unwrap();
+        assert!(text.contains(expected), "{text}");
+    }
 }

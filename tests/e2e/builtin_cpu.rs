@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::fixtures::{create, decisions, deployment, first_scaled, opted_in, summary};
 use crate::harness::{Env, WAIT, eventually, on_simulator};
+use crate::process::http;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_builtin_cpu_profile_scales_a_workload_under_load() {
@@ -64,6 +65,24 @@ async fn cpu(env: &Env) -> anyhow::Result<()> {
         "a built-in profile ran hooks: {}",
         scaled.hooks
     );
+
+    // The series keeps what each tick observed of the CPU, and a replay runs another
+    // profile's calculation over it: the target's own (50%) gives back the first recorded
+    // evaluation; a 100% goal asks for half as many.
+    let path = format!("/api/v1/targets/{}/Deployment/busy/replay", env.ns);
+    let own = json!({"policy": {"calculation": {"profile": "cpu"}}});
+    let (status, replay) = http(hub.addr, "POST", &path, None, Some(&own)).await?;
+    ensure!(status == 200, "POST {path}: {status} {replay}");
+    let ticks = replay["ticks"].as_array().context("no ticks")?;
+    let first = ticks.iter().find(|t| t["asked"].is_i64()).context("no evaluated tick")?;
+    ensure!(first["evaluated"] == first["asked"], "the own calculation differs from the record: {first}");
+    let half = json!({"policy": {"calculation": {"kubernetesMetricSpecs": [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 100}}}]}}});
+    let (status, replay) = http(hub.addr, "POST", &path, None, Some(&half)).await?;
+    ensure!(status == 200, "POST {path}: {status} {replay}");
+    let first = replay["ticks"].as_array().and_then(|t| t.iter().find(|t| t["asked"].is_i64())).context("no tick")?;
+    let (asked, evaluated) = (first["asked"].as_i64().unwrap_or(0), first["evaluated"].as_i64().unwrap_or(0));
+    ensure!(evaluated == (asked + 1) / 2, "a 100% goal asked for {evaluated} where 50% asked for {asked}: {first}");
     hub.shutdown().await;
     Ok(())
 }

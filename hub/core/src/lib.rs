@@ -9,6 +9,8 @@
 //!   optional HPA `behavior:`). Errors name the field path.
 //! - [`spec`] — a workload's `scalehub.io/*` annotations → a typed [`TargetSpec`], reporting
 //!   every bad annotation at once.
+//! - [`calc`] — the built-in evaluation: the HPA's replica calculation over a tick's
+//!   observations of each metric, which the tick series keeps for replays.
 //! - [`policy`] — the decision pipeline: disabled → predict → clamp → override → stabilise →
 //!   rate limits (and scale to zero around them), with a reason chain and a serialisable,
 //!   self-pruning [`PolicyState`].
@@ -48,6 +50,7 @@
 //! }
 //! ```
 
+pub mod calc;
 pub mod config;
 pub mod duration;
 pub mod policy;

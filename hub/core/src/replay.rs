@@ -13,6 +13,13 @@
 //!   measured (`ratio × replicas then`) is spread over the candidate's replicas; inside the
 //!   candidate tolerance the count is kept, else it becomes `ceil(load)`. Missing and unready
 //!   pods are not recorded, so their conservative corrections are not redone.
+//! - **Another built-in calculation** (a profile's, or `kubernetesMetricSpecs` given inline):
+//!   from what each tick observed of its Kubernetes metrics (ready pods' usage and requests,
+//!   missing and unready pods, an Object or External value), which the tick series keeps. At
+//!   the recorded replica count the observation is used as it is, so the target's own
+//!   calculation reproduces its recorded evaluations; at another count the same load is
+//!   spread over that many ready pods. This works for hook targets too, for the Kubernetes
+//!   metrics their profile gathers; a metric that was never gathered cannot be replayed.
 //! - **Hook evaluations** are taken as recorded: a hook that would have answered differently
 //!   at another replica count cannot be asked again.
 //! - Ticks that failed are held (no evaluation, nothing changes); overrides are not replayed
@@ -23,7 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use std::time::Duration;
 
-use crate::config::{BehaviorConfig, FieldError, Issues, ScaleToZeroConfig};
+use crate::calc::{self, BuiltinMetric, MetricUsage};
+use crate::config::{BehaviorConfig, FieldError, Issues, MetricSpec, ScaleToZeroConfig};
 use crate::duration::serde_human_opt;
 use crate::policy::{EpochMillis, PolicyState, Reason, decide};
 use crate::predict::Predictive;
@@ -50,12 +58,40 @@ pub struct Candidate {
     pub predictive: Option<Predictive>,
     /// Scale to and from zero (with a minimum of 0).
     pub scale_to_zero: Option<ScaleToZeroConfig>,
+    /// Another built-in calculation in place of the recorded evaluations.
+    pub calculation: Option<CalculationCandidate>,
+}
+
+/// The built-in calculation a replay runs over the recorded observations: one profile's, or
+/// metric specs given as a profile gives them.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CalculationCandidate {
+    /// A profile whose `kubernetesMetricSpecs` are aimed at (it must have no evaluate hook).
+    pub profile: Option<String>,
+    /// Metric specs to aim at, as a profile's `kubernetesMetricSpecs`.
+    pub kubernetes_metric_specs: Option<Vec<MetricSpec>>,
+}
+
+/// What a replay runs: the spec, and the built-in calculation if the candidate names one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The target's spec with the candidate's settings.
+    pub spec: TargetSpec,
+    /// The metrics of another built-in calculation; `None` replays the recorded evaluations.
+    pub calculation: Option<Vec<BuiltinMetric>>,
 }
 
 impl Candidate {
     /// The target's spec with this candidate's settings; every problem, with its field path
-    /// under `path` (e.g. `policy`).
-    pub fn apply(&self, spec: &TargetSpec, path: &str) -> Result<TargetSpec, Vec<FieldError>> {
+    /// under `path` (e.g. `policy`). `profile` gives a profile's built-in metrics by name, or
+    /// why it has none.
+    pub fn apply(
+        &self,
+        spec: &TargetSpec,
+        path: &str,
+        profile: impl Fn(&str) -> Result<Vec<BuiltinMetric>, String>,
+    ) -> Result<Plan, Vec<FieldError>> {
         let mut issues = Issues::default();
         let mut out = spec.clone();
         if let Some(min) = self.min_replicas {
@@ -109,12 +145,74 @@ impl Candidate {
             }
             out.scale_to_zero = Some(zero.resolve());
         }
-        if issues.0.is_empty() { Ok(out) } else { Err(issues.0) }
+        let calculation =
+            self.calculation.as_ref().and_then(|c| c.resolve(&format!("{path}.calculation"), &profile, &mut issues));
+        if issues.0.is_empty() { Ok(Plan { spec: out, calculation }) } else { Err(issues.0) }
     }
 }
 
+impl CalculationCandidate {
+    fn resolve(
+        &self,
+        path: &str,
+        profile: &impl Fn(&str) -> Result<Vec<BuiltinMetric>, String>,
+        issues: &mut Issues,
+    ) -> Option<Vec<BuiltinMetric>> {
+        match (&self.profile, &self.kubernetes_metric_specs) {
+            (Some(name), None) => match profile(name) {
+                Ok(metrics) => Some(metrics),
+                Err(e) => {
+                    issues.push(format!("{path}.profile"), e);
+                    None
+                }
+            },
+            (None, Some(specs)) => {
+                let path = format!("{path}.kubernetesMetricSpecs");
+                if specs.is_empty() {
+                    issues.push(path.clone(), "must list at least one metric");
+                }
+                let mut metrics = Vec::new();
+                for (i, spec) in specs.iter().enumerate() {
+                    let at = format!("{path}[{i}]");
+                    let before = issues.0.len();
+                    spec.validate(&at, issues);
+                    match spec.builtin() {
+                        Some(m) => metrics.push(m),
+                        None if issues.0.len() == before => {
+                            issues.push(at, "has no target the built-in calculation can aim at")
+                        }
+                        None => {}
+                    }
+                }
+                Some(metrics)
+            }
+            _ => {
+                issues.push(path.to_owned(), "needs exactly one of profile and kubernetesMetricSpecs");
+                None
+            }
+        }
+    }
+}
+
+/// Why `plan`'s calculation cannot run over `ticks`: a metric none of them observed.
+pub fn unobserved(plan: &Plan, ticks: &[RecordedTick]) -> Option<String> {
+    let metrics = plan.calculation.as_ref()?;
+    let missing: Vec<&str> = metrics
+        .iter()
+        .filter(|m| !ticks.iter().any(|t| t.usage.iter().any(|u| u.key == m.key)))
+        .map(|m| m.key.as_str())
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "no recorded tick in the range observed {}: a calculation can be replayed only over the \
+             Kubernetes metrics the target's profile gathered, from ticks recorded with their observations",
+            missing.join(", ")
+        )
+    })
+}
+
 /// One recorded tick.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RecordedTick {
     /// When it ran.
     pub time: EpochMillis,
@@ -126,6 +224,8 @@ pub struct RecordedTick {
     pub chosen: Option<i32>,
     /// The built-in calculation's usage ratio, if it ran.
     pub ratio: Option<f64>,
+    /// What the tick observed of each Kubernetes metric.
+    pub usage: Vec<MetricUsage>,
 }
 
 /// One replayed tick.
@@ -182,13 +282,18 @@ pub struct Replay {
     pub actual: Summary,
 }
 
-/// Replays `ticks` (oldest first) under `spec`.
-pub fn replay(spec: &TargetSpec, ticks: &[RecordedTick]) -> Replay {
+/// Replays `ticks` (oldest first) under `plan`.
+pub fn replay(plan: &Plan, ticks: &[RecordedTick]) -> Replay {
+    let spec = &plan.spec;
     let mut state = PolicyState::default();
     let mut current = ticks.iter().find_map(|t| t.current).unwrap_or(spec.min_replicas);
+    let start = current;
     let mut out = Vec::with_capacity(ticks.len());
     for tick in ticks {
-        let evaluated = tick.evaluated.map(|asked| reevaluate(spec, tick, asked, current));
+        let evaluated = match &plan.calculation {
+            Some(metrics) => calculate(spec, metrics, tick, current),
+            None => tick.evaluated.map(|asked| reevaluate(spec, tick, asked, current)),
+        };
         let mut reasons = Vec::new();
         if let Some(evaluated) = evaluated {
             let mut input = spec.policy_input(tick.time, current, evaluated, None);
@@ -211,9 +316,29 @@ pub fn replay(spec: &TargetSpec, ticks: &[RecordedTick]) -> Replay {
             reasons,
         });
     }
-    let replayed = summarise(&out, |t| Some(t.replicas));
-    let actual = summarise(&out, |t| t.actual);
+    // Both curves start from the replicas the workload had, so a change at the first tick counts.
+    let replayed = summarise(&out, start, |t| Some(t.replicas));
+    let actual = summarise(&out, start, |t| t.actual);
     Replay { ticks: out, replayed, actual }
+}
+
+/// Another built-in calculation over the tick's observations, at the candidate's `current`
+/// replicas; `None` when it observed none of the metrics or the calculation fails.
+fn calculate(spec: &TargetSpec, metrics: &[BuiltinMetric], tick: &RecordedTick, current: i32) -> Option<i32> {
+    let observed: Vec<(&str, calc::MetricGoal, calc::Observed)> = metrics
+        .iter()
+        .filter_map(|m| {
+            let u = tick.usage.iter().find(|u| u.key == m.key)?;
+            let observed =
+                if tick.current == Some(current) { u.observed.clone() } else { u.observed.at_replicas(current) };
+            Some((m.key.as_str(), m.goal, observed))
+        })
+        .collect();
+    if observed.is_empty() {
+        return None;
+    }
+    let metrics = observed.iter().map(|(key, goal, o)| (*key, *goal, o));
+    calc::evaluate(current, metrics, spec.tolerance).ok().map(|c| c.replicas)
 }
 
 /// The evaluation at the candidate's `current` replicas: with a recorded usage ratio and the
@@ -235,14 +360,15 @@ fn reevaluate(spec: &TargetSpec, tick: &RecordedTick, asked: i32, current: i32) 
     }
 }
 
-fn summarise(ticks: &[ReplayedTick], replicas: impl Fn(&ReplayedTick) -> Option<i32>) -> Summary {
+fn summarise(ticks: &[ReplayedTick], start: i32, replicas: impl Fn(&ReplayedTick) -> Option<i32>) -> Summary {
     let mut summary = Summary { highest: i32::MIN, lowest: i32::MAX, ..Summary::default() };
     let mut previous: Option<i32> = None;
+
     for (i, tick) in ticks.iter().enumerate() {
         let Some(n) = replicas(tick) else { continue };
         summary.highest = summary.highest.max(n);
         summary.lowest = summary.lowest.min(n);
-        match previous {
+        match previous.or(Some(start)) {
             Some(p) if n > p => summary.scale_ups += 1,
             Some(p) if n < p => summary.scale_downs += 1,
             _ => {}
@@ -275,9 +401,15 @@ mod tests {
     use crate::spec::SpecDefaults;
     use crate::tolerance::{Tolerance, Tolerances};
 
-    fn spec(defaults: SpecDefaults) -> TargetSpec {
+    fn spec(defaults: SpecDefaults) -> Plan {
         let annotations = BTreeMap::from([("scalehub.io/enabled".to_owned(), "true".to_owned())]);
-        TargetSpec::from_annotations(&annotations, &BTreeMap::from([("default".to_owned(), defaults)])).unwrap()
+        let spec =
+            TargetSpec::from_annotations(&annotations, &BTreeMap::from([("default".to_owned(), defaults)])).unwrap();
+        Plan { spec, calculation: None }
+    }
+
+    fn no_profiles(name: &str) -> Result<Vec<BuiltinMetric>, String> {
+        Err(format!("no profile {name:?}"))
     }
 
     /// Ticks every 15 s: (current, evaluated, chosen).
@@ -290,6 +422,7 @@ mod tests {
                 evaluated,
                 chosen: Some(chosen),
                 ratio: None,
+                usage: Vec::new(),
             })
             .collect()
     }
@@ -342,6 +475,7 @@ mod tests {
             evaluated: Some(5),
             chosen: Some(5),
             ratio: Some(1.15),
+            usage: Vec::new(),
         };
         let recorded: Vec<RecordedTick> = (0..3).map(tick).collect();
         let defaults = SpecDefaults { downscale_stabilization: Duration::ZERO, ..SpecDefaults::hpa() };
@@ -362,14 +496,17 @@ mod tests {
             "behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 15}], "tolerance": 0.05}},
         }))
         .unwrap();
-        let applied = candidate.apply(&base, "policy").unwrap();
+        let applied = candidate.apply(&base.spec, "policy", no_profiles).unwrap();
+        assert_eq!(applied.calculation, None);
+        let plan = applied.clone();
+        let applied = applied.spec;
         assert_eq!((applied.min_replicas, applied.max_replicas), (1, 20));
         assert_eq!(applied.downscale_stabilization, Duration::from_secs(60));
         assert_eq!(applied.tolerance.scale_up, Tolerance::from_milli(50));
         assert_eq!(applied.rate_limits.as_ref().unwrap().scale_up.policies[0].value, 1);
         // One pod per 15 s: the replay climbs 2 → 3 → 4 where the target jumped to 10.
         let recorded = ticks(&[(2, Some(2), 2), (2, Some(10), 10), (10, Some(10), 10), (10, Some(10), 10)]);
-        let replicas: Vec<i32> = replay(&applied, &recorded).ticks.iter().map(|t| t.replicas).collect();
+        let replicas: Vec<i32> = replay(&plan, &recorded).ticks.iter().map(|t| t.replicas).collect();
         assert_eq!(replicas, [2, 3, 4, 5]);
 
         let bad: Candidate = serde_json::from_value(serde_json::json!({
@@ -377,7 +514,7 @@ mod tests {
             "behavior": {"scaleDown": {"policies": []}},
         }))
         .unwrap();
-        let errors = bad.apply(&base, "policy").unwrap_err();
+        let errors = bad.apply(&base.spec, "policy", no_profiles).unwrap_err();
         let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -385,5 +522,104 @@ mod tests {
             "{errors:?}"
         );
         assert!(serde_json::from_value::<Candidate>(serde_json::json!({"maxReplica": 3})).is_err());
+    }
+
+    /// Ticks every 15 s of a target at `current` replicas whose pods (500m requested each)
+    /// use `usage` in all, evaluated (by whatever ran) as `evaluated`.
+    fn observed(rows: &[(i32, i64, i32)]) -> Vec<RecordedTick> {
+        use crate::calc::{Observed, PodUsage};
+        rows.iter()
+            .enumerate()
+            .map(|(i, &(current, usage, evaluated))| RecordedTick {
+                time: i as i64 * 15_000,
+                current: Some(current),
+                evaluated: Some(evaluated),
+                chosen: Some(evaluated),
+                ratio: None,
+                usage: vec![MetricUsage {
+                    key: "cpu".into(),
+                    observed: Observed::Pods(PodUsage {
+                        ready: current as u32,
+                        usage,
+                        requests: 500 * i64::from(current),
+                        ..PodUsage::default()
+                    }),
+                }],
+            })
+            .collect()
+    }
+
+    fn cpu(percent: i32) -> serde_json::Value {
+        serde_json::json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": percent}}})
+    }
+
+    #[test]
+    fn another_goal_runs_the_built_in_calculation_over_the_recorded_usage() {
+        // 650m over 2 pods of 500m: 65% against the target's 60% is within tolerance, so 2.
+        // A hook-less profile aiming at 50% would have asked for ceil(1.3 × 2) = 3, and at 3
+        // the same 650m is 43% of 1500m: a ratio of 0.87, still 3.
+        let recorded = observed(&[(2, 650, 2); 4]);
+        let base = spec(SpecDefaults { downscale_stabilization: Duration::ZERO, ..SpecDefaults::hpa() });
+        let candidate: Candidate =
+            serde_json::from_value(serde_json::json!({"calculation": {"kubernetesMetricSpecs": [cpu(50)]}})).unwrap();
+        let plan = candidate.apply(&base.spec, "policy", no_profiles).unwrap();
+        assert_eq!(unobserved(&plan, &recorded), None);
+        let replay = replay(&plan, &recorded);
+        let curve: Vec<(Option<i32>, i32)> = replay.ticks.iter().map(|t| (t.evaluated, t.replicas)).collect();
+        assert_eq!(curve, [(Some(3), 3), (Some(3), 3), (Some(3), 3), (Some(3), 3)]);
+        assert!(replay.ticks.iter().all(|t| t.asked == Some(2)), "the recorded evaluation stays beside it");
+        assert_eq!(replay.replayed.scale_ups, 1);
+
+        // The target's own goal reproduces what was recorded, whatever evaluated it then (a hook
+        // answered 7 here): the observations, not the evaluation, are replayed.
+        let by_hook = observed(&[(2, 650, 7), (2, 650, 7)]);
+        let own: Candidate = serde_json::from_value(serde_json::json!({"calculation": {"profile": "cpu-60"}})).unwrap();
+        let profiles = |name: &str| match name {
+            "cpu-60" => Ok(vec![MetricSpec::builtin(&serde_json::from_value(cpu(60)).unwrap()).unwrap()]),
+            _ => Err(format!("no profile {name:?}")),
+        };
+        let plan = own.apply(&base.spec, "policy", profiles).unwrap();
+        assert!(replay_of(&plan, &by_hook).iter().all(|&(evaluated, replicas)| evaluated == Some(2) && replicas == 2));
+    }
+
+    fn replay_of(plan: &Plan, ticks: &[RecordedTick]) -> Vec<(Option<i32>, i32)> {
+        replay(plan, ticks).ticks.iter().map(|t| (t.evaluated, t.replicas)).collect()
+    }
+
+    #[test]
+    fn a_calculation_that_cannot_run_says_why() {
+        let base = spec(SpecDefaults::hpa()).spec;
+        let errors = |body: serde_json::Value| {
+            let candidate: Candidate = serde_json::from_value(serde_json::json!({"calculation": body})).unwrap();
+            let errors = candidate.apply(&base, "policy", no_profiles).unwrap_err();
+            errors.iter().map(|e| format!("{}: {}", e.path, e.message)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            errors(serde_json::json!({})),
+            ["policy.calculation: needs exactly one of profile and kubernetesMetricSpecs"]
+        );
+        assert_eq!(errors(serde_json::json!({"profile": "web"})), ["policy.calculation.profile: no profile \"web\""]);
+        assert_eq!(
+            errors(serde_json::json!({"kubernetesMetricSpecs": []})),
+            ["policy.calculation.kubernetesMetricSpecs: must list at least one metric"]
+        );
+        let no_target =
+            serde_json::json!({"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization"}}});
+        let bad_type = serde_json::json!({"type": "Pods", "pods": {"metric": {"name": "rps"}, "target": {"type": "Value", "value": "1"}}});
+        assert_eq!(
+            errors(serde_json::json!({"kubernetesMetricSpecs": [cpu(50), no_target, bad_type]})),
+            [
+                "policy.calculation.kubernetesMetricSpecs[1]: has no target the built-in calculation can aim at",
+                "policy.calculation.kubernetesMetricSpecs[2].pods.target.type: must be AverageValue for a Pods metric",
+            ]
+        );
+        // A metric the ticks never observed cannot be replayed; ticks without it hold.
+        let memory = serde_json::json!({"type": "Resource", "resource": {"name": "memory", "target": {"type": "AverageValue", "averageValue": "1Gi"}}});
+        let candidate: Candidate =
+            serde_json::from_value(serde_json::json!({"calculation": {"kubernetesMetricSpecs": [memory]}})).unwrap();
+        let plan = candidate.apply(&base, "policy", no_profiles).unwrap();
+        let recorded = observed(&[(2, 650, 2), (2, 650, 2)]);
+        assert!(unobserved(&plan, &recorded).unwrap().starts_with("no recorded tick in the range observed memory"));
+        assert_eq!(replay_of(&plan, &recorded), [(None, 2), (None, 2)]);
     }
 }

@@ -287,6 +287,12 @@ pub struct TickPointDoc {
     pub outcome: String,
     /// The metric values.
     pub metrics: Vec<MetricValueDoc>,
+    /// What the tick observed of each Kubernetes metric, for replays: `{key, observed}` with
+    /// `observed` `{"pods": {ready, usage, requests, missing, unready, unreadyRequests}}` or
+    /// `{"total": {value, readyPods, statusReplicas}}` (milli-units).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub usage: Vec<serde_json::Value>,
 }
 
 /// A target's ticks, oldest first.
@@ -363,6 +369,11 @@ pub struct ReplayPolicyDoc {
     /// `{activationThreshold, cooldownPeriod}`, as a profile's `scaleToZero:`.
     #[schema(value_type = Option<Object>)]
     pub scale_to_zero: Option<serde_json::Value>,
+    /// Another built-in calculation over the recorded observations: `{"profile": NAME}` (a
+    /// profile without an evaluate hook) or `{"kubernetesMetricSpecs": [...]}` as a profile
+    /// writes them.
+    #[schema(value_type = Option<Object>)]
+    pub calculation: Option<serde_json::Value>,
 }
 
 /// A replay of one target.
@@ -469,6 +480,10 @@ pub struct ReplayDoc {
     /// The spec the replay ran.
     #[schema(value_type = Object)]
     pub policy: serde_json::Value,
+    /// The built-in calculation replayed in place of the recorded evaluations, if the candidate
+    /// named one: `[{key, goal}]`, e.g. `{"key": "cpu", "goal": {"pods": {"utilization": 50}}}`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub calculation: Option<Vec<serde_json::Value>>,
     /// Both summaries.
     pub summary: ReplaySummariesDoc,
     /// Every tick, unless only the summary was asked for.

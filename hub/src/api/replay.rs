@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use scalehub_core::TargetSpec;
-use scalehub_core::replay::{Candidate, RecordedTick, Replay, ReplayedTick, Summary, replay};
+use scalehub_core::calc::BuiltinMetric;
+use scalehub_core::replay::{Candidate, Plan, RecordedTick, Replay, ReplayedTick, Summary, replay, unobserved};
 use scalehub_store::series::MAX_POINTS;
 use scalehub_store::{TargetFilter, TargetKey, TickPoint};
 
@@ -56,6 +57,10 @@ pub struct ReplayResponse {
     pub truncated: bool,
     /// The spec the replay ran: the target's with the candidate's settings.
     pub policy: TargetSpec,
+    /// The built-in calculation the replay ran in place of the recorded evaluations, if the
+    /// candidate named one: each metric's series and goal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calculation: Option<Vec<BuiltinMetric>>,
     /// Both curves' summaries.
     pub summary: Summaries,
     /// Every tick, unless the request asked for the summary only.
@@ -96,11 +101,12 @@ pub async fn target(
     let spec = spec_of(&state, &row).ok_or_else(|| {
         ApiError::new(StatusCode::CONFLICT, format!("{key} has invalid annotations: there is no policy to replay from"))
     })?;
-    let candidate = candidate(&req.policy, &spec)?;
-    let (replayed, truncated) = run(&state, &key, &candidate, from, to).await?;
+    let plan = candidate(&state, &req.policy, &spec)?;
+    let (replayed, truncated) = run(&state, &key, &plan, from, to).await?;
     let summary = Summaries { replayed: replayed.replayed, actual: replayed.actual };
     let ticks = req.ticks.unwrap_or(true).then_some(replayed.ticks);
-    Ok(Json(ReplayResponse { target: key, from, to, truncated, policy: candidate, summary, ticks }))
+    let Plan { spec: policy, calculation } = plan;
+    Ok(Json(ReplayResponse { target: key, from, to, truncated, policy, calculation, summary, ticks }))
 }
 
 /// A replay of every target of one profile.
@@ -185,7 +191,7 @@ pub async fn fleet(
     }
     let (from, to) = range(&state, req.from, req.to)?;
     // Check the candidate once against the profile's defaults, so a bad one is a 422 up front.
-    candidate(&req.policy, &default_spec()?)?;
+    candidate(&state, &req.policy, &default_spec()?)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::convert::Infallible>>(8);
     tokio::spawn(async move {
         let mut total = Total::default();
@@ -204,7 +210,7 @@ pub async fn fleet(
                 if spec.profile != req.profile {
                     continue;
                 }
-                let out = match candidate(&req.policy, &spec) {
+                let out = match candidate(&state, &req.policy, &spec) {
                     Err(e) => FleetLine::error(Some(row.key.clone()), e.message.clone()),
                     Ok(c) => match run(&state, &row.key, &c, from, to).await {
                         Ok((r, truncated)) => {
@@ -269,32 +275,42 @@ fn range(state: &ApiState, from: Option<i64>, to: Option<i64>) -> Result<(i64, i
     Ok((from, to))
 }
 
-fn candidate(policy: &Candidate, spec: &TargetSpec) -> Result<TargetSpec, ApiError> {
-    policy.apply(spec, "policy").map_err(|errors| {
+fn candidate(state: &ApiState, policy: &Candidate, spec: &TargetSpec) -> Result<Plan, ApiError> {
+    // Another profile's built-in calculation: its metric specs with a target, if it has no
+    // evaluate hook (a hook's answers cannot be replayed at other replica counts).
+    let profile = |name: &str| {
+        let profile = state.ctx.profiles.get(name).ok_or_else(|| format!("no profile {name:?} in the hub config"))?;
+        if profile.evaluate.is_some() {
+            return Err(format!("profile {name:?} evaluates with a hook: only a built-in calculation can be replayed"));
+        }
+        let metrics: Vec<BuiltinMetric> = profile.metric_specs.iter().filter_map(|q| q.builtin.clone()).collect();
+        if metrics.is_empty() {
+            return Err(format!("profile {name:?} has no kubernetesMetricSpecs with a target"));
+        }
+        Ok(metrics)
+    };
+    policy.apply(spec, "policy", profile).map_err(|errors| {
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         ApiError::unprocessable(text.join("; "))
     })
 }
 
-async fn run(
-    state: &ApiState,
-    key: &TargetKey,
-    spec: &TargetSpec,
-    from: i64,
-    to: i64,
-) -> Result<(Replay, bool), ApiError> {
+async fn run(state: &ApiState, key: &TargetKey, plan: &Plan, from: i64, to: i64) -> Result<(Replay, bool), ApiError> {
     let points = state.ctx.store.ticks(key, from, to, MAX_POINTS).await?;
     let truncated = points.len() >= MAX_POINTS as usize;
-    let recorded: Vec<RecordedTick> = points.iter().map(recorded).collect();
-    let spec = spec.clone();
+    let recorded: Vec<RecordedTick> = points.into_iter().map(recorded).collect();
+    if let Some(why) = unobserved(plan, &recorded) {
+        return Err(ApiError::unprocessable(why));
+    }
+    let plan = plan.clone();
     // Up to 20,000 decisions: off the async workers.
-    let replayed = tokio::task::spawn_blocking(move || replay(&spec, &recorded))
+    let replayed = tokio::task::spawn_blocking(move || replay(&plan, &recorded))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("the replay failed: {e}")))?;
     Ok((replayed, truncated))
 }
 
-fn recorded(p: &TickPoint) -> RecordedTick {
+fn recorded(p: TickPoint) -> RecordedTick {
     let failed = p.outcome == "error";
     RecordedTick {
         time: p.time,
@@ -302,5 +318,6 @@ fn recorded(p: &TickPoint) -> RecordedTick {
         evaluated: if failed { None } else { p.raw_evaluation },
         chosen: p.final_replicas,
         ratio: p.ratio_ppm.map(|r| r as f64 / 1e6),
+        usage: p.usage,
     }
 }

@@ -14,6 +14,7 @@ use crate::watch::{PodInfo, PodSelector};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use scalehub_core::calc::{BuiltinMetric, Observed, PodUsage, TotalUsage};
 use scalehub_core::quantity::parse_milli;
 
 mod total;
@@ -308,10 +309,10 @@ pub struct MetricQuery {
     pub spec: Value,
     /// Where the values come from.
     pub source: QuerySource,
-    /// The target of a Resource or Pods spec, for the built-in calculation.
-    pub goal: Option<crate::builtin::Goal>,
-    /// The target of an Object or External spec, likewise.
-    pub total_goal: Option<crate::builtin::TotalGoal>,
+    /// The series the spec reads and its goal for the built-in calculation, if it has one.
+    pub builtin: Option<BuiltinMetric>,
+    /// The series' name in the tick series (`MetricSpec::usage_key`).
+    pub key: String,
 }
 
 /// The metric source of a query.
@@ -363,8 +364,6 @@ pub struct Total {
     pub milli: i64,
     /// The target's Running and Ready pods (the HPA's ready pod count).
     pub ready_pods: i32,
-    /// The spec's target, if it gives one.
-    pub goal: Option<crate::builtin::TotalGoal>,
 }
 
 /// One gathered spec: the CPA block for hooks and the grouping for the built-in calculation.
@@ -372,18 +371,41 @@ pub struct Total {
 pub struct Gathered {
     /// A short name for records, e.g. `cpu` or `pods/requests_per_second`.
     pub name: String,
+    /// The series' name in the tick series.
+    pub key: String,
     /// The CPA `kubernetesMetrics` element (null unless a metric hook gets it).
     pub cpa: Value,
     /// Pods grouped by the HPA's rules.
     pub grouping: Grouping,
     /// Requests per pod (Utilization only).
     pub requests: BTreeMap<String, i64>,
-    /// The spec's target, if any (Resource and Pods metrics).
-    pub goal: Option<crate::builtin::Goal>,
+    /// The spec's series and goal, if it has a goal.
+    pub builtin: Option<BuiltinMetric>,
     /// The value of an Object or External metric.
     pub total: Option<Total>,
     /// A one-line summary used as the metric value when no metric hook runs.
     pub summary: String,
+}
+
+impl Gathered {
+    /// What the calculation needs of this metric: for a per-pod metric the ready pods' summed
+    /// usage and requests and the missing and unready pods, for an Object or External metric
+    /// its value, the ready pods and the workload's `status.replicas`.
+    pub fn observed(&self, status_replicas: i32) -> Observed {
+        if let Some(t) = &self.total {
+            return Observed::Total(TotalUsage { value: t.milli, ready_pods: t.ready_pods, status_replicas });
+        }
+        let g = &self.grouping;
+        let request = |pod: &String| self.requests.get(pod).copied().unwrap_or(0);
+        Observed::Pods(PodUsage {
+            ready: u32::try_from(g.ready.len()).unwrap_or(u32::MAX),
+            usage: g.ready.values().map(|s| s.milli).sum(),
+            requests: g.ready.keys().filter_map(|p| self.requests.get(p)).sum(),
+            missing: g.missing.iter().map(request).collect(),
+            unready: u32::try_from(g.ignored.len()).unwrap_or(u32::MAX),
+            unready_requests: g.ignored.iter().map(request).sum(),
+        })
+    }
 }
 
 /// Reads every query for one target; returns what succeeded and the errors of the rest.
@@ -469,7 +491,16 @@ pub async fn gather(
             };
             let total: i64 = grouping.ready.values().map(|s| s.milli).sum();
             let summary = format!("{total}m over {} ready pods", grouping.ready.len());
-            Ok::<_, MetricsError>(Gathered { name, cpa, grouping, requests, goal: q.goal, total: None, summary })
+            Ok::<_, MetricsError>(Gathered {
+                name,
+                key: q.key.clone(),
+                cpa,
+                grouping,
+                requests,
+                builtin: q.builtin.clone(),
+                total: None,
+                summary,
+            })
         }
         .await;
         match result {

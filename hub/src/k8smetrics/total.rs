@@ -84,13 +84,14 @@ pub(super) async fn total(
         Value::Null
     };
     let summary = format!("{milli}m");
-    let total = Total { milli, ready_pods, goal: q.total_goal };
+    let total = Total { milli, ready_pods };
     Ok(Gathered {
         name,
+        key: q.key.clone(),
         cpa,
         grouping: Grouping::default(),
         requests: BTreeMap::new(),
-        goal: None,
+        builtin: q.builtin.clone(),
         total: Some(total),
         summary,
     })

@@ -134,6 +134,8 @@ pub struct Record {
     pub predicted: Option<i32>,
     /// The built-in calculation's usage ratio.
     pub ratio: Option<f64>,
+    /// What the tick observed of each Kubernetes metric.
+    pub usage: Vec<scalehub_core::calc::MetricUsage>,
     /// Whether the scale call was made.
     pub scaled: bool,
     /// What the scale call answered.
@@ -160,6 +162,7 @@ impl Record {
             desired: None,
             predicted: None,
             ratio: None,
+            usage: Vec::new(),
             scaled: false,
             scale_result: None,
             error: None,
@@ -231,6 +234,7 @@ fn series_point(recorded: &mut Recorded, r: &Record) -> Option<scalehub_store::S
         final_replicas: r.desired,
         predicted: r.predicted,
         ratio_ppm: r.ratio.filter(|r| r.is_finite()).map(|r| (r * 1e6).round().clamp(-9e15, 9e15) as i64),
+        usage: r.usage.clone(),
         outcome: r.outcome.into(),
         metrics: r
             .metrics

@@ -10,13 +10,13 @@ use kube::api::{Api, ListParams};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use scalehub_core::calc::{self, MetricUsage};
 use scalehub_core::spec::{RunMode, TargetSpec};
 use scalehub_hooks::{
     EvaluatePayload, FinalEvaluation, HookOutcome, HookSpec, MetricPayload, MetricValue, RunType, ScalePayload,
     ScaleTargetRef, StageContext, TargetRef, payload,
 };
 
-use crate::builtin;
 use crate::hub::Context;
 use crate::k8smetrics::{self, Gathered};
 use crate::profile::Profile;
@@ -53,7 +53,7 @@ pub enum Evaluation {
     Hook(scalehub_hooks::Evaluation),
     /// The HPA's calculation over the Kubernetes metrics, with the largest Object or External
     /// metric value (milli) read this tick, if any.
-    Builtin(builtin::Calculation, Option<i64>),
+    Builtin(calc::Calculation, Option<i64>),
 }
 
 impl Evaluation {
@@ -182,14 +182,17 @@ impl Stages<'_> {
         }
     }
 
-    /// Runs the metric stage and the evaluate stage; returns the metrics and the evaluation document.
+    /// Runs the metric stage and the evaluate stage; returns the metrics, the evaluation and
+    /// what was observed of each Kubernetes metric (for the tick series).
     pub async fn metrics_and_evaluation(
         &self,
         hooks: &mut Vec<HookRecord>,
-    ) -> Result<(Vec<MetricValue>, Evaluation), StageFailure> {
+    ) -> Result<(Vec<MetricValue>, Evaluation, Vec<MetricUsage>), StageFailure> {
         let (metrics, gathered) = self.metrics(hooks).await?;
         let evaluation = self.evaluation(&metrics, &gathered, hooks).await?;
-        Ok((metrics, evaluation))
+        let status = self.input.workload.status_replicas;
+        let usage = gathered.iter().map(|g| MetricUsage { key: g.key.clone(), observed: g.observed(status) }).collect();
+        Ok((metrics, evaluation, usage))
     }
 
     /// The metric stage alone (the CPA's `GET /metrics`): Kubernetes metrics, then the
@@ -339,44 +342,14 @@ impl Stages<'_> {
     }
 
     /// The HPA's calculation over the Kubernetes metrics: the largest count any spec asks for.
-    fn builtin(&self, gathered: &[Gathered]) -> Result<builtin::Calculation, String> {
-        let mut best: Option<builtin::Calculation> = None;
-        let mut errors = Vec::new();
-        for g in gathered {
-            if let Some(total) = &g.total {
-                let Some(goal) = total.goal else { continue };
-                let status = self.input.workload.status_replicas;
-                let c = builtin::total_replicas(
-                    self.current,
-                    status,
-                    total.ready_pods,
-                    total.milli,
-                    goal,
-                    self.spec.tolerance,
-                );
-                let c = builtin::Calculation { reason: format!("{}: {}", g.name, c.reason), ..c };
-                if best.as_ref().is_none_or(|b| c.replicas > b.replicas) {
-                    best = Some(c);
-                }
-                continue;
-            }
-            let Some(goal) = g.goal else { continue };
-            match builtin::replicas(self.current, &g.grouping, &g.requests, goal, self.spec.tolerance) {
-                Ok(c) => {
-                    if best.as_ref().is_none_or(|b| c.replicas > b.replicas) {
-                        best = Some(c);
-                    }
-                }
-                Err(e) => errors.push(format!("{}: {e}", g.name)),
-            }
-        }
-        match best {
-            Some(c) => Ok(c),
-            None if errors.is_empty() => {
-                Err("the profile has no evaluate hook and no kubernetes metric with a target".into())
-            }
-            None => Err(format!("built-in evaluation failed: {}", errors.join("; "))),
-        }
+    fn builtin(&self, gathered: &[Gathered]) -> Result<calc::Calculation, String> {
+        let status = self.input.workload.status_replicas;
+        let observed: Vec<_> = gathered.iter().map(|g| g.observed(status)).collect();
+        let metrics = gathered
+            .iter()
+            .zip(&observed)
+            .filter_map(|(g, o)| g.builtin.as_ref().map(|b| (g.name.as_str(), b.goal, o)));
+        calc::evaluate(self.current, metrics, self.spec.tolerance)
     }
 
     /// Runs the preScale or postScale hook, if the profile has it.

@@ -152,8 +152,9 @@ pub async fn decide(
     // A failed tick (fallback) has no activation value: it counts as active.
     let mut activation_milli = None;
     let raw = match stages.metrics_and_evaluation(&mut record.hooks).await {
-        Ok((metrics, evaluation)) => {
+        Ok((metrics, evaluation, usage)) => {
             record.metrics = metrics;
+            record.usage = usage;
             record.evaluation = evaluation.to_record();
             activation_milli = evaluation.activation_milli();
             record.ratio = evaluation.ratio();

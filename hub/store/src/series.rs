@@ -8,6 +8,7 @@
 //! outcome and replica counts only where they differ from the previous point, so a stable
 //! target costs a few bytes per tick.
 
+use scalehub_core::calc::MetricUsage;
 use serde::{Deserialize, Serialize};
 use sqlx::{Row as _, SqliteConnection};
 
@@ -23,7 +24,7 @@ pub const CHUNK_POINTS: usize = 60;
 pub const MAX_POINTS: u32 = 20_000;
 
 /// The format of `points`; bumped if the encoding ever changes.
-const FORMAT: u8 = 2;
+const FORMAT: u8 = 3;
 
 /// One metric value as a tick recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +54,10 @@ pub struct TickPoint {
     /// needs to apply another tolerance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ratio_ppm: Option<i64>,
+    /// What the tick observed of each Kubernetes metric (usage, requests, pods), which a replay
+    /// needs to run another built-in calculation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usage: Vec<MetricUsage>,
     /// The decision's outcome (`unchanged`, `held`, `scaled`, `error`, ...).
     pub outcome: String,
     /// The metric values.
@@ -117,7 +122,25 @@ fn pack(p: &TickPoint, previous: Option<&TickPoint>, start: i64) -> Packed {
         desired: Change::of(&p.final_replicas, previous.map(|q| &q.final_replicas)),
         outcome: Change::of(&p.outcome, previous.map(|q| &q.outcome)),
         metrics: Change::of(&p.metrics, previous.map(|q| &q.metrics)),
-        extra: Change::of(&(p.predicted, p.ratio_ppm), previous.map(|q| (q.predicted, q.ratio_ppm)).as_ref()),
+        extra: Change::of(&Extra::of(p), previous.map(Extra::of).as_ref()),
+    }
+}
+
+/// The fields most targets leave empty, packed as one: a stable tick costs one byte for all.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+struct Extra {
+    predicted: Option<i32>,
+    ratio_ppm: Option<i64>,
+    usage: Vec<MetricUsage>,
+}
+
+impl Extra {
+    fn none() -> Extra {
+        Extra { predicted: None, ratio_ppm: None, usage: Vec::new() }
+    }
+
+    fn of(p: &TickPoint) -> Extra {
+        Extra { predicted: p.predicted, ratio_ppm: p.ratio_ppm, usage: p.usage.clone() }
     }
 }
 
@@ -130,9 +153,32 @@ struct Packed {
     desired: Change<Option<i32>>,
     outcome: Change<String>,
     metrics: Change<Vec<SeriesMetric>>,
-    /// The predicted count and the usage ratio, in one field: most targets have neither, and a
-    /// stable tick then costs one byte for both.
+    /// The predicted count, the usage ratio and the metrics' observations, in one field.
+    extra: Change<Extra>,
+}
+
+/// A point of a format-2 chunk (before the observations were kept).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct PackedV2 {
+    gap_ms: u64,
+    current: Change<Option<i32>>,
+    raw: Change<Option<i32>>,
+    desired: Change<Option<i32>>,
+    outcome: Change<String>,
+    metrics: Change<Vec<SeriesMetric>>,
     extra: Change<(Option<i32>, Option<i64>)>,
+}
+
+impl From<PackedV2> for Packed {
+    fn from(p: PackedV2) -> Self {
+        let PackedV2 { gap_ms, current, raw, desired, outcome, metrics, extra } = p;
+        let extra = match extra {
+            Change::Same => Change::Same,
+            Change::New((predicted, ratio_ppm)) => Change::New(Extra { predicted, ratio_ppm, usage: Vec::new() }),
+        };
+        Packed { gap_ms, current, raw, desired, outcome, metrics, extra }
+    }
 }
 
 /// A point of a format-1 chunk (before the predicted count was kept).
@@ -150,7 +196,7 @@ struct PackedV1 {
 impl From<PackedV1> for Packed {
     fn from(p: PackedV1) -> Self {
         let PackedV1 { gap_ms, current, raw, desired, outcome, metrics } = p;
-        Packed { gap_ms, current, raw, desired, outcome, metrics, extra: Change::New((None, None)) }
+        Packed { gap_ms, current, raw, desired, outcome, metrics, extra: Change::New(Extra::none()) }
     }
 }
 
@@ -193,17 +239,22 @@ pub fn encode(points: &[TickPoint]) -> Result<PackedChunk> {
 pub fn decode(start: i64, bytes: &[u8]) -> Result<Vec<TickPoint>> {
     let bad = |detail: String| StoreError::Encode { what: "tick_series.points", detail };
     let (format, body) = bytes.split_first().ok_or_else(|| bad("empty chunk".into()))?;
-    if *format != FORMAT && *format != 1 {
+    if !(1..=FORMAT).contains(format) {
         return Err(bad(format!("unknown format {format}")));
     }
     let mut out: Vec<TickPoint> = Vec::new();
     let mut rest = body;
     while !rest.is_empty() {
-        let (p, tail): (Packed, &[u8]) = if *format == 1 {
-            let (p, tail): (PackedV1, &[u8]) = postcard::take_from_bytes(rest).map_err(|e| bad(e.to_string()))?;
-            (p.into(), tail)
-        } else {
-            postcard::take_from_bytes(rest).map_err(|e| bad(e.to_string()))?
+        let (p, tail): (Packed, &[u8]) = match format {
+            1 => {
+                let (p, tail): (PackedV1, &[u8]) = postcard::take_from_bytes(rest).map_err(|e| bad(e.to_string()))?;
+                (p.into(), tail)
+            }
+            2 => {
+                let (p, tail): (PackedV2, &[u8]) = postcard::take_from_bytes(rest).map_err(|e| bad(e.to_string()))?;
+                (p.into(), tail)
+            }
+            _ => postcard::take_from_bytes(rest).map_err(|e| bad(e.to_string()))?,
         };
         rest = tail;
         let previous = out.last();
@@ -218,10 +269,11 @@ pub fn decode(start: i64, bytes: &[u8]) -> Result<Vec<TickPoint>> {
             metrics: p.metrics.resolve(previous.map(|q| &q.metrics)).ok_or_else(missing)?,
             predicted: None,
             ratio_ppm: None,
+            usage: Vec::new(),
         };
-        let (predicted, ratio_ppm) =
-            p.extra.resolve(previous.map(|q| (q.predicted, q.ratio_ppm)).as_ref()).ok_or_else(missing)?;
-        let point = TickPoint { predicted, ratio_ppm, ..point };
+        let Extra { predicted, ratio_ppm, usage } =
+            p.extra.resolve(previous.map(Extra::of).as_ref()).ok_or_else(missing)?;
+        let point = TickPoint { predicted, ratio_ppm, usage, ..point };
         out.push(point);
     }
     Ok(out)
@@ -330,6 +382,7 @@ mod tests {
             metrics: vec![SeriesMetric { resource: "cpu".into(), value: value.into() }],
             predicted: None,
             ratio_ppm: None,
+            usage: Vec::new(),
         }
     }
 
@@ -341,7 +394,7 @@ mod tests {
             TickPoint { predicted: None, ..point(3_000, 5, "unchanged", "1") },
         ];
         let chunk = encode(&points).unwrap();
-        assert_eq!(chunk.bytes[0], 2);
+        assert_eq!(chunk.bytes[0], FORMAT);
         assert_eq!(decode(chunk.start, &chunk.bytes).unwrap(), points);
         // A chunk written before the field existed: format 1, the same fields minus predicted.
         let mut old = vec![1u8];
@@ -361,6 +414,42 @@ mod tests {
         assert_eq!(read.len(), 3);
         assert!(read.iter().all(|p| p.predicted.is_none() && p.ratio_ppm.is_none()));
         assert_eq!(read[1].current_replicas, Some(5));
+    }
+
+    #[test]
+    fn observations_round_trip_cost_nothing_while_stable_and_format_2_chunks_still_read() {
+        use scalehub_core::calc::{Observed, PodUsage};
+        let cpu = |usage: i64| MetricUsage {
+            key: "cpu".into(),
+            observed: Observed::Pods(PodUsage { ready: 2, usage, requests: 1000, ..PodUsage::default() }),
+        };
+        let points = vec![
+            TickPoint { usage: vec![cpu(600)], ..point(1_000, 2, "unchanged", "1") },
+            TickPoint { usage: vec![cpu(600)], ..point(2_000, 2, "unchanged", "1") },
+            TickPoint { usage: vec![cpu(900)], ..point(3_000, 2, "unchanged", "1") },
+        ];
+        let chunk = encode(&points).unwrap();
+        assert_eq!(decode(chunk.start, &chunk.bytes).unwrap(), points);
+        let two = encode(&points[..2]).unwrap().bytes.len() - encode(&points[..1]).unwrap().bytes.len();
+        assert!(two <= 8, "a stable tick with observations costs {two} bytes");
+        // A chunk written before observations were kept: format 2.
+        let mut old = vec![2u8];
+        for (i, p) in points.iter().enumerate() {
+            let previous = i.checked_sub(1).map(|j| &points[j]);
+            let v2 = PackedV2 {
+                gap_ms: u64::try_from(p.time - previous.map_or(1_000, |q| q.time)).unwrap(),
+                current: Change::of(&p.current_replicas, previous.map(|q| &q.current_replicas)),
+                raw: Change::of(&p.raw_evaluation, previous.map(|q| &q.raw_evaluation)),
+                desired: Change::of(&p.final_replicas, previous.map(|q| &q.final_replicas)),
+                outcome: Change::of(&p.outcome, previous.map(|q| &q.outcome)),
+                metrics: Change::of(&p.metrics, previous.map(|q| &q.metrics)),
+                extra: Change::of(&(Some(4), None), previous.map(|_| (Some(4), None)).as_ref()),
+            };
+            postcard::to_io(&v2, &mut old).unwrap();
+        }
+        let read = decode(1_000, &old).unwrap();
+        assert_eq!(read.len(), 3);
+        assert!(read.iter().all(|p| p.predicted == Some(4) && p.usage.is_empty()), "{read:?}");
     }
 
     #[test]

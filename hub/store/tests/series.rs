@@ -19,6 +19,7 @@ fn point(time: i64, replicas: i32) -> TickPoint {
         final_replicas: Some(replicas),
         predicted: None,
         ratio_ppm: None,
+        usage: Vec::new(),
         outcome: "unchanged".into(),
         metrics: vec![SeriesMetric { resource: "cpu".into(), value: format!("{}m over 2 ready pods", 600 + time % 7) }],
     }

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::Issues;
-use crate::quantity::parse_quantity;
+use crate::calc::{BuiltinMetric, Goal, MetricGoal, TotalGoal};
+use crate::quantity::{parse_milli, parse_quantity};
 
 /// The `type` of a metric spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -209,6 +210,55 @@ impl MetricSpec {
             MetricTargetType::AverageValue => t.average_value.is_some(),
             MetricTargetType::Value => t.value.is_some(),
         })
+    }
+
+    /// The name of the series this spec reads, as the tick series keeps its observations:
+    /// `cpu`, `pods/<metric>`, `object/<Kind>/<name>/<metric>`, `external/<metric>`, with the
+    /// metric's selector appended as JSON when it has one (another selector is another series).
+    pub fn usage_key(&self) -> Option<String> {
+        let with_selector = |base: String, id: &MetricIdentifier| match &id.selector {
+            Some(s) if *s != LabelSelector::default() => {
+                format!("{base}{}", serde_json::to_string(s).unwrap_or_default())
+            }
+            _ => base,
+        };
+        match self.source_type {
+            MetricSourceType::Resource => self.resource.as_ref().map(|r| r.name.clone()),
+            MetricSourceType::Pods => {
+                self.pods.as_ref().map(|p| with_selector(format!("pods/{}", p.metric.name), &p.metric))
+            }
+            MetricSourceType::Object => self.object.as_ref().map(|o| {
+                let d = &o.described_object;
+                with_selector(format!("object/{}/{}/{}", d.kind, d.name, o.metric.name), &o.metric)
+            }),
+            MetricSourceType::External => {
+                self.external.as_ref().map(|e| with_selector(format!("external/{}", e.metric.name), &e.metric))
+            }
+            MetricSourceType::ContainerResource => None,
+        }
+    }
+
+    /// What the built-in calculation aims at with this spec: its series and goal, if the spec
+    /// has a target the calculation can use (see [`MetricSpec::has_builtin_target`]).
+    pub fn builtin(&self) -> Option<BuiltinMetric> {
+        let milli = |v: &Option<String>| v.as_deref().and_then(|v| parse_milli(v).ok());
+        let target = self.target()?;
+        let goal = match (self.source_type, target.target_type) {
+            (MetricSourceType::Resource, MetricTargetType::Utilization) => {
+                MetricGoal::Pods(Goal::Utilization(target.average_utilization?.into()))
+            }
+            (MetricSourceType::Resource | MetricSourceType::Pods, MetricTargetType::AverageValue) => {
+                MetricGoal::Pods(Goal::AverageValue(milli(&target.average_value)?))
+            }
+            (MetricSourceType::Object | MetricSourceType::External, MetricTargetType::Value) => {
+                MetricGoal::Total(TotalGoal::Value(milli(&target.value)?))
+            }
+            (MetricSourceType::Object | MetricSourceType::External, MetricTargetType::AverageValue) => {
+                MetricGoal::Total(TotalGoal::AverageValue(milli(&target.average_value)?))
+            }
+            _ => return None,
+        };
+        Some(BuiltinMetric { key: self.usage_key()?, goal })
     }
 
     /// Reports every problem under `path` (e.g. `profiles.cpu.kubernetesMetricSpecs[0]`).
