@@ -263,6 +263,15 @@ async fn a_what_if_replay_is_drawn_beside_what_happened(browser: &Browser) {
     assert!(replayed.as_i64().is_some_and(|n| n > 0), "the replay reached the chart: {replayed}");
     browser.js("document.getElementById('whatif-summary').scrollIntoView({block: 'center'})").await;
     browser.shot("target-whatif").await;
+    // Another profile's built-in calculation over catalog's recorded CPU: the demo's plain
+    // `cpu` profile, without catalog's models.
+    browser.js("window.__scalehub.lastReplay = null").await;
+    browser.element("#wi-calculation", 5).await.send_keys("cpu").await.unwrap();
+    browser.click("#whatif-run", 5).await;
+    browser.until("the calculation's replay", 30, "return !!(window.__scalehub && window.__scalehub.lastReplay)").await;
+    let calculation = browser.js("return window.__scalehub.lastReplay.calculation").await;
+    assert_eq!(calculation[0]["key"], "cpu", "the replay ran the cpu profile's calculation: {calculation}");
+    assert!(browser.text("#whatif-result").await.contains("Replica-hours"), "the summary is shown");
 }
 
 async fn a_target_page_shows_a_chart_and_the_reasons_of_a_decision(browser: &Browser) {

@@ -187,6 +187,15 @@ async fn plugin(env: &Env) -> anyhow::Result<()> {
     ensure!(code == 0 && out.contains("WHAT IF") && out.contains("replica-hours"), "replay: {code} {out} {err}");
     let highest = out.lines().find(|l| l.starts_with("highest")).context("a highest row")?;
     ensure!(highest.split_whitespace().nth(1) == Some("2"), "max 2 caps the replay: {highest}");
+    // Another profile's calculation needs one without an evaluate hook: `three` has hooks.
+    let (code, _, err) = run(
+        &bin_dir,
+        &kubectl,
+        &server,
+        &["replay", "deploy/web", "--calculation", "three", "-n", ns],
+        &env.kubeconfig,
+    )?;
+    ensure!(code == 1 && err.contains("policy.calculation.profile"), "replay --calculation: {code} {err}");
 
     // Errors: one line and an exit code. 1: the hub refused; 2: usage; 3: unreachable.
     let (code, _, err) = run(&bin_dir, &kubectl, &server, &["why", "deploy/nope", "-n", ns], &env.kubeconfig)?;

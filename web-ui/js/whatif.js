@@ -1,5 +1,6 @@
-// The "What if…" panel: edit the bounds, windows, rate policies or predictive models of a
-// target, replay them over its recorded ticks (POST …/replay, read-only) and compare.
+// The "What if…" panel: edit the bounds, windows, rate policies, predictive models or the
+// built-in calculation of a target, replay them over its recorded ticks (POST …/replay,
+// read-only) and compare.
 
 import * as api from './api.js';
 import { h, replace } from './dom.js';
@@ -42,6 +43,17 @@ export function candidateFrom(fields) {
       throw new Error(`${label} is not valid JSON`);
     }
   }
+  // Another built-in calculation: a profile's name, or kubernetesMetricSpecs as JSON.
+  const calculation = (fields.calculation || '').trim();
+  if (calculation.startsWith('[')) {
+    try {
+      policy.calculation = { kubernetesMetricSpecs: JSON.parse(calculation) };
+    } catch {
+      throw new Error('Calculation is not valid JSON');
+    }
+  } else if (calculation) {
+    policy.calculation = { profile: calculation };
+  }
   return policy;
 }
 
@@ -63,6 +75,8 @@ export function renderWhatIf(el, target, onResult) {
   const predictive = h('textarea', { id: 'wi-predictive', rows: 3, spellcheck: 'false',
     placeholder: '{"models": [{"name": "trend", "type": "Linear", "linear": {"historySize": 6, "lookAhead": 30000}}]}' });
   if (spec.predictive) predictive.value = JSON.stringify(spec.predictive);
+  const calculation = input('calculation', '', { size: 40,
+    placeholder: 'a profile, or [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]' });
   const range = h('select', { id: 'wi-range' }, RANGES.map(([label, ms]) => h('option', { value: String(ms) }, label)));
   range.value = String(86400000);
   const result = h('div', { id: 'whatif-result', 'aria-live': 'polite' });
@@ -76,6 +90,7 @@ export function renderWhatIf(el, target, onResult) {
       policy = candidateFrom({
         minReplicas: min.value, maxReplicas: max.value, upscaleStabilization: up.value,
         downscaleStabilization: down.value, behavior: behavior.value, predictive: predictive.value,
+        calculation: calculation.value,
       });
     } catch (e) {
       replace(result, h('div', { class: 'error-box', role: 'alert' }, e.message));
@@ -103,6 +118,7 @@ export function renderWhatIf(el, target, onResult) {
       h('div', { class: 'row' }, field('Min', min), field('Max', max), field('Up window', up), field('Down window', down)),
       field('Behavior (HPA JSON)', behavior),
       field('Predictive models (JSON)', predictive),
+      field('Built-in calculation (a profile, or kubernetesMetricSpecs JSON)', calculation),
       h('div', { class: 'row' }, field('Range', range), run, clear)),
     result);
 }

@@ -178,7 +178,10 @@ pub enum CtlCommand {
         /// Scale-down window to try, e.g. `1m`.
         #[arg(long)]
         down_window: Option<String>,
-        /// More settings as the API's `policy` JSON (behavior, predictive, scaleToZero).
+        /// Another profile's built-in calculation to run over the recorded metrics.
+        #[arg(long, value_name = "PROFILE")]
+        calculation: Option<String>,
+        /// More settings as the API's `policy` JSON (behavior, predictive, scaleToZero, calculation).
         #[arg(long)]
         policy: Option<String>,
         /// Output format.
@@ -294,7 +297,7 @@ async fn run(args: CtlArgs) -> Result<(), CtlError> {
             let how = if dry_run { " (dry run: nothing scaled)" } else { "" };
             render::line(&mut out, &format!("{target}: the evaluation asks for {replicas} replicas{how}"))?;
         }
-        CtlCommand::Replay { target, since, min, max, up_window, down_window, policy, output } => {
+        CtlCommand::Replay { target, since, min, max, up_window, down_window, calculation, policy, output } => {
             let path = format!("{}/replay", target_path(&namespace, &target)?);
             let mut candidate: Value = match policy {
                 Some(text) => {
@@ -310,6 +313,7 @@ async fn run(args: CtlArgs) -> Result<(), CtlError> {
                 ("maxReplicas", max.map(Value::from)),
                 ("upscaleStabilization", up_window.map(Value::from)),
                 ("downscaleStabilization", down_window.map(Value::from)),
+                ("calculation", calculation.map(|profile| json!({"profile": profile}))),
             ] {
                 if let Some(value) = value {
                     fields.insert(key.to_owned(), value);
