@@ -121,6 +121,15 @@ pub enum Observed {
 }
 
 impl Observed {
+    /// The one-line value a tick records for this metric when no metric hook runs:
+    /// `1200m over 2 ready pods`, or `5000m` for an Object or External value.
+    pub fn summary(&self) -> String {
+        match self {
+            Observed::Pods(p) => pods_summary(p.usage, p.ready as usize),
+            Observed::Total(t) => total_summary(t.value),
+        }
+    }
+
     /// The same load at `replicas` (see [`PodUsage::at_replicas`]).
     pub fn at_replicas(&self, replicas: i32) -> Observed {
         match self {
@@ -128,6 +137,16 @@ impl Observed {
             Observed::Total(t) => Observed::Total(t.at_replicas(replicas)),
         }
     }
+}
+
+/// The summary of a per-pod metric: the ready pods' summed usage and their count.
+pub fn pods_summary(usage_milli: i64, ready: usize) -> String {
+    format!("{usage_milli}m over {ready} ready pods")
+}
+
+/// The summary of an Object or External metric's value.
+pub fn total_summary(value_milli: i64) -> String {
+    format!("{value_milli}m")
 }
 
 /// One metric's observation in a tick, as the tick series keeps it.

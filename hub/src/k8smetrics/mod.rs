@@ -490,7 +490,7 @@ pub async fn gather(
                 Value::Null
             };
             let total: i64 = grouping.ready.values().map(|s| s.milli).sum();
-            let summary = format!("{total}m over {} ready pods", grouping.ready.len());
+            let summary = scalehub_core::calc::pods_summary(total, grouping.ready.len());
             Ok::<_, MetricsError>(Gathered {
                 name,
                 key: q.key.clone(),

@@ -83,7 +83,7 @@ pub(super) async fn total(
     } else {
         Value::Null
     };
-    let summary = format!("{milli}m");
+    let summary = scalehub_core::calc::total_summary(milli);
     let total = Total { milli, ready_pods };
     Ok(Gathered {
         name,

@@ -121,8 +121,52 @@ fn pack(p: &TickPoint, previous: Option<&TickPoint>, start: i64) -> Packed {
         raw: Change::of(&p.raw_evaluation, previous.map(|q| &q.raw_evaluation)),
         desired: Change::of(&p.final_replicas, previous.map(|q| &q.final_replicas)),
         outcome: Change::of(&p.outcome, previous.map(|q| &q.outcome)),
-        metrics: Change::of(&p.metrics, previous.map(|q| &q.metrics)),
+        metrics: Change::of(&Metrics::of(p), previous.map(Metrics::of).as_ref()),
         extra: Change::of(&Extra::of(p), previous.map(Extra::of).as_ref()),
+    }
+}
+
+/// A point's metric values as stored: as they are, or — when they are the summaries of the
+/// point's observations, as for every built-in target — only their names, the values being
+/// made again from the observations. Under a load that changes every tick the values then
+/// cost nothing beyond the observations.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+enum Metrics {
+    Literal(Vec<SeriesMetric>),
+    FromUsage(Vec<String>),
+}
+
+impl Metrics {
+    fn of(p: &TickPoint) -> Metrics {
+        let derived = !p.usage.is_empty()
+            && p.metrics.len() == p.usage.len()
+            && p.metrics.iter().zip(&p.usage).all(|(m, u)| m.value == u.observed.summary());
+        match derived {
+            true => Metrics::FromUsage(p.metrics.iter().map(|m| m.resource.clone()).collect()),
+            false => Metrics::Literal(p.metrics.clone()),
+        }
+    }
+
+    fn values(self, usage: &[MetricUsage]) -> Option<Vec<SeriesMetric>> {
+        match self {
+            Metrics::Literal(metrics) => Some(metrics),
+            Metrics::FromUsage(names) if names.len() == usage.len() => Some(
+                names
+                    .into_iter()
+                    .zip(usage)
+                    .map(|(resource, u)| SeriesMetric { resource, value: u.observed.summary() })
+                    .collect(),
+            ),
+            Metrics::FromUsage(_) => None,
+        }
+    }
+}
+
+/// An older format's metric values.
+fn literal(metrics: Change<Vec<SeriesMetric>>) -> Change<Metrics> {
+    match metrics {
+        Change::Same => Change::Same,
+        Change::New(m) => Change::New(Metrics::Literal(m)),
     }
 }
 
@@ -152,7 +196,7 @@ struct Packed {
     raw: Change<Option<i32>>,
     desired: Change<Option<i32>>,
     outcome: Change<String>,
-    metrics: Change<Vec<SeriesMetric>>,
+    metrics: Change<Metrics>,
     /// The predicted count, the usage ratio and the metrics' observations, in one field.
     extra: Change<Extra>,
 }
@@ -177,7 +221,7 @@ impl From<PackedV2> for Packed {
             Change::Same => Change::Same,
             Change::New((predicted, ratio_ppm)) => Change::New(Extra { predicted, ratio_ppm, usage: Vec::new() }),
         };
-        Packed { gap_ms, current, raw, desired, outcome, metrics, extra }
+        Packed { gap_ms, current, raw, desired, outcome, metrics: literal(metrics), extra }
     }
 }
 
@@ -196,7 +240,7 @@ struct PackedV1 {
 impl From<PackedV1> for Packed {
     fn from(p: PackedV1) -> Self {
         let PackedV1 { gap_ms, current, raw, desired, outcome, metrics } = p;
-        Packed { gap_ms, current, raw, desired, outcome, metrics, extra: Change::New(Extra::none()) }
+        Packed { gap_ms, current, raw, desired, outcome, metrics: literal(metrics), extra: Change::New(Extra::none()) }
     }
 }
 
@@ -260,20 +304,21 @@ pub fn decode(start: i64, bytes: &[u8]) -> Result<Vec<TickPoint>> {
         let previous = out.last();
         let time = previous.map_or(start, |q| q.time).saturating_add(i64::try_from(p.gap_ms).unwrap_or(i64::MAX));
         let missing = || bad("a chunk's first point must carry every field".into());
+        let Extra { predicted, ratio_ppm, usage } =
+            p.extra.resolve(previous.map(Extra::of).as_ref()).ok_or_else(missing)?;
+        let metrics = p.metrics.resolve(previous.map(Metrics::of).as_ref()).ok_or_else(missing)?;
+        let metrics = metrics.values(&usage).ok_or_else(|| bad("metric names without as many observations".into()))?;
         let point = TickPoint {
             time,
             current_replicas: p.current.resolve(previous.map(|q| &q.current_replicas)).ok_or_else(missing)?,
             raw_evaluation: p.raw.resolve(previous.map(|q| &q.raw_evaluation)).ok_or_else(missing)?,
             final_replicas: p.desired.resolve(previous.map(|q| &q.final_replicas)).ok_or_else(missing)?,
             outcome: p.outcome.resolve(previous.map(|q| &q.outcome)).ok_or_else(missing)?,
-            metrics: p.metrics.resolve(previous.map(|q| &q.metrics)).ok_or_else(missing)?,
-            predicted: None,
-            ratio_ppm: None,
-            usage: Vec::new(),
+            metrics,
+            predicted,
+            ratio_ppm,
+            usage,
         };
-        let Extra { predicted, ratio_ppm, usage } =
-            p.extra.resolve(previous.map(Extra::of).as_ref()).ok_or_else(missing)?;
-        let point = TickPoint { predicted, ratio_ppm, usage, ..point };
         out.push(point);
     }
     Ok(out)
@@ -450,6 +495,34 @@ mod tests {
         let read = decode(1_000, &old).unwrap();
         assert_eq!(read.len(), 3);
         assert!(read.iter().all(|p| p.predicted == Some(4) && p.usage.is_empty()), "{read:?}");
+    }
+
+    #[test]
+    fn a_built_in_targets_values_are_made_again_from_its_observations() {
+        use scalehub_core::calc::{Observed, PodUsage};
+        // A load that changes every tick: the values are the observations' summaries, so only
+        // the observations change; a metric hook's own value is kept as it is.
+        let tick = |i: i64, hooked: bool| {
+            let usage = 1100 + (i * 37) % 200;
+            let observed = Observed::Pods(PodUsage { ready: 2, usage, requests: 1000, ..PodUsage::default() });
+            let value = if hooked { format!("{}", usage / 10) } else { observed.summary() };
+            TickPoint {
+                usage: vec![MetricUsage { key: "cpu".into(), observed }],
+                metrics: vec![SeriesMetric { resource: "cpu".into(), value }],
+                ..point(i * 15_000, 2, "unchanged", "")
+            }
+        };
+        let built_in: Vec<TickPoint> = (0..60).map(|i| tick(i, false)).collect();
+        assert_eq!(built_in[0].metrics[0].value, "1100m over 2 ready pods");
+        let chunk = encode(&built_in).unwrap();
+        assert_eq!(decode(chunk.start, &chunk.bytes).unwrap(), built_in);
+        let per_tick = chunk.bytes.len() as f64 / 60.0;
+        // The observations (~18 bytes) and the gap: within the 200 KB per target-day goal at
+        // a 15 s interval (5,760 ticks) even for a load that never repeats.
+        assert!(per_tick <= 30.0, "{per_tick} bytes per tick of a changing built-in load");
+        let hooked: Vec<TickPoint> = (0..60).map(|i| tick(i, true)).collect();
+        let chunk = encode(&hooked).unwrap();
+        assert_eq!(decode(chunk.start, &chunk.bytes).unwrap(), hooked);
     }
 
     #[test]
