@@ -189,9 +189,10 @@ impl Stages<'_> {
         hooks: &mut Vec<HookRecord>,
     ) -> Result<(Vec<MetricValue>, Evaluation, Vec<MetricUsage>), StageFailure> {
         let (metrics, gathered) = self.metrics(hooks).await?;
-        let evaluation = self.evaluation(&metrics, &gathered, hooks).await?;
         let status = self.input.workload.status_replicas;
-        let usage = gathered.iter().map(|g| MetricUsage { key: g.key.clone(), observed: g.observed(status) }).collect();
+        let usage: Vec<MetricUsage> =
+            gathered.iter().map(|g| MetricUsage { key: g.key.clone(), observed: g.observed(status) }).collect();
+        let evaluation = self.evaluation(&metrics, &gathered, &usage, hooks).await?;
         Ok((metrics, evaluation, usage))
     }
 
@@ -295,6 +296,7 @@ impl Stages<'_> {
         &self,
         metrics: &[MetricValue],
         gathered: &[Gathered],
+        usage: &[MetricUsage],
         hooks: &mut Vec<HookRecord>,
     ) -> Result<Evaluation, StageFailure> {
         let fail = |stage: &'static str, message: String, metrics: &[MetricValue]| StageFailure {
@@ -333,7 +335,7 @@ impl Stages<'_> {
                 Evaluation::Hook(evaluation)
             }
             None => {
-                let calculation = self.builtin(gathered).map_err(|m| fail("evaluate", m, metrics))?;
+                let calculation = self.builtin(gathered, usage).map_err(|m| fail("evaluate", m, metrics))?;
                 let peak = gathered.iter().filter_map(|g| g.total.as_ref().map(|t| t.milli)).max();
                 Evaluation::Builtin(calculation, peak)
             }
@@ -342,13 +344,11 @@ impl Stages<'_> {
     }
 
     /// The HPA's calculation over the Kubernetes metrics: the largest count any spec asks for.
-    fn builtin(&self, gathered: &[Gathered]) -> Result<calc::Calculation, String> {
-        let status = self.input.workload.status_replicas;
-        let observed: Vec<_> = gathered.iter().map(|g| g.observed(status)).collect();
+    fn builtin(&self, gathered: &[Gathered], usage: &[MetricUsage]) -> Result<calc::Calculation, String> {
         let metrics = gathered
             .iter()
-            .zip(&observed)
-            .filter_map(|(g, o)| g.builtin.as_ref().map(|b| (g.name.as_str(), b.goal, o)));
+            .zip(usage)
+            .filter_map(|(g, u)| g.builtin.as_ref().map(|b| (g.name.as_str(), b.goal, &u.observed)));
         calc::evaluate(self.current, metrics, self.spec.tolerance)
     }
 

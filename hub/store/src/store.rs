@@ -128,6 +128,9 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .min_connections(0)
+            // An in-process SQLite connection does not go stale: no ping (a round trip to the
+            // connection's worker thread) before every statement.
+            .test_before_acquire(false)
             .connect_with(reader_options)
             .await
             .map_err(open_err)?;
