@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every scalehub test on a fresh Debian machine, doing its own set-up:
 #   1. installs the system packages the tests use (kubectl fallback, python3 for CPA example hooks),
-#   2. builds (or reuses the cached) real kube-apiserver v1.20.2 and starts it with etcd,
+#   2. builds (or reuses the cached) real kube-apiserver v1.20.2 and starts it with etcd, and
+#      starts a throw-away PostgreSQL server for the store's PostgreSQL backend,
 #   3. checks formatting (rustfmt.toml) and lints (clippy, warnings are errors), and the alert
 #      rules with promtool,
-#   4. runs the whole cargo test suite against the simulator and the real apiserver,
+#   4. runs the whole cargo test suite against the simulator and the real apiserver (the store
+#      tests on SQLite and on PostgreSQL),
 #   5. runs a small `scalehub bench` and checks that every due tick ran (never timings),
 #   6. fuzzes the REST API against its OpenAPI document (Schemathesis, a bounded number of examples),
 #   7. stops everything it started.
@@ -22,6 +24,8 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 # promtool, for the alert rules in deploy/prometheus.
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+# Debian's PostgreSQL server, for the store's PostgreSQL backend (scripts/postgres.sh).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   apt-get update -qq
@@ -40,12 +44,21 @@ log "building the real kube-apiserver (cached after the first time)"
 scripts/real-apiserver.sh build
 
 real_dir=$(mktemp -d "${TMPDIR:-/tmp}/scalehub-real.XXXXXX")
-cleanup() { scripts/real-apiserver.sh stop "$real_dir" >/dev/null 2>&1 || true; rm -rf "$real_dir"; }
+pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/scalehub-pg.XXXXXX")
+cleanup() {
+  scripts/real-apiserver.sh stop "$real_dir" >/dev/null 2>&1 || true
+  scripts/postgres.sh stop "$pg_dir" >/dev/null 2>&1 || true
+  rm -rf "$real_dir" "$pg_dir"
+}
 trap cleanup EXIT INT TERM
 
 log "starting etcd + kube-apiserver (+ controller-manager)"
 scripts/real-apiserver.sh start "$real_dir" --controller-manager
 export SCALEHUB_REAL_KUBECONFIG="$real_dir/kubeconfig"
+
+log "starting PostgreSQL on a free loopback port"
+SCALEHUB_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir")
+export SCALEHUB_TEST_POSTGRES_URL
 
 log "running the test suite (simulator always, real kube-apiserver via SCALEHUB_REAL_KUBECONFIG)"
 cargo test --workspace --locked "$@"

@@ -47,7 +47,8 @@ pub enum Command {
         /// The hub config (YAML).
         #[arg(long, env = "SCALEHUB_CONFIG")]
         config: PathBuf,
-        /// Database URL, e.g. sqlite:///data/scalehub.db (overrides the config).
+        /// Database URL, e.g. sqlite:///data/scalehub.db or postgres://scalehub:PASSWORD@db/scalehub
+        /// (overrides the config; put a password here, from a Secret, never in the config file).
         #[arg(long, env = "SCALEHUB_DATABASE")]
         database: Option<String>,
         /// HTTP listen address (overrides the config).

@@ -156,7 +156,9 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     // the served kind.
     let kinds = register_kinds(&config)?;
     let database = opts.database.clone().unwrap_or_else(|| config.database.clone());
-    let store = scalehub_store::Store::open(&database).await.with_context(|| format!("opening database {database}"))?;
+    let store = scalehub_store::Store::open(&database)
+        .await
+        .with_context(|| format!("opening database {}", scalehub_store::redact_url(&database)))?;
     let restored = restore(&store).await?;
     let overrides = overrides::load(&store, now_ms()).await?;
     let shutdown = CancellationToken::new();

@@ -5,6 +5,16 @@ use serde_json::Value;
 use crate::error::{Result, StoreError};
 use crate::rows::{Kind, OverrideKind, PauseDirection};
 
+/// Free text as it is stored. A NUL character, which PostgreSQL's `text` cannot hold and a
+/// hook's output or an API caller may send, becomes U+FFFD on both backends alike, so that a
+/// decision is never refused for its error message.
+pub(crate) fn text(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.contains('\0') {
+        true => std::borrow::Cow::Owned(value.replace('\0', "\u{fffd}")),
+        false => std::borrow::Cow::Borrowed(value),
+    }
+}
+
 /// Serialises a JSON column.
 pub(crate) fn json_text(column: &'static str, value: &Value) -> Result<String> {
     serde_json::to_string(value).map_err(|source| StoreError::Json { column, source })

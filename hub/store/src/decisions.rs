@@ -2,9 +2,8 @@
 
 use std::collections::HashMap;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row as _, SqliteConnection};
-
+use crate::backend::{Cells, Conn, on_db, values};
+use crate::codec::text;
 use crate::error::{Result, query_err};
 use crate::json::Json;
 use crate::rows::{DecisionRow, PolicyStateRow, TargetKey};
@@ -32,7 +31,7 @@ const FROM: &str = "FROM decisions d JOIN targets t ON t.id = d.target_id";
 /// is one probe of the targets' unique index and one of decisions_by_target_time
 /// (`(…) IN (VALUES …)` would scan every target).
 fn last_decisions_sql(keys: usize) -> String {
-    let values = vec!["(?, ?, ?)"; keys].join(", ");
+    let values = values(keys, 3, 1);
     format!(
         "WITH k(namespace, kind, name) AS (VALUES {values}) \
          SELECT {COLUMNS} FROM k \
@@ -46,11 +45,11 @@ fn last_decisions_sql(keys: usize) -> String {
 const KEYS_PER_QUERY: usize = 200;
 
 /// Inserts a decision for the target with id `target`; returns the decision id.
-pub(crate) async fn insert(conn: &mut SqliteConnection, target: i64, d: &DecisionRow) -> Result<i64> {
-    let done = sqlx::query(
+pub(crate) async fn insert(conn: &mut Conn, target: i64, d: &DecisionRow) -> Result<i64> {
+    on_db!(conn, c => sqlx::query_scalar(
         "INSERT INTO decisions (target_id, time, run_type, metrics, raw_evaluation, evaluation, \
              reasons, final_replicas, current_replicas, scaled, scale_result, error, hooks, outcome) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
     )
     .bind(target)
     .bind(d.time)
@@ -62,60 +61,60 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, target: i64, d: &Decisio
     .bind(d.final_replicas)
     .bind(d.current_replicas)
     .bind(d.scaled)
-    .bind(&d.scale_result)
-    .bind(&d.error)
+    .bind(d.scale_result.as_deref().map(text))
+    .bind(d.error.as_deref().map(text))
     .bind(d.hooks.text())
     .bind(&d.outcome)
-    .execute(conn)
-    .await
-    .map_err(query_err("insert decision"))?;
-    Ok(done.last_insert_rowid())
+    .fetch_one(c)
+    .await)
+    .map_err(query_err("insert decision"))
 }
 
 /// Deletes up to `limit` decisions older than `older_than`, oldest first.
-pub(crate) async fn prune_batch(conn: &mut SqliteConnection, older_than: i64, limit: i64) -> Result<i64> {
-    let done = sqlx::query(
+pub(crate) async fn prune_batch(conn: &mut Conn, older_than: i64, limit: i64) -> Result<i64> {
+    let deleted = on_db!(conn, c => sqlx::query(
         "DELETE FROM decisions WHERE id IN \
-             (SELECT id FROM decisions WHERE time < ?1 ORDER BY time LIMIT ?2)",
+             (SELECT id FROM decisions WHERE time < $1 ORDER BY time LIMIT $2)",
     )
     .bind(older_than)
     .bind(limit)
-    .execute(conn)
+    .execute(c)
     .await
+    .map(|done| done.rows_affected()))
     .map_err(query_err("prune decisions"))?;
-    Ok(done.rows_affected() as i64)
+    Ok(deleted as i64)
 }
 
 /// Reads a [`DecisionRow`] from a row selected with [`COLUMNS`].
-fn decision_from_row(row: &SqliteRow) -> Result<DecisionRow> {
+fn decision_from_row(row: &impl Cells) -> Result<DecisionRow> {
     let get = query_err("decode decision");
     let json = |i: usize, column| -> Result<Json> {
-        Json::from_column(column, row.try_get(i).map_err(query_err("decode decision"))?)
+        Json::from_column(column, row.cell(i).map_err(query_err("decode decision"))?)
     };
     Ok(DecisionRow {
-        id: row.try_get(0).map_err(get)?,
+        id: row.cell(0).map_err(get)?,
         key: TargetKey {
-            namespace: row.try_get(1).map_err(get)?,
-            kind: crate::codec::workload_kind(row.try_get(2).map_err(get)?)?,
-            name: row.try_get(3).map_err(get)?,
+            namespace: row.cell(1).map_err(get)?,
+            kind: crate::codec::workload_kind(row.cell(2).map_err(get)?)?,
+            name: row.cell(3).map_err(get)?,
         },
-        time: row.try_get(4).map_err(get)?,
-        run_type: row.try_get(5).map_err(get)?,
+        time: row.cell(4).map_err(get)?,
+        run_type: row.cell(5).map_err(get)?,
         metrics: json(6, "decisions.metrics")?,
-        raw_evaluation: row.try_get(7).map_err(get)?,
+        raw_evaluation: row.cell(7).map_err(get)?,
         evaluation: json(8, "decisions.evaluation")?,
         reasons: json(9, "decisions.reasons")?,
-        final_replicas: row.try_get(10).map_err(get)?,
-        current_replicas: row.try_get(11).map_err(get)?,
-        scaled: row.try_get(12).map_err(get)?,
-        scale_result: row.try_get(13).map_err(get)?,
-        error: row.try_get(14).map_err(get)?,
+        final_replicas: row.cell(10).map_err(get)?,
+        current_replicas: row.cell(11).map_err(get)?,
+        scaled: row.cell(12).map_err(get)?,
+        scale_result: row.cell(13).map_err(get)?,
+        error: row.cell(14).map_err(get)?,
         hooks: json(15, "decisions.hooks")?,
-        outcome: row.try_get(16).map_err(get)?,
+        outcome: row.cell(16).map_err(get)?,
     })
 }
 
-/// The history query: ?1..?3 the key, ?4 the limit, ?5 the `before` id.
+/// The history query: $1..$3 the key, $4 the limit, $5 the `before` id.
 /// One decision's replicas (see [`Store::recent_replicas`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -129,13 +128,13 @@ pub struct ReplicaPoint {
 }
 
 fn history_sql(before: bool) -> String {
-    let target = "d.target_id = (SELECT id FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3)";
-    let order = "ORDER BY d.time DESC, d.id DESC LIMIT ?4";
+    let target = "d.target_id = (SELECT id FROM targets WHERE namespace = $1 AND kind = $2 AND name = $3)";
+    let order = "ORDER BY d.time DESC, d.id DESC LIMIT $4";
     match before {
         false => format!("SELECT {COLUMNS} {FROM} WHERE {target} {order}"),
         true => format!(
             "SELECT {COLUMNS} {FROM} WHERE {target} AND (d.time, d.id) < \
-                 (SELECT time, id FROM decisions WHERE id = ?5) {order}"
+                 (SELECT time, id FROM decisions WHERE id = $5) {order}"
         ),
     }
 }
@@ -167,26 +166,30 @@ impl Store {
     pub async fn decisions(&self, key: &TargetKey, before_id: Option<i64>, limit: u32) -> Result<Vec<DecisionRow>> {
         let limit = i64::from(limit.clamp(1, MAX_HISTORY));
         let sql = history_sql(before_id.is_some());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&key.namespace)
-            .bind(key.kind.as_str())
-            .bind(&key.name)
-            .bind(limit);
-        if let Some(before) = before_id {
-            query = query.bind(before);
-        }
-        let rows = query.fetch_all(self.pool()).await.map_err(query_err("read decisions"))?;
-        rows.iter().map(decision_from_row).collect()
+        on_db!(self.pool(), pool => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&key.namespace)
+                .bind(key.kind.as_str())
+                .bind(&key.name)
+                .bind(limit);
+            if let Some(before) = before_id {
+                query = query.bind(before);
+            }
+            let rows = query.fetch_all(pool).await.map_err(query_err("read decisions"))?;
+            rows.iter().map(decision_from_row).collect()
+        })
     }
 
     /// One decision by id.
     pub async fn decision(&self, id: i64) -> Result<Option<DecisionRow>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} {FROM} WHERE d.id = ?1")))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(query_err("read decision"))?;
-        row.as_ref().map(decision_from_row).transpose()
+        on_db!(self.pool(), pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} {FROM} WHERE d.id = $1")))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(query_err("read decision"))?;
+            row.as_ref().map(decision_from_row).transpose()
+        })
     }
 
     /// The newest decision of each of `keys` that has one (for target lists).
@@ -194,13 +197,15 @@ impl Store {
         let mut found = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(KEYS_PER_QUERY) {
             let sql = last_decisions_sql(chunk.len());
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for key in chunk {
-                query = query.bind(&key.namespace).bind(key.kind.as_str()).bind(&key.name);
-            }
-            let rows = query.fetch_all(self.pool()).await.map_err(query_err("read last decisions"))?;
-            for row in &rows {
-                let decision = decision_from_row(row)?;
+            let decisions: Vec<DecisionRow> = on_db!(self.pool(), pool => {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for key in chunk {
+                    query = query.bind(&key.namespace).bind(key.kind.as_str()).bind(&key.name);
+                }
+                let rows = query.fetch_all(pool).await.map_err(query_err("read last decisions"))?;
+                rows.iter().map(decision_from_row).collect::<Result<_>>()?
+            });
+            for decision in decisions {
                 found.insert(decision.key.clone(), decision);
             }
         }
@@ -213,13 +218,14 @@ impl Store {
     /// connection serves them all.
     pub async fn recent_replicas(&self, keys: &[TargetKey], limit: u32) -> Result<Vec<Vec<ReplicaPoint>>> {
         let limit = i64::from(limit.clamp(1, MAX_HISTORY));
-        let mut conn = self.pool().acquire().await.map_err(query_err("read recent replicas"))?;
+        on_db!(self.pool(), pool => {
+        let mut conn = pool.acquire().await.map_err(query_err("read recent replicas"))?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let rows = sqlx::query(
                 "SELECT d.time, d.current_replicas, d.final_replicas FROM decisions d \
-                 WHERE d.target_id = (SELECT id FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3) \
-                 ORDER BY d.time DESC, d.id DESC LIMIT ?4",
+                 WHERE d.target_id = (SELECT id FROM targets WHERE namespace = $1 AND kind = $2 AND name = $3) \
+                 ORDER BY d.time DESC, d.id DESC LIMIT $4",
             )
             .bind(&key.namespace)
             .bind(key.kind.as_str())
@@ -232,9 +238,9 @@ impl Store {
                 .iter()
                 .map(|row| {
                     Ok(ReplicaPoint {
-                        time: row.try_get(0)?,
-                        current_replicas: row.try_get(1)?,
-                        final_replicas: row.try_get(2)?,
+                        time: row.cell(0)?,
+                        current_replicas: row.cell(1)?,
+                        final_replicas: row.cell(2)?,
                     })
                 })
                 .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
@@ -243,6 +249,7 @@ impl Store {
             out.push(points);
         }
         Ok(out)
+        })
     }
 
     /// Deletes decisions older than `older_than_ms`, and tick-series chunks that ended
@@ -270,6 +277,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::Row as _;
 
     #[tokio::test]
     async fn history_pages_walk_the_target_time_index_without_sorting() {
@@ -281,7 +289,7 @@ mod tests {
                 .bind("web")
                 .bind(10)
                 .bind(5)
-                .fetch_all(store.pool())
+                .fetch_all(store.sqlite_pool())
                 .await
                 .unwrap();
             let plan: Vec<String> = rows.iter().map(|r| r.get(3)).collect();
@@ -298,7 +306,7 @@ mod tests {
         for i in 0..3 {
             query = query.bind("ns").bind("Deployment").bind(format!("web-{i}"));
         }
-        let rows = query.fetch_all(store.pool()).await.unwrap();
+        let rows = query.fetch_all(store.sqlite_pool()).await.unwrap();
         let plan: Vec<String> = rows.iter().map(|r| r.get(3)).collect();
         let plan = plan.join("; ");
         assert!(plan.contains("SEARCH t USING COVERING INDEX sqlite_autoindex_targets_1"), "{plan}");

@@ -12,22 +12,25 @@ pub enum StoreError {
     /// The database URL could not be parsed.
     #[error("invalid database url {url:?}")]
     InvalidUrl {
-        /// The URL as given (SQLite URLs carry no secrets).
+        /// The URL as given, its password hidden.
         url: String,
         /// Why sqlx rejected it.
         #[source]
         source: sqlx::Error,
     },
-    /// The database URL is not a `sqlite:` URL.
-    #[error("database url {url:?} is not a sqlite: url (e.g. sqlite://scalehub.db)")]
-    NotSqlite {
-        /// The URL as given.
+    /// The database URL names neither SQLite nor PostgreSQL.
+    #[error(
+        "database url {url:?} is neither a sqlite: nor a postgres:// url \
+         (e.g. sqlite://scalehub.db or postgres://scalehub@db.example/scalehub)"
+    )]
+    UnsupportedUrl {
+        /// The URL as given, its password hidden.
         url: String,
     },
     /// The database could not be opened or configured.
     #[error("cannot open database {url:?}")]
     Open {
-        /// The URL as given.
+        /// The URL as given, its password hidden.
         url: String,
         /// The underlying failure.
         #[source]

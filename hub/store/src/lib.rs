@@ -1,4 +1,5 @@
-//! SQLite persistence for scalehub: targets, decisions, policy state, overrides.
+//! Persistence for scalehub: targets, decisions, policy state, overrides, in SQLite (embedded,
+//! the default) or PostgreSQL (shared by several hubs).
 //!
 //! Layout, in the order data flows through it:
 //! - [`store`]: opening the database (WAL, migrations), the read pool, and
@@ -8,7 +9,10 @@
 //!   holding both the writer's statements and the readers' queries.
 //! - [`rows`] and [`filter`]: the plain types callers exchange with the store.
 //!
-//! All SQL of the project lives in this crate and in `migrations/`.
+//! - `backend`: the two databases, one statement text for both ([`Backend`]).
+//!
+//! All SQL of the project lives in this crate and in `migrations/` (`sqlite/` and
+//! `postgres/`, the same versions in step).
 //!
 //! Write path. Every write is a message on a bounded channel
 //! ([`StoreOptions::channel_capacity`], 4096 by default) to one writer task,
@@ -30,6 +34,7 @@
 //! `removed_at`); overrides are ended, never deleted (`ended_at`, `ended_by`);
 //! only decisions and tick-series chunks are pruned, by `prune_decisions`.
 
+mod backend;
 pub mod filter;
 pub mod rows;
 pub mod store;
@@ -43,8 +48,11 @@ mod policy;
 mod resume;
 pub mod series;
 mod targets;
+#[doc(hidden)]
+pub mod testing;
 mod writer;
 
+pub use backend::{Backend, redact_url};
 pub use decisions::{MAX_HISTORY, ReplicaPoint};
 pub use error::{Result, StoreError};
 pub use filter::{Page, TargetFilter, TargetSort};

@@ -6,10 +6,8 @@
 //! later write noticed. The decisions a target makes under an override carry
 //! it in their reason chain; that is the hub's part.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row as _, SqliteConnection};
-
-use crate::codec::{direction_from, direction_text, kind_from, kind_text};
+use crate::backend::{Cells, Conn, on_db};
+use crate::codec::{direction_from, direction_text, kind_from, kind_text, text};
 use crate::error::{Result, StoreError, query_err};
 use crate::rows::{OverrideKind, OverrideRow, TargetKey};
 use crate::store::Store;
@@ -44,23 +42,24 @@ pub(crate) fn validate(row: &OverrideRow) -> Result<()> {
 }
 
 /// Ends the open override of `target` (if any) and inserts `row`; returns its id.
-pub(crate) async fn insert(conn: &mut SqliteConnection, target: i64, row: &OverrideRow) -> Result<i64> {
+pub(crate) async fn insert(conn: &mut Conn, target: i64, row: &OverrideRow) -> Result<i64> {
     // An open override past its `until` ended by expiring, not by this one.
-    sqlx::query(
+    on_db!(&mut *conn, c => sqlx::query(
         "UPDATE overrides SET \
-             ended_at = CASE WHEN until IS NOT NULL AND until <= ?2 THEN until ELSE ?2 END, \
-             ended_by = CASE WHEN until IS NOT NULL AND until <= ?2 THEN 'expired' ELSE 'replaced' END \
-         WHERE target_id = ?1 AND ended_at IS NULL",
+             ended_at = CASE WHEN until IS NOT NULL AND until <= $2 THEN until ELSE $2 END, \
+             ended_by = CASE WHEN until IS NOT NULL AND until <= $2 THEN 'expired' ELSE 'replaced' END \
+         WHERE target_id = $1 AND ended_at IS NULL",
     )
     .bind(target)
     .bind(row.created_at)
-    .execute(&mut *conn)
+    .execute(c)
     .await
+    .map(|_| ()))
     .map_err(query_err("end previous override"))?;
-    let done = sqlx::query(
+    on_db!(conn, c => sqlx::query_scalar(
         "INSERT INTO overrides (target_id, kind, replicas, min_replicas, max_replicas, \
              pause_direction, until, reason, author, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
     )
     .bind(target)
     .bind(kind_text(row.kind))
@@ -69,86 +68,89 @@ pub(crate) async fn insert(conn: &mut SqliteConnection, target: i64, row: &Overr
     .bind(row.max_replicas)
     .bind(row.pause_direction.map(direction_text))
     .bind(row.until)
-    .bind(&row.reason)
-    .bind(&row.author)
+    .bind(text(&row.reason))
+    .bind(text(&row.author))
     .bind(row.created_at)
-    .execute(conn)
-    .await
-    .map_err(query_err("insert override"))?;
-    Ok(done.last_insert_rowid())
+    .fetch_one(c)
+    .await)
+    .map_err(query_err("insert override"))
 }
 
 /// Ends the active override of `key`; returns how many were ended (0 or 1).
-pub(crate) async fn clear(conn: &mut SqliteConnection, key: &TargetKey, by: &str, at: i64) -> Result<i64> {
-    let target = "(SELECT id FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3)";
+pub(crate) async fn clear(conn: &mut Conn, key: &TargetKey, by: &str, at: i64) -> Result<i64> {
+    let target = "(SELECT id FROM targets WHERE namespace = $1 AND kind = $2 AND name = $3)";
     // Close a lapsed one as expired first, so the user is credited only with
     // ending an override that was still in force.
     expire_where(conn, &format!("target_id = {target}"), key, at).await?;
-    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE overrides SET ended_at = ?4, ended_by = ?5 WHERE target_id = {target} AND ended_at IS NULL"
-    )))
+    let sql =
+        format!("UPDATE overrides SET ended_at = $4, ended_by = $5 WHERE target_id = {target} AND ended_at IS NULL");
+    let cleared = on_db!(conn, c => sqlx::query(sqlx::AssertSqlSafe(sql))
     .bind(&key.namespace)
     .bind(key.kind.as_str())
     .bind(&key.name)
     .bind(at)
-    .bind(by)
-    .execute(conn)
+    .bind(text(by))
+    .execute(c)
     .await
+    .map(|done| done.rows_affected()))
     .map_err(query_err("clear override"))?;
-    Ok(done.rows_affected() as i64)
+    Ok(cleared as i64)
 }
 
 /// Ends every open override whose `until` is at or before `now`.
-pub(crate) async fn expire(conn: &mut SqliteConnection, now: i64) -> Result<i64> {
-    let done = sqlx::query(
+pub(crate) async fn expire(conn: &mut Conn, now: i64) -> Result<i64> {
+    let expired = on_db!(conn, c => sqlx::query(
         "UPDATE overrides SET ended_at = until, ended_by = 'expired' \
-         WHERE ended_at IS NULL AND until IS NOT NULL AND until <= ?1",
+         WHERE ended_at IS NULL AND until IS NOT NULL AND until <= $1",
     )
     .bind(now)
-    .execute(conn)
+    .execute(c)
     .await
+    .map(|done| done.rows_affected()))
     .map_err(query_err("expire overrides"))?;
-    Ok(done.rows_affected() as i64)
+    Ok(expired as i64)
 }
 
-/// Expires the lapsed open overrides of one target (`condition` uses ?1..?3).
-async fn expire_where(conn: &mut SqliteConnection, condition: &str, key: &TargetKey, now: i64) -> Result<()> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+/// Expires the lapsed open overrides of one target (`condition` uses $1..$3).
+async fn expire_where(conn: &mut Conn, condition: &str, key: &TargetKey, now: i64) -> Result<()> {
+    let sql = format!(
         "UPDATE overrides SET ended_at = until, ended_by = 'expired' \
-         WHERE {condition} AND ended_at IS NULL AND until IS NOT NULL AND until <= ?4"
-    )))
+         WHERE {condition} AND ended_at IS NULL AND until IS NOT NULL AND until <= $4"
+    );
+    on_db!(conn, c => sqlx::query(sqlx::AssertSqlSafe(sql))
     .bind(&key.namespace)
     .bind(key.kind.as_str())
     .bind(&key.name)
     .bind(now)
-    .execute(conn)
+    .execute(c)
     .await
+    .map(|_| ()))
     .map_err(query_err("expire override"))?;
     Ok(())
 }
 
 /// Reads an [`OverrideRow`] from a row selected with [`SELECT`].
-fn override_from_row(row: &SqliteRow) -> Result<OverrideRow> {
+fn override_from_row(row: &impl Cells) -> Result<OverrideRow> {
     let get = query_err("decode override");
-    let direction: Option<String> = row.try_get(8).map_err(get)?;
+    let direction: Option<String> = row.cell(8).map_err(get)?;
     Ok(OverrideRow {
-        id: row.try_get(0).map_err(get)?,
+        id: row.cell(0).map_err(get)?,
         key: TargetKey {
-            namespace: row.try_get(1).map_err(get)?,
-            kind: crate::codec::workload_kind(row.try_get(2).map_err(get)?)?,
-            name: row.try_get(3).map_err(get)?,
+            namespace: row.cell(1).map_err(get)?,
+            kind: crate::codec::workload_kind(row.cell(2).map_err(get)?)?,
+            name: row.cell(3).map_err(get)?,
         },
-        kind: kind_from(row.try_get(4).map_err(get)?)?,
-        replicas: row.try_get(5).map_err(get)?,
-        min_replicas: row.try_get(6).map_err(get)?,
-        max_replicas: row.try_get(7).map_err(get)?,
+        kind: kind_from(row.cell(4).map_err(get)?)?,
+        replicas: row.cell(5).map_err(get)?,
+        min_replicas: row.cell(6).map_err(get)?,
+        max_replicas: row.cell(7).map_err(get)?,
         pause_direction: direction.map(direction_from).transpose()?,
-        until: row.try_get(9).map_err(get)?,
-        reason: row.try_get(10).map_err(get)?,
-        author: row.try_get(11).map_err(get)?,
-        created_at: row.try_get(12).map_err(get)?,
-        ended_at: row.try_get(13).map_err(get)?,
-        ended_by: row.try_get(14).map_err(get)?,
+        until: row.cell(9).map_err(get)?,
+        reason: row.cell(10).map_err(get)?,
+        author: row.cell(11).map_err(get)?,
+        created_at: row.cell(12).map_err(get)?,
+        ended_at: row.cell(13).map_err(get)?,
+        ended_by: row.cell(14).map_err(get)?,
     })
 }
 
@@ -179,43 +181,49 @@ impl Store {
 
     /// Every override in force at `now`.
     pub async fn active_overrides(&self, now: i64) -> Result<Vec<OverrideRow>> {
-        let sql = format!("{SELECT} WHERE o.ended_at IS NULL AND (o.until IS NULL OR o.until > ?1)");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now)
-            .fetch_all(self.pool())
-            .await
-            .map_err(query_err("read active overrides"))?;
-        rows.iter().map(override_from_row).collect()
+        let sql = format!("{SELECT} WHERE o.ended_at IS NULL AND (o.until IS NULL OR o.until > $1)");
+        on_db!(self.pool(), pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now)
+                .fetch_all(pool)
+                .await
+                .map_err(query_err("read active overrides"))?;
+            rows.iter().map(override_from_row).collect()
+        })
     }
 
     /// The open (not cleared, not replaced) override of `key`. It may have
     /// lapsed: check [`OverrideRow::is_active`].
     pub async fn override_for(&self, key: &TargetKey) -> Result<Option<OverrideRow>> {
-        let sql = format!("{SELECT} WHERE t.namespace = ?1 AND t.kind = ?2 AND t.name = ?3 AND o.ended_at IS NULL");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&key.namespace)
-            .bind(key.kind.as_str())
-            .bind(&key.name)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(query_err("read override"))?;
-        row.as_ref().map(override_from_row).transpose()
+        let sql = format!("{SELECT} WHERE t.namespace = $1 AND t.kind = $2 AND t.name = $3 AND o.ended_at IS NULL");
+        on_db!(self.pool(), pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&key.namespace)
+                .bind(key.kind.as_str())
+                .bind(&key.name)
+                .fetch_optional(pool)
+                .await
+                .map_err(query_err("read override"))?;
+            row.as_ref().map(override_from_row).transpose()
+        })
     }
 
     /// The overrides of `key`, newest first, ended ones included.
     pub async fn override_history(&self, key: &TargetKey, limit: u32) -> Result<Vec<OverrideRow>> {
         let sql = format!(
-            "{SELECT} WHERE t.namespace = ?1 AND t.kind = ?2 AND t.name = ?3 \
-             ORDER BY o.created_at DESC, o.id DESC LIMIT ?4"
+            "{SELECT} WHERE t.namespace = $1 AND t.kind = $2 AND t.name = $3 \
+             ORDER BY o.created_at DESC, o.id DESC LIMIT $4"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&key.namespace)
-            .bind(key.kind.as_str())
-            .bind(&key.name)
-            .bind(i64::from(limit.clamp(1, 1000)))
-            .fetch_all(self.pool())
-            .await
-            .map_err(query_err("read override history"))?;
-        rows.iter().map(override_from_row).collect()
+        on_db!(self.pool(), pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&key.namespace)
+                .bind(key.kind.as_str())
+                .bind(&key.name)
+                .bind(i64::from(limit.clamp(1, 1000)))
+                .fetch_all(pool)
+                .await
+                .map_err(query_err("read override history"))?;
+            rows.iter().map(override_from_row).collect()
+        })
     }
 }

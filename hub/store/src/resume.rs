@@ -4,7 +4,7 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use sqlx::Row as _;
+use crate::backend::{Cells as _, on_db};
 
 use crate::error::{Result, query_err};
 use crate::rows::TargetKey;
@@ -63,68 +63,72 @@ pub struct DecisionSnapshot {
 impl Store {
     /// Every target row, without its spec document (one scan of `targets`).
     pub async fn target_snapshots(&self) -> Result<Vec<TargetSnapshot>> {
-        let rows = sqlx::query(
-            "SELECT namespace, kind, name, uid, state, error, current_replicas, desired_replicas, \
-                    removed_at IS NOT NULL, spec FROM targets",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(query_err("read target snapshots"))?;
-        let get = query_err("decode target snapshot");
-        rows.iter()
-            .map(|row| {
-                let spec: String = row.try_get(9).map_err(get)?;
-                Ok(TargetSnapshot {
-                    key: TargetKey {
-                        namespace: row.try_get(0).map_err(get)?,
-                        kind: crate::codec::workload_kind(row.try_get(1).map_err(get)?)?,
-                        name: row.try_get(2).map_err(get)?,
-                    },
-                    uid: row.try_get(3).map_err(get)?,
-                    state: row.try_get(4).map_err(get)?,
-                    error: row.try_get(5).map_err(get)?,
-                    current_replicas: row.try_get(6).map_err(get)?,
-                    desired_replicas: row.try_get(7).map_err(get)?,
-                    removed: row.try_get(8).map_err(get)?,
-                    spec: fingerprint(&spec),
+        on_db!(self.pool(), pool => {
+            let rows = sqlx::query(
+                "SELECT namespace, kind, name, uid, state, error, current_replicas, desired_replicas, \
+                        removed_at IS NOT NULL, spec FROM targets",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(query_err("read target snapshots"))?;
+            let get = query_err("decode target snapshot");
+            rows.iter()
+                .map(|row| {
+                    let spec: String = row.cell(9).map_err(get)?;
+                    Ok(TargetSnapshot {
+                        key: TargetKey {
+                            namespace: row.cell(0).map_err(get)?,
+                            kind: crate::codec::workload_kind(row.cell(1).map_err(get)?)?,
+                            name: row.cell(2).map_err(get)?,
+                        },
+                        uid: row.cell(3).map_err(get)?,
+                        state: row.cell(4).map_err(get)?,
+                        error: row.cell(5).map_err(get)?,
+                        current_replicas: row.cell(6).map_err(get)?,
+                        desired_replicas: row.cell(7).map_err(get)?,
+                        removed: row.cell(8).map_err(get)?,
+                        spec: fingerprint(&spec),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// The newest decision of every target that is not removed (one probe of
     /// decisions_by_target_time per target).
     pub async fn last_decision_snapshots(&self) -> Result<Vec<DecisionSnapshot>> {
-        let rows = sqlx::query(
-            "SELECT t.namespace, t.kind, t.name, d.outcome, d.error, d.current_replicas, \
-                    d.raw_evaluation, d.final_replicas, d.scaled, d.reasons \
-             FROM targets t JOIN decisions d ON d.id = \
-                 (SELECT x.id FROM decisions x WHERE x.target_id = t.id ORDER BY x.time DESC, x.id DESC LIMIT 1) \
-             WHERE t.removed_at IS NULL",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(query_err("read decision snapshots"))?;
-        let get = query_err("decode decision snapshot");
-        rows.iter()
-            .map(|row| {
-                let reasons: String = row.try_get(9).map_err(get)?;
-                Ok(DecisionSnapshot {
-                    key: TargetKey {
-                        namespace: row.try_get(0).map_err(get)?,
-                        kind: crate::codec::workload_kind(row.try_get(1).map_err(get)?)?,
-                        name: row.try_get(2).map_err(get)?,
-                    },
-                    outcome: row.try_get(3).map_err(get)?,
-                    error: row.try_get(4).map_err(get)?,
-                    current_replicas: row.try_get(5).map_err(get)?,
-                    raw_evaluation: row.try_get(6).map_err(get)?,
-                    final_replicas: row.try_get(7).map_err(get)?,
-                    scaled: row.try_get(8).map_err(get)?,
-                    reasons: fingerprint(&reasons),
+        on_db!(self.pool(), pool => {
+            let rows = sqlx::query(
+                "SELECT t.namespace, t.kind, t.name, d.outcome, d.error, d.current_replicas, \
+                        d.raw_evaluation, d.final_replicas, d.scaled, d.reasons \
+                 FROM targets t JOIN decisions d ON d.id = \
+                     (SELECT x.id FROM decisions x WHERE x.target_id = t.id ORDER BY x.time DESC, x.id DESC LIMIT 1) \
+                 WHERE t.removed_at IS NULL",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(query_err("read decision snapshots"))?;
+            let get = query_err("decode decision snapshot");
+            rows.iter()
+                .map(|row| {
+                    let reasons: String = row.cell(9).map_err(get)?;
+                    Ok(DecisionSnapshot {
+                        key: TargetKey {
+                            namespace: row.cell(0).map_err(get)?,
+                            kind: crate::codec::workload_kind(row.cell(1).map_err(get)?)?,
+                            name: row.cell(2).map_err(get)?,
+                        },
+                        outcome: row.cell(3).map_err(get)?,
+                        error: row.cell(4).map_err(get)?,
+                        current_replicas: row.cell(5).map_err(get)?,
+                        raw_evaluation: row.cell(6).map_err(get)?,
+                        final_replicas: row.cell(7).map_err(get)?,
+                        scaled: row.cell(8).map_err(get)?,
+                        reasons: fingerprint(&reasons),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 }
 

@@ -8,9 +8,9 @@
 //! outcome and replica counts only where they differ from the previous point, so a stable
 //! target costs a few bytes per tick.
 
+use crate::backend::{Conn, on_db, values};
 use scalehub_core::calc::MetricUsage;
 use serde::{Deserialize, Serialize};
-use sqlx::{Row as _, SqliteConnection};
 
 use crate::error::{Result, StoreError, query_err};
 use crate::rows::TargetKey;
@@ -328,37 +328,41 @@ pub fn decode(start: i64, bytes: &[u8]) -> Result<Vec<TickPoint>> {
 const ROWS_PER_STATEMENT: usize = 200;
 
 /// Writes (or rewrites) many targets' open chunks, one statement per [`ROWS_PER_STATEMENT`] rows.
-pub(crate) async fn upsert_many(conn: &mut SqliteConnection, rows: &[(i64, &SeriesChunkRow)]) -> Result<()> {
+pub(crate) async fn upsert_many(conn: &mut Conn, rows: &[(i64, &SeriesChunkRow)]) -> Result<()> {
     let rows: Vec<&(i64, &SeriesChunkRow)> = rows.iter().filter(|(_, r)| r.chunk.ticks > 0).collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let values = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let values = values(chunk.len(), 5, 1);
         let sql = format!(
             "INSERT INTO tick_series (target_id, start_time, end_time, ticks, points) VALUES {values} \
              ON CONFLICT (target_id, start_time) DO UPDATE SET \
                  end_time = excluded.end_time, ticks = excluded.ticks, points = excluded.points"
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (target, row) in chunk {
-            let c = &row.chunk;
-            query = query.bind(*target).bind(c.start).bind(c.end).bind(c.ticks as i64).bind(&c.bytes);
-        }
-        query.execute(&mut *conn).await.map_err(query_err("write tick series"))?;
+        on_db!(&mut *conn, db => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (target, row) in chunk {
+                let c = &row.chunk;
+                query = query.bind(*target).bind(c.start).bind(c.end).bind(c.ticks as i64).bind(&c.bytes);
+            }
+            query.execute(db).await.map(|_| ())
+        })
+        .map_err(query_err("write tick series"))?;
     }
     Ok(())
 }
 
 /// Deletes up to `limit` chunks that ended before `older_than`.
-pub(crate) async fn prune_batch(conn: &mut SqliteConnection, older_than: i64, limit: i64) -> Result<i64> {
-    let done = sqlx::query(
+pub(crate) async fn prune_batch(conn: &mut Conn, older_than: i64, limit: i64) -> Result<i64> {
+    let deleted = on_db!(conn, c => sqlx::query(
         "DELETE FROM tick_series WHERE (target_id, start_time) IN \
-             (SELECT target_id, start_time FROM tick_series WHERE end_time < ?1 ORDER BY end_time LIMIT ?2)",
+             (SELECT target_id, start_time FROM tick_series WHERE end_time < $1 ORDER BY end_time LIMIT $2)",
     )
     .bind(older_than)
     .bind(limit)
-    .execute(conn)
+    .execute(c)
     .await
+    .map(|done| done.rows_affected()))
     .map_err(query_err("prune tick series"))?;
-    Ok(done.rows_affected() as i64)
+    Ok(deleted as i64)
 }
 
 impl Store {
@@ -382,10 +386,10 @@ impl Store {
     /// (capped at [`MAX_POINTS`]); when more match, the newest are kept.
     pub async fn ticks(&self, key: &TargetKey, from: i64, to: i64, limit: u32) -> Result<Vec<TickPoint>> {
         let limit = limit.clamp(1, MAX_POINTS) as usize;
-        let rows = sqlx::query(
+        let chunks: Vec<(i64, Vec<u8>)> = on_db!(self.pool(), pool => sqlx::query_as(
             "SELECT s.start_time, s.points FROM tick_series s \
-             WHERE s.target_id = (SELECT id FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3) \
-               AND s.end_time >= ?4 AND s.start_time < ?5 \
+             WHERE s.target_id = (SELECT id FROM targets WHERE namespace = $1 AND kind = $2 AND name = $3) \
+               AND s.end_time >= $4 AND s.start_time < $5 \
              ORDER BY s.start_time DESC",
         )
         .bind(&key.namespace)
@@ -393,14 +397,12 @@ impl Store {
         .bind(&key.name)
         .bind(from)
         .bind(to)
-        .fetch_all(self.pool())
-        .await
+        .fetch_all(pool)
+        .await)
         .map_err(query_err("read tick series"))?;
         // Newest chunks first, so a read that hits the limit keeps the newest points.
         let mut newest_first: Vec<TickPoint> = Vec::new();
-        for row in rows {
-            let start: i64 = row.try_get(0).map_err(query_err("decode tick series"))?;
-            let bytes: Vec<u8> = row.try_get(1).map_err(query_err("decode tick series"))?;
+        for (start, bytes) in chunks {
             let points = decode(start, &bytes)?;
             newest_first.extend(points.into_iter().rev().filter(|p| p.time >= from && p.time < to));
             if newest_first.len() >= limit {

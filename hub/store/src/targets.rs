@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{AssertSqlSafe, Row as _, SqliteConnection};
+use sqlx::AssertSqlSafe;
 
+use crate::backend::{Backend, Cells, Conn, on_db};
+use crate::codec::text;
 use crate::error::{Result, query_err};
 use crate::filter::{Page, TargetFilter, decode_cursor, encode_cursor, like_pattern};
 use crate::json::Json;
@@ -18,11 +19,11 @@ const COLUMNS: &str = "namespace, kind, name, uid, state, spec, error, current_r
      desired_replicas, first_seen, last_seen, removed_at, updated_at";
 
 /// Inserts or updates a target; `first_seen` is kept from the first insert.
-pub(crate) async fn upsert(conn: &mut SqliteConnection, row: &TargetRow) -> Result<i64> {
-    sqlx::query_scalar(
+pub(crate) async fn upsert(conn: &mut Conn, row: &TargetRow) -> Result<i64> {
+    on_db!(conn, c => sqlx::query_scalar(
         "INSERT INTO targets (namespace, kind, name, uid, state, spec, error, current_replicas, \
              desired_replicas, first_seen, last_seen, removed_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
          ON CONFLICT (namespace, kind, name) DO UPDATE SET \
              uid = excluded.uid, state = excluded.state, spec = excluded.spec, \
              error = excluded.error, current_replicas = excluded.current_replicas, \
@@ -36,55 +37,57 @@ pub(crate) async fn upsert(conn: &mut SqliteConnection, row: &TargetRow) -> Resu
     .bind(&row.uid)
     .bind(&row.state)
     .bind(row.spec.text())
-    .bind(&row.error)
+    .bind(row.error.as_deref().map(text))
     .bind(row.current_replicas)
     .bind(row.desired_replicas)
     .bind(row.first_seen)
     .bind(row.last_seen)
     .bind(row.removed_at)
     .bind(row.updated_at)
-    .fetch_one(conn)
-    .await
+    .fetch_one(c)
+    .await)
     .map_err(query_err("upsert target"))
 }
 
 /// Marks a target removed (state `removed`), keeping its row and history.
-pub(crate) async fn mark_removed(conn: &mut SqliteConnection, key: &TargetKey, at: i64) -> Result<i64> {
-    let done = sqlx::query(
-        "UPDATE targets SET removed_at = ?4, state = 'removed', updated_at = ?4 \
-         WHERE namespace = ?1 AND kind = ?2 AND name = ?3 AND removed_at IS NULL",
+pub(crate) async fn mark_removed(conn: &mut Conn, key: &TargetKey, at: i64) -> Result<i64> {
+    let affected = on_db!(conn, c => sqlx::query(
+        "UPDATE targets SET removed_at = $4, state = 'removed', updated_at = $4 \
+         WHERE namespace = $1 AND kind = $2 AND name = $3 AND removed_at IS NULL",
     )
     .bind(&key.namespace)
     .bind(key.kind.as_str())
     .bind(&key.name)
     .bind(at)
-    .execute(conn)
+    .execute(c)
     .await
+    .map(|done| done.rows_affected()))
     .map_err(query_err("mark target removed"))?;
-    Ok(done.rows_affected() as i64)
+    Ok(affected as i64)
 }
 
 /// Puts a managed target in state `error` with `error`.
-pub(crate) async fn set_error(conn: &mut SqliteConnection, key: &TargetKey, error: &str, at: i64) -> Result<i64> {
-    let done = sqlx::query(
-        "UPDATE targets SET state = 'error', error = ?4, updated_at = ?5 \
-         WHERE namespace = ?1 AND kind = ?2 AND name = ?3 AND removed_at IS NULL",
+pub(crate) async fn set_error(conn: &mut Conn, key: &TargetKey, error: &str, at: i64) -> Result<i64> {
+    let affected = on_db!(conn, c => sqlx::query(
+        "UPDATE targets SET state = 'error', error = $4, updated_at = $5 \
+         WHERE namespace = $1 AND kind = $2 AND name = $3 AND removed_at IS NULL",
     )
     .bind(&key.namespace)
     .bind(key.kind.as_str())
     .bind(&key.name)
-    .bind(error)
+    .bind(text(error))
     .bind(at)
-    .execute(conn)
+    .execute(c)
     .await
+    .map(|done| done.rows_affected()))
     .map_err(query_err("set target error"))?;
-    Ok(done.rows_affected() as i64)
+    Ok(affected as i64)
 }
 
 /// The id of a target, inserting a placeholder (state `unknown`) if the hub
 /// writes about a target it never upserted, so that no decision is lost.
 pub(crate) async fn resolve_id(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     ids: &mut HashMap<TargetKey, i64>,
     key: &TargetKey,
     at: i64,
@@ -92,34 +95,36 @@ pub(crate) async fn resolve_id(
     if let Some(id) = ids.get(key) {
         return Ok(*id);
     }
-    sqlx::query(
+    on_db!(&mut *conn, c => sqlx::query(
         "INSERT INTO targets (namespace, kind, name, state, first_seen, last_seen, updated_at) \
-         VALUES (?1, ?2, ?3, 'unknown', ?4, ?4, ?4) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, 'unknown', $4, $4, $4) ON CONFLICT DO NOTHING",
     )
     .bind(&key.namespace)
     .bind(key.kind.as_str())
     .bind(&key.name)
     .bind(at)
-    .execute(&mut *conn)
+    .execute(c)
     .await
+    .map(|_| ()))
     .map_err(query_err("insert placeholder target"))?;
-    let id: i64 = sqlx::query_scalar("SELECT id FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3")
-        .bind(&key.namespace)
-        .bind(key.kind.as_str())
-        .bind(&key.name)
-        .fetch_one(conn)
-        .await
-        .map_err(query_err("look up target id"))?;
+    let id: i64 = on_db!(conn, c => sqlx::query_scalar(
+        "SELECT id FROM targets WHERE namespace = $1 AND kind = $2 AND name = $3",
+    )
+    .bind(&key.namespace)
+    .bind(key.kind.as_str())
+    .bind(&key.name)
+    .fetch_one(c)
+    .await)
+    .map_err(query_err("look up target id"))?;
     ids.insert(key.clone(), id);
     Ok(id)
 }
 
 /// The id of every target, by key.
-pub(crate) async fn all_ids(conn: &mut SqliteConnection) -> Result<HashMap<TargetKey, i64>> {
-    let rows: Vec<(i64, String, String, String)> = sqlx::query_as("SELECT id, namespace, kind, name FROM targets")
-        .fetch_all(conn)
-        .await
-        .map_err(query_err("read target ids"))?;
+pub(crate) async fn all_ids(conn: &mut Conn) -> Result<HashMap<TargetKey, i64>> {
+    let rows: Vec<(i64, String, String, String)> =
+        on_db!(conn, c => sqlx::query_as("SELECT id, namespace, kind, name FROM targets").fetch_all(c).await)
+            .map_err(query_err("read target ids"))?;
     rows.into_iter()
         .map(|(id, namespace, kind, name)| {
             Ok((TargetKey { namespace, kind: crate::codec::workload_kind(kind)?, name }, id))
@@ -128,25 +133,25 @@ pub(crate) async fn all_ids(conn: &mut SqliteConnection) -> Result<HashMap<Targe
 }
 
 /// Reads a [`TargetRow`] from a row selected with [`COLUMNS`].
-fn target_from_row(row: &SqliteRow) -> Result<TargetRow> {
+fn target_from_row(row: &impl Cells) -> Result<TargetRow> {
     let get = query_err("decode target");
-    let spec: String = row.try_get(5).map_err(get)?;
+    let spec: String = row.cell(5).map_err(get)?;
     Ok(TargetRow {
         key: TargetKey {
-            namespace: row.try_get(0).map_err(get)?,
-            kind: crate::codec::workload_kind(row.try_get(1).map_err(get)?)?,
-            name: row.try_get(2).map_err(get)?,
+            namespace: row.cell(0).map_err(get)?,
+            kind: crate::codec::workload_kind(row.cell(1).map_err(get)?)?,
+            name: row.cell(2).map_err(get)?,
         },
-        uid: row.try_get(3).map_err(get)?,
-        state: row.try_get(4).map_err(get)?,
+        uid: row.cell(3).map_err(get)?,
+        state: row.cell(4).map_err(get)?,
         spec: Json::from_column("targets.spec", spec)?,
-        error: row.try_get(6).map_err(get)?,
-        current_replicas: row.try_get(7).map_err(get)?,
-        desired_replicas: row.try_get(8).map_err(get)?,
-        first_seen: row.try_get(9).map_err(get)?,
-        last_seen: row.try_get(10).map_err(get)?,
-        removed_at: row.try_get(11).map_err(get)?,
-        updated_at: row.try_get(12).map_err(get)?,
+        error: row.cell(6).map_err(get)?,
+        current_replicas: row.cell(7).map_err(get)?,
+        desired_replicas: row.cell(8).map_err(get)?,
+        first_seen: row.cell(9).map_err(get)?,
+        last_seen: row.cell(10).map_err(get)?,
+        removed_at: row.cell(11).map_err(get)?,
+        updated_at: row.cell(12).map_err(get)?,
     })
 }
 
@@ -158,22 +163,23 @@ enum Arg {
 
 /// The SQL and arguments of one `list_targets` page (one row more than the
 /// limit, which tells whether another page exists).
-fn list_query(filter: &TargetFilter) -> Result<(String, Vec<Arg>)> {
+fn list_query(backend: Backend, filter: &TargetFilter) -> Result<(String, Vec<Arg>)> {
     let sort = filter.sort;
     let mut conditions = Vec::new();
     let mut args = Vec::new();
     if let Some(namespace) = &filter.namespace {
-        conditions.push("namespace = ?".to_owned());
         args.push(Arg::Text(namespace.clone()));
+        conditions.push(format!("namespace = ${}", args.len()));
     }
     if let Some(state) = &filter.state {
-        conditions.push("state = ?".to_owned());
         args.push(Arg::Text(state.clone()));
+        conditions.push(format!("state = ${}", args.len()));
     }
     if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
-        conditions.push("(name LIKE ? ESCAPE '\\' OR namespace LIKE ? ESCAPE '\\')".to_owned());
         args.push(Arg::Text(like_pattern(search)));
-        args.push(Arg::Text(like_pattern(search)));
+        let n = args.len();
+        let like = backend.ilike();
+        conditions.push(format!("(name {like} ${n} ESCAPE '\\' OR namespace {like} ${n} ESCAPE '\\')"));
     }
     if !filter.include_removed {
         conditions.push("removed_at IS NULL".to_owned());
@@ -183,7 +189,7 @@ fn list_query(filter: &TargetFilter) -> Result<(String, Vec<Arg>)> {
     if let Some(cursor) = &filter.cursor {
         // A row-value comparison is a range on the sort's index.
         let values = decode_cursor(sort, cursor)?;
-        let marks = vec!["?"; values.len()].join(", ");
+        let marks = (1..=values.len()).map(|i| format!("${}", args.len() + i)).collect::<Vec<_>>().join(", ");
         conditions.push(format!("({columns}) {cmp} ({marks})"));
         args.extend(values.into_iter().map(|value| match value {
             Value::String(text) => Arg::Text(text),
@@ -232,15 +238,17 @@ impl Store {
 
     /// One target, removed or not.
     pub async fn get_target(&self, key: &TargetKey) -> Result<Option<TargetRow>> {
-        let sql = format!("SELECT {COLUMNS} FROM targets WHERE namespace = ?1 AND kind = ?2 AND name = ?3");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(&key.namespace)
-            .bind(key.kind.as_str())
-            .bind(&key.name)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(query_err("get target"))?;
-        row.as_ref().map(target_from_row).transpose()
+        let sql = format!("SELECT {COLUMNS} FROM targets WHERE namespace = $1 AND kind = $2 AND name = $3");
+        on_db!(self.pool(), pool => {
+            let row = sqlx::query(AssertSqlSafe(sql))
+                .bind(&key.namespace)
+                .bind(key.kind.as_str())
+                .bind(&key.name)
+                .fetch_optional(pool)
+                .await
+                .map_err(query_err("get target"))?;
+            row.as_ref().map(target_from_row).transpose()
+        })
     }
 
     /// One page of targets matching `filter`, in its sort order.
@@ -249,16 +257,18 @@ impl Store {
     /// same sort; each target appears exactly once across the pages.
     pub async fn list_targets(&self, filter: &TargetFilter) -> Result<Page<TargetRow>> {
         let limit = filter.effective_limit() as usize;
-        let (sql, args) = list_query(filter)?;
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for arg in args {
-            query = match arg {
-                Arg::Text(text) => query.bind(text),
-                Arg::Int(int) => query.bind(int),
-            };
-        }
-        let rows = query.fetch_all(self.pool()).await.map_err(query_err("list targets"))?;
-        let mut items = rows.iter().map(target_from_row).collect::<Result<Vec<_>>>()?;
+        let (sql, args) = list_query(self.backend(), filter)?;
+        let mut items = on_db!(self.pool(), pool => {
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for arg in args {
+                query = match arg {
+                    Arg::Text(text) => query.bind(text),
+                    Arg::Int(int) => query.bind(int),
+                };
+            }
+            let rows = query.fetch_all(pool).await.map_err(query_err("list targets"))?;
+            rows.iter().map(target_from_row).collect::<Result<Vec<_>>>()?
+        });
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
             items.last().map(|row| encode_cursor(filter.sort, row))
@@ -272,9 +282,9 @@ impl Store {
     pub async fn counts_by_state(&self) -> Result<BTreeMap<String, u64>> {
         let rows: Vec<(String, i64)> =
             // Kept by triggers on `targets` (migration 0003): one small read, not a count.
-            sqlx::query_as("SELECT state, n FROM target_counts WHERE n > 0")
-                .fetch_all(self.pool())
-                .await
+            on_db!(self.pool(), pool => sqlx::query_as("SELECT state, n FROM target_counts WHERE n > 0")
+                .fetch_all(pool)
+                .await)
                 .map_err(query_err("count targets by state"))?;
         Ok(rows.into_iter().map(|(state, n)| (state, n.max(0) as u64)).collect())
     }
@@ -284,6 +294,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::filter::TargetSort;
+    use sqlx::Row as _;
 
     fn row(state: &str) -> TargetRow {
         TargetRow {
@@ -310,7 +321,7 @@ mod tests {
             cursor: Some(encode_cursor(sort, &row("active"))),
             ..TargetFilter::default()
         };
-        let (sql, args) = list_query(&filter).unwrap();
+        let (sql, args) = list_query(Backend::Sqlite, &filter).unwrap();
         let mut query = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
         for arg in args {
             query = match arg {
@@ -318,7 +329,7 @@ mod tests {
                 Arg::Int(int) => query.bind(int),
             };
         }
-        let rows = query.fetch_all(store.pool()).await.unwrap();
+        let rows = query.fetch_all(store.sqlite_pool()).await.unwrap();
         rows.iter().map(|r| r.get::<String, _>(3)).collect::<Vec<_>>().join("; ")
     }
 
@@ -340,41 +351,5 @@ mod tests {
             assert!(plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"), "{sort:?}: {plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{sort:?} sorts in memory: {plan}");
         }
-    }
-
-    /// What a full count of the table says, to check the trigger-kept counts against.
-    async fn recount(store: &Store) -> BTreeMap<String, u64> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT state, COUNT(*) FROM targets WHERE removed_at IS NULL GROUP BY state")
-                .fetch_all(store.pool())
-                .await
-                .unwrap();
-        rows.into_iter().map(|(state, n)| (state, n as u64)).collect()
-    }
-
-    #[tokio::test]
-    async fn counts_follow_every_insert_state_change_removal_and_return() {
-        let store = Store::open("sqlite::memory:").await.unwrap();
-        let named = |name: &str, state: &str| TargetRow {
-            key: TargetKey::new("ns", crate::Kind::Deployment, name),
-            ..row(state)
-        };
-        for (i, state) in ["pending", "active", "active", "invalid"].iter().enumerate() {
-            store.upsert_target(named(&format!("w{i}"), state)).await.unwrap();
-        }
-        let expect = |pairs: &[(&str, u64)]| pairs.iter().map(|(s, n)| (s.to_string(), *n)).collect::<BTreeMap<_, _>>();
-        assert_eq!(store.counts_by_state().await.unwrap(), expect(&[("active", 2), ("invalid", 1), ("pending", 1)]));
-        // A state change moves one count; rewriting the same state moves none.
-        store.upsert_target(named("w0", "active")).await.unwrap();
-        store.upsert_target(named("w0", "active")).await.unwrap();
-        assert_eq!(store.counts_by_state().await.unwrap(), expect(&[("active", 3), ("invalid", 1)]));
-        // Removal uncounts; removing twice changes nothing; coming back counts again.
-        let w3 = TargetKey::new("ns", crate::Kind::Deployment, "w3");
-        store.mark_target_removed(&w3, 9).await.unwrap();
-        store.mark_target_removed(&w3, 10).await.unwrap();
-        assert_eq!(store.counts_by_state().await.unwrap(), expect(&[("active", 3)]));
-        store.upsert_target(named("w3", "error")).await.unwrap();
-        assert_eq!(store.counts_by_state().await.unwrap(), expect(&[("active", 3), ("error", 1)]));
-        assert_eq!(store.counts_by_state().await.unwrap(), recount(&store).await);
     }
 }

@@ -1,6 +1,7 @@
 //! The single writer task: drains the write queue and commits batches.
 //!
-//! One batch is one `BEGIN IMMEDIATE` transaction of up to `max_batch` writes.
+//! One batch is one transaction of up to `max_batch` writes (`BEGIN IMMEDIATE` on SQLite,
+//! which takes the write lock at once).
 //! One bad write (a constraint violation) is rejected alone while the rest of
 //! its batch commits (see `try_commit`). If the
 //! transaction itself fails (disk full, lock timeout), the whole batch is
@@ -13,11 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection};
+use sqlx::{ConnectOptions as _, Connection as _};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::backend::{self, Backend, Conn, Db, on_db};
 use crate::error::{Result, StoreError};
 use crate::rows::{DecisionRow, OverrideRow, PolicyStateRow, TargetKey, TargetRow};
 use crate::series::{self, SeriesChunkRow};
@@ -117,9 +120,9 @@ impl Batch {
 
 /// The task that owns the only writing connection.
 pub(crate) struct Writer {
-    conn: SqliteConnection,
+    conn: Conn,
     /// How `conn` was opened, to open a fresh one after a failed transaction.
-    options: SqliteConnectOptions,
+    options: Db<SqliteConnectOptions, PgConnectOptions>,
     rx: mpsc::Receiver<Command>,
     max_batch: usize,
     linger: Duration,
@@ -132,8 +135,8 @@ pub(crate) struct Writer {
 impl Writer {
     /// Prepares the writer; `run` starts it.
     pub(crate) fn new(
-        conn: SqliteConnection,
-        options: SqliteConnectOptions,
+        conn: Conn,
+        options: Db<SqliteConnectOptions, PgConnectOptions>,
         rx: mpsc::Receiver<Command>,
         max_batch: usize,
         linger: Duration,
@@ -144,13 +147,18 @@ impl Writer {
 
     /// Replaces the connection after a failed transaction. A failed `COMMIT` (a full disk)
     /// may leave SQLite's transaction rolled back behind sqlx's back, and the connection then
-    /// refuses every later `BEGIN`; a fresh connection starts clean. The new one is opened
-    /// before the old one closes, so an in-memory database (tests) survives the swap.
+    /// refuses every later `BEGIN`; a PostgreSQL connection may have been lost with the
+    /// server. A fresh connection starts clean. The new one is opened before the old one
+    /// closes, so an in-memory database (tests) survives the swap.
     async fn reconnect(&mut self) {
-        match self.options.connect().await {
+        let fresh = match &self.options {
+            Db::Sqlite(options) => options.connect().await.map(Db::Sqlite),
+            Db::Postgres(options) => options.connect().await.map(Db::Postgres),
+        };
+        match fresh {
             Ok(fresh) => {
                 let old = std::mem::replace(&mut self.conn, fresh);
-                if let Err(error) = old.close().await {
+                if let Err(error) = on_db!(old, c => c.close().await) {
                     tracing::debug!(%error, "closing the failed writer connection");
                 }
             }
@@ -194,7 +202,7 @@ impl Writer {
             }
             self.commit(batch).await;
         }
-        if let Err(error) = self.conn.close().await {
+        if let Err(error) = on_db!(self.conn, c => c.close().await) {
             tracing::warn!(%error, "closing the store's writer connection failed");
         }
         if let Some(ack) = closed_by {
@@ -279,13 +287,14 @@ impl Writer {
     /// multi-row statement per kind: per statement, sqlx costs more than SQLite does.
     async fn try_fast(&mut self, writes: &[(Write, Option<Ack>)]) -> Result<Option<Vec<Result<i64>>>, sqlx::Error> {
         let mut results = Vec::with_capacity(writes.len());
-        let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
+        let conn = &mut self.conn;
+        backend::execute(conn, conn.backend().begin()).await?;
         let mut deferred = Deferred::default();
         for (op, _) in writes {
             let result = match op {
                 Write::Tick { decision, policy, series: chunk } => {
                     apply_tick_deferred(
-                        &mut tx,
+                        conn,
                         decision.as_deref(),
                         policy.as_deref(),
                         chunk.as_deref(),
@@ -294,45 +303,47 @@ impl Writer {
                     )
                     .await
                 }
-                _ => apply(&mut tx, op, &mut self.ids).await,
+                _ => apply(conn, op, &mut self.ids).await,
             };
             match result {
                 Ok(value) => results.push(Ok(value)),
-                Err(error) => return rolled_back(tx.rollback().await, error),
+                Err(error) => return rolled_back(backend::execute(conn, "ROLLBACK").await, error),
             }
         }
-        if let Err(error) = deferred.flush(&mut tx).await {
-            return rolled_back(tx.rollback().await, error);
+        if let Err(error) = deferred.flush(conn).await {
+            return rolled_back(backend::execute(conn, "ROLLBACK").await, error);
         }
-        tx.commit().await?;
+        backend::execute(conn, "COMMIT").await?;
         Ok(Some(results))
     }
 
     /// All writes in one transaction, each in its own savepoint.
     async fn try_isolated(&mut self, writes: &[(Write, Option<Ack>)]) -> Result<Vec<Result<i64>>, sqlx::Error> {
         let mut results = Vec::with_capacity(writes.len());
-        let mut tx = self.conn.begin_with("BEGIN IMMEDIATE").await?;
+        let conn = &mut self.conn;
+        backend::execute(conn, conn.backend().begin()).await?;
         for (op, _) in writes {
-            let mut savepoint = tx.begin().await?;
-            match apply(&mut savepoint, op, &mut self.ids).await {
+            backend::execute(conn, "SAVEPOINT write").await?;
+            match apply(conn, op, &mut self.ids).await {
                 Ok(value) => {
-                    savepoint.commit().await?;
+                    backend::execute(conn, "RELEASE SAVEPOINT write").await?;
                     results.push(Ok(value));
                 }
                 Err(error) => {
                     // The disk, not the write, is at fault: fail the attempt, so that it is
                     // retried and the store says it cannot write, instead of rejecting every
                     // write one by one as if it were bad.
-                    if is_storage_failure(&error) {
+                    if is_storage_failure(conn.backend(), &error) {
                         return Err(into_sqlx(error));
                     }
-                    savepoint.rollback().await?;
+                    backend::execute(conn, "ROLLBACK TO SAVEPOINT write").await?;
+                    backend::execute(conn, "RELEASE SAVEPOINT write").await?;
                     self.ids.clear();
                     results.push(Err(error));
                 }
             }
         }
-        tx.commit().await?;
+        backend::execute(conn, "COMMIT").await?;
         Ok(results)
     }
 
@@ -371,15 +382,24 @@ impl Writer {
     }
 }
 
-/// Runs one write's statements on the writer's connection.
-/// Whether a write failed for want of storage (full, read-only, unopenable or failing disk)
-/// rather than for what it wrote.
-fn is_storage_failure(error: &StoreError) -> bool {
-    let StoreError::Query { source: sqlx::Error::Database(db), .. } = error else { return false };
-    // SQLITE_READONLY 8, SQLITE_IOERR 10, SQLITE_FULL 13, SQLITE_CANTOPEN 14; extended codes
-    // keep the primary code in their low byte.
-    let code = db.code().and_then(|c| c.parse::<i64>().ok()).unwrap_or_default() & 0xff;
-    matches!(code, 8 | 10 | 13 | 14)
+/// Whether a write failed for want of storage (a full, read-only, unopenable or failing disk;
+/// a lost or refusing server) rather than for what it wrote.
+fn is_storage_failure(backend: Backend, error: &StoreError) -> bool {
+    let StoreError::Query { source, .. } = error else { return false };
+    let sqlx::Error::Database(db) = source else {
+        // No answer from the database at all (I/O, a closed connection, a protocol error).
+        return matches!(source, sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::PoolTimedOut);
+    };
+    let code = db.code().unwrap_or_default();
+    match backend {
+        // SQLITE_READONLY 8, SQLITE_IOERR 10, SQLITE_FULL 13, SQLITE_CANTOPEN 14; extended
+        // codes keep the primary code in their low byte.
+        Backend::Sqlite => matches!(code.parse::<i64>().unwrap_or_default() & 0xff, 8 | 10 | 13 | 14),
+        // SQLSTATE classes 08 connection exception, 53 insufficient resources (disk full,
+        // out of memory), 57 operator intervention (shutdown), 58 system error (I/O), and
+        // 25006 read-only transaction (a standby).
+        Backend::Postgres => ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class)) || code == "25006",
+    }
 }
 
 /// The sqlx error inside a store error, to fail an attempt with.
@@ -401,7 +421,8 @@ fn rolled_back<T>(rollback: Result<(), sqlx::Error>, error: StoreError) -> Resul
     }
 }
 
-async fn apply(conn: &mut SqliteConnection, op: &Write, ids: &mut HashMap<TargetKey, i64>) -> Result<i64> {
+/// Runs one write's statements on the writer's connection.
+async fn apply(conn: &mut Conn, op: &Write, ids: &mut HashMap<TargetKey, i64>) -> Result<i64> {
     match op {
         Write::UpsertTarget(row) => {
             let id = targets::upsert(conn, row).await?;
@@ -446,7 +467,7 @@ async fn apply(conn: &mut SqliteConnection, op: &Write, ids: &mut HashMap<Target
 
 /// A tick's decision row now, its policy state and series chunk into `deferred`.
 async fn apply_tick_deferred<'a>(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     decision: Option<&DecisionRow>,
     policy: Option<&'a PolicyStateRow>,
     chunk: Option<&'a SeriesChunkRow>,
@@ -478,7 +499,7 @@ struct Deferred<'a> {
 }
 
 impl Deferred<'_> {
-    async fn flush(self, conn: &mut SqliteConnection) -> Result<()> {
+    async fn flush(self, conn: &mut Conn) -> Result<()> {
         let policies: Vec<(i64, &PolicyStateRow)> = self.policies.into_iter().collect();
         crate::policy::save_many(conn, &policies).await?;
         let chunks: Vec<(i64, &SeriesChunkRow)> = self.series.into_iter().map(|((id, _), row)| (id, row)).collect();
@@ -541,7 +562,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_rejected_write_does_not_take_its_batch_down() {
-        let store = Store::open("sqlite::memory:").await.unwrap();
+        rejected_write_alone(Store::open("sqlite::memory:").await.unwrap()).await;
+    }
+
+    /// PostgreSQL aborts the whole transaction at the first failed statement, where SQLite
+    /// only fails the statement: the savepoints must isolate the bad write there too.
+    #[tokio::test]
+    async fn a_rejected_write_does_not_take_its_batch_down_on_postgres() {
+        if let Some(url) = crate::testing::postgres_schema_url().await {
+            rejected_write_alone(Store::open(&url).await.unwrap()).await;
+        }
+    }
+
+    async fn rejected_write_alone(store: Store) {
         let ops = vec![
             Write::UpsertTarget(Box::new(target("a"))),
             Write::SetOverride(Box::new(bad_override())),

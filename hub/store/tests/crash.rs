@@ -39,14 +39,35 @@ async fn a_killed_writer_leaves_decisions_and_policy_state_in_step() {
         write_forever(&url).await;
         return;
     }
-    let db = TempDb::new();
+    kill_the_writer(TempDb::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_writer_leaves_decisions_and_policy_state_in_step_on_postgres() {
+    if let Ok(url) = std::env::var(CHILD_ENV) {
+        write_forever(&url).await;
+        return;
+    }
+    if let Some(db) = TempDb::postgres().await {
+        kill_the_writer(db).await;
+    }
+}
+
+/// Runs this test binary again as a child that writes to `db` as fast as it can, kills it
+/// mid-stream, and checks what it left. A PostgreSQL server rolls the child's open
+/// transaction back when its connection drops.
+async fn kill_the_writer(db: TempDb) {
+    let test = match db.url.starts_with("sqlite:") {
+        true => "a_killed_writer_leaves_decisions_and_policy_state_in_step",
+        false => "a_killed_writer_leaves_decisions_and_policy_state_in_step_on_postgres",
+    };
     // Create the schema first, so the child and the parent never migrate at once.
     let store = db.open().await;
     store.upsert_target(target("ns", "web")).await.unwrap();
     store.close().await.unwrap();
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "a_killed_writer_leaves_decisions_and_policy_state_in_step", "--nocapture"])
+        .args(["--exact", test, "--nocapture"])
         .env(CHILD_ENV, &db.url)
         .stdout(Stdio::null())
         .spawn()

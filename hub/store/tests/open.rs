@@ -47,11 +47,30 @@ async fn two_in_memory_stores_do_not_share_data() {
 
 #[tokio::test]
 async fn a_malformed_url_is_a_readable_error() {
-    let error = Store::open("postgres://nope").await.err().unwrap();
-    assert!(matches!(error, StoreError::NotSqlite { .. }), "{error:?}");
-    assert!(error.to_string().contains("postgres://nope"));
+    let error = Store::open("mysql://hub:s3cret@db/scalehub").await.err().unwrap();
+    assert!(matches!(error, StoreError::UnsupportedUrl { .. }), "{error:?}");
+    assert!(error.to_string().contains("mysql://hub:***@db/scalehub"), "{error}");
+    assert!(!format!("{error:?}").contains("s3cret"));
     let error = Store::open("sqlite://hub.db?mode=sideways").await.err().unwrap();
     assert!(matches!(error, StoreError::InvalidUrl { .. }), "{error:?}");
+    let error = Store::open("postgres://hub:s3cret@127.0.0.1:1/db?sslmode=sideways").await.err().unwrap();
+    assert!(matches!(error, StoreError::InvalidUrl { .. }), "{error:?}");
+    assert!(!format!("{error} {error:?}").contains("s3cret"), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_postgres_server_that_does_not_answer_is_a_readable_error_without_the_password() {
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let error = Store::open("postgres://hub:s3cret@127.0.0.1:1/scalehub").await.err().unwrap();
+    assert!(matches!(error, StoreError::Open { .. }), "{error:?}");
+    assert!(error.to_string().contains("postgres://hub:***@127.0.0.1:1/scalehub"), "{error}");
+    let mut chain = format!("{error:?}");
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    assert!(!chain.contains("s3cret"), "{chain}");
 }
 
 #[tokio::test]

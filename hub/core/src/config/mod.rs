@@ -39,7 +39,9 @@ pub struct Config {
     /// Address of the REST API, dashboard and `/metrics`.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// SQLite URL of the state and decision store.
+    /// URL of the state and decision store: `sqlite://FILE` (embedded, the default) or
+    /// `postgres://USER@HOST/DB` (a server several hubs share). A password belongs in the
+    /// `SCALEHUB_DATABASE` environment variable (from a Secret), not in this file.
     #[serde(default = "default_database")]
     pub database: String,
     /// Namespaces to watch; empty means all.
@@ -308,8 +310,12 @@ impl Config {
     }
 
     fn validate_top_level(&self, issues: &mut Issues) {
-        if !self.database.starts_with("sqlite:") {
-            issues.push("database", "must be a sqlite: URL, e.g. sqlite://scalehub.db");
+        let known = ["sqlite:", "postgres://", "postgresql://"];
+        if !known.iter().any(|scheme| self.database.starts_with(scheme)) {
+            issues.push(
+                "database",
+                "must be a sqlite: or postgres:// URL, e.g. sqlite://scalehub.db or postgres://scalehub@db/scalehub",
+            );
         }
         if self.retention.is_zero() {
             issues.push("retention", "must be > 0");

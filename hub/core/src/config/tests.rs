@@ -248,7 +248,7 @@ fn schema_errors_name_the_field_path_and_the_line() {
 fn validation_lists_every_problem_with_its_path() {
     let yaml = r#"
 hookConcurrency: 0
-database: postgres://db
+database: mysql://db
 profiles:
   default:
     metric: {type: shell, timeout: 0, shell: {command: [x]}}
@@ -271,7 +271,7 @@ profiles:
 "#;
     let errors = invalid(yaml);
     let expected = [
-        "database: must be a sqlite: URL, e.g. sqlite://scalehub.db",
+        "database: must be a sqlite: or postgres:// URL, e.g. sqlite://scalehub.db or postgres://scalehub@db/scalehub",
         "hookConcurrency: must be > 0",
         "profiles.default.metric.timeout: must be > 0",
         "profiles.default.metric.shell.entrypoint: is required, e.g. /bin/sh or python3",

@@ -5,22 +5,60 @@ use scalehub_store::{DecisionRow, OverrideKind, OverrideRow, PolicyStateRow, Sto
 use serde_json::json;
 use tempfile::TempDir;
 
-/// A fresh database file in its own temporary directory.
+/// A fresh, empty database: a SQLite file in its own temporary directory, or a schema of its
+/// own in the tests' PostgreSQL database.
 pub struct TempDb {
     pub dir: TempDir,
     pub url: String,
 }
 
 impl TempDb {
+    /// A SQLite file.
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("hub.db").display());
         Self { dir, url }
     }
 
+    /// A new schema in the tests' PostgreSQL database, or `None` when there is no server.
+    pub async fn postgres() -> Option<Self> {
+        let url = scalehub_store::testing::postgres_schema_url().await?;
+        Some(Self { dir: tempfile::tempdir().unwrap(), url })
+    }
+
     pub async fn open(&self) -> Store {
         Store::open(&self.url).await.unwrap()
     }
+
+    pub async fn open_with(&self, options: scalehub_store::StoreOptions) -> Store {
+        Store::open_with(&self.url, options).await.unwrap()
+    }
+}
+
+/// One test, run once on SQLite (`NAME::sqlite`) and once on PostgreSQL (`NAME::postgres`):
+/// `$db` is a fresh [`TempDb`] of each. The attributes are the tokio test's.
+#[macro_export]
+macro_rules! on_each_backend {
+    ($(#[$attr:meta])* async fn $name:ident($db:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($db: $crate::common::TempDb) $body
+
+            $(#[$attr])*
+            async fn sqlite() {
+                run($crate::common::TempDb::new()).await
+            }
+
+            $(#[$attr])*
+            async fn postgres() {
+                if let Some(db) = $crate::common::TempDb::postgres().await {
+                    run(db).await
+                }
+            }
+        }
+    };
 }
 
 pub fn key(namespace: &str, name: &str) -> TargetKey {
