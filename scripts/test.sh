@@ -6,7 +6,7 @@
 #   3. checks formatting (rustfmt.toml) and lints (clippy, warnings are errors), and the alert
 #      rules with promtool,
 #   4. runs the whole cargo test suite against the simulator and the real apiserver (the store
-#      tests on SQLite and on PostgreSQL),
+#      tests on SQLite and on PostgreSQL), then the e2e tests again with the hubs on PostgreSQL,
 #   5. runs a small `scalehub bench` and checks that every due tick ran (never timings),
 #   6. fuzzes the REST API against its OpenAPI document (Schemathesis, a bounded number of examples),
 #   7. stops everything it started.
@@ -62,6 +62,9 @@ export SCALEHUB_TEST_POSTGRES_URL
 
 log "running the test suite (simulator always, real kube-apiserver via SCALEHUB_REAL_KUBECONFIG)"
 cargo test --workspace --locked "$@"
+
+log "the e2e tests once more with every hub on PostgreSQL (simulator only)"
+SCALEHUB_E2E_DATABASE=postgres env -u SCALEHUB_REAL_KUBECONFIG cargo test --locked --test e2e "$@"
 
 log "a small scalehub bench: 500 targets for 20 s; every due tick must run"
 bench_out=$(mktemp "${TMPDIR:-/tmp}/scalehub-bench.XXXXXX")

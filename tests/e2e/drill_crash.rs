@@ -71,7 +71,7 @@ async fn crash_drill(env: &Env) -> anyhow::Result<()> {
     let mut config = env.config(json!({"default": param_profile()}));
     config["api"] = json!({"tokenFile": tokens});
     let config = env.write_config("config.yaml", &config)?;
-    let db = env.database("hub.db");
+    let db = env.database("hub.db").await?;
 
     for name in MOVING {
         set_value(env, name, 4)?;

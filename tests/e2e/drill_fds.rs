@@ -62,7 +62,7 @@ async fn fd_drill(env: &Env) -> anyhow::Result<()> {
     let evaluate = sh("cat >/dev/null; echo '{\"targetReplicas\": 3}'", 5_000);
     let config =
         env.write_config("config.yaml", &env.config(json!({"default": {"metric": metric, "evaluate": evaluate}})))?;
-    let db = env.database("hub.db");
+    let db = env.database("hub.db").await?;
     // dash's `ulimit -n` sets the soft and the hard limit.
     let wrapper = ["sh", "-c", "ulimit -n 1024 && exec \"$0\" \"$@\""];
     let hub = spawn_hub(env, &wrapper, &config, &db, "hub.log").await?;

@@ -69,7 +69,7 @@ const FAILING: [(&str, &str); 4] =
 async fn hook_drill(env: &Env) -> anyhow::Result<()> {
     let http = hanging_body_server().await?;
     let config = env.write_config("config.yaml", &env.config(profiles(http)))?;
-    let db = env.database("hub.db");
+    let db = env.database("hub.db").await?;
     let hub = spawn_hub(env, &[], &config, &db, "hub.log").await?;
     let pid = hub.child.id().context("the hub's pid")?;
     let store = Store::open(&db).await.context("open the hub's database")?;

@@ -110,7 +110,13 @@ pub struct Env {
     /// A kubeconfig file for hubs run as subprocesses.
     pub kubeconfig: PathBuf,
     dir: tempfile::TempDir,
+    /// The database URL of each name `database` was asked for (one PostgreSQL schema each).
+    databases: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
+
+/// Set to `postgres` to run the hubs of the e2e tests on PostgreSQL (a fresh schema per
+/// database name, in the server of `SCALEHUB_TEST_POSTGRES_URL`) instead of SQLite files.
+pub const DATABASE_VAR: &str = "SCALEHUB_E2E_DATABASE";
 
 impl Env {
     /// Deployments in this test's namespace.
@@ -123,9 +129,21 @@ impl Env {
         self.dir.path().join(name)
     }
 
-    /// A SQLite URL for a database file called `name` in this test's directory.
-    pub fn database(&self, name: &str) -> String {
-        format!("sqlite://{}", self.path(name).display())
+    /// The URL of this test's database called `name`: a SQLite file in this test's directory,
+    /// or with `SCALEHUB_E2E_DATABASE=postgres` a PostgreSQL schema of its own. The same name
+    /// gives the same database again (a restarted hub finds its state).
+    pub async fn database(&self, name: &str) -> anyhow::Result<String> {
+        if std::env::var(DATABASE_VAR).as_deref() != Ok("postgres") {
+            return Ok(format!("sqlite://{}", self.path(name).display()));
+        }
+        if let Some(url) = self.databases.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.get(name) {
+            return Ok(url.clone());
+        }
+        let url = scalehub_store::testing::postgres_schema_url()
+            .await
+            .with_context(|| format!("{DATABASE_VAR}=postgres needs SCALEHUB_TEST_POSTGRES_URL"))?;
+        let mut databases = self.databases.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        Ok(databases.entry(name.to_owned()).or_insert(url).clone())
     }
 
     /// The hub config: only this namespace, the given profiles.
@@ -143,7 +161,7 @@ impl Env {
         let config = scalehub_core::config::Config::from_yaml_str(&config.to_string()).context("hub config")?;
         let opts = HubOptions {
             config: Arc::new(config),
-            database: Some(self.database(db)),
+            database: Some(self.database(db).await?),
             listen: Some("127.0.0.1:0".parse()?),
             lease_namespace: self.ns.clone(),
             identity: identity.into(),
@@ -262,6 +280,7 @@ where
         ns: ns.clone(),
         kubeconfig,
         dir,
+        databases: Default::default(),
     };
     let limit = body_timeout();
     let outcome = match tokio::time::timeout(limit, body(&env)).await {

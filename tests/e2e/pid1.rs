@@ -26,7 +26,7 @@ async fn pid_1(env: &Env) -> anyhow::Result<()> {
     let evaluate = sh("cat >/dev/null; echo '{\"targetReplicas\": 2}'", 5_000);
     let config =
         env.write_config("config.yaml", &env.config(json!({"default": {"metric": metric, "evaluate": evaluate}})))?;
-    let db = env.database("hub.db");
+    let db = env.database("hub.db").await?;
     let mut wrapper = vec!["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {

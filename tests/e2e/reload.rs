@@ -31,7 +31,7 @@ async fn hub_config(addr: std::net::SocketAddr) -> anyhow::Result<Value> {
 
 async fn reload(env: &Env) -> anyhow::Result<()> {
     let path = env.write_config("config.yaml", &config(env, 2, 5_000))?;
-    let db = env.database("hub.db");
+    let db = env.database("hub.db").await?;
     // As deploy/ runs it: the downward API names the hub's Pod, which gets the reload Events.
     let pod_namespace = format!("POD_NAMESPACE={}", env.ns);
     let hub = spawn_hub(env, &["env", "POD_NAME=scalehub-0", &pod_namespace], &path, &db, "hub.log").await?;

@@ -33,7 +33,7 @@ async fn restart(env: &Env) -> anyhow::Result<()> {
     let value = env.path("value");
     std::fs::write(&value, "5")?;
     let config = env.write_config("config.yaml", &env.config(json!({"default": param_profile()})))?;
-    let db = env.database("hub.db");
+    let db = env.database("hub.db").await?;
     let value_file = value.to_string_lossy().into_owned();
     let annotations = opted_in(&[
         ("scalehub.io/param.valueFile", value_file.as_str()),
