@@ -64,6 +64,11 @@ pub struct BenchOptions {
     /// the hub's CPU figures stay its own; the report gives the client's beside them.
     #[arg(long, default_value_t = 0.0)]
     pub api_rate: f64,
+    /// The hub's database: an empty PostgreSQL database or schema (`postgres://…`) to measure
+    /// the hub on PostgreSQL (the server's own CPU is not counted in the hub's); by default
+    /// a SQLite file in a temporary directory.
+    #[arg(long, env = "SCALEHUB_BENCH_DATABASE")]
+    pub database: Option<String>,
 }
 
 /// The figures, printed as one JSON line.
@@ -75,6 +80,8 @@ pub struct Report {
     pub namespaces: u32,
     /// The profile.
     pub profile: BenchProfile,
+    /// The database the hub wrote to: `sqlite` or `postgres`.
+    pub database: &'static str,
     /// Length of the measured window.
     pub seconds: f64,
     /// Ticks due in the window.
@@ -209,7 +216,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
     };
     let sim_url = sim.as_ref().map(|s| s.url.clone()).unwrap_or_default();
     let config = Arc::new(Config::from_yaml_str(&config(opts.profile, &sim_url)).context("bench config")?);
-    let database = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let database = match &opts.database {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", dir.path().join("bench.db").display()),
+    };
     let started = Instant::now();
     let options = HubOptions {
         config,
@@ -222,6 +232,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         config_path: None,
     };
     let handle = hub::start(client.clone(), options.clone()).await?;
+    let store_backend = handle.ctx.store.backend();
     let metrics_url = format!("http://{}/metrics", handle.addr);
     // Wait for every target's loop, then one interval for every first tick.
     loop {
@@ -315,6 +326,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         targets: opts.targets,
         namespaces: fleet.namespaces,
         profile: opts.profile,
+        database: match store_backend {
+            scalehub_store::Backend::Sqlite => "sqlite",
+            scalehub_store::Backend::Postgres => "postgres",
+        },
         seconds,
         ticks_due: ticks.due,
         ticks_run: ticks.run,
