@@ -11,7 +11,8 @@
 //!   once per namespace) and the HPA's own calculation;
 //! - [`overrides`]: operator overrides mirrored from the store;
 //! - [`scaler`], [`events`]: writes to Kubernetes;
-//! - [`leader`]: Lease-based leader election;
+//! - [`leader`]: Lease-based leader election; [`shard`]: membership Leases and the assignment
+//!   of targets to the replicas that share a PostgreSQL store;
 //! - [`api`], [`telemetry`]: the HTTP server and metrics; [`web`]: the embedded dashboard;
 //! - [`hub`]: the hub-wide context, and the wiring of it all; [`cli`], [`demo`] and [`bench`]: the commands;
 //!   [`ctl`]: `kubectl scalehub`, the REST API from the terminal.
@@ -31,6 +32,7 @@ pub mod podmetrics;
 pub mod profile;
 pub mod reload;
 pub mod scaler;
+pub mod shard;
 pub mod target;
 pub mod telemetry;
 pub mod watch;
