@@ -111,7 +111,7 @@ async fn a_target_carries_its_last_decision_override_and_stabilisation() {
         .store
         .record_decision_committed(
             decision(&key, T0 - 1_000, "scaled"),
-            Some(PolicyStateRow { key: key.clone(), state, updated_at: T0 - 1_000 }),
+            Some(PolicyStateRow { key: key.clone(), state, updated_at: T0 - 1_000, fence: None }),
         )
         .await
         .unwrap();

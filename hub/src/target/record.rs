@@ -213,8 +213,12 @@ pub async fn decision(
     if !dry_run {
         recorded.last_decision = Some(signature);
     }
-    let policy =
-        state.map(|s| scalehub_store::PolicyStateRow { key: row.key.clone(), state: json!(s), updated_at: row.time });
+    let policy = state.map(|s| scalehub_store::PolicyStateRow {
+        key: row.key.clone(),
+        state: json!(s),
+        updated_at: row.time,
+        fence: None,
+    });
     let key = row.key.clone();
     let decision = changed.then(|| {
         ctx.bus.publish(|| HubEvent::Decision(Arc::new(row.clone())));

@@ -295,7 +295,8 @@ async fn scale(
     // crash between the scale and the decision's commit, a restart must still see why the
     // target is where it is, or it could scale down before its window has passed.
     if let Some(state) = state.as_deref() {
-        let row = scalehub_store::PolicyStateRow { key: key.clone(), state: json!(state), updated_at: now };
+        let row =
+            scalehub_store::PolicyStateRow { key: key.clone(), state: json!(state), updated_at: now, fence: None };
         if let Err(e) = ctx.store.save_policy_state(row).await {
             record.outcome = "error";
             record.error = Some(format!("not scaled: the policy state could not be saved: {e}"));

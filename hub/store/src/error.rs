@@ -83,6 +83,16 @@ pub enum StoreError {
     /// An override lacks the fields its kind needs.
     #[error("invalid override: {0}")]
     InvalidOverride(&'static str),
+    /// A write under a claim the writer no longer holds: another replica owns the target now.
+    #[error("target {key} is no longer owned by {owner} at epoch {epoch}: its write was refused")]
+    Fenced {
+        /// The target.
+        key: String,
+        /// Who wrote.
+        owner: String,
+        /// The epoch it wrote under.
+        epoch: i64,
+    },
     /// The writer has stopped: the store was closed.
     #[error("the store is closed")]
     Closed,

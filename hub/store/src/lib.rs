@@ -9,6 +9,7 @@
 //!   holding both the writer's statements and the readers' queries.
 //! - [`rows`] and [`filter`]: the plain types callers exchange with the store.
 //!
+//! - `ownership`: which replica ticks a target when replicas shard them ([`Claim`], [`Fence`]).
 //! - `backend`: the two databases, one statement text for both ([`Backend`]).
 //!
 //! All SQL of the project lives in this crate and in `migrations/` (`sqlite/` and
@@ -44,6 +45,7 @@ mod decisions;
 mod error;
 mod json;
 mod overrides;
+mod ownership;
 mod policy;
 mod resume;
 pub mod series;
@@ -57,9 +59,11 @@ pub use decisions::{MAX_HISTORY, ReplicaPoint};
 pub use error::{Result, StoreError};
 pub use filter::{Page, TargetFilter, TargetSort};
 pub use json::Json;
+pub use ownership::Claim;
 pub use resume::{DecisionSnapshot, TargetSnapshot, fingerprint};
 pub use rows::{
-    DecisionRow, Kind, OverrideKind, OverrideRow, PauseDirection, PolicyStateRow, TargetKey, TargetRow, WriterStats,
+    DecisionRow, Fence, Kind, OverrideKind, OverrideRow, PauseDirection, PolicyStateRow, TargetKey, TargetRow,
+    WriterStats,
 };
 pub use series::{SeriesChunkRow, SeriesMetric, TickPoint};
 pub use store::{Store, StoreOptions};

@@ -94,7 +94,7 @@ impl Store {
         .map_err(query_err("read policy state"))?;
         row.map(|(state, updated_at)| {
             let state = json_value("policy_state.state", &state)?;
-            Ok(PolicyStateRow { key: key.clone(), state, updated_at })
+            Ok(PolicyStateRow { key: key.clone(), state, updated_at, fence: None })
         })
         .transpose()
     }

@@ -89,6 +89,20 @@ pub struct PolicyStateRow {
     pub state: Value,
     /// When the state was written.
     pub updated_at: i64,
+    /// When targets are sharded: the claim the writer holds. The state (and the tick or
+    /// decision it comes with) is refused with [`crate::StoreError::Fenced`] unless the
+    /// target is still owned by `fence.owner` at `fence.epoch`.
+    #[serde(skip)]
+    pub fence: Option<Fence>,
+}
+
+/// A replica's claim on a target: its identity and the epoch its claim got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The replica's identity.
+    pub owner: String,
+    /// The epoch of its claim.
+    pub epoch: i64,
 }
 
 /// What an override does.

@@ -22,9 +22,9 @@ use tokio::time::Instant;
 
 use crate::backend::{self, Backend, Conn, Db, on_db};
 use crate::error::{Result, StoreError};
-use crate::rows::{DecisionRow, OverrideRow, PolicyStateRow, TargetKey, TargetRow};
+use crate::rows::{DecisionRow, Fence, OverrideRow, PolicyStateRow, TargetKey, TargetRow};
 use crate::series::{self, SeriesChunkRow};
-use crate::{decisions, overrides, targets};
+use crate::{decisions, overrides, ownership, targets};
 
 /// Attempts at committing one batch before its writes are reported failed.
 const MAX_ATTEMPTS: u32 = 3;
@@ -71,6 +71,10 @@ pub(crate) enum Write {
     },
     /// Delete up to `limit` series chunks that ended before `older_than`; returns rows deleted.
     PruneTicks { older_than: i64, limit: i64 },
+    /// Claim a target for replica `me`, which sees `live` live; returns the new epoch or 0.
+    Claim { key: TargetKey, me: String, live: Vec<String>, at: i64 },
+    /// Give a target up if `fence` still holds it; returns rows changed.
+    Release { key: TargetKey, fence: Fence, at: i64 },
 }
 
 /// Counters shared with `Store::stats`.
@@ -432,18 +436,30 @@ async fn apply(conn: &mut Conn, op: &Write, ids: &mut HashMap<TargetKey, i64>) -
         Write::MarkRemoved { key, at } => targets::mark_removed(conn, key, *at).await,
         Write::TargetError { key, error, at } => targets::set_error(conn, key, error, *at).await,
         Write::Decision { decision, policy } => {
+            // A fenced decision is refused whole: a replica that lost the target records nothing.
+            let policy_target = match policy {
+                Some(policy) => Some(fenced_target(conn, ids, policy).await?),
+                None => None,
+            };
             let target = targets::resolve_id(conn, ids, &decision.key, decision.time).await?;
             let id = decisions::insert(conn, target, decision).await?;
-            if let Some(policy) = policy {
-                let target = targets::resolve_id(conn, ids, &policy.key, policy.updated_at).await?;
+            if let (Some(policy), Some(target)) = (policy, policy_target) {
                 decisions::save_policy(conn, target, policy).await?;
             }
             Ok(id)
         }
         Write::PolicyState(row) => {
-            let target = targets::resolve_id(conn, ids, &row.key, row.updated_at).await?;
+            let target = fenced_target(conn, ids, row).await?;
             decisions::save_policy(conn, target, row).await?;
             Ok(1)
+        }
+        Write::Claim { key, me, live, at } => {
+            let target = targets::resolve_id(conn, ids, key, *at).await?;
+            ownership::claim(conn, target, me, live, *at).await
+        }
+        Write::Release { key, fence, at } => {
+            let target = targets::resolve_id(conn, ids, key, *at).await?;
+            ownership::release(conn, target, fence, *at).await
         }
         Write::SetOverride(row) => {
             let target = targets::resolve_id(conn, ids, &row.key, row.created_at).await?;
@@ -475,12 +491,16 @@ async fn apply_tick_deferred<'a>(
     deferred: &mut Deferred<'a>,
 ) -> Result<i64> {
     let mut id = 0;
+    // The fence first: a tick of a replica that lost the target writes nothing at all.
+    let policy_target = match policy {
+        Some(policy) => Some(fenced_target(conn, ids, policy).await?),
+        None => None,
+    };
     if let Some(decision) = decision {
         let target = targets::resolve_id(conn, ids, &decision.key, decision.time).await?;
         id = decisions::insert(conn, target, decision).await?;
     }
-    if let Some(policy) = policy {
-        let target = targets::resolve_id(conn, ids, &policy.key, policy.updated_at).await?;
+    if let (Some(policy), Some(target)) = (policy, policy_target) {
         deferred.policies.insert(target, policy);
     }
     if let Some(chunk) = chunk {
@@ -488,6 +508,15 @@ async fn apply_tick_deferred<'a>(
         deferred.series.insert((target, chunk.chunk.start), chunk);
     }
     Ok(id)
+}
+
+/// The id of a policy state's target, once its fence (if any) is checked.
+async fn fenced_target(conn: &mut Conn, ids: &mut HashMap<TargetKey, i64>, row: &PolicyStateRow) -> Result<i64> {
+    let target = targets::resolve_id(conn, ids, &row.key, row.updated_at).await?;
+    if let Some(fence) = &row.fence {
+        ownership::check(conn, target, &row.key, fence).await?;
+    }
+    Ok(target)
 }
 
 /// Policy states and series chunks of one batch, by target (a later tick of the same

@@ -21,7 +21,7 @@ async fn write_forever(url: &str) {
     let store = Store::open(url).await.unwrap();
     let k = key("ns", "web");
     for i in 0i64.. {
-        let policy = PolicyStateRow { key: k.clone(), state: json!({"decisions": i + 1}), updated_at: i };
+        let policy = PolicyStateRow { key: k.clone(), state: json!({"decisions": i + 1}), updated_at: i, fence: None };
         store.record_decision(decision(&k, i), Some(policy)).await.unwrap();
     }
 }

@@ -95,7 +95,7 @@ on_each_backend! {
         for round in 0..2i64 {
             for (k, w) in keys.iter().zip(writers.iter_mut()) {
                 let chunk = w.push(point(1_000 + round * 15_000, 2)).unwrap().clone();
-                let policy = PolicyStateRow { key: k.clone(), state: json!({"round": round}), updated_at: round };
+                let policy = PolicyStateRow { key: k.clone(), state: json!({"round": round}), updated_at: round, fence: None };
                 store.record_tick(None, Some(policy), Some(SeriesChunkRow { key: k.clone(), chunk })).await.unwrap();
             }
         }

@@ -102,7 +102,7 @@ pub fn decision(key: &TargetKey, time: i64) -> DecisionRow {
 }
 
 pub fn policy(key: &TargetKey, time: i64) -> PolicyStateRow {
-    PolicyStateRow { key: key.clone(), state: json!({"recommendations": [[time, 5]]}), updated_at: time }
+    PolicyStateRow { key: key.clone(), state: json!({"recommendations": [[time, 5]]}), updated_at: time, fence: None }
 }
 
 pub fn pin(key: &TargetKey, replicas: i32, at: i64, until: Option<i64>) -> OverrideRow {
