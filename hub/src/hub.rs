@@ -72,8 +72,12 @@ pub struct Context {
     pub events: Events,
     /// Prometheus metrics.
     pub metrics: Metrics,
-    /// Whether this hub holds the lease; standbys decide nothing.
+    /// Whether this hub may act: it holds the leader Lease, or (sharded) its membership Lease
+    /// is fresh. A standby decides nothing.
     pub leader: tokio::sync::watch::Receiver<bool>,
+    /// When replicas shard the targets: this replica's identity and the live members. `None`:
+    /// one leader ticks every target.
+    pub shard: Option<crate::shard::Shard>,
     /// Active overrides by target, mirrored from the store so ticks need no query.
     pub overrides: RwLock<HashMap<TargetKey, Override>>,
     /// What the store says of each target at start, taken by each loop when it starts.
@@ -159,6 +163,13 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     let store = scalehub_store::Store::open(&database)
         .await
         .with_context(|| format!("opening database {}", scalehub_store::redact_url(&database)))?;
+    let sharded = match (store.backend(), config.sharding) {
+        (scalehub_store::Backend::Sqlite, Some(true)) => {
+            anyhow::bail!("sharding: true needs a postgres:// database that the replicas share")
+        }
+        (scalehub_store::Backend::Postgres, None | Some(true)) => true,
+        _ => false,
+    };
     let restored = restore(&store).await?;
     let overrides = overrides::load(&store, now_ms()).await?;
     let shutdown = CancellationToken::new();
@@ -166,7 +177,7 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     if opts.record_ticks {
         metrics.tick_log.enable();
     }
-    let client = crate::telemetry::counted_client(client, &metrics);
+    let client = crate::telemetry::counted_client(client, &metrics, &opts.identity);
     let auth = if config.api.kubernetes_auth {
         auth.with_kubernetes_review(client.clone(), config.kubernetes_timeout)
     } else {
@@ -177,8 +188,21 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     leader_config.retry_period = (opts.lease_duration / 7).max(Duration::from_millis(200));
     // A renewal that cannot finish within half the lease must not hold up the next attempt.
     leader_config.request_timeout = config.kubernetes_timeout.min(opts.lease_duration / 2);
-    let leader =
-        leader::spawn(Api::<Lease>::namespaced(client.clone(), &opts.lease_namespace), leader_config, shutdown.clone());
+    let leases = Api::<Lease>::namespaced(client.clone(), &opts.lease_namespace);
+    let (leader, shard) = match sharded {
+        false => (leader::spawn(leases, leader_config, shutdown.clone()), None),
+        true => {
+            let member_config = crate::shard::members::MemberConfig {
+                identity: opts.identity.clone(),
+                lease_duration: leader_config.lease_duration,
+                retry_period: leader_config.retry_period,
+                request_timeout: leader_config.request_timeout,
+            };
+            let members = crate::shard::members::spawn(leases, member_config, shutdown.clone());
+            tracing::info!(identity = %opts.identity, "sharding targets over the replicas that share the database");
+            (live_member(members.clone()), Some(crate::shard::Shard { me: opts.identity.clone(), members }))
+        }
+    };
     let hooks = scalehub_hooks::HookRunner::new(scalehub_hooks::HookRunnerConfig {
         max_concurrent: config.hook_concurrency.max(1),
         ..Default::default()
@@ -196,6 +220,7 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
         events: Events::spawn(client.clone(), "scalehub", Duration::from_secs(300), config.kubernetes_timeout),
         metrics: metrics.clone(),
         leader: leader.clone(),
+        shard,
         overrides: RwLock::new(overrides),
         restored: Mutex::new(restored),
         clock: Arc::new(now_ms),
@@ -309,6 +334,22 @@ pub async fn restore(store: &scalehub_store::Store) -> anyhow::Result<HashMap<Ta
 }
 
 /// Prunes old decisions and expires overrides, off the hot path.
+/// Whether this sharded replica's membership is fresh, as a leadership flag: a replica whose
+/// Lease went stale must act on nothing.
+fn live_member(
+    mut members: tokio::sync::watch::Receiver<crate::shard::members::Members>,
+) -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(members.borrow().me_live);
+    tokio::spawn(async move {
+        while members.changed().await.is_ok() {
+            let live = members.borrow().me_live;
+            tx.send_if_modified(|current| std::mem::replace(current, live) != live);
+        }
+        let _ = tx.send(false);
+    });
+    rx
+}
+
 async fn housekeeping(ctx: Arc<Context>, retention: Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut last_prune = tokio::time::Instant::now();
@@ -318,6 +359,17 @@ async fn housekeeping(ctx: Arc<Context>, retention: Duration, shutdown: Cancella
             _ = tick.tick() => {}
         }
         let now = now_ms();
+        if ctx.shard.is_some() {
+            // Another replica may have set or cleared an override of a target this one ticks.
+            match overrides::load(&ctx.store, now).await {
+                Ok(fresh) => {
+                    if let Ok(mut map) = ctx.overrides.write() {
+                        *map = fresh;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "overrides not refreshed from the database"),
+            }
+        }
         overrides::expire(&ctx, now).await;
         if last_prune.elapsed() >= Duration::from_secs(600) {
             last_prune = tokio::time::Instant::now();

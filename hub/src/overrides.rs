@@ -44,7 +44,12 @@ pub async fn load(store: &Store, now: i64) -> anyhow::Result<HashMap<TargetKey, 
 /// Ends overrides whose `until` has passed, in the store and in memory.
 pub async fn expire(ctx: &Context, now: i64) {
     let expired: Vec<TargetKey> = match ctx.overrides.read() {
-        Ok(map) => map.iter().filter(|(_, o)| !o.active_at(now)).map(|(k, _)| k.clone()).collect(),
+        // Sharded, each replica ends the overrides of its own targets only: one record each.
+        Ok(map) => map
+            .iter()
+            .filter(|(k, o)| !o.active_at(now) && ctx.shard.as_ref().is_none_or(|shard| shard.assigned(k)))
+            .map(|(k, _)| k.clone())
+            .collect(),
         Err(_) => return,
     };
     if expired.is_empty() {

@@ -138,6 +138,7 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<String> {
     let changed = [
         ("listen", running.listen != new.listen),
         ("database", running.database != new.database),
+        ("sharding", running.sharding != new.sharding),
         ("namespaces", running.namespaces != new.namespaces),
         ("retention", running.retention != new.retention),
         ("hookConcurrency", running.hook_concurrency != new.hook_concurrency),

@@ -254,11 +254,19 @@ impl From<&crate::workload::TargetKey> for TargetLabels {
 
 /// Wraps `client` so that every request it sends (watches, lists, scale patches, Events,
 /// Leases, metrics reads) is counted in `apiserver_requests` by verb, resource and status.
-pub fn counted_client(client: kube::Client, metrics: &Metrics) -> kube::Client {
+pub fn counted_client(client: kube::Client, metrics: &Metrics, identity: &str) -> kube::Client {
     let namespace = client.default_namespace().to_owned();
     let requests = metrics.apiserver_requests.clone();
-    let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+    // `scalehub/VERSION (IDENTITY)`: the API server's audit log (and the simulator's
+    // accounting) can tell which replica made a request. An identity that is no valid header
+    // value is left out.
+    let agent = http::HeaderValue::from_str(&format!("scalehub/{} ({identity})", env!("CARGO_PKG_VERSION")))
+        .unwrap_or_else(|_| http::HeaderValue::from_static(concat!("scalehub/", env!("CARGO_PKG_VERSION"))));
+    let service = tower::service_fn(move |mut req: http::Request<kube::client::Body>| {
         let (client, requests) = (client.clone(), requests.clone());
+        if !req.headers().contains_key(http::header::USER_AGENT) {
+            req.headers_mut().insert(http::header::USER_AGENT, agent.clone());
+        }
         async move {
             let (verb, resource) = classify(req.method(), req.uri());
             let result = client.send(req).await;

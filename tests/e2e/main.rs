@@ -57,3 +57,4 @@ mod restart;
 mod rollouts;
 mod scale_to_zero;
 mod scaling;
+mod sharding;

@@ -1,6 +1,6 @@
 //! Request accounting: counts by verb and resource, so benchmarks can measure the hub's API load.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use serde_json::{Value, json};
@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 #[derive(Debug, Default)]
 pub struct Accounting {
     counts: Mutex<BTreeMap<(String, String), u64>>,
+    /// Who wrote each object's `/scale` (`namespace/plural/name` → the writers' User-Agents),
+    /// so a test of sharded hubs can tell that each target was scaled by one hub.
+    scale_writers: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl Accounting {
@@ -21,6 +24,17 @@ impl Accounting {
                 counts.insert((verb.to_string(), resource.to_string()), 1);
             }
         }
+    }
+
+    /// Counts a write of `object`'s `/scale` by the client that calls itself `user_agent`.
+    pub fn record_scale_write(&self, object: &str, user_agent: &str) {
+        let mut writers = self.scale_writers.lock().unwrap_or_else(|e| e.into_inner());
+        writers.entry(object.to_owned()).or_default().insert(user_agent.to_owned());
+    }
+
+    /// Who wrote each object's `/scale` since the last reset.
+    pub fn scale_writers(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.scale_writers.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The count for one verb and resource.
@@ -37,6 +51,7 @@ impl Accounting {
     /// Clears every counter.
     pub fn reset(&self) {
         self.counts.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.scale_writers.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// `{"total": N, "byVerb": {...}, "byResource": {...}, "counts": {"patch": {"deployments/scale": 3}}}`.
@@ -50,7 +65,14 @@ impl Accounting {
             *by_verb.entry(verb).or_default() += n;
             *by_resource.entry(res).or_default() += n;
         }
-        json!({"total": counts.values().sum::<u64>(), "byVerb": by_verb, "byResource": by_resource, "counts": nested})
+        let writers = self.scale_writers();
+        json!({
+            "total": counts.values().sum::<u64>(),
+            "byVerb": by_verb,
+            "byResource": by_resource,
+            "counts": nested,
+            "scaleWriters": writers,
+        })
     }
 }
 
@@ -69,7 +91,11 @@ mod tests {
         assert_eq!(snap["total"], 3);
         assert_eq!(snap["counts"]["patch"]["deployments/scale"], 2);
         assert_eq!(snap["byVerb"]["list"], 1);
+        a.record_scale_write("shop/deployments/web", "scalehub/0.1.0 (hub-a)");
+        a.record_scale_write("shop/deployments/web", "scalehub/0.1.0 (hub-a)");
+        assert_eq!(a.snapshot()["scaleWriters"]["shop/deployments/web"], json!(["scalehub/0.1.0 (hub-a)"]));
         a.reset();
         assert_eq!(a.total(), 0);
+        assert!(a.scale_writers().is_empty());
     }
 }

@@ -200,6 +200,10 @@ async fn handle(
         ("deletecollection", _, _) => objects::delete_collection(&state, &target, &params),
         ("create", _, _) => objects::create(&state, target.def, ns, &params, &body),
         (_, Some(name), Some("scale")) => {
+            if matches!(verb, "update" | "patch") {
+                let agent = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+                state.accounting.record_scale_write(&format!("{ns}/{}/{name}", target.def.plural), agent);
+            }
             scale::handle(&state, target.def, ns, name, verb, &params, content_type, &body)
         }
         ("get", Some(name), _) => objects::get(&state, target.def, ns, name, table::wanted(accept)),

@@ -185,6 +185,10 @@ fn run_error(key: &crate::workload::TargetKey, e: RunError) -> ApiError {
         RunError::Invalid(why) => ApiError::unprocessable(format!("the target's annotations are invalid: {why}")),
         RunError::Conflict(why) => ApiError::new(StatusCode::CONFLICT, why),
         RunError::NotLeader => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "this hub is a standby; ask the leader"),
+        RunError::NotOwner => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "another hub replica owns this target; ask it (GET /api/v1/hub lists the members), or use a dry run",
+        ),
         RunError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the target's loop stopped; retry"),
     }
 }

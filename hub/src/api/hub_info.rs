@@ -54,6 +54,32 @@ pub struct HubStatus {
     pub writes_enabled: bool,
     /// The config in force: when it was loaded, warnings, a refused reload.
     pub config: crate::reload::ConfigStatus,
+    /// When replicas shard the targets: the live members and each one's share; absent when
+    /// one leader ticks every target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<Sharding>,
+}
+
+/// The members of a sharded hub.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Sharding {
+    /// Whether this replica's membership Lease is fresh (it ticks nothing while it is not).
+    pub live: bool,
+    /// Every member that is live, or still owns targets in the store, by identity.
+    pub members: Vec<Member>,
+}
+
+/// One member of a sharded hub.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    /// Its identity.
+    pub identity: String,
+    /// Whether this replica sees its Lease live.
+    pub live: bool,
+    /// Targets it has claimed in the store (its share).
+    pub targets: u64,
 }
 
 /// This hub's version, role and target counts.
@@ -62,6 +88,21 @@ pub async fn hub(_: CanRead, State(state): State<ApiState>) -> Result<Json<HubSt
     let targets = state.ctx.store.counts_by_state().await?;
     let stats = state.ctx.store.stats();
     let store = StoreStatus { writable: !stats.failing, last_error: stats.last_error, lost_writes: stats.failed };
+    let sharding = match &state.ctx.shard {
+        None => None,
+        Some(shard) => {
+            let live = shard.live();
+            let mut shares: BTreeMap<String, u64> = live.iter().map(|m| (m.clone(), 0)).collect();
+            for (owner, n) in state.ctx.store.owner_counts().await? {
+                shares.insert(owner, n.max(0) as u64);
+            }
+            let members = shares
+                .into_iter()
+                .map(|(identity, targets)| Member { live: live.contains(&identity), identity, targets })
+                .collect();
+            Some(Sharding { live: shard.members.borrow().me_live, members })
+        }
+    };
     Ok(Json(HubStatus {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         leader: *state.ctx.leader.borrow(),
@@ -72,5 +113,6 @@ pub async fn hub(_: CanRead, State(state): State<ApiState>) -> Result<Json<HubSt
         reads_protected: state.auth.reads_protected(),
         writes_enabled: state.auth.writes_enabled(),
         config: state.ctx.config_status.read().map(|s| s.clone()).unwrap_or_default(),
+        sharding,
     }))
 }

@@ -62,6 +62,7 @@ pub fn context(store: scalehub_store::Store, clock: Clock, leader: bool) -> anyh
         ),
         metrics: crate::telemetry::Metrics::new(),
         leader: tokio::sync::watch::channel(leader).1,
+        shard: None,
         overrides: RwLock::new(HashMap::new()),
         restored: Mutex::new(HashMap::new()),
         clock,

@@ -7,3 +7,29 @@
 
 pub mod assign;
 pub mod members;
+
+use tokio::sync::watch;
+
+use crate::workload::TargetKey;
+
+/// This replica's part in a sharded hub: its identity and the live members it sees.
+#[derive(Clone, Debug)]
+pub struct Shard {
+    /// This replica's identity (its membership Lease's holder).
+    pub me: String,
+    /// The live members, as the membership task last saw them.
+    pub members: watch::Receiver<members::Members>,
+}
+
+impl Shard {
+    /// Whether `key` is this replica's now: it is live and the assignment names it.
+    pub fn assigned(&self, key: &TargetKey) -> bool {
+        let members = self.members.borrow();
+        members.me_live && assign::owner(key, &members.live) == Some(self.me.as_str())
+    }
+
+    /// The live members.
+    pub fn live(&self) -> Vec<String> {
+        self.members.borrow().live.clone()
+    }
+}

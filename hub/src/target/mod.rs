@@ -76,6 +76,9 @@ pub enum RunError {
     /// An HPA owns the workload.
     #[error("{0}")]
     Conflict(String),
+    /// Sharded: another replica owns the target (or this one is not live).
+    #[error("another hub replica owns this target")]
+    NotOwner,
     /// This hub is a standby; the leader answers.
     #[error("this hub is not the leader")]
     NotLeader,

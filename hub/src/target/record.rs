@@ -33,6 +33,9 @@ pub struct Recorded {
     /// The target's current and desired replica gauges, looked up once: building their
     /// labels every tick was a measurable share of a tick.
     gauges: Option<(Gauge, Gauge)>,
+    /// Sharded: this replica's claim on the target, carried by every policy state it writes
+    /// (the store refuses them once another replica has claimed the target).
+    pub(crate) claim: Option<scalehub_store::Fence>,
 }
 
 /// What the target row last said: state, error, replicas, and the spec's fingerprint.
@@ -217,7 +220,7 @@ pub async fn decision(
         key: row.key.clone(),
         state: json!(s),
         updated_at: row.time,
-        fence: None,
+        fence: recorded.claim.clone(),
     });
     let key = row.key.clone();
     let decision = changed.then(|| {

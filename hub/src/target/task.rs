@@ -200,7 +200,12 @@ async fn handle_command(
     };
     let result = match &input.spec {
         Err(e) => Err(RunError::Invalid(e.clone())),
-        Ok(_) if run_type != scalehub_hooks::RunType::ApiDryRun && !*ctx.leader.borrow() => Err(RunError::NotLeader),
+        Ok(_) if run_type != scalehub_hooks::RunType::ApiDryRun && !tick::may_scale(ctx, memory) => {
+            Err(match ctx.shard {
+                None => RunError::NotLeader,
+                Some(_) => RunError::NotOwner,
+            })
+        }
         Ok(spec) => match ctx.hpas.owner(key) {
             Some(hpa) => Err(RunError::Conflict(format!("HorizontalPodAutoscaler {hpa} already scales this workload"))),
             None => Ok(tick::decide(ctx, key, input, spec, memory, run_type, (ctx.clock)()).await),

@@ -61,8 +61,9 @@ pub struct TickResult {
 }
 
 /// Lists a new target before its first tick: `invalid` with the error, or `pending`.
+/// Sharded, the target's owner lists it at its first tick instead.
 pub async fn announce(ctx: &Arc<Context>, key: &TargetKey, input: &TargetInput, memory: &mut Memory) {
-    if input.spec.is_ok() && memory.recorded.resumed() {
+    if ctx.shard.is_some() || (input.spec.is_ok() && memory.recorded.resumed()) {
         // The row of a restarted hub's target keeps saying what it said until the first tick.
         return;
     }
@@ -78,10 +79,10 @@ pub async fn announce(ctx: &Arc<Context>, key: &TargetKey, input: &TargetInput, 
 
 /// A scheduled tick: the `scaler` run type.
 pub async fn scheduled(ctx: &Arc<Context>, key: &TargetKey, input: &TargetInput, memory: &mut Memory) {
-    if !*ctx.leader.borrow() || !ctx.hpas.synced() {
+    let now = (ctx.clock)();
+    if !ctx.hpas.synced() || !owned(ctx, key, memory, now).await {
         return;
     }
-    let now = (ctx.clock)();
     let current = Some(input.workload.replicas);
     let spec = match &input.spec {
         Ok(spec) => spec,
@@ -110,6 +111,59 @@ pub async fn scheduled(ctx: &Arc<Context>, key: &TargetKey, input: &TargetInput,
     };
     let t = TargetState { state, error: result.error, current, desired: result.desired, input };
     record::target(ctx, key, &mut memory.recorded, now, t).await;
+}
+
+/// Whether this hub ticks `key` now. Unsharded, the leader ticks every target. Sharded, the
+/// replica the assignment names does: it claims the target first (a compare-and-swap in the
+/// store, which waits while the previous owner is live and has not released it) and takes
+/// over the windows and rate events the previous owner left in the store; a replica the
+/// assignment no longer names releases its claim, after its earlier writes (the same queue).
+async fn owned(ctx: &Arc<Context>, key: &TargetKey, memory: &mut Memory, now: i64) -> bool {
+    let Some(shard) = &ctx.shard else { return *ctx.leader.borrow() };
+    let assigned = shard.assigned(key);
+    match (assigned, memory.recorded.claim.take()) {
+        (true, Some(fence)) => {
+            memory.recorded.claim = Some(fence);
+            true
+        }
+        (false, None) => false,
+        (false, Some(fence)) => {
+            match ctx.store.release_target(key, &fence, now).await {
+                Ok(_) => tracing::info!(epoch = fence.epoch, "target handed over to another replica"),
+                Err(e) => tracing::warn!(error = %e, "target not released; its next owner waits for this lease"),
+            }
+            false
+        }
+        (true, None) => match ctx.store.claim_target(key, &shard.me, &shard.live(), now).await {
+            Ok(scalehub_store::Claim::Owned(fence)) => match ctx.store.policy_state(key).await {
+                Ok(row) => {
+                    memory.policy = row.and_then(|r| serde_json::from_value(r.state).ok()).unwrap_or_default();
+                    tracing::info!(epoch = fence.epoch, "target claimed");
+                    memory.recorded.claim = Some(fence);
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claimed target's policy state not read; claiming again next tick");
+                    let _ = ctx.store.release_target(key, &fence, now).await;
+                    false
+                }
+            },
+            Ok(scalehub_store::Claim::Held) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "target not claimed");
+                false
+            }
+        },
+    }
+}
+
+/// Whether this hub may run `key` on demand and scale it: the leader, or sharded, the
+/// target's owner.
+pub fn may_scale(ctx: &Context, memory: &Memory) -> bool {
+    match ctx.shard {
+        None => *ctx.leader.borrow(),
+        Some(_) => memory.recorded.claim.is_some() && *ctx.leader.borrow(),
+    }
 }
 
 /// Runs only the metric stage (the CPA's `GET /metrics`).
@@ -254,7 +308,8 @@ pub async fn decide(
                 if spec.mode == Mode::Shadow {
                     record.outcome = "shadow";
                 } else {
-                    scale(ctx, key, input, &mut record, &decision, next_state.as_mut(), now).await;
+                    let fence = memory.recorded.claim.clone();
+                    scale(ctx, input, &mut record, &decision, next_state.as_mut(), fence, now).await;
                 }
             }
             if let Err(failure) =
@@ -281,22 +336,23 @@ pub async fn decide(
     result
 }
 
+/// Scales the target (its key is the record's) to the decision, committing the windows first.
 async fn scale(
     ctx: &Arc<Context>,
-    key: &TargetKey,
     input: &TargetInput,
     record: &mut Record,
     decision: &policy::Decision,
     state: Option<&mut PolicyState>,
+    fence: Option<scalehub_store::Fence>,
     now: i64,
 ) {
+    let key = &record.key.clone();
     let target = decision.desired_replicas;
     // Commit the windows (with this tick's recommendation) before the scale call: after a
     // crash between the scale and the decision's commit, a restart must still see why the
     // target is where it is, or it could scale down before its window has passed.
     if let Some(state) = state.as_deref() {
-        let row =
-            scalehub_store::PolicyStateRow { key: key.clone(), state: json!(state), updated_at: now, fence: None };
+        let row = scalehub_store::PolicyStateRow { key: key.clone(), state: json!(state), updated_at: now, fence };
         if let Err(e) = ctx.store.save_policy_state(row).await {
             record.outcome = "error";
             record.error = Some(format!("not scaled: the policy state could not be saved: {e}"));

@@ -114,6 +114,16 @@ impl Store {
         Ok(self.write(op).await? > 0)
     }
 
+    /// How many targets each replica has claimed (released ones are not counted).
+    pub async fn owner_counts(&self) -> Result<Vec<(String, i64)>> {
+        on_db!(self.pool(), pool => sqlx::query_as(
+            "SELECT owner, COUNT(*) FROM target_owners WHERE owner IS NOT NULL GROUP BY owner ORDER BY owner",
+        )
+        .fetch_all(pool)
+        .await)
+        .map_err(query_err("count targets by owner"))
+    }
+
     /// Every owned target's owner (released ones are not listed): each replica's share.
     pub async fn target_owners(&self) -> Result<Vec<(TargetKey, Fence)>> {
         let rows: Vec<(String, String, String, String, i64)> = on_db!(self.pool(), pool => sqlx::query_as(

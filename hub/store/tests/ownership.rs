@@ -50,6 +50,7 @@ on_each_backend! {
         store.save_policy_state(fenced(policy(&k, 11), &a3)).await.unwrap();
         assert!(matches!(store.save_policy_state(fenced(policy(&k, 12), &b2)).await, Err(StoreError::Fenced { .. })));
         assert_eq!(store.target_owners().await.unwrap(), [(k.clone(), a3)]);
+        assert_eq!(store.owner_counts().await.unwrap(), [("hub-a".to_owned(), 1)]);
     }
 }
 

@@ -44,6 +44,11 @@ pub struct Config {
     /// `SCALEHUB_DATABASE` environment variable (from a Secret), not in this file.
     #[serde(default = "default_database")]
     pub database: String,
+    /// Whether replicas sharing a PostgreSQL database split the targets between them (each
+    /// replica holds a membership Lease and ticks its share); `false` keeps one leader that
+    /// ticks every target. Unset: sharded on PostgreSQL. SQLite is never sharded.
+    #[serde(default)]
+    pub sharding: Option<bool>,
     /// Namespaces to watch; empty means all.
     #[serde(default)]
     pub namespaces: Vec<String>,
@@ -285,6 +290,7 @@ impl Config {
         Config {
             listen: default_listen(),
             database: default_database(),
+            sharding: None,
             namespaces: Vec::new(),
             retention: default_retention(),
             hook_concurrency: default_hook_concurrency(),
@@ -310,6 +316,9 @@ impl Config {
     }
 
     fn validate_top_level(&self, issues: &mut Issues) {
+        if self.sharding == Some(true) && self.database.starts_with("sqlite:") {
+            issues.push("sharding", "needs a postgres:// database that the replicas share");
+        }
         let known = ["sqlite:", "postgres://", "postgresql://"];
         if !known.iter().any(|scheme| self.database.starts_with(scheme)) {
             issues.push(
