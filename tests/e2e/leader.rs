@@ -14,6 +14,12 @@ use tokio::time::Instant;
 use crate::fixtures::{create, decisions, deployment, opted_in, param_profile, summary};
 use crate::harness::{Env, LEASE, WAIT, eventually, on_every_server};
 
+/// One leader for every target, also on PostgreSQL (where replicas shard by default).
+fn leader_mode(mut config: serde_json::Value) -> serde_json::Value {
+    config["sharding"] = json!(false);
+    config
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_hubs_only_the_leader_scales_and_the_other_takes_over() {
     on_every_server("two-hubs", async |env: &Env| two_hubs(env).await).await;
@@ -22,7 +28,7 @@ async fn of_two_hubs_only_the_leader_scales_and_the_other_takes_over() {
 async fn two_hubs(env: &Env) -> anyhow::Result<()> {
     let value = env.path("value");
     std::fs::write(&value, "3")?;
-    let config = env.config(json!({"default": param_profile()}));
+    let config = leader_mode(env.config(json!({"default": param_profile()})));
     let a = env.start_hub(&config, "a.db", "hub-a").await?;
     eventually("hub-a to lead", WAIT, async || Ok(a.leader.borrow().then_some(()))).await?;
     let b = env.start_hub(&config, "b.db", "hub-b").await?;
@@ -87,7 +93,8 @@ async fn lease_expiry(env: &Env) -> anyhow::Result<()> {
     leases.create(&PostParams::default(), &lease).await.context("create the dead leader's Lease")?;
     let created = Instant::now();
     create(env, &deployment("orphan", 1, opted_in(&[("scalehub.io/param.replicas", "3")]))).await?;
-    let hub = env.start_hub(&env.config(json!({"default": param_profile()})), "hub.db", "hub-b").await?;
+    let config = leader_mode(env.config(json!({"default": param_profile()})));
+    let hub = env.start_hub(&config, "hub.db", "hub-b").await?;
 
     // While the dead leader's lease is valid, the hub must stand by.
     let valid_until = created + LEASE - Duration::from_millis(300);
