@@ -186,3 +186,34 @@ fn config_map_holds_the_hub_config_the_container_is_started_with() {
         assert!(hooks.contains_key(key), "{method} runs {command}, which the hooks ConfigMap lacks");
     }
 }
+
+#[test]
+fn the_postgres_overlay_runs_three_replicas_on_the_secret_url_without_a_volume() {
+    let Some(kubectl) = kubectl() else { return };
+    let objects = render(&kubectl, "deploy/postgres");
+    assert!(objects.iter().all(|o| kind_of(o) != "PersistentVolumeClaim"), "a database volume is left");
+    let spec = &object(&objects, "Deployment", "scalehub")["spec"];
+    assert_eq!(spec["replicas"], 3);
+    assert_eq!(spec["strategy"]["type"], "RollingUpdate");
+    let c = hub_container(&objects);
+    let env: BTreeMap<&str, &Value> =
+        c["env"].as_array().unwrap().iter().map(|e| (e["name"].as_str().unwrap(), &e["valueFrom"])).collect();
+    assert_eq!(env["SCALEHUB_DATABASE"]["secretKeyRef"], json!({"name": "scalehub-postgres", "key": "url"}));
+    assert_eq!(env["POD_NAME"]["fieldRef"]["fieldPath"], "metadata.name", "the member identity is the pod name");
+    let mounts: BTreeSet<&str> =
+        c["volumeMounts"].as_array().unwrap().iter().map(|m| m["mountPath"].as_str().unwrap()).collect();
+    assert_eq!(mounts, ["/etc/scalehub", "/hooks", "/tmp"].into());
+    let volumes = spec["template"]["spec"]["volumes"].as_array().unwrap();
+    assert!(volumes.iter().all(|v| v["persistentVolumeClaim"].is_null()));
+    // The membership Leases: in the hub's namespace only, bound to the hub's ServiceAccount.
+    let role = object(&objects, "Role", "scalehub-membership");
+    assert_eq!(role["metadata"]["namespace"], "scalehub");
+    assert_eq!(
+        grants(&role["rules"]),
+        expect(&[("coordination.k8s.io/leases", &["create", "delete", "get", "list", "update"])])
+    );
+    let binding = object(&objects, "RoleBinding", "scalehub-membership");
+    assert_eq!(binding["subjects"], json!([{"kind": "ServiceAccount", "name": "scalehub", "namespace": "scalehub"}]));
+    // Everything else is the base's.
+    assert_eq!(object(&objects, "ConfigMap", "scalehub-config")["metadata"]["namespace"], "scalehub");
+}

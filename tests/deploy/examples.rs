@@ -9,11 +9,11 @@ use super::*;
 #[test]
 fn default_profile_and_hooks_are_the_kubernetes_cpu_example() {
     for script in ["metric.py", "evaluate.py"] {
-        let shipped = std::fs::read_to_string(root().join("deploy/hooks").join(script)).unwrap();
+        let shipped = std::fs::read_to_string(root().join("deploy/base/hooks").join(script)).unwrap();
         let example = std::fs::read_to_string(root().join("examples/kubernetes-cpu").join(script)).unwrap();
-        assert_eq!(shipped, example, "deploy/hooks/{script} drifted from examples/kubernetes-cpu/{script}");
+        assert_eq!(shipped, example, "deploy/base/hooks/{script} drifted from examples/kubernetes-cpu/{script}");
     }
-    let deploy = &yaml_file("deploy/config.yaml")[0]["profiles"]["default"];
+    let deploy = &yaml_file("deploy/base/config.yaml")[0]["profiles"]["default"];
     let example = &yaml_file("examples/kubernetes-cpu/profile.yaml")[0]["profiles"]["kubernetes-cpu"];
     assert_eq!(deploy, example);
 }
@@ -90,11 +90,11 @@ fn http_evaluate_profile_calls_the_server_over_http_with_body_parameters() {
     assert!(server["data"]["server.py"].as_str().unwrap().contains("ThreadingHTTPServer"));
 }
 
-/// The hub config of `deploy/` with every example profile added, as the hub would load it.
+/// The hub config of `deploy/base/` with every example profile added, as the hub would load it.
 fn hub_config_with_example_profiles() -> scalehub_core::config::Config {
-    let text = std::fs::read_to_string(root().join("deploy/config.yaml")).unwrap();
+    let text = std::fs::read_to_string(root().join("deploy/base/config.yaml")).unwrap();
     let mut config = scalehub_core::config::Config::from_yaml_str(&text)
-        .unwrap_or_else(|e| panic!("deploy/config.yaml is not a valid hub config: {e}"));
+        .unwrap_or_else(|e| panic!("deploy/base/config.yaml is not a valid hub config: {e}"));
     for dir in ["python-custom-metric", "http-evaluate", "kubernetes-cpu", "argo-rollouts"] {
         let text = std::fs::read_to_string(root().join(format!("examples/{dir}/profile.yaml"))).unwrap();
         // A snippet is `profiles:` alone, which is itself a complete (all-defaults) config.

@@ -67,6 +67,23 @@ fn rendered_manifests_are_accepted_by_a_real_apiserver() {
     ] {
         objects.extend(yaml_file(&format!("examples/{file}")));
     }
+    dry_run_in_a_fresh_namespace(&kubectl, &kubeconfig, objects);
+}
+
+#[test]
+fn the_postgres_overlay_is_accepted_by_a_real_apiserver() {
+    let Ok(kubeconfig) = std::env::var("SCALEHUB_REAL_KUBECONFIG") else {
+        eprintln!("skipped: SCALEHUB_REAL_KUBECONFIG is not set (scripts/test.sh starts a real kube-apiserver)");
+        return;
+    };
+    let Some(kubectl) = kubectl() else { return };
+    dry_run_in_a_fresh_namespace(&kubectl, &kubeconfig, render(&kubectl, "deploy/postgres"));
+}
+
+/// Applies `objects` with server-side dry-run in a namespace of their own, and checks that the
+/// server validates.
+fn dry_run_in_a_fresh_namespace(kubectl: &Path, kubeconfig: &str, mut objects: Vec<Value>) {
+    let (kubectl, kubeconfig) = (kubectl.to_path_buf(), kubeconfig.to_owned());
     // Server-side dry-run runs admission, and NamespaceLifecycle rejects objects in a
     // namespace that does not exist (`namespaces "scalehub" not found`) even in dry-run;
     // a dry-run Namespace is never stored, so applying it in the same call does not help.

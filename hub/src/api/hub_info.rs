@@ -38,7 +38,8 @@ pub struct StoreStatus {
 pub struct HubStatus {
     /// scalehub's version.
     pub version: String,
-    /// Whether this hub holds the lease (a standby decides nothing).
+    /// Whether this hub may act: it holds the leader Lease (a standby decides nothing), or,
+    /// sharded, its membership Lease is fresh.
     pub leader: bool,
     /// Identity in the leader Lease.
     pub identity: String,

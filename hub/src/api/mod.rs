@@ -128,7 +128,7 @@ pub async fn healthz() -> &'static str {
 }
 
 /// Readiness: caches synced and the database answers; says whether this hub leads.
-#[utoipa::path(get, path = "/readyz", tag = "hub", responses((status = 200, description = "ok (leader) or ok (standby)"), (status = 503, description = "not ready")))]
+#[utoipa::path(get, path = "/readyz", tag = "hub", responses((status = 200, description = "ok (leader), ok (standby), or sharded ok (member)"), (status = 503, description = "not ready")))]
 pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
     if !state.ready.load(Ordering::Relaxed) {
         return (StatusCode::SERVICE_UNAVAILABLE, "not ready: caches are syncing".to_owned());
@@ -142,7 +142,13 @@ pub async fn readyz(State(state): State<ApiState>) -> impl IntoResponse {
         let why = stats.last_error.unwrap_or_default();
         return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: the database cannot be written: {why}"));
     }
-    let role = if *state.ctx.leader.borrow() { "leader" } else { "standby" };
+    let role = match (state.ctx.shard.is_some(), *state.ctx.leader.borrow()) {
+        (false, true) => "leader",
+        (false, false) => "standby",
+        // Sharded: a member ticks its share; one whose Lease is stale ticks nothing for now.
+        (true, true) => "member",
+        (true, false) => "member, not live",
+    };
     (StatusCode::OK, format!("ok ({role})"))
 }
 
