@@ -66,8 +66,7 @@ pub fn lease_name(identity: &str) -> String {
     if cleaned == identity && PREFIX.len() + cleaned.len() <= 253 {
         return format!("{PREFIX}{cleaned}");
     }
-    let hash =
-        identity.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = super::assign::fnv1a(identity.as_bytes());
     let room = 253 - PREFIX.len() - 17;
     let head: String = cleaned.chars().take(room).collect();
     let head = head.trim_end_matches(['-', '.']);

@@ -93,9 +93,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Memory rebuilt from the store after a panic: the persisted policy state.
 async fn reloaded(ctx: &Context, key: &TargetKey) -> tick::Memory {
-    let policy = match ctx.store.policy_state(key).await {
-        Ok(Some(row)) => serde_json::from_value(row.state).unwrap_or_default(),
-        Ok(None) => Default::default(),
+    let policy = match tick::stored_policy(ctx, key).await {
+        Ok(policy) => policy,
         Err(e) => {
             tracing::warn!(error = %e, "policy state not reloaded after a panic");
             Default::default()

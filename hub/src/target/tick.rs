@@ -135,9 +135,9 @@ async fn owned(ctx: &Arc<Context>, key: &TargetKey, memory: &mut Memory, now: i6
             false
         }
         (true, None) => match ctx.store.claim_target(key, &shard.me, &shard.live(), now).await {
-            Ok(scalehub_store::Claim::Owned(fence)) => match ctx.store.policy_state(key).await {
-                Ok(row) => {
-                    memory.policy = row.and_then(|r| serde_json::from_value(r.state).ok()).unwrap_or_default();
+            Ok(scalehub_store::Claim::Owned(fence)) => match stored_policy(ctx, key).await {
+                Ok(policy) => {
+                    memory.policy = policy;
                     tracing::info!(epoch = fence.epoch, "target claimed");
                     memory.recorded.claim = Some(fence);
                     true
@@ -155,6 +155,13 @@ async fn owned(ctx: &Arc<Context>, key: &TargetKey, memory: &mut Memory, now: i6
             }
         },
     }
+}
+
+/// The policy state the store holds for `key` (the default when there is none, or when it no
+/// longer parses).
+pub async fn stored_policy(ctx: &Context, key: &TargetKey) -> Result<PolicyState, scalehub_store::StoreError> {
+    let row = ctx.store.policy_state(key).await?;
+    Ok(row.and_then(|r| serde_json::from_value(r.state).ok()).unwrap_or_default())
 }
 
 /// Whether this hub may run `key` on demand and scale it: the leader, or sharded, the
