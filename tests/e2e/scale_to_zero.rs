@@ -118,7 +118,12 @@ async fn scale_to_zero(env: &Env) -> anyhow::Result<()> {
     // Inactive: 3 → 2 → 1 by the rate policy, then 0 once eight seconds have passed.
     env.wait_replicas("idle", 1).await?;
     env.wait_replicas("idle", 0).await?;
-    let all = decisions(env, store, "idle").await?;
+    // The decision to zero is recorded just after its scale call: give its write a moment.
+    let all = eventually("the decision to zero", WAIT, async || {
+        let all = decisions(env, store, "idle").await?;
+        Ok(all.iter().any(|d| d.outcome == "scaled" && d.final_replicas == Some(0)).then_some(all))
+    })
+    .await?;
     let finals: Vec<i32> =
         all.iter().rev().filter(|d| d.outcome == "scaled").filter_map(|d| d.final_replicas).collect();
     ensure!(finals == [2, 1, 0], "the way down was not one pod at a time and then zero: {}", summary(&all));
