@@ -120,7 +120,9 @@ async fn observability(env: &Env) -> anyhow::Result<()> {
         let ready = text.contains("scalehub_target_at_max{")
             && text.contains("scalehub_target_failing_ticks{")
             && text.contains("scalehub_leader 1")
-            && text.contains("scalehub_hook_errors_total{");
+            && text.contains("scalehub_hook_errors_total{")
+            // The capped target's scale call (1 -> 2) is counted just after its decision.
+            && text.contains("scalehub_scale_calls_total{");
         Ok(ready.then_some(text))
     })
     .await?;
