@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, ensure};
 use serde_json::{Value, json};
 
-use crate::fixtures::{create, decisions, deployment, opted_in, sh, summary, target};
+use crate::fixtures::{create, decisions, decisions_once, deployment, opted_in, sh, summary, target};
 use crate::harness::{Env, eventually, on_every_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,7 +65,11 @@ async fn cpa_fidelity(env: &Env) -> anyhow::Result<()> {
     env.wait_replicas("capital", 3).await?;
     // -4 is an int32; the minimum clamps it, and the reason says so.
     env.wait_replicas("negative", 2).await?;
-    let clamped = decisions(env, store, "negative").await?;
+    let clamp_reason = |d: &scalehub_store::DecisionRow| {
+        d.reasons.to_value().as_array().is_some_and(|r| r.iter().any(|r| r["code"] == "TooFewReplicas"))
+    };
+    let clamped =
+        decisions_once(env, store, "negative", "the clamp's decision", |all| all.iter().any(clamp_reason)).await?;
     let reason = clamped
         .iter()
         .flat_map(|d| d.reasons.to_value().as_array().cloned().unwrap_or_default())

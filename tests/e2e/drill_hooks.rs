@@ -12,7 +12,7 @@ use scalehub_store::Store;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::fixtures::{annotate, create, decisions, deployment, opted_in, sh, summary, ticks};
+use crate::fixtures::{annotate, create, decisions, decisions_once, deployment, opted_in, sh, summary, ticks};
 use crate::harness::{Env, eventually, on_simulator};
 use crate::process::{Proc, descendants, spawn_hub};
 
@@ -93,7 +93,10 @@ async fn hook_drill(env: &Env) -> anyhow::Result<()> {
     // The escapee holds the hook's stdout: the run still ends (100 ms after the hook exits),
     // successfully, and the target scales.
     env.wait_replicas("escape", 2).await.with_context(|| format!("hub log:\n{}", hub.log_tail()))?;
-    let escape = decisions(env, &store, "escape").await?;
+    let escape = decisions_once(env, &store, "escape", "the escape target's scale decision", |all| {
+        all.iter().any(|d| d.outcome == "scaled")
+    })
+    .await?;
     ensure!(escape.iter().all(|d| d.outcome != "error"), "the escape hook failed: {}", summary(&escape));
 
     // The healthy target kept its schedule while the others failed around it.

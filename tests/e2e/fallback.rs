@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, ensure};
 use serde_json::json;
 
-use crate::fixtures::{create, decisions, deployment, events_of, opted_in, sh, summary};
+use crate::fixtures::{create, decisions, decisions_once, deployment, events_of, opted_in, sh, summary};
 use crate::harness::{Env, WAIT, eventually, on_every_server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,7 +30,10 @@ async fn fallback(env: &Env) -> anyhow::Result<()> {
     create(env, &deployment("higher", 5, opted_in(&[("scalehub.io/profile", "higher")]))).await?;
 
     env.wait_replicas("static", 4).await?;
-    let all = decisions(env, store, "static").await?;
+    let all = decisions_once(env, store, "static", "the fallback's decision", |all| {
+        all.iter().any(|d| d.outcome == "scaled")
+    })
+    .await?;
     // Below the threshold a failure decides nothing.
     let plain = all.iter().any(|d| d.final_replicas.is_none() && d.error.is_some());
     ensure!(plain, "the fallback applied on the first failure: {}", summary(&all));

@@ -119,6 +119,24 @@ pub async fn decisions(env: &Env, store: &Store, name: &str) -> anyhow::Result<V
     store.decisions(&key(env, name), None, 200).await.context("read decisions")
 }
 
+/// The decisions of Deployment `name` once `until` holds for them. A decision is written just
+/// after its scale call, so a test that saw the workload change waits for it here.
+pub async fn decisions_once(
+    env: &Env,
+    store: &Store,
+    name: &str,
+    what: &str,
+    until: impl Fn(&[DecisionRow]) -> bool,
+) -> anyhow::Result<Vec<DecisionRow>> {
+    let mut last = Vec::new();
+    let found = crate::harness::eventually(what, crate::harness::WAIT, async || {
+        last = decisions(env, store, name).await?;
+        Ok(until(&last).then(|| last.clone()))
+    })
+    .await;
+    found.with_context(|| format!("{name}'s decisions: {}", summary(&last)))
+}
+
 /// The oldest `scaled` decision of Deployment `name`, if there is one.
 pub async fn first_scaled(env: &Env, store: &Store, name: &str) -> anyhow::Result<Option<DecisionRow>> {
     Ok(decisions(env, store, name).await?.into_iter().filter(|d| d.outcome == "scaled").min_by_key(|d| (d.time, d.id)))

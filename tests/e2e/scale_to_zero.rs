@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::fixtures::{create, decisions, deployment, opted_in, sh, summary};
+use crate::fixtures::{create, decisions, decisions_once, deployment, opted_in, sh, summary};
 use crate::harness::{Env, WAIT, eventually, on_every_server, on_simulator};
 use crate::process::http;
 
@@ -57,7 +57,10 @@ async fn external(env: &Env) -> anyhow::Result<()> {
     create(env, &deployment("worker", 2, annotations)).await?;
     // 3 messages: ceil(3 / 20) = 1, and inactive (3 <= 5), so zero after a second at one.
     env.wait_replicas("worker", 0).await?;
-    let all = decisions(env, store, "worker").await?;
+    let all = decisions_once(env, store, "worker", "the decision to zero", |all| {
+        all.iter().any(|d| d.final_replicas == Some(0))
+    })
+    .await?;
     let to_zero = all.iter().find(|d| d.final_replicas == Some(0)).context("no decision to zero")?;
     ensure!(
         to_zero.reasons.to_string().contains("3 <= the activation threshold 5"),
@@ -67,14 +70,14 @@ async fn external(env: &Env) -> anyhow::Result<()> {
     // 90 messages: active, 0 → 1 at once, then ceil(90 / 20) = 5.
     set_queue(env, 90).await?;
     env.wait_replicas("worker", 5).await?;
-    let all = decisions(env, store, "worker").await?;
-    ensure!(
-        all.iter().any(|d| d.current_replicas == Some(0)
-            && d.final_replicas == Some(1)
-            && d.reasons.to_string().contains("90 > the activation threshold 5")),
-        "no activation from zero on 90 messages: {}",
-        summary(&all)
-    );
+    decisions_once(env, store, "worker", "an activation from zero on 90 messages", |all| {
+        all.iter().any(|d| {
+            d.current_replicas == Some(0)
+                && d.final_replicas == Some(1)
+                && d.reasons.to_string().contains("90 > the activation threshold 5")
+        })
+    })
+    .await?;
     hub.shutdown().await;
     Ok(())
 }
