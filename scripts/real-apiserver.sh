@@ -11,7 +11,8 @@
 #       Starts etcd and kube-apiserver on free loopback ports with all state in DIR
 #       (a fresh cluster every time), waits until it is ready and the `default`
 #       namespace exists, writes DIR/kubeconfig and prints KUBECONFIG=DIR/kubeconfig
-#       as its last line.
+#       as its last line. Every write of a /scale subresource is audited, with
+#       its User-Agent, in DIR/audit.log (JSON lines).
 #   scripts/real-apiserver.sh stop DIR
 #       Stops everything `start` launched for DIR (TERM, then KILL). Idempotent.
 #
@@ -54,7 +55,7 @@ source "${HERE}/real-apiserver/pki.sh"
 source "${HERE}/real-apiserver/run.sh"
 
 usage() {
-  sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 

@@ -55,6 +55,7 @@ trap cleanup EXIT INT TERM
 log "starting etcd + kube-apiserver (+ controller-manager)"
 scripts/real-apiserver.sh start "$real_dir" --controller-manager
 export SCALEHUB_REAL_KUBECONFIG="$real_dir/kubeconfig"
+export SCALEHUB_REAL_AUDIT_LOG="$real_dir/audit.log"
 
 log "starting PostgreSQL on a free loopback port"
 SCALEHUB_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir")

@@ -54,6 +54,11 @@ pub enum Command {
         /// HTTP listen address (overrides the config).
         #[arg(long, env = "SCALEHUB_LISTEN")]
         listen: Option<SocketAddr>,
+        /// Where the other replicas of a sharded hub reach this one's API: an IP (the listen
+        /// port is used) or IP:port; in a pod, its IP. Defaults to the listen address unless
+        /// that is a wildcard (0.0.0.0).
+        #[arg(long, env = "SCALEHUB_ADVERTISE_ADDRESS", value_parser = parse_advertise)]
+        advertise_address: Option<SocketAddr>,
         /// Namespace of the leader-election Lease.
         #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
         lease_namespace: String,
@@ -81,6 +86,14 @@ pub enum Command {
     },
 }
 
+/// `--advertise-address`: `IP:port`, or an IP alone (port 0: the hub uses its listen port).
+fn parse_advertise(value: &str) -> Result<SocketAddr, String> {
+    value
+        .parse::<SocketAddr>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 0)))
+        .map_err(|_| format!("{value:?} is not an IP address or IP:port"))
+}
+
 /// Runs the parsed command line.
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -99,7 +112,16 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             sim.shutdown().await;
             Ok(())
         }
-        Command::Run { kubeconfig, config, database, listen, lease_namespace, identity, lease_seconds } => {
+        Command::Run {
+            kubeconfig,
+            config,
+            database,
+            listen,
+            advertise_address,
+            lease_namespace,
+            identity,
+            lease_seconds,
+        } => {
             let cfg = Config::load(&config).with_context(|| format!("invalid config {}", config.display()))?;
             if cfg.profiles.is_empty() {
                 // Every target would be invalid: an empty or truncated file is a mistake.
@@ -114,6 +136,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                     config: Arc::new(cfg),
                     database,
                     listen,
+                    advertise: advertise_address,
                     lease_namespace,
                     identity,
                     lease_duration: Duration::from_secs(lease_seconds.max(1)),
@@ -187,6 +210,22 @@ pub async fn shutdown_signal() {
         }
         Err(_) => {
             let _ = ctrl_c.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_advertise;
+
+    #[test]
+    fn an_advertised_address_is_an_ip_with_or_without_a_port() {
+        assert_eq!(parse_advertise("10.0.0.7:9000").unwrap(), "10.0.0.7:9000".parse().unwrap());
+        assert_eq!(parse_advertise("10.0.0.7").unwrap(), "10.0.0.7:0".parse().unwrap(), "port 0: the listen port");
+        assert_eq!(parse_advertise("fd00::1").unwrap(), "[fd00::1]:0".parse().unwrap(), "a pod's IPv6 address");
+        assert_eq!(parse_advertise("[fd00::1]:8080").unwrap(), "[fd00::1]:8080".parse().unwrap());
+        for bad in ["", "hub-0.scalehub", "10.0.0.7:port", "http://10.0.0.7:8080"] {
+            assert!(parse_advertise(bad).unwrap_err().contains("is not an IP address"), "{bad}");
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct HubOptions {
     pub database: Option<String>,
     /// HTTP listen address; overrides the config's.
     pub listen: Option<SocketAddr>,
+    /// Where the other replicas of a sharded hub reach this one's API (the pod's IP; port 0
+    /// means the listen port); `None` uses the listen address unless that is a wildcard.
+    pub advertise: Option<SocketAddr>,
     /// Namespace of the leader-election Lease.
     pub lease_namespace: String,
     /// This process's identity in the Lease.
@@ -189,18 +192,34 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     // A renewal that cannot finish within half the lease must not hold up the next attempt.
     leader_config.request_timeout = config.kubernetes_timeout.min(opts.lease_duration / 2);
     let leases = Api::<Lease>::namespaced(client.clone(), &opts.lease_namespace);
+    // Bound before the members start, so that a member Lease names the real port.
+    let listen = opts.listen.unwrap_or(config.listen);
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr().with_context(|| format!("listening on {listen}"))?;
     let (leader, shard) = match sharded {
         false => (leader::spawn(leases, leader_config, shutdown.clone()), None),
         true => {
+            let address = match opts.advertise {
+                Some(advertise) if advertise.port() == 0 => Some(SocketAddr::new(advertise.ip(), addr.port())),
+                Some(advertise) => Some(advertise),
+                None => (!addr.ip().is_unspecified()).then_some(addr),
+            };
+            if address.is_none() {
+                tracing::warn!(
+                    %addr,
+                    "no --advertise-address: the other replicas cannot forward evaluations of this one's targets to it"
+                );
+            }
             let member_config = crate::shard::members::MemberConfig {
                 identity: opts.identity.clone(),
                 lease_duration: leader_config.lease_duration,
                 retry_period: leader_config.retry_period,
                 request_timeout: leader_config.request_timeout,
+                address,
             };
             let members = crate::shard::members::spawn(leases, member_config, shutdown.clone());
             tracing::info!(identity = %opts.identity, "sharding targets over the replicas that share the database");
-            (live_member(members.clone()), Some(crate::shard::Shard { me: opts.identity.clone(), members }))
+            (live_member(members.clone()), Some(crate::shard::Shard { me: opts.identity.clone(), address, members }))
         }
     };
     let hooks = scalehub_hooks::HookRunner::new(scalehub_hooks::HookRunnerConfig {
@@ -245,10 +264,7 @@ pub async fn start(client: kube::Client, opts: HubOptions) -> anyhow::Result<Hub
     let registry = tokio::spawn(Registry::new(ctx.clone(), ready.clone(), scopes).run(rx, shutdown.clone()));
     tokio::spawn(housekeeping(ctx.clone(), config.retention, shutdown.clone()));
     let state = ApiState::new(ctx.clone(), ready, auth, &opts.identity, shutdown.clone());
-    let listen = opts.listen.unwrap_or(config.listen);
-    let addr = api::serve(listen, api::app(state), shutdown.clone())
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
+    api::serve_on(listener, api::app(state), shutdown.clone());
     tracing::info!(%addr, "hub serving");
     Ok(HubHandle { addr, leader, ctx, shutdown, registry })
 }

@@ -113,9 +113,28 @@ start_etcd() {
   ETCD_PORT="${client}"
 }
 
+# The audit policy: one Metadata event per write of a /scale subresource (who wrote it is
+# its userAgent), nothing else. The sharding test reads DIR/audit.log to check that each
+# target is scaled by one hub only, as it reads the simulator's own accounting there.
+write_audit_policy() {
+  cat >"$1" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [patch, update]
+    resources:
+      - group: apps
+        resources: [deployments/scale, statefulsets/scale, replicasets/scale]
+  - level: None
+POLICY
+}
+
 start_apiserver() {
   local dir="$1" port status
   port="$(pick_port)"
+  write_audit_policy "${dir}/audit-policy.yaml"
   log "starting kube-apiserver on 127.0.0.1:${port}"
   # --insecure-port=0: v1.20 still opens an unauthenticated :8080 by default.
   # --endpoint-reconciler-type=none: the `kubernetes` Endpoints object may not
@@ -137,6 +156,8 @@ start_apiserver() {
     --service-account-signing-key-file "${dir}/pki/sa.key" \
     --service-cluster-ip-range 10.0.0.0/24 \
     --endpoint-reconciler-type none \
+    --audit-policy-file "${dir}/audit-policy.yaml" \
+    --audit-log-path "${dir}/audit.log" --audit-log-format json --audit-log-mode blocking \
     --profiling=false
   status=0
   wait_for "${dir}" kube-apiserver "${READY_TIMEOUT}" \
@@ -208,7 +229,7 @@ cmd_start() {
     process_alive "${dir}" "${name}" && die "${name} already runs for ${dir}: run '$0 stop ${dir}' first"
   done
   # A fresh cluster each time; only our own files in DIR are replaced.
-  rm -rf "${dir}/pki" "${dir}/run" "${dir}/logs" "${dir}/etcd-data" "${dir}/kubeconfig"
+  rm -rf "${dir}/pki" "${dir}/run" "${dir}/logs" "${dir}/etcd-data" "${dir}/kubeconfig" "${dir}/audit.log"
   mkdir -p "${dir}/run" "${dir}/logs"
   # Whatever fails from here on, nothing started may be left behind.
   trap 'stop_all "'"${dir}"'"' EXIT

@@ -84,6 +84,7 @@ impl Env {
                 config: Arc::new(config),
                 database: Some(format!("sqlite://{}", dir.path().join("hub.db").display())),
                 listen: Some("127.0.0.1:0".parse().unwrap()),
+                advertise: None,
                 lease_namespace: "default".into(),
                 identity: "api-test".into(),
                 lease_duration: Duration::from_secs(15),

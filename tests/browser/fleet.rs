@@ -61,6 +61,7 @@ impl Fleet {
                 config,
                 database: Some(database),
                 listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+                advertise: None,
                 lease_namespace: "default".into(),
                 identity: "scalehub-browser-test".into(),
                 lease_duration: Duration::from_secs(3),

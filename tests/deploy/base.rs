@@ -200,6 +200,16 @@ fn the_postgres_overlay_runs_three_replicas_on_the_secret_url_without_a_volume()
         c["env"].as_array().unwrap().iter().map(|e| (e["name"].as_str().unwrap(), &e["valueFrom"])).collect();
     assert_eq!(env["SCALEHUB_DATABASE"]["secretKeyRef"], json!({"name": "scalehub-postgres", "key": "url"}));
     assert_eq!(env["POD_NAME"]["fieldRef"]["fieldPath"], "metadata.name", "the member identity is the pod name");
+    // The API address a member announces: the pod's IP, defined before it is used.
+    assert_eq!(env["POD_IP"]["fieldRef"]["fieldPath"], "status.podIP");
+    let names: Vec<&str> = c["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let advertise = c["env"].as_array().unwrap().iter().find(|e| e["name"] == "SCALEHUB_ADVERTISE_ADDRESS").unwrap();
+    assert_eq!(advertise["value"], "$(POD_IP)");
+    let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+    assert!(
+        at("POD_IP") < at("SCALEHUB_ADVERTISE_ADDRESS"),
+        "Kubernetes expands $(POD_IP) only if defined above: {names:?}"
+    );
     let mounts: BTreeSet<&str> =
         c["volumeMounts"].as_array().unwrap().iter().map(|m| m["mountPath"].as_str().unwrap()).collect();
     assert_eq!(mounts, ["/etc/scalehub", "/hooks", "/tmp"].into());

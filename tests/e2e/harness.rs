@@ -25,6 +25,10 @@ use serde_json::Value;
 /// Environment variable naming the real kube-apiserver's kubeconfig.
 pub const REAL_KUBECONFIG_ENV: &str = "SCALEHUB_REAL_KUBECONFIG";
 
+/// Environment variable naming the real kube-apiserver's audit log of `/scale` writes
+/// (scripts/real-apiserver.sh writes it; scripts/test.sh sets this).
+pub const REAL_AUDIT_LOG_ENV: &str = "SCALEHUB_REAL_AUDIT_LOG";
+
 /// How long one test body may run on one server before it counts as hung;
 /// `SCALEHUB_E2E_BODY_SECS` raises it for the long drills (scripts/drills.sh).
 fn body_timeout() -> Duration {
@@ -47,6 +51,8 @@ struct Server {
     kubeconfig: KubeconfigSource,
     /// Keeps the in-process simulator alive for as long as the test runs.
     sim: Option<SimHandle>,
+    /// The real server's audit log of `/scale` writes.
+    audit_log: Option<PathBuf>,
 }
 
 enum KubeconfigSource {
@@ -75,7 +81,14 @@ async fn sim_server() -> anyhow::Result<Server> {
     let text = sim.kubeconfig_yaml();
     let kubeconfig: Kubeconfig = serde_saphyr::from_str(&text).context("parse the simulator's kubeconfig")?;
     let client = client_from(kubeconfig).await?;
-    Ok(Server { name: "sim", client, is_real: false, kubeconfig: KubeconfigSource::Text(text), sim: Some(sim) })
+    Ok(Server {
+        name: "sim",
+        client,
+        is_real: false,
+        kubeconfig: KubeconfigSource::Text(text),
+        sim: Some(sim),
+        audit_log: None,
+    })
 }
 
 async fn real_server(path: &str) -> anyhow::Result<Server> {
@@ -87,6 +100,7 @@ async fn real_server(path: &str) -> anyhow::Result<Server> {
         is_real: true,
         kubeconfig: KubeconfigSource::File(PathBuf::from(path)),
         sim: None,
+        audit_log: std::env::var_os(REAL_AUDIT_LOG_ENV).map(PathBuf::from),
     })
 }
 
@@ -109,6 +123,9 @@ pub struct Env {
     pub ns: String,
     /// A kubeconfig file for hubs run as subprocesses.
     pub kubeconfig: PathBuf,
+    /// The real server's audit log of `/scale` writes (`None` on the simulator, which
+    /// accounts for them itself).
+    pub audit_log: Option<PathBuf>,
     dir: tempfile::TempDir,
     /// The database URL of each name `database` was asked for (one PostgreSQL schema each).
     databases: std::sync::Mutex<std::collections::HashMap<String, String>>,
@@ -163,6 +180,7 @@ impl Env {
             config: Arc::new(config),
             database: Some(self.database(db).await?),
             listen: Some("127.0.0.1:0".parse()?),
+            advertise: None,
             lease_namespace: self.ns.clone(),
             identity: identity.into(),
             lease_duration: LEASE,
@@ -279,6 +297,7 @@ where
         is_real: server.is_real,
         ns: ns.clone(),
         kubeconfig,
+        audit_log: server.audit_log.clone(),
         dir,
         databases: Default::default(),
     };

@@ -161,11 +161,26 @@ pub async fn http_text(
     token: Option<&str>,
     body: Option<&serde_json::Value>,
 ) -> anyhow::Result<(u16, String)> {
+    let authorization = token.map(|token| format!("Bearer {token}"));
+    let headers: Vec<(&str, &str)> = authorization.iter().map(|a| ("Authorization", a.as_str())).collect();
+    let (status, _, body) = http_with_headers(addr, method, path, &headers, body).await?;
+    Ok((status, body))
+}
+
+/// One HTTP/1.1 request with these extra headers; the status, the answer's headers (names in
+/// lowercase) and its body as text.
+pub async fn http_with_headers(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<(u16, HashMap<String, String>, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n");
-    if let Some(token) = token {
-        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
     if !body.is_empty() {
         request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
@@ -184,9 +199,15 @@ pub async fn http_text(
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text.split_once("\r\n\r\n").with_context(|| format!("{method} {path}: no headers: {text}"))?;
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("no status")?;
+    let headers: HashMap<String, String> = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
     anyhow::ensure!(
-        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        !headers.get("transfer-encoding").is_some_and(|v| v.contains("chunked")),
         "{method} {path}: a chunked answer (not expected from a JSON handler)"
     );
-    Ok((status, body.to_owned()))
+    Ok((status, headers, body.to_owned()))
 }

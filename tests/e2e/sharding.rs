@@ -1,49 +1,133 @@
-//! Sharding: three `scalehub run` processes on one PostgreSQL database split the targets;
-//! each target is scaled by one hub only; a hub killed with SIGKILL loses its targets to the
-//! others with their stabilisation windows intact; a hub that joins takes its share back.
+//! Sharding: three `scalehub run` processes on one PostgreSQL database split 300 targets;
+//! each target is scaled by one hub only; a real evaluation asked of any hub runs on the
+//! target's owner; a hub killed with SIGKILL loses its targets to the others with their
+//! stabilisation windows intact; a hub that joins takes its share back, again with one
+//! writer per target.
 //!
-//! Which hub wrote a target's `/scale` is read from the simulator's accounting (each hub
-//! sends `User-Agent: scalehub/VERSION (IDENTITY)`), so this runs on the simulator only.
+//! Each hub sends `User-Agent: scalehub/VERSION (IDENTITY)`. Who wrote a target's `/scale`
+//! is read from the simulator's accounting, and on the real kube-apiserver from its audit
+//! log of `/scale` writes (scripts/real-apiserver.sh).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
+use futures::{StreamExt as _, TryStreamExt as _};
+use kube::api::ListParams;
 use serde_json::{Value, json};
 
-use crate::fixtures::{create, deployment, opted_in, shell};
-use crate::harness::{Env, LEASE, WAIT, eventually, on_simulator};
-use crate::process::{self, HubProcess, spawn_hub};
+use crate::fixtures::{create, deployment, opted_in};
+use crate::harness::{Env, LEASE, WAIT, eventually, on_every_server};
+use crate::process::{self, HubProcess, http_with_headers, spawn_hub};
 
 /// Targets in the fleet.
-const TARGETS: usize = 24;
+const TARGETS: usize = 300;
+
+/// What the hooks ask for first, and after the drop that the windows hold back.
+const HIGH: i32 = 2;
+const LOW: i32 = 1;
+
+/// The API token of the test (writes: a real evaluation).
+const TOKEN: &str = "sharding-test-token-0123456789";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hubs_share_the_targets_and_a_killed_one_hands_its_own_over_with_their_windows() {
-    let Some(url) = scalehub_store::testing::postgres_schema_url().await else { return };
-    on_simulator("sharding", "the simulator tells which hub wrote each /scale", async |env: &Env| {
+    on_every_server("sharding", async |env: &Env| {
+        let Some(url) = scalehub_store::testing::postgres_schema_url().await else {
+            println!("sharding: skipped, no PostgreSQL (SCALEHUB_TEST_POSTGRES_URL)");
+            return Ok(());
+        };
         sharding(env, &url).await
     })
     .await;
 }
 
 fn name(i: usize) -> String {
-    format!("s{i:02}")
+    format!("s{i:03}")
 }
 
-/// The simulator's record of who wrote each Deployment's `/scale` in this namespace.
-async fn scale_writers(env: &Env) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
-    let req = http::Request::get("/sim/admin/requests").body(Vec::new())?;
-    let snapshot: Value = env.client.request(req).await.context("read the simulator's accounting")?;
+/// The identity in a hub's `User-Agent`.
+fn identity_of(user_agent: &str) -> &str {
+    user_agent.rsplit_once(" (").and_then(|(_, rest)| rest.strip_suffix(')')).unwrap_or(user_agent)
+}
+
+/// Where the record of `/scale` writes starts from now on: the simulator's accounting is
+/// reset; the audit log is read from its current end.
+async fn mark(env: &Env) -> anyhow::Result<u64> {
+    match &env.audit_log {
+        None => {
+            let req = http::Request::delete("/sim/admin/requests").body(Vec::new())?;
+            env.client.request_text(req).await.context("reset the simulator's accounting")?;
+            Ok(0)
+        }
+        Some(path) => Ok(audit_log(path)?.len() as u64),
+    }
+}
+
+/// The hub identities that wrote each Deployment's `/scale` in this namespace since `since`.
+async fn scale_writers(env: &Env, since: u64) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
     let prefix = format!("{}/deployments/", env.ns);
-    let writers: BTreeMap<String, BTreeSet<String>> =
-        serde_json::from_value(snapshot["scaleWriters"].clone()).context("scaleWriters")?;
-    Ok(writers.into_iter().filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v))).collect())
+    let mut writers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    match &env.audit_log {
+        None => {
+            let req = http::Request::get("/sim/admin/requests").body(Vec::new())?;
+            let snapshot: Value = env.client.request(req).await.context("read the simulator's accounting")?;
+            let all: BTreeMap<String, BTreeSet<String>> =
+                serde_json::from_value(snapshot["scaleWriters"].clone()).context("scaleWriters")?;
+            for (object, agents) in all {
+                if let Some(name) = object.strip_prefix(&prefix) {
+                    writers.insert(name.to_owned(), agents.iter().map(|a| identity_of(a).to_owned()).collect());
+                }
+            }
+        }
+        Some(path) => {
+            let log = audit_log(path)?;
+            let tail = log.get(since as usize..).unwrap_or_default();
+            // Whole lines only: the server may be writing the last one.
+            let whole = &tail[..tail.iter().rposition(|b| *b == b'\n').map_or(0, |at| at + 1)];
+            for line in whole.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let event: Value = serde_json::from_slice(line).context("an audit event")?;
+                let object = &event["objectRef"];
+                if object["namespace"] == json!(env.ns)
+                    && object["resource"] == json!("deployments")
+                    && object["subresource"] == json!("scale")
+                {
+                    let name = object["name"].as_str().context("objectRef.name")?;
+                    let agent = event["userAgent"].as_str().unwrap_or("no user agent");
+                    writers.entry(name.to_owned()).or_default().insert(identity_of(agent).to_owned());
+                }
+            }
+        }
+    }
+    Ok(writers)
 }
 
-async fn reset_accounting(env: &Env) -> anyhow::Result<()> {
-    let req = http::Request::delete("/sim/admin/requests").body(Vec::new())?;
-    env.client.request_text(req).await.context("reset the simulator's accounting")?;
+/// The real server's audit log; empty until its first event.
+fn audit_log(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        read => read.with_context(|| format!("read the audit log {}", path.display())),
+    }
+}
+
+/// Every Deployment's `spec.replicas`, by name, in one list.
+async fn all_replicas(env: &Env) -> anyhow::Result<BTreeMap<String, i32>> {
+    let list = env.deployments().list(&ListParams::default()).await.context("list the deployments")?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|d| Some((d.metadata.name?, d.spec.and_then(|s| s.replicas).unwrap_or(1))))
+        .collect())
+}
+
+/// Fails unless all `TARGETS` Deployments have `replicas`; says which do not.
+fn all_at(replicas: &BTreeMap<String, i32>, want: i32) -> anyhow::Result<()> {
+    let off: Vec<_> = replicas.iter().filter(|(_, r)| **r != want).take(10).collect();
+    ensure!(replicas.len() == TARGETS, "{} deployments of {TARGETS}", replicas.len());
+    ensure!(off.is_empty(), "not at {want} replicas: {off:?}");
     Ok(())
 }
 
@@ -65,27 +149,76 @@ async fn shares(hub: &HubProcess) -> anyhow::Result<BTreeMap<String, u64>> {
         .collect())
 }
 
-/// Every Deployment's `spec.replicas`.
-async fn all_replicas(env: &Env) -> anyhow::Result<Vec<i32>> {
-    let mut out = Vec::new();
-    for i in 0..TARGETS {
-        out.push(env.replicas(&name(i)).await?);
-    }
-    Ok(out)
+/// An HTTP server for the hooks: the metric and the evaluation both come from `value`.
+async fn hook_server(value: Arc<AtomicI32>) -> anyhow::Result<SocketAddr> {
+    use axum::routing::post;
+    let metric = value.clone();
+    let app = axum::Router::new()
+        .route("/metric", post(async move || metric.load(Ordering::Relaxed).to_string()))
+        .route("/evaluate", post(async move || axum::Json(json!({"targetReplicas": value.load(Ordering::Relaxed)}))));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}
+
+fn http_hook(addr: SocketAddr, path: &str) -> Value {
+    json!({
+        "type": "http",
+        "timeout": 10_000,
+        "http": {"method": "POST", "url": format!("http://{addr}{path}"), "successCodes": [200], "parameterMode": "body"}
+    })
+}
+
+/// A real evaluation asked of a hub that does not own the target runs on the owner; a
+/// request forwarded once is not forwarded again; one without a token is refused where it
+/// arrives.
+async fn forwarding(
+    env: &Env,
+    hubs: &[HubProcess],
+    identities: &[String],
+    writers: &BTreeMap<String, BTreeSet<String>>,
+) -> anyhow::Result<()> {
+    let target = name(0);
+    let owner = writers[&target].first().context("the first target's writer")?;
+    let owner_hub = identities.iter().position(|i| i == owner).context("the owner's process")?;
+    let other = (owner_hub + 1) % hubs.len();
+    let path = format!("/api/v1/targets/{}/deployments/{target}/evaluation", env.ns);
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [("Authorization", bearer.as_str())];
+
+    let (status, headers, body) = http_with_headers(hubs[other].addr, "POST", &path, &auth, None).await?;
+    ensure!(status == 200, "POST evaluation to a hub that does not own {target}: {status} {body}");
+    ensure!(serde_json::from_str::<Value>(&body)? == json!({"targetReplicas": HIGH}), "the owner's answer: {body}");
+    ensure!(
+        headers.get("x-scalehub-served-by") == Some(owner),
+        "the evaluation was not run by the owner {owner}: {headers:?}"
+    );
+
+    let (status, headers, body) = http_with_headers(hubs[owner_hub].addr, "POST", &path, &auth, None).await?;
+    ensure!(status == 200, "POST evaluation to the owner: {status} {body}");
+    ensure!(!headers.contains_key("x-scalehub-served-by"), "the owner forwarded its own target: {headers:?}");
+
+    let forwarded = [auth[0], ("X-Scalehub-Forwarded-By", "another-hub")];
+    let (status, _, body) = http_with_headers(hubs[other].addr, "POST", &path, &forwarded, None).await?;
+    ensure!(status == 503, "a forwarded request that reached a non-owner: {status} {body}");
+
+    let (status, _, body) = http_with_headers(hubs[other].addr, "POST", &path, &[], None).await?;
+    ensure!(status == 401 || status == 403, "an evaluation without a token: {status} {body}");
+    Ok(())
 }
 
 async fn sharding(env: &Env, url: &str) -> anyhow::Result<()> {
-    let value = env.path("value");
-    std::fs::write(&value, "3")?;
-    let value_file = value.to_string_lossy().into_owned();
-    // Cheap hooks: the metric and the evaluation both come from the value file.
-    let metric = shell("/bin/sh", &["-c", r#"cat >/dev/null; cat "$0""#, &value_file], 10_000);
-    let evaluate = shell(
-        "/bin/sh",
-        &["-c", r#"cat >/dev/null; printf '{"targetReplicas": %s}' "$(cat "$0")""#, &value_file],
-        10_000,
-    );
-    let config = env.config(json!({"default": {"metric": metric, "evaluate": evaluate, "runMode": "per-resource"}}));
+    let value = Arc::new(AtomicI32::new(HIGH));
+    let hooks = hook_server(value.clone()).await?;
+    let tokens = env.path("tokens");
+    std::fs::write(&tokens, format!("sharding:{TOKEN}\n"))?;
+    let mut config = env.config(json!({"default": {
+        "metric": http_hook(hooks, "/metric"),
+        "evaluate": http_hook(hooks, "/evaluate"),
+        "runMode": "per-resource",
+    }}));
+    config["api"] = json!({"tokenFile": tokens});
     let config = env.write_config("config.yaml", &config)?;
     let mut hubs = Vec::new();
     for i in 0..3 {
@@ -104,18 +237,36 @@ async fn sharding(env: &Env, url: &str) -> anyhow::Result<()> {
         Ok(Some(()))
     })
     .await?;
+    let members = hub_status(&hubs[0]).await?["sharding"]["members"].clone();
+    let announced: BTreeSet<&str> =
+        members.as_array().context("members")?.iter().filter_map(|m| m["address"].as_str()).collect();
+    let listening: Vec<String> = hubs.iter().map(|h| h.addr.to_string()).collect();
+    ensure!(
+        announced == listening.iter().map(String::as_str).collect(),
+        "the members announce {announced:?}, the hubs listen on {listening:?}"
+    );
 
     // The fleet appears once the members know each other: each target is claimed by its owner.
-    for i in 0..TARGETS {
-        let annotations = opted_in(&[("scalehub.io/downscale-stabilization", "40s")]);
-        create(env, &deployment(&name(i), 1, annotations)).await?;
-    }
-    eventually("every target at 3 replicas", WAIT * 2, async || {
-        Ok(all_replicas(env).await?.iter().all(|r| *r == 3).then_some(()))
+    let since = mark(env).await?;
+    futures::stream::iter(0..TARGETS)
+        .map(|i| async move {
+            let annotations =
+                opted_in(&[("scalehub.io/interval", "2s"), ("scalehub.io/downscale-stabilization", "40s")]);
+            create(env, &deployment(&name(i), 1, annotations)).await
+        })
+        .buffer_unordered(8)
+        .try_collect::<()>()
+        .await?;
+    eventually("every target at the hooks' value", WAIT * 3, async || {
+        Ok(all_at(&all_replicas(env).await?, HIGH).is_ok().then_some(()))
+    })
+    .await
+    .with_context(|| format!("hub log:\n{}", hubs[0].log_tail()))?;
+    let writers = eventually("a scale write of every target on record", WAIT, async || {
+        let writers = scale_writers(env, since).await?;
+        Ok((writers.len() == TARGETS).then_some(writers))
     })
     .await?;
-    let writers = scale_writers(env).await?;
-    ensure!(writers.len() == TARGETS, "scale writes for {} targets of {TARGETS}", writers.len());
     for (target, by) in &writers {
         ensure!(by.len() == 1, "{target} was scaled by {by:?}");
     }
@@ -123,18 +274,23 @@ async fn sharding(env: &Env, url: &str) -> anyhow::Result<()> {
     ensure!(scaling.len() == 3, "not every hub scaled its share: {scaling:?}");
     let before = shares(&hubs[0]).await?;
     ensure!(before.values().sum::<u64>() == TARGETS as u64, "shares {before:?}");
-    println!("sharding: shares of three hubs {before:?}");
+    println!("sharding on {}: shares of three hubs {before:?}", env.server);
 
-    // The evaluation drops; every target's window holds it at 3.
-    std::fs::write(&value, "1")?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    ensure!(all_replicas(env).await?.iter().all(|r| *r == 3), "a window did not hold");
+    forwarding(env, &hubs, &identities, &writers).await?;
+
+    // The evaluation drops; every target's window holds it.
+    value.store(LOW, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    all_at(&all_replicas(env).await?, HIGH).context("a window did not hold")?;
 
     // SIGKILL the hub with the largest share: no Lease deletion, no release.
-    let (victim_id, victim_share) = before.iter().max_by_key(|(_, n)| **n).map(|(k, n)| (k.clone(), *n)).unwrap();
+    let (victim_id, victim_share) =
+        before.iter().max_by_key(|(_, n)| **n).map(|(k, n)| (k.clone(), *n)).context("no shares")?;
     let victim = identities.iter().position(|i| *i == victim_id).context("the victim's identity")?;
     let mut killed = hubs.remove(victim);
+    identities.remove(victim);
     killed.child.kill().await?;
+    let killed_at = tokio::time::Instant::now();
     let survivors = &hubs;
     eventually("the survivors to own every target", LEASE * 2 + Duration::from_secs(4), async || {
         let now = shares(&survivors[0]).await?;
@@ -142,13 +298,19 @@ async fn sharding(env: &Env, url: &str) -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("the killed hub held {victim_share} targets"))
-    .map(|after| println!("sharding: {victim_id} killed with {victim_share} targets; shares {after:?}"))?;
+    .map(|after| {
+        let took = killed_at.elapsed();
+        println!(
+            "sharding on {}: {victim_id} killed with {victim_share} targets; shares {after:?} after {took:?}",
+            env.server
+        )
+    })?;
     // The new owners took the windows over: nothing came down early.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    ensure!(all_replicas(env).await?.iter().all(|r| *r == 3), "a target lost its window in the handover");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    all_at(&all_replicas(env).await?, HIGH).context("a target lost its window in the handover")?;
 
     // A new hub joins: the shares rebalance, again one writer per target.
-    reset_accounting(env).await?;
+    let since = mark(env).await?;
     hubs.push(spawn_hub(env, &[], &config, url, "hub-3.log").await?);
     let rebalanced = eventually("three members with a share each", WAIT, async || {
         let now = shares(&hubs[0]).await?;
@@ -156,15 +318,22 @@ async fn sharding(env: &Env, url: &str) -> anyhow::Result<()> {
             .then_some(now))
     })
     .await?;
-    println!("sharding: a fourth hub joined; shares {rebalanced:?}");
-    // The windows end; every target comes down to 1, each scaled by one hub.
-    eventually("every target at 1 replica after its window", Duration::from_secs(60), async || {
-        Ok(all_replicas(env).await?.iter().all(|r| *r == 1).then_some(()))
+    println!("sharding on {}: a fourth hub joined; shares {rebalanced:?}", env.server);
+    // The windows end; every target comes down, each scaled by one hub, the new one among them.
+    eventually("every target down after its window", Duration::from_secs(70), async || {
+        Ok(all_at(&all_replicas(env).await?, LOW).is_ok().then_some(()))
     })
     .await
     .with_context(|| format!("shares {rebalanced:?}"))?;
-    for (target, by) in scale_writers(env).await? {
+    let writers = eventually("a scale-down of every target on record", WAIT, async || {
+        let writers = scale_writers(env, since).await?;
+        Ok((writers.len() == TARGETS).then_some(writers))
+    })
+    .await?;
+    for (target, by) in &writers {
         ensure!(by.len() == 1, "{target} was scaled down by {by:?}");
     }
+    let scaling: BTreeSet<&String> = writers.values().flatten().collect();
+    ensure!(scaling.len() == 3, "not every member scaled its share down: {scaling:?}");
     Ok(())
 }

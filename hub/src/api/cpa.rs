@@ -13,16 +13,21 @@
 //! decision, and a GET (polled by any monitoring tool) must never scale. `dry_run` is still
 //! checked, so CPA clients get the same 400 for a bad value. (The CPA's metrics call never
 //! scaled either; only the `runType` its hooks saw differed.)
+//!
+//! On a sharded hub any replica answers: a real evaluation of a target another replica owns
+//! is forwarded to that owner ([`super::forward`]); everything else runs where it is asked.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use scalehub_hooks::{MetricValue, RunType};
 
 use super::ApiState;
 use super::error::{ApiError, ApiPath, ApiQuery};
+use super::forward::{self, Route};
 use super::targets::TargetPath;
 use crate::target::RunError;
 use crate::target::TickResult;
@@ -107,13 +112,14 @@ async fn run_metrics(
         (status = 409, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody),
         (status = 429, description = "the API's hook-run budget (api.hookRunsPerSecond) is spent; see Retry-After", body = super::error::ErrorBody),
         (status = 500, description = "a hook failed (the hook's error, as the CPA answers)", body = super::error::ErrorBody),
-        (status = 503, description = "this hub is a standby", body = super::error::ErrorBody)))]
+        (status = 502, description = "the replica that owns the target (sharded hubs) did not answer", body = super::error::ErrorBody),
+        (status = 503, description = "this hub is a standby, or the target is between owners", body = super::error::ErrorBody)))]
 pub async fn evaluation(
     State(state): State<ApiState>,
     headers: HeaderMap,
     ApiPath(path): ApiPath<TargetPath>,
     ApiQuery(q): ApiQuery<DryRunQuery>,
-) -> Result<Json<Evaluation>, ApiError> {
+) -> Result<Response, ApiError> {
     // Errors carry the CPA's `message` field too.
     run_evaluation(state, headers, path, q).await.map_err(ApiError::cpa)
 }
@@ -123,23 +129,27 @@ async fn run_evaluation(
     headers: HeaderMap,
     path: TargetPath,
     q: DryRunQuery,
-) -> Result<Json<Evaluation>, ApiError> {
-    let result = run(&state, &headers, &path, q.dry_run.as_deref()).await?;
+) -> Result<Response, ApiError> {
+    let result = match run(&state, &headers, &path, q.dry_run.as_deref()).await? {
+        Ran::Here(result) => result,
+        Ran::Forwarded(answer) => return Ok(answer),
+    };
     let dry_run = parse_dry_run(q.dry_run.as_deref())?;
     let replicas = if dry_run { result.evaluated } else { result.desired };
     match (replicas, result.error) {
-        (Some(target_replicas), None) => Ok(Json(Evaluation { target_replicas })),
+        (Some(target_replicas), None) => Ok(Json(Evaluation { target_replicas }).into_response()),
         (_, Some(e)) => Err(hook_failed(e)),
         (None, None) => Err(hook_failed("no evaluation was produced".into())),
     }
 }
 
-async fn run(
-    state: &ApiState,
-    headers: &HeaderMap,
-    path: &TargetPath,
-    dry_run: Option<&str>,
-) -> Result<TickResult, ApiError> {
+/// An evaluation run here, or the owner's answer to it.
+enum Ran {
+    Here(TickResult),
+    Forwarded(Response),
+}
+
+async fn run(state: &ApiState, headers: &HeaderMap, path: &TargetPath, dry_run: Option<&str>) -> Result<Ran, ApiError> {
     let dry_run = match parse_dry_run(dry_run) {
         Ok(dry_run) => dry_run,
         Err(e) => {
@@ -156,16 +166,29 @@ async fn run(
         RunType::Api
     };
     let key = path.key()?;
+    if run_type == RunType::Api
+        && let Route::Owner { identity, address } = forward::route(state, headers, &key)?
+    {
+        // The owner spends its own hook-run budget; an unknown target is a 404 here already.
+        known(state, &key)?;
+        return forward::evaluation(state, headers, path, &identity, address).await.map(Ran::Forwarded);
+    }
     take_hook_run(state, &key)?;
-    state.ctx.run_now(&key, run_type).await.map_err(|e| run_error(&key, e))
+    state.ctx.run_now(&key, run_type).await.map(Ran::Here).map_err(|e| run_error(&key, e))
+}
+
+/// 404 for a target that has no loop here.
+fn known(state: &ApiState, key: &crate::workload::TargetKey) -> Result<(), ApiError> {
+    match state.ctx.loops.read().is_ok_and(|loops| loops.contains_key(key)) {
+        true => Ok(()),
+        false => Err(run_error(key, RunError::NotFound)),
+    }
 }
 
 /// Takes one of the hub-wide API hook runs, or answers 429 with `Retry-After`. A target that
 /// has no loop is a 404 first: asking for unknown targets does not use up the budget.
 fn take_hook_run(state: &ApiState, key: &crate::workload::TargetKey) -> Result<(), ApiError> {
-    if !state.ctx.loops.read().is_ok_and(|loops| loops.contains_key(key)) {
-        return Err(run_error(key, RunError::NotFound));
-    }
+    known(state, key)?;
     state.hook_runs.take().map_err(|wait| {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -187,7 +210,8 @@ fn run_error(key: &crate::workload::TargetKey, e: RunError) -> ApiError {
         RunError::NotLeader => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "this hub is a standby; ask the leader"),
         RunError::NotOwner => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "another hub replica owns this target; ask it (GET /api/v1/hub lists the members), or use a dry run",
+            "this hub replica does not hold this target now (it is between owners, or was forwarded here before a \
+             handover); retry",
         ),
         RunError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the target's loop stopped; retry"),
     }

@@ -81,6 +81,10 @@ pub struct Member {
     pub live: bool,
     /// Targets it has claimed in the store (its share).
     pub targets: u64,
+    /// Where its API answers the other members (`IP:port`), as its Lease announces it;
+    /// absent when it announces none (evaluations of its targets cannot be forwarded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// This hub's version, role and target counts.
@@ -97,9 +101,17 @@ pub async fn hub(_: CanRead, State(state): State<ApiState>) -> Result<Json<HubSt
             for (owner, n) in state.ctx.store.owner_counts().await? {
                 shares.insert(owner, n.max(0) as u64);
             }
+            let addresses = shard.members.borrow().addresses.clone();
             let members = shares
                 .into_iter()
-                .map(|(identity, targets)| Member { live: live.contains(&identity), identity, targets })
+                .map(|(identity, targets)| {
+                    let address = match identity == shard.me {
+                        true => shard.address,
+                        false => addresses.get(&identity).copied(),
+                    };
+                    let address = address.map(|a| a.to_string());
+                    Member { live: live.contains(&identity), identity, targets, address }
+                })
                 .collect();
             Some(Sharding { live: shard.members.borrow().me_live, members })
         }

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod cpa;
 pub mod error;
+pub mod forward;
 pub mod hub_info;
 pub mod kube_auth;
 pub mod limit;
@@ -21,7 +22,6 @@ pub mod targets;
 pub mod testing;
 pub mod views;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -56,6 +56,8 @@ pub struct ApiState {
     pub hook_runs: Arc<limit::RateLimit>,
     /// Slots for live streams ([`stream::MAX_STREAMS`]).
     pub streams: Arc<tokio::sync::Semaphore>,
+    /// The client calls that need a target's owner are forwarded with (sharded hubs).
+    pub peers: forward::Peers,
 }
 
 impl ApiState {
@@ -78,6 +80,7 @@ impl ApiState {
             override_writes: Arc::new(tokio::sync::Mutex::new(())),
             hook_runs: Arc::new(limit::RateLimit::new(auth_rate)),
             streams: Arc::new(tokio::sync::Semaphore::new(stream::MAX_STREAMS)),
+            peers: forward::Peers::default(),
         }
     }
 }
@@ -164,8 +167,7 @@ pub async fn metrics(_: auth::CanRead, State(state): State<ApiState>) -> impl In
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.ctx.metrics.encode())
 }
 
-/// Binds `addr` (port 0 picks one) and serves `router` until `shutdown` with the server's
-/// default [`server::Limits`]; returns the bound address.
-pub async fn serve(addr: SocketAddr, router: Router, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
-    server::serve(addr, router, server::Limits::default(), shutdown).await
+/// Serves `router` on a bound `listener` until `shutdown`, with the default [`server::Limits`].
+pub fn serve_on(listener: tokio::net::TcpListener, router: Router, shutdown: CancellationToken) {
+    server::serve_on(listener, router, server::Limits::default(), shutdown)
 }

@@ -55,9 +55,17 @@ impl Default for Limits {
 pub async fn serve(
     addr: SocketAddr,
     router: Router,
-    mut limits: Limits,
+    limits: Limits,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    serve_on(listener, router, limits, shutdown);
+    Ok(local)
+}
+
+/// Serves `router` on a bound `listener` with `limits` until `shutdown`.
+pub fn serve_on(listener: TcpListener, router: Router, mut limits: Limits, shutdown: CancellationToken) {
     let descriptors = raise_descriptor_limit();
     if let Some(soft) = descriptors {
         let fits = soft.saturating_sub(RESERVED_DESCRIPTORS).max(MIN_CONNECTIONS);
@@ -66,10 +74,7 @@ pub async fn serve(
             limits.connections = fits;
         }
     }
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
     tokio::spawn(accept(listener, router, limits, shutdown));
-    Ok(local)
 }
 
 /// The open connections, oldest first, for eviction at the cap.

@@ -225,6 +225,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         config,
         database: Some(database.clone()),
         listen: Some("127.0.0.1:0".parse()?),
+        advertise: None,
         lease_namespace: "default".into(),
         identity: "scalehub-bench".into(),
         lease_duration: Duration::from_secs(15),

@@ -10,7 +10,7 @@
 //! Exit codes: 0 done; 1 the hub refused or failed the request (its message on one line); 2 bad
 //! usage; 3 the hub could not be reached.
 
-mod client;
+pub(crate) mod client;
 mod render;
 
 use std::path::PathBuf;

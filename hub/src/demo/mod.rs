@@ -62,6 +62,7 @@ pub async fn start(listen: SocketAddr) -> anyhow::Result<Demo> {
             config,
             database: Some(database),
             listen: Some(listen),
+            advertise: None,
             lease_namespace: "default".into(),
             identity: "scalehub-demo".into(),
             lease_duration: Duration::from_secs(15),

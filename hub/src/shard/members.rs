@@ -10,8 +10,14 @@
 //! replica that stops deletes its Lease, so the others take its share at once; the Lease of
 //! a replica that died is deleted by the others once it has been stale for ten lease
 //! durations (a precondition on its resourceVersion keeps a renewed one).
+//!
+//! A member Lease also says where that replica's API answers (`scalehub.io/api-address`,
+//! an `IP:port`), so a request that must run on a target's owner can be forwarded to it.
+//! The value is parsed as a socket address and nothing else: no host name, path or scheme
+//! from a Lease ever reaches a URL.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -23,6 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 /// The label every member Lease carries.
 pub const MEMBER_LABEL: &str = "scalehub.io/member";
+
+/// The annotation of a member Lease with the `IP:port` its replica's API answers on.
+pub const ADDRESS_ANNOTATION: &str = "scalehub.io/api-address";
 
 /// How long past its lease duration a dead member's Lease is kept, in lease durations.
 const STALE_DURATIONS: u32 = 10;
@@ -38,6 +47,8 @@ pub struct MemberConfig {
     pub retry_period: Duration,
     /// How long one request may take before the attempt counts as failed.
     pub request_timeout: Duration,
+    /// Where this replica's API answers the other members (`None`: it cannot be forwarded to).
+    pub address: Option<SocketAddr>,
 }
 
 /// The live members as this replica sees them.
@@ -47,6 +58,8 @@ pub struct Members {
     pub live: Vec<String>,
     /// Whether this replica's own Lease is fresh: without it, it must tick nothing.
     pub me_live: bool,
+    /// The API address of each live member other than this one that announces one.
+    pub addresses: BTreeMap<String, SocketAddr>,
 }
 
 /// The Lease name of a member: `scalehub-member-` and the identity made a DNS subdomain
@@ -79,6 +92,7 @@ pub fn lease_name(identity: &str) -> String {
 /// What this replica last saw of one member Lease.
 struct Seen {
     holder: Option<String>,
+    address: Option<SocketAddr>,
     resource_version: Option<String>,
     duration: Duration,
     /// When the record last changed, by this process's clock.
@@ -100,6 +114,8 @@ impl View {
             let Some(name) = lease.metadata.name.clone() else { continue };
             let spec = lease.spec.clone().unwrap_or_default();
             let holder = spec.holder_identity.filter(|h| !h.is_empty());
+            let address = lease.metadata.annotations.as_ref().and_then(|a| a.get(ADDRESS_ANNOTATION));
+            let address = address.and_then(|a| a.parse::<SocketAddr>().ok());
             let rv = lease.metadata.resource_version.clone();
             let duration =
                 spec.lease_duration_seconds.map(|s| Duration::from_secs(s.max(1) as u64)).unwrap_or(default_duration);
@@ -107,23 +123,29 @@ impl View {
                 Some(old) if old.holder == holder && old.resource_version == rv => old.changed_at,
                 _ => now,
             };
-            next.insert(name, Seen { holder, resource_version: rv, duration, changed_at });
+            next.insert(name, Seen { holder, address, resource_version: rv, duration, changed_at });
         }
         self.seen = next;
     }
 
     /// The identities whose Lease changed within its duration, other than `me`.
     pub fn live_others(&self, me: &str, now: Instant) -> Vec<String> {
-        let mut live: Vec<String> = self
-            .seen
-            .values()
-            .filter(|s| now.duration_since(s.changed_at) < s.duration)
-            .filter_map(|s| s.holder.clone())
-            .filter(|holder| holder != me)
-            .collect();
+        let mut live: Vec<String> = self.live(me, now).filter_map(|s| s.holder.clone()).collect();
         live.sort();
         live.dedup();
         live
+    }
+
+    /// The API address of each live member other than `me` whose Lease announces one.
+    pub fn live_addresses(&self, me: &str, now: Instant) -> BTreeMap<String, SocketAddr> {
+        self.live(me, now).filter_map(|s| Some((s.holder.clone()?, s.address?))).collect()
+    }
+
+    fn live<'a>(&'a self, me: &'a str, now: Instant) -> impl Iterator<Item = &'a Seen> + 'a {
+        self.seen
+            .values()
+            .filter(move |s| now.duration_since(s.changed_at) < s.duration)
+            .filter(move |s| s.holder.as_deref().is_some_and(|holder| holder != me))
     }
 
     /// Leases whose record has not changed for [`STALE_DURATIONS`] lease durations, with
@@ -162,12 +184,13 @@ pub fn spawn(api: Api<Lease>, config: MemberConfig, shutdown: CancellationToken)
             }
             let me_live = last_renew.is_some_and(|at| now.duration_since(at) < config.lease_duration * 2 / 3);
             let mut live = view.live_others(&config.identity, now);
+            let addresses = view.live_addresses(&config.identity, now);
             if me_live {
                 live.push(config.identity.clone());
                 live.sort();
             }
             tx.send_if_modified(|current| {
-                let next = Members { live, me_live };
+                let next = Members { live, me_live, addresses };
                 if *current == next {
                     return false;
                 }
@@ -207,6 +230,11 @@ async fn renew(api: &Api<Lease>, name: &str, config: &MemberConfig) -> Result<()
     let seconds = config.lease_duration.as_secs().max(1) as i32;
     match api.get_opt(name).await? {
         Some(mut lease) => {
+            let annotations = lease.metadata.annotations.get_or_insert_with(Default::default);
+            match config.address {
+                Some(address) => annotations.insert(ADDRESS_ANNOTATION.to_owned(), address.to_string()),
+                None => annotations.remove(ADDRESS_ANNOTATION),
+            };
             let spec = lease.spec.get_or_insert_with(Default::default);
             spec.holder_identity = Some(config.identity.clone());
             spec.lease_duration_seconds = Some(seconds);
@@ -218,6 +246,9 @@ async fn renew(api: &Api<Lease>, name: &str, config: &MemberConfig) -> Result<()
                 metadata: ObjectMeta {
                     name: Some(name.to_owned()),
                     labels: Some([(MEMBER_LABEL.to_owned(), "true".to_owned())].into()),
+                    annotations: config
+                        .address
+                        .map(|address| [(ADDRESS_ANNOTATION.to_owned(), address.to_string())].into()),
                     ..Default::default()
                 },
                 spec: Some(LeaseSpec {
@@ -287,6 +318,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_live_member_s_address_is_read_as_an_ip_and_port_only() {
+        let with_address = |name: &str, holder: &str, address: &str| {
+            let mut lease = lease(name, holder, "1");
+            lease.metadata.annotations = Some([(ADDRESS_ANNOTATION.to_owned(), address.to_owned())].into());
+            lease
+        };
+        let mut view = View::default();
+        let t0 = Instant::now();
+        let leases = [
+            with_address("m-a", "a", "10.0.0.7:8080"),
+            with_address("m-b", "b", "[fd00::1]:8080"),
+            with_address("m-c", "c", "evil.example.com:80/steal?x="),
+            lease("m-d", "d", "1"),
+            with_address("m-me", "me", "10.0.0.1:8080"),
+        ];
+        view.observe(&leases, Duration::from_secs(15), t0);
+        let addresses = view.live_addresses("me", t0);
+        let expected: BTreeMap<String, SocketAddr> =
+            [("a".into(), "10.0.0.7:8080".parse().unwrap()), ("b".into(), "[fd00::1]:8080".parse().unwrap())].into();
+        assert_eq!(addresses, expected, "a host name, a path or no annotation gives no address; me is left out");
+        assert_eq!(view.live_others("me", t0), ["a", "b", "c", "d"]);
+        tokio::time::advance(Duration::from_secs(16)).await;
+        assert!(view.live_addresses("me", Instant::now()).is_empty(), "a member gone has no address");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn only_leases_stale_for_ten_durations_are_collected() {
         let mut view = View::default();
         let t0 = Instant::now();
@@ -313,6 +370,10 @@ mod tests {
             lease_duration: Duration::from_secs(15),
             retry_period: Duration::from_millis(100),
             request_timeout: Duration::from_secs(5),
+            address: Some(match identity {
+                "hub-a" => "127.0.0.1:1001".parse().unwrap(),
+                _ => "127.0.0.1:1002".parse().unwrap(),
+            }),
         };
         let (stop_a, stop_b) = (CancellationToken::new(), CancellationToken::new());
         let mut a = spawn(api.clone(), config("hub-a"), stop_a.clone());
@@ -320,6 +381,8 @@ mod tests {
         let both = ["hub-a".to_owned(), "hub-b".to_owned()];
         let wait = Duration::from_secs(10);
         tokio::time::timeout(wait, a.wait_for(|m| m.live == both && m.me_live)).await.unwrap().unwrap();
+        let b_address: SocketAddr = "127.0.0.1:1002".parse().unwrap();
+        assert_eq!(a.borrow().addresses, BTreeMap::from([("hub-b".to_owned(), b_address)]));
         stop_b.cancel();
         tokio::time::timeout(wait, a.wait_for(|m| m.live == ["hub-a"])).await.unwrap().unwrap();
         assert!(api.get_opt(&lease_name("hub-b")).await.unwrap().is_none(), "the stopped member's lease stayed");

@@ -8,6 +8,8 @@
 pub mod assign;
 pub mod members;
 
+use std::net::SocketAddr;
+
 use tokio::sync::watch;
 
 use crate::workload::TargetKey;
@@ -17,6 +19,8 @@ use crate::workload::TargetKey;
 pub struct Shard {
     /// This replica's identity (its membership Lease's holder).
     pub me: String,
+    /// Where this replica's API answers the other members, as its Lease announces it.
+    pub address: Option<SocketAddr>,
     /// The live members, as the membership task last saw them.
     pub members: watch::Receiver<members::Members>,
 }
@@ -26,6 +30,15 @@ impl Shard {
     pub fn assigned(&self, key: &TargetKey) -> bool {
         let members = self.members.borrow();
         members.me_live && assign::owner(key, &members.live) == Some(self.me.as_str())
+    }
+
+    /// The live member the assignment gives `key` to, and where its API answers (`None`
+    /// for this replica itself and for a member that announces no address); `None` when no
+    /// member is live.
+    pub fn owner(&self, key: &TargetKey) -> Option<(String, Option<SocketAddr>)> {
+        let members = self.members.borrow();
+        let owner = assign::owner(key, &members.live)?;
+        Some((owner.to_owned(), members.addresses.get(owner).copied()))
     }
 
     /// The live members.
